@@ -1,0 +1,6 @@
+/**
+ * mesh's runtime-neutral library: the configuration model and its validation, authorization policy
+ * evaluation, HTTPRoute matching and SPIFFE helpers. No I/O and no runtime-specific API: importable
+ * from Bun and from Deno (`deno check mod.ts`).
+ */
+export * from "./src/model/mod.ts";

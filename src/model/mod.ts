@@ -1,0 +1,3 @@
+/** The normalized mesh state and its indexes. */
+export * from "./types.ts";
+export * from "./index.ts";
