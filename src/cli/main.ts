@@ -6,9 +6,25 @@
 import { helpText, parseArgs } from "./args.ts";
 import type { Command, CommandIO } from "./command.ts";
 import { MeshError } from "../core/errors.ts";
+import { check } from "./commands/check.ts";
+import { explain } from "./commands/explain.ts";
+import { httpbin } from "./commands/httpbin.ts";
+import { iptables } from "./commands/iptables.ts";
+import { lab } from "./commands/lab.ts";
+import { run } from "./commands/run.ts";
+import { status } from "./commands/status.ts";
+import { token } from "./commands/token.ts";
 import { version } from "./commands/version.ts";
 // One line per command; keep sorted.
 const commands: Command[] = [
+  check,
+  explain,
+  httpbin,
+  iptables,
+  lab,
+  run,
+  status,
+  token,
   version,
 ];
 
