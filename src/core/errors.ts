@@ -26,6 +26,8 @@ export const ErrorCode = {
   Http2Stream: "MESH_H2_STREAM",
   Unreachable: "MESH_UNREACHABLE",
   NotRoot: "MESH_NOT_ROOT",
+  Platform: "MESH_PLATFORM",
+  LabState: "MESH_LAB_STATE",
   Usage: "MESH_USAGE",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
