@@ -1,0 +1,2 @@
+/** Process-level metrics, readiness and admin servers, and the contract between a role and the process. */
+export * from "./servers.ts";
