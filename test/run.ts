@@ -7,6 +7,16 @@
  *   bun test/run.ts src/hbone  only the tests under these paths
  */
 import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+
+function hasTests(path: string): boolean {
+  if (statSync(path, { throwIfNoEntry: false })?.isFile()) return true;
+  try {
+    return readdirSync(path, { recursive: true }).some((f) => /\.test\.[tj]sx?$/.test(String(f)));
+  } catch {
+    return false;
+  }
+}
 
 const bun = process.execPath;
 const args = process.argv.slice(2);
@@ -23,8 +33,14 @@ if (!args.length || args.some((a) => a.startsWith("test"))) {
 
 let passed = 0, failed = 0, skipped = 0, broken = 0;
 for (const g of groups) {
-  console.log(`\n=== bun test ${g}`);
-  const r = spawnSync(bun, ["test", "--timeout", "120000", g], {
+  // bun test reads bare words as name filters: give it a path.
+  const path = g.startsWith(".") || g.startsWith("/") ? g : `./${g}`;
+  if (!hasTests(path)) {
+    console.log(`\n=== ${g}: no test files`);
+    continue;
+  }
+  console.log(`\n=== bun test ${path}`);
+  const r = spawnSync(bun, ["test", "--timeout", "120000", path], {
     stdio: ["ignore", "inherit", "pipe"],
     maxBuffer: 256 * 1024 * 1024,
   });
