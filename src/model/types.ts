@@ -278,7 +278,11 @@ export type HttpRouteFilter =
     };
   }
   | { type: "URLRewrite"; urlRewrite: { hostname?: string; path?: HttpPathModifier } }
-  | { type: "RequestMirror"; requestMirror: { backendRef: BackendRef; percent?: number } };
+  | {
+    type: "RequestMirror";
+    /** Mirror every request unless `percent` (0-100) or `fraction` (numerator/denominator, default 100) is set. */
+    requestMirror: { backendRef: BackendRef; percent?: number; fraction?: { numerator: number; denominator?: number } };
+  };
 
 export interface BackendRef {
   group?: string;
@@ -310,6 +314,19 @@ export interface HttpRoute {
   source?: SourceRef;
 }
 
+/**
+ * gateway.networking.k8s.io ReferenceGrant: lets objects of `from` (in the listed namespaces) refer to
+ * objects of `to` in the grant's own namespace (an HTTPRoute backendRef to a Service in another namespace).
+ */
+export interface ReferenceGrant {
+  name: string;
+  namespace: string;
+  from: { group: string; kind: string; namespace: string }[];
+  /** `name` absent: every object of that group/kind in the grant's namespace. group "" is core. */
+  to: { group: string; kind: string; name?: string }[];
+  source?: SourceRef;
+}
+
 /** The whole normalized configuration. JSON-serializable; build indexes with indexModel(). */
 export interface MeshModel {
   meshConfig: MeshConfig;
@@ -322,6 +339,8 @@ export interface MeshModel {
   requestAuthentications: RequestAuthentication[];
   peerAuthentications: PeerAuthentication[];
   httpRoutes: HttpRoute[];
+  /** Optional so older producers of MeshModel stay valid; absent means none. */
+  referenceGrants?: ReferenceGrant[];
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = {
