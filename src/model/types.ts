@@ -149,6 +149,9 @@ export interface PolicySource {
   notIpBlocks?: string[];
   remoteIpBlocks?: string[];
   notRemoteIpBlocks?: string[];
+  /** Trust domain of the peer identity (newer Istio API field). */
+  trustDomains?: string[];
+  notTrustDomains?: string[];
 }
 
 export interface PolicyOperation {
@@ -204,6 +207,8 @@ export interface JwtRule {
   forwardOriginalToken?: boolean;
   outputPayloadToHeader?: string;
   outputClaimToHeaders?: { header: string; claim: string }[];
+  /** Claims whose string value is split on spaces for matching ("scope" and "permission" always are). */
+  spaceDelimitedClaims?: string[];
 }
 
 export interface RequestAuthentication {
