@@ -4,3 +4,4 @@
  * from Bun and from Deno (`deno check mod.ts`).
  */
 export * from "./src/model/mod.ts";
+export * from "./src/route/mod.ts";
