@@ -1,0 +1,145 @@
+/**
+ * Which kinds mesh.yaml may hold, under which apiVersions, and what happens to the rest: Kubernetes kinds
+ * the mesh does not read are warnings (ignored); Istio and Gateway API kinds the mesh does not implement
+ * are warnings too; anything else is an unknown kind.
+ */
+import type * as v from "valibot";
+import { gatewaySchema, httpRouteSchema } from "./schema/gateway.ts";
+import { namespaceSchema, podSchema, serviceAccountSchema, serviceSchema } from "./schema/core.ts";
+import {
+  authorizationPolicySchema,
+  peerAuthenticationSchema,
+  requestAuthenticationSchema,
+  workloadEntrySchema,
+} from "./schema/istio.ts";
+import { meshConfigSchema } from "./schema/mesh.ts";
+
+/** The apiVersion of mesh's own MeshConfig kind. */
+export const MESH_API_VERSION = "mesh.dev/v1alpha1";
+
+export interface KindInfo {
+  kind: string;
+  /** Accepted apiVersions, preferred first. */
+  apiVersions: string[];
+  schema: v.GenericSchema;
+  namespaced: boolean;
+}
+
+export const KINDS: readonly KindInfo[] = [
+  { kind: "Namespace", apiVersions: ["v1"], schema: namespaceSchema, namespaced: false },
+  { kind: "ServiceAccount", apiVersions: ["v1"], schema: serviceAccountSchema, namespaced: true },
+  { kind: "Service", apiVersions: ["v1"], schema: serviceSchema, namespaced: true },
+  { kind: "Pod", apiVersions: ["v1"], schema: podSchema, namespaced: true },
+  {
+    kind: "WorkloadEntry",
+    apiVersions: ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"],
+    schema: workloadEntrySchema,
+    namespaced: true,
+  },
+  {
+    kind: "AuthorizationPolicy",
+    apiVersions: ["security.istio.io/v1", "security.istio.io/v1beta1"],
+    schema: authorizationPolicySchema,
+    namespaced: true,
+  },
+  {
+    kind: "RequestAuthentication",
+    apiVersions: ["security.istio.io/v1", "security.istio.io/v1beta1"],
+    schema: requestAuthenticationSchema,
+    namespaced: true,
+  },
+  {
+    kind: "PeerAuthentication",
+    apiVersions: ["security.istio.io/v1", "security.istio.io/v1beta1"],
+    schema: peerAuthenticationSchema,
+    namespaced: true,
+  },
+  {
+    kind: "Gateway",
+    apiVersions: ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"],
+    schema: gatewaySchema,
+    namespaced: true,
+  },
+  {
+    kind: "HTTPRoute",
+    apiVersions: ["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"],
+    schema: httpRouteSchema,
+    namespaced: true,
+  },
+  { kind: "MeshConfig", apiVersions: [MESH_API_VERSION], schema: meshConfigSchema, namespaced: false },
+];
+
+export const KIND_BY_NAME: ReadonlyMap<string, KindInfo> = new Map(KINDS.map((k) => [k.kind, k]));
+
+/** Kubernetes kinds that run or configure applications but that the mesh does not read. */
+const WORKLOAD_CONTROLLERS = ["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicationController"];
+const OTHER_KUBERNETES = [
+  "ConfigMap",
+  "Secret",
+  "Endpoints",
+  "EndpointSlice",
+  "PersistentVolumeClaim",
+  "PersistentVolume",
+  "LimitRange",
+  "ResourceQuota",
+  "NetworkPolicy",
+  "Ingress",
+  "IngressClass",
+  "Role",
+  "RoleBinding",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "PodDisruptionBudget",
+  "HorizontalPodAutoscaler",
+  "CustomResourceDefinition",
+  "StorageClass",
+  "PriorityClass",
+  "Node",
+];
+
+/** Istio and Gateway API kinds mesh does not implement. */
+const UNSUPPORTED = [
+  "VirtualService",
+  "DestinationRule",
+  "ServiceEntry",
+  "Sidecar",
+  "EnvoyFilter",
+  "Telemetry",
+  "ProxyConfig",
+  "WasmPlugin",
+  "WorkloadGroup",
+  "GatewayClass",
+  "ReferenceGrant",
+  "GRPCRoute",
+  "TCPRoute",
+  "TLSRoute",
+  "UDPRoute",
+  "BackendTLSPolicy",
+  "IstioOperator",
+];
+
+export type Classification =
+  | { type: "known"; info: KindInfo; apiVersionOk: boolean }
+  | { type: "workload-controller" }
+  | { type: "ignored" }
+  | { type: "unsupported" }
+  | { type: "istio-gateway" }
+  | { type: "policy-attachment" }
+  | { type: "unknown" };
+
+export function classify(apiVersion: string, kind: string): Classification {
+  // Istio's own Gateway (ingress/egress) shares the kind name with the Gateway API's.
+  if (kind === "Gateway" && apiVersion.startsWith("networking.istio.io/")) return { type: "istio-gateway" };
+  if (kind === "PolicyAttachment") return { type: "policy-attachment" };
+  const info = KIND_BY_NAME.get(kind);
+  if (info) return { type: "known", info, apiVersionOk: info.apiVersions.includes(apiVersion) };
+  if (WORKLOAD_CONTROLLERS.includes(kind)) return { type: "workload-controller" };
+  if (OTHER_KUBERNETES.includes(kind)) return { type: "ignored" };
+  if (UNSUPPORTED.includes(kind)) return { type: "unsupported" };
+  return { type: "unknown" };
+}
+
+/** Every kind name a user might have meant (for "did you mean" hints). */
+export function allKindNames(): string[] {
+  return [...KINDS.map((k) => k.kind), ...WORKLOAD_CONTROLLERS, ...OTHER_KUBERNETES, ...UNSUPPORTED];
+}

@@ -1,0 +1,381 @@
+/**
+ * Lint rules over the normalized model, reported at the exact place in the source that causes them.
+ * Schema-level rules (unknown kind/field, apiVersion, duplicates, ignored kinds) live in ./load.ts; the
+ * list of every rule id with its meaning is RULES in ./rules.ts.
+ */
+import type { Labels, MeshModel, PolicyScope, Service, Workload } from "../model/types.ts";
+import type { Diagnostic } from "./diagnostic.ts";
+import type { Entry } from "./entry.ts";
+import { l7Attributes } from "./l7.ts";
+import {
+  bind,
+  bindContext,
+  isWaypointGateway,
+  LABEL_USE_WAYPOINT,
+  LABEL_USE_WAYPOINT_NAMESPACE,
+  resolveTargetPort,
+  selects,
+  WAYPOINT_CLASS,
+} from "./normalize.ts";
+import { scopeSelectsWorkload } from "./attach.ts";
+
+type Path = (string | number)[];
+
+class Reporter {
+  readonly out: Diagnostic[] = [];
+  at(e: Entry, path: Path, severity: Diagnostic["severity"], rule: string, message: string, key = false): void {
+    this.out.push({ file: e.obj.file, ...e.obj.locate(path, { key }), severity, message, rule });
+  }
+}
+
+export interface LintOptions {
+  fileMode: boolean;
+  /** Deployments and other controllers: not in the model, but their pod templates show intent. */
+  controllers?: readonly Entry[];
+}
+
+export function lint(model: MeshModel, entries: readonly Entry[], opts: LintOptions): Diagnostic[] {
+  const r = new Reporter();
+  const byKey = new Map(entries.map((e) => [`${e.kind}/${e.namespace}/${e.name}`, e]));
+  const find = (kind: string, ns: string, name: string) => byKey.get(`${kind}/${ns}/${name}`);
+  const templates = (opts.controllers ?? []).map((e) => templateWorkload(e, model));
+  const candidates = [...model.workloads, ...templates];
+  const servicesOf = new Map<string, Service[]>();
+  for (const s of model.services) {
+    if (!s.selector) continue;
+    for (const w of candidates) {
+      if (w.namespace === s.namespace && selects(s.selector, w.labels)) servicesOf.set(w.uid, [...(servicesOf.get(w.uid) ?? []), s]);
+    }
+  }
+
+  serviceRules(r, model, find, templates);
+  gatewayRules(r, entries);
+  waypointLabelRules(r, model, entries);
+  policyRules(r, model, entries, servicesOf, candidates);
+  addressRules(r, model, find);
+  routeRules(r, model, entries, find);
+  if (opts.fileMode) workloadRules(r, model, find);
+  return r.out;
+}
+
+type Find = (kind: string, ns: string, name: string) => Entry | undefined;
+
+/**
+ * A Deployment's (or other controller's) pod template as a workload without address or node, so that
+ * Services and policies written for it are checked as the user meant them.
+ */
+function templateWorkload(e: Entry, model: MeshModel): Workload {
+  const spec = e.kind === "CronJob" ? e.value.spec?.jobTemplate?.spec : e.value.spec;
+  const tpl = spec?.template ?? {};
+  const labels: Labels = { ...(tpl.metadata?.labels ?? {}) };
+  const sa = tpl.spec?.serviceAccountName ?? "default";
+  const w: Workload = {
+    uid: `${e.kind}/${e.namespace}/${e.name}`,
+    kind: e.kind as Workload["kind"], // only displayed
+    name: e.name,
+    namespace: e.namespace,
+    serviceAccount: sa,
+    identity: "",
+    node: "",
+    addresses: [],
+    labels,
+    ambient: false,
+    ports: [],
+    ready: false,
+  };
+  const wp = bind(labels, e.namespace, "workload", "pod-label", bindContext(model));
+  if (wp) w.waypoint = wp;
+  return w;
+}
+
+// ---- Services ----
+
+function serviceRules(r: Reporter, model: MeshModel, find: Find, templates: readonly Workload[]): void {
+  for (const s of model.services) {
+    const e = find("Service", s.namespace, s.name);
+    if (!e || !s.selector) continue;
+    const selected = model.workloads.filter((w) => w.namespace === s.namespace && selects(s.selector!, w.labels));
+    if (!selected.length) {
+      // Its Deployment was reported as ignored already; one warning is enough.
+      if (templates.some((w) => w.namespace === s.namespace && selects(s.selector!, w.labels))) continue;
+      const sel = Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(",");
+      r.at(e, ["spec", "selector"], "warning", "service-selects-nothing", `Service ${s.namespace}/${s.name} selects no Pod or WorkloadEntry (selector ${sel}): it has no endpoints`, true);
+      continue;
+    }
+    s.ports.forEach((sp, i) => {
+      let ok: boolean;
+      let shown: Workload[];
+      if (typeof sp.targetPort === "string") {
+        // A named port nobody declares leaves the port without any endpoint.
+        ok = selected.some((w) => resolveTargetPort(sp, w) !== undefined);
+        shown = selected;
+      } else {
+        // Only Pods that declare their ports can tell; WorkloadEntries take any port.
+        const known = selected.filter((w) => w.kind === "Pod" && w.ports.length > 0);
+        if (known.length < selected.length && selected.some((w) => w.kind === "WorkloadEntry")) return;
+        if (!known.length) return;
+        ok = known.some((w) => w.ports.some((p) => p.port === sp.targetPort));
+        shown = known;
+      }
+      if (ok) return;
+      const raw = (e.value.spec.ports[i] ?? {}) as { targetPort?: unknown };
+      const path: Path = raw.targetPort !== undefined ? ["spec", "ports", i, "targetPort"] : ["spec", "ports", i, "port"];
+      const what = typeof sp.targetPort === "string" ? `a port named "${sp.targetPort}"` : `port ${sp.targetPort}`;
+      const names = shown.slice(0, 3).map((w) => `${w.kind} ${w.name} (${w.ports.length ? w.ports.map((p) => (p.name ? `${p.name}:${p.port}` : p.port)).join(", ") : "no ports"})`).join("; ");
+      r.at(e, path, "warning", "target-port", `Service ${s.namespace}/${s.name} port ${sp.port} targets ${what}, which no selected workload exposes: ${names}`);
+    });
+  }
+}
+
+// ---- Gateways ----
+
+const CLASS_ANNOTATION = "gateway.networking.k8s.io/gateway-class";
+const BIND_HINT = "label the namespace, Service or Pod that should use it with istio.io/use-waypoint: <gateway name>";
+
+function gatewayRules(r: Reporter, entries: readonly Entry[]): void {
+  for (const e of entries) {
+    if (e.kind !== "Gateway") continue;
+    const cls = e.value.spec?.gatewayClassName as string | undefined;
+    const annotations = (e.value.metadata?.annotations ?? {}) as Record<string, string>;
+    const hasAnnotation = CLASS_ANNOTATION in annotations;
+    const hbone = ((e.value.spec?.listeners ?? []) as { protocol: string }[]).some((l) => l.protocol === "HBONE");
+    if (hasAnnotation && cls !== WAYPOINT_CLASS) {
+      r.at(e, ["metadata", "annotations", CLASS_ANNOTATION], "error", "waypoint-class", `Gateway ${e.namespace}/${e.name}: the annotation ${CLASS_ANNOTATION} does not make a waypoint; set spec.gatewayClassName: ${WAYPOINT_CLASS} and ${BIND_HINT}`, true);
+      if (cls === undefined) continue;
+    }
+    if (cls === undefined) {
+      r.at(e, ["spec"], "error", "missing-field", `Missing field "spec.gatewayClassName" in Gateway ${e.namespace}/${e.name}: a waypoint needs gatewayClassName: ${WAYPOINT_CLASS}`, true);
+    } else if (cls === "istio" || (hbone && cls !== WAYPOINT_CLASS)) {
+      r.at(e, ["spec", "gatewayClassName"], "error", "waypoint-class", `Gateway ${e.namespace}/${e.name} has gatewayClassName "${cls}"${cls === "istio" ? " (Istio's ingress gateway class)" : ""}: a waypoint needs gatewayClassName: ${WAYPOINT_CLASS}; then ${BIND_HINT}`);
+    } else if (cls !== WAYPOINT_CLASS) {
+      r.at(e, ["spec", "gatewayClassName"], "warning", "gateway-class", `Gateway ${e.namespace}/${e.name} has gatewayClassName "${cls}": mesh only runs waypoints (gatewayClassName: ${WAYPOINT_CLASS}), so this Gateway is ignored`);
+    } else if (!hbone) {
+      r.at(e, ["spec", "listeners"], "warning", "waypoint-listener", `Waypoint ${e.namespace}/${e.name} has no HBONE listener; mesh listens on 15008 (HBONE) anyway. Declare: listeners: [{name: mesh, port: 15008, protocol: HBONE}]`, true);
+    }
+  }
+}
+
+// ---- istio.io/use-waypoint labels ----
+
+function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Entry[]): void {
+  const waypoints = new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
+  const gateways = new Map(entries.filter((e) => e.kind === "Gateway").map((e) => [`${e.namespace}/${e.name}`, e]));
+  for (const e of entries) {
+    if (!["Namespace", "Service", "Pod", "WorkloadEntry"].includes(e.kind)) continue;
+    const spots: { labels: Record<string, string>; path: Path }[] = [
+      { labels: e.value.metadata?.labels ?? {}, path: ["metadata", "labels"] },
+    ];
+    if (e.kind === "WorkloadEntry") spots.push({ labels: e.value.spec?.labels ?? {}, path: ["spec", "labels"] });
+    for (const { labels, path } of spots) {
+      const value = labels[LABEL_USE_WAYPOINT];
+      if (!value || value === "none") continue;
+      const ownNs = e.kind === "Namespace" ? e.name : e.namespace;
+      const key = `${labels[LABEL_USE_WAYPOINT_NAMESPACE] || ownNs}/${value}`;
+      const at: Path = [...path, LABEL_USE_WAYPOINT];
+      const who = e.kind === "Namespace" ? `Namespace ${e.name}` : `${e.kind} ${e.namespace}/${e.name}`;
+      const w = waypoints.get(key);
+      if (!w) {
+        const g = gateways.get(key);
+        const why = g
+          ? `Gateway ${key} is not a waypoint (its gatewayClassName must be ${WAYPOINT_CLASS})`
+          : `there is no Gateway ${key}; create one with gatewayClassName: ${WAYPOINT_CLASS}`;
+        r.at(e, at, "error", "missing-waypoint", `${who} is labelled ${LABEL_USE_WAYPOINT}=${value}, but ${why}`);
+        continue;
+      }
+      const target = e.kind === "Service" ? "service" : e.kind === "Namespace" ? undefined : "workload";
+      if (target && w.waypointFor !== "all" && w.waypointFor !== target) {
+        r.at(e, at, "warning", "waypoint-for", `${who} is labelled ${LABEL_USE_WAYPOINT}=${value}, but waypoint ${key} serves ${w.waypointFor === "none" ? "no traffic" : `${w.waypointFor}s only`} (label istio.io/waypoint-for); the label has no effect`);
+      }
+    }
+  }
+}
+
+// ---- policies ----
+
+function scopeLabel(scope: PolicyScope): string {
+  return scope.kind === "selector" ? "selector" : scope.kind;
+}
+
+function policyRules(
+  r: Reporter,
+  model: MeshModel,
+  entries: readonly Entry[],
+  servicesOf: Map<string, Service[]>,
+  candidates: readonly Workload[],
+): void {
+  const mc = model.meshConfig;
+  const policies = [
+    ...model.authorizationPolicies.map((p) => ({ kind: "AuthorizationPolicy", p })),
+    ...model.requestAuthentications.map((p) => ({ kind: "RequestAuthentication", p })),
+    ...model.peerAuthentications.map((p) => ({ kind: "PeerAuthentication", p })),
+  ];
+  const entryOf = new Map(entries.map((e) => [`${e.kind}/${e.namespace}/${e.name}`, e]));
+  for (const { kind, p } of policies) {
+    const e = entryOf.get(`${kind}/${p.namespace}/${p.name}`);
+    if (!e) continue;
+    const spec = e.value.spec ?? {};
+    const name = `${kind} ${p.namespace}/${p.name}`;
+    const hasRefs = spec.targetRefs !== undefined || spec.targetRef !== undefined;
+    if (spec.selector !== undefined && hasRefs) {
+      const key = spec.targetRefs !== undefined ? "targetRefs" : "targetRef";
+      r.at(e, ["spec", key], "error", "selector-and-targetrefs", `${name} sets both selector and ${key}: use one (targetRefs for a Service or waypoint, selector for workloads)`, true);
+    }
+
+    // What the policy reaches: workloads (selector/namespace/root) or Services and waypoints (targetRefs).
+    let workloads: Workload[] = [];
+    const unservedRefs: { path: Path; what: string }[] = [];
+    if (p.scope.kind === "targetRefs") {
+      const refsPath: Path = spec.targetRefs !== undefined ? ["spec", "targetRefs"] : ["spec", "targetRef"];
+      p.scope.targetRefs.forEach((ref, i) => {
+        const path = spec.targetRefs !== undefined ? [...refsPath, i] : refsPath;
+        const ns = ref.namespace || p.namespace;
+        if (ref.kind === "Service" && ref.group === "") {
+          const s = model.services.find((x) => x.name === ref.name && x.namespace === ns);
+          if (!s) r.at(e, path, "warning", "policy-selects-nothing", `${name} targets Service ${ns}/${ref.name}, which does not exist`);
+          else if (!s.waypoint) unservedRefs.push({ path, what: `Service ${ns}/${ref.name}` });
+        } else if (ref.kind === "Gateway" && ref.group === "gateway.networking.k8s.io") {
+          if (!model.waypoints.some((w) => w.name === ref.name && w.namespace === ns)) {
+            r.at(e, path, "warning", "policy-selects-nothing", `${name} targets Gateway ${ns}/${ref.name}, which is not a waypoint in this configuration`);
+          }
+        } else if (!(ref.kind === "GatewayClass" && ref.name === WAYPOINT_CLASS)) {
+          r.at(e, path, "warning", "policy-selects-nothing", `${name} targets ${ref.group ? `${ref.group}/` : ""}${ref.kind} ${ref.name}: mesh attaches policies to a Service (group "") or a waypoint Gateway (group gateway.networking.k8s.io) only`);
+        }
+      });
+    } else {
+      workloads = candidates.filter((w) => scopeSelectsWorkload(p.scope, p.namespace, w, mc));
+      if (p.scope.kind === "selector" && !workloads.length) {
+        const sel = Object.entries(p.scope.matchLabels).map(([k, v]) => `${k}=${v}`).join(",");
+        r.at(e, ["spec", "selector"], "warning", "policy-selects-nothing", `${name} selects no workload (selector ${sel}${mc.rootNamespace === p.namespace ? "" : ` in namespace ${p.namespace}`})`, true);
+      }
+    }
+    const served = (w: Workload) => w.waypoint !== undefined || (servicesOf.get(w.uid) ?? []).some((s) => s.waypoint);
+    const unserved = workloads.filter((w) => !served(w));
+
+    if (kind === "AuthorizationPolicy") {
+      const ap = p as MeshModel["authorizationPolicies"][number];
+      if (!ap.hasL7 || ap.action === "AUDIT" || ap.dryRun) continue;
+      const attrs = l7Attributes(ap.rules);
+      const at: Path = ["spec", ...attrs[0]!.path];
+      const names = [...new Set(attrs.map((a) => a.name))].join(", ");
+      const targets = [
+        ...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`),
+        ...unservedRefs.map((u) => u.what),
+      ];
+      if (!targets.length) continue;
+      const shown = targets.length > 3 ? `${targets.slice(0, 3).join(", ")} and ${targets.length - 3} more` : targets.join(", ");
+      r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what))}`, true);
+    } else if (kind === "RequestAuthentication") {
+      jwtRules(r, e, name);
+      const targets = [...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`), ...unservedRefs.map((u) => u.what)];
+      if (targets.length && (workloads.length || unservedRefs.length)) {
+        r.at(e, ["spec", "jwtRules"], "warning", "jwt-without-waypoint", `${name} has no effect on ${targets.slice(0, 3).join(", ")}${targets.length > 3 ? " and more" : ""}: tokens are validated by a waypoint and none serves ${targets.length > 1 ? "them" : "it"}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what))}`, true);
+      }
+    }
+    void scopeLabel;
+  }
+}
+
+/** How to bind a waypoint, naming a waypoint of that namespace when there is one. */
+function bindAdvice(model: MeshModel, namespace: string, unserved: Workload[], servicesOf: Map<string, Service[]>, refs: string[]): string {
+  const wp = model.waypoints.find((w) => w.namespace === namespace);
+  const gw = wp ? wp.name : "<gateway>";
+  const svc = unserved.flatMap((w) => servicesOf.get(w.uid) ?? [])[0];
+  const example = refs[0]
+    ? `on ${refs[0]}`
+    : svc
+    ? `on Service ${svc.namespace}/${svc.name} (or its Pods, or namespace ${namespace})`
+    : `on namespace ${namespace}, the Service or the Pod`;
+  const create = wp ? "" : ` after creating a Gateway with gatewayClassName: ${WAYPOINT_CLASS}`;
+  return `Bind a waypoint: set the label ${LABEL_USE_WAYPOINT}=${gw} ${example}${create}`;
+}
+
+function jwtRules(r: Reporter, e: Entry, name: string): void {
+  const rules = (e.value.spec?.jwtRules ?? []) as { issuer: string; jwks?: string; jwksUri?: string }[];
+  rules.forEach((jr, i) => {
+    if (jr.jwks === undefined && jr.jwksUri === undefined) {
+      r.at(e, ["spec", "jwtRules", i], "error", "jwt-no-jwks", `${name}: the JWT rule for issuer "${jr.issuer}" has neither jwks nor jwksUri, so no token can be verified; inline the JWKS document as a string in jwks (or give a jwksUri the waypoint can reach)`);
+      return;
+    }
+    if (jr.jwks !== undefined) {
+      let ok = false;
+      try {
+        const doc = JSON.parse(jr.jwks) as { keys?: unknown };
+        ok = Array.isArray(doc.keys) && doc.keys.length > 0;
+      } catch {
+        ok = false;
+      }
+      if (!ok) r.at(e, ["spec", "jwtRules", i, "jwks"], "error", "invalid-jwks", `${name}: jwks for issuer "${jr.issuer}" is not a JWKS document (a JSON text with a non-empty "keys" array)`);
+    }
+  });
+}
+
+// ---- addresses ----
+
+function addressRules(r: Reporter, model: MeshModel, find: Find): void {
+  const owner = new Map<string, string>();
+  const claim = (addr: string, who: string, e: Entry | undefined, path: Path) => {
+    const prev = owner.get(addr);
+    if (prev && e) r.at(e, path, "error", "duplicate-address", `Address ${addr} of ${who} is already used by ${prev}`);
+    else owner.set(addr, who);
+  };
+  for (const w of model.workloads) {
+    const e = find(w.kind, w.namespace, w.name);
+    w.addresses.forEach((a) => claim(a, `${w.kind} ${w.namespace}/${w.name}`, e, w.kind === "Pod" ? ["status", "podIP"] : ["spec", "address"]));
+  }
+  for (const s of model.services) {
+    if (s.vip) claim(s.vip, `Service ${s.namespace}/${s.name}`, find("Service", s.namespace, s.name), ["spec", "clusterIP"]);
+  }
+  for (const w of model.waypoints) {
+    const e = find("Gateway", w.namespace, w.name);
+    w.addresses.forEach((a, i) => claim(a, `waypoint ${w.namespace}/${w.name}`, e, ["spec", "addresses", i, "value"]));
+  }
+}
+
+// ---- file-mode workload completeness ----
+
+function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
+  for (const w of model.workloads) {
+    const e = find(w.kind, w.namespace, w.name);
+    if (!e) continue;
+    const who = `${w.kind} ${w.namespace}/${w.name}`;
+    if (w.kind === "Pod" && !w.node) {
+      r.at(e, ["spec"], "warning", "pod-placement", `${who} has no spec.nodeName: no ztunnel owns it, so it gets no identity`, true);
+    }
+    if (!w.addresses.length) {
+      const path: Path = w.kind === "Pod" ? ["metadata", "name"] : ["spec"];
+      r.at(e, path, "warning", "pod-placement", `${who} has no address (${w.kind === "Pod" ? "status.podIP" : "spec.address"}): the mesh cannot route to it or recognise its traffic`, w.kind !== "Pod");
+    }
+  }
+}
+
+// ---- HTTPRoute ----
+
+function routeRules(r: Reporter, model: MeshModel, entries: readonly Entry[], find: Find): void {
+  for (const rt of model.httpRoutes) {
+    const e = find("HTTPRoute", rt.namespace, rt.name);
+    if (!e) continue;
+    const spec = e.value.spec ?? {};
+    ((spec.rules ?? []) as { filters?: { type: string }[]; backendRefs?: { filters?: { type: string }[] }[] }[]).forEach((rule, i) => {
+      const check = (fs: { type: string }[] | undefined, base: Path) =>
+        fs?.forEach((f, j) => {
+          if (f.type === "ExtensionRef" || f.type === "CORS") {
+            r.at(e, [...base, j, "type"], "warning", "unsupported-filter", `HTTPRoute ${rt.namespace}/${rt.name}: filter ${f.type} is not supported by mesh and is ignored`);
+          }
+        });
+      check(rule.filters, ["spec", "rules", i, "filters"]);
+      rule.backendRefs?.forEach((b, k) => check(b.filters, ["spec", "rules", i, "backendRefs", k, "filters"]));
+    });
+    rt.parentRefs.forEach((p, i) => {
+      if (p.kind === "Service" && (p.group === "" || p.group === "core")) {
+        const s = model.services.find((x) => x.name === p.name && x.namespace === p.namespace);
+        if (!s) {
+          r.at(e, ["spec", "parentRefs", i], "warning", "route-parent", `HTTPRoute ${rt.namespace}/${rt.name} attaches to Service ${p.namespace}/${p.name}, which does not exist`);
+        } else if (!s.waypoint) {
+          r.at(e, ["spec", "parentRefs", i], "warning", "route-parent", `HTTPRoute ${rt.namespace}/${rt.name} attaches to Service ${p.namespace}/${p.name}, which no waypoint serves: the route has no effect until the Service (or its namespace) is labelled ${LABEL_USE_WAYPOINT}=<gateway>`);
+        }
+      }
+    });
+  }
+  void entries;
+  void isWaypointGateway;
+}

@@ -1,0 +1,174 @@
+/**
+ * The whole pipeline: YAML documents -> classified, validated objects -> MeshModel -> lint. Pure: the
+ * caller reads the files (src/platform/config_files.ts) or watches the Kubernetes API and hands over
+ * text or plain objects.
+ */
+import type { MeshModel } from "../model/types.ts";
+import type { Diagnostic } from "./diagnostic.ts";
+import { sortDiagnostics } from "./diagnostic.ts";
+import type { Entry } from "./entry.ts";
+import { entryKey } from "./entry.ts";
+import { nearest } from "./hint.ts";
+import { allKindNames, classify, KIND_BY_NAME } from "./kinds.ts";
+import { lint } from "./lint.ts";
+import { normalize } from "./normalize.ts";
+import type { ConfigFile, ParsedFile, SourceObject } from "./source.ts";
+import { parseFile, unlocatedObject } from "./source.ts";
+import { validateObject } from "./validate.ts";
+
+export interface LoadResult {
+  model: MeshModel;
+  /** Sorted by file, line, column. */
+  diagnostics: Diagnostic[];
+}
+
+/** Parse, normalize and lint a set of files as one configuration. Pure. */
+export function parseConfig(files: readonly ConfigFile[]): LoadResult {
+  return buildModel(files.map(parseFile));
+}
+
+/**
+ * Build the model from files parsed earlier with parseFile (a watcher re-parses only the file that
+ * changed and calls this again with the whole set).
+ */
+export function buildModel(parsed: readonly ParsedFile[]): LoadResult {
+  const diagnostics: Diagnostic[] = parsed.flatMap((p) => p.diagnostics);
+  const objects = parsed.flatMap((p) => p.objects);
+  return fromObjects(objects, diagnostics, { fileMode: true });
+}
+
+/**
+ * Normalize objects already parsed elsewhere (the Kubernetes API source): same rules, no positions.
+ * Diagnostics name the object ("kubernetes:Kind/namespace/name") instead of a file.
+ */
+export function modelFromObjects(objects: readonly unknown[], opts: { source?: string } = {}): LoadResult {
+  const src = opts.source ?? "kubernetes";
+  const wrapped = objects.map((o) => {
+    const m = (o as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } } | null) ?? {};
+    const id = [m.kind, m.metadata?.namespace, m.metadata?.name].filter((x) => typeof x === "string" && x).join("/");
+    return unlocatedObject(o, id ? `${src}:${id}` : src);
+  });
+  return fromObjects(wrapped, [], { fileMode: false });
+}
+
+function fromObjects(objects: readonly SourceObject[], diagnostics: Diagnostic[], opts: { fileMode: boolean }): LoadResult {
+  const entries: Entry[] = [];
+  const controllers: Entry[] = [];
+  for (const obj of expandLists(objects, diagnostics)) {
+    const e = accept(obj, diagnostics, opts);
+    if (e?.controller) controllers.push(e);
+    else if (e) entries.push(e);
+  }
+  const unique = dedupe(entries, diagnostics);
+  const { model, diagnostics: nd } = normalize(unique);
+  diagnostics.push(...nd, ...lint(model, unique, { ...opts, controllers }));
+  return { model, diagnostics: sortDiagnostics(diagnostics) };
+}
+
+function diag(obj: SourceObject, path: (string | number)[], severity: Diagnostic["severity"], rule: string, message: string, key = false): Diagnostic {
+  return { file: obj.file, ...obj.locate(path, { key }), severity, message, rule };
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** `kind: List` (what `kubectl get -o yaml` prints for several objects) holds its objects in `items`. */
+function expandLists(objects: readonly SourceObject[], diagnostics: Diagnostic[]): SourceObject[] {
+  const out: SourceObject[] = [];
+  for (const obj of objects) {
+    const v = obj.value;
+    if (isRecord(v) && v.kind === "List" && Array.isArray(v.items)) {
+      v.items.forEach((item, i) => {
+        out.push({ ...obj, value: item, locate: (path, o) => obj.locate(["items", i, ...path], o) });
+      });
+      continue;
+    }
+    out.push(obj);
+  }
+  void diagnostics;
+  return out;
+}
+
+const WORKLOAD_HINT = "mesh reads Pods and WorkloadEntries, not controllers: declare the Pods it would create (with spec.nodeName and status.podIP) or WorkloadEntries";
+
+function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: boolean }): (Entry & { controller?: true }) | undefined {
+  const v = obj.value;
+  if (!isRecord(v)) {
+    diagnostics.push(diag(obj, [], "error", "invalid-object", "Each YAML document must be a Kubernetes object (a map with apiVersion, kind and metadata)"));
+    return undefined;
+  }
+  if (typeof v.kind !== "string" || v.kind === "") {
+    diagnostics.push(diag(obj, [], "error", "missing-field", 'Missing field "kind": every object needs apiVersion and kind'));
+    return undefined;
+  }
+  const kind = v.kind;
+  const apiVersion = typeof v.apiVersion === "string" ? v.apiVersion : "";
+  if (apiVersion === "") {
+    const info = KIND_BY_NAME.get(kind);
+    diagnostics.push(diag(obj, ["kind"], "error", "missing-field", `Missing field "apiVersion" in ${kind}${info ? `: use ${info.apiVersions[0]}` : ""}`));
+    return undefined;
+  }
+  const c = classify(apiVersion, kind);
+  switch (c.type) {
+    case "workload-controller": {
+      if (opts.fileMode) diagnostics.push(diag(obj, ["kind"], "warning", "ignored-kind", `${kind} is ignored: ${WORKLOAD_HINT}`));
+      // Not part of the model, but its pod template tells the lint rules what the Services and
+      // policies around it were meant to select.
+      const md = isRecord(v.metadata) ? v.metadata : {};
+      const name = typeof md.name === "string" ? md.name : "";
+      const namespace = typeof md.namespace === "string" && md.namespace ? md.namespace : "default";
+      return { obj, kind, apiVersion, name, namespace, value: v, controller: true };
+    }
+    case "ignored":
+      if (opts.fileMode) diagnostics.push(diag(obj, ["kind"], "warning", "ignored-kind", `${kind} is ignored: mesh does not read it`));
+      return undefined;
+    case "unsupported":
+      diagnostics.push(diag(obj, ["kind"], "warning", "unsupported-kind", `${kind} (${apiVersion}) is not supported by mesh and is ignored`));
+      return undefined;
+    case "istio-gateway":
+      diagnostics.push(diag(obj, ["apiVersion"], "warning", "unsupported-kind", `Istio's Gateway (${apiVersion}) configures ingress/egress gateways, which mesh does not run; it is ignored. A waypoint is a gateway.networking.k8s.io/v1 Gateway with gatewayClassName: istio-waypoint`));
+      return undefined;
+    case "policy-attachment":
+      diagnostics.push(diag(obj, ["kind"], "error", "policy-attachment", "PolicyAttachment does not bind a waypoint (no such kind in Istio or the Gateway API): create a Gateway with gatewayClassName: istio-waypoint and label the namespace, Service or Pod with istio.io/use-waypoint: <gateway name>"));
+      return undefined;
+    case "unknown": {
+      const hint = nearest(kind, allKindNames());
+      diagnostics.push(diag(obj, ["kind"], "error", "unknown-kind", `Unknown kind "${kind}"${hint ? `: did you mean "${hint}"?` : ""}`));
+      return undefined;
+    }
+  }
+  const info = c.info;
+  if (!c.apiVersionOk) {
+    const want = info.apiVersions.length > 1 ? `${info.apiVersions[0]} (or ${info.apiVersions.slice(1).join(", ")})` : info.apiVersions[0];
+    // Still read it: the rest of its diagnostics are worth having in the same run.
+    diagnostics.push(diag(obj, ["apiVersion"], "error", "api-version", `${kind} needs apiVersion ${want}, not "${apiVersion}"`));
+  }
+  const val = validateObject(obj, kind, info.schema);
+  diagnostics.push(...val.diagnostics);
+  if (!val.usable) return undefined;
+  const md = isRecord(v.metadata) ? v.metadata : {};
+  const name = typeof md.name === "string" ? md.name : kind === "MeshConfig" ? "mesh" : "";
+  const namespace = info.namespaced ? (typeof md.namespace === "string" && md.namespace ? md.namespace : "default") : "";
+  return { obj, kind, apiVersion, name, namespace, value: v };
+}
+
+function dedupe(entries: readonly Entry[], diagnostics: Diagnostic[]): Entry[] {
+  const seen = new Map<string, Entry>();
+  const out: Entry[] = [];
+  for (const e of entries) {
+    // There is one mesh-wide configuration, whatever its name.
+    const key = e.kind === "MeshConfig" ? "MeshConfig" : entryKey(e);
+    const first = seen.get(key);
+    if (first) {
+      const where = first.obj.locate([]);
+      const at = where.line > 0 ? `${first.obj.file}:${where.line}:${where.col}` : first.obj.file;
+      const what = e.kind === "MeshConfig" ? "A second MeshConfig" : `Duplicate ${e.kind} ${e.namespace ? `${e.namespace}/` : ""}${e.name}`;
+      diagnostics.push(diag(e.obj, ["metadata", "name"], "error", "duplicate-object", `${what}: already defined at ${at}; this one is ignored`));
+      continue;
+    }
+    seen.set(key, e);
+    out.push(e);
+  }
+  return out;
+}

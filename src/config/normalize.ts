@@ -1,0 +1,522 @@
+/**
+ * Validated objects -> the normalized MeshModel (src/model/types.ts). Pure. Istio semantics followed:
+ * - identity: spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount, "default" when unset>;
+ * - a Service selects Pods and WorkloadEntries of its namespace by label; a named targetPort is looked
+ *   up on each workload (a WorkloadEntry's `ports` map, keyed by the service port's name, overrides it);
+ * - istio.io/use-waypoint on a pod/WorkloadEntry or Service wins over the namespace's; the value `none`
+ *   opts out; istio.io/use-waypoint-namespace names the Gateway's namespace when it lives elsewhere;
+ *   a waypoint serves services, workloads or both by its label istio.io/waypoint-for (default service);
+ * - a policy without selector or targetRefs applies to its namespace, or to the whole mesh in the root
+ *   namespace; an empty selector is the same as none.
+ */
+import type {
+  AuthorizationPolicy,
+  Endpoint,
+  HttpRoute,
+  HttpRouteFilter,
+  HttpRouteRule,
+  JwtRule,
+  Labels,
+  MeshConfig,
+  MeshModel,
+  MtlsMode,
+  Namespace,
+  ObjectRef,
+  PeerAuthentication,
+  PolicyRule,
+  PolicyScope,
+  RequestAuthentication,
+  Service,
+  ServicePort,
+  SourceRef,
+  Waypoint,
+  WaypointBinding,
+  Workload,
+} from "../model/types.ts";
+import { DEFAULT_MESH_CONFIG, emptyModel } from "../model/types.ts";
+import type { Diagnostic } from "./diagnostic.ts";
+import { parseDuration } from "./duration.ts";
+import type { Entry } from "./entry.ts";
+import { hasL7 } from "./l7.ts";
+
+export const LABEL_DATAPLANE_MODE = "istio.io/dataplane-mode";
+export const LABEL_USE_WAYPOINT = "istio.io/use-waypoint";
+export const LABEL_USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace";
+export const LABEL_WAYPOINT_FOR = "istio.io/waypoint-for";
+export const LABEL_NODE = "mesh.dev/node";
+export const WAYPOINT_CLASS = "istio-waypoint";
+export const GATEWAY_GROUP = "gateway.networking.k8s.io";
+export const CLUSTER_DOMAIN = "cluster.local";
+
+export interface Normalized {
+  model: MeshModel;
+  diagnostics: Diagnostic[];
+}
+
+export function normalize(entries: readonly Entry[]): Normalized {
+  const model = emptyModel();
+  const diagnostics: Diagnostic[] = [];
+  const of = (kind: string) => entries.filter((e) => e.kind === kind);
+
+  const mc = of("MeshConfig")[0];
+  if (mc) model.meshConfig = meshConfig(mc, diagnostics);
+  const td = model.meshConfig.trustDomain;
+
+  model.namespaces = of("Namespace").map(namespace);
+  model.serviceAccounts = of("ServiceAccount").map((e) => ({ name: e.name, namespace: e.namespace }));
+  model.waypoints = of("Gateway").filter(isWaypointGateway).map((e) => waypoint(e, td));
+
+  const nsByName = new Map(model.namespaces.map((n) => [n.name, n]));
+  const wpByKey = new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
+  const ctx: BindContext = { nsByName, wpByKey };
+
+  model.workloads = [
+    ...of("Pod").map((e) => pod(e, td, ctx)),
+    ...of("WorkloadEntry").map((e) => workloadEntry(e, td, ctx)),
+  ];
+  model.services = of("Service").map((e) => service(e, model.workloads, ctx));
+
+  const root = model.meshConfig.rootNamespace;
+  model.authorizationPolicies = of("AuthorizationPolicy").map((e) => authorizationPolicy(e, root));
+  model.requestAuthentications = of("RequestAuthentication").map((e) => requestAuthentication(e, root));
+  model.peerAuthentications = of("PeerAuthentication").map((e) => peerAuthentication(e, root));
+  model.httpRoutes = of("HTTPRoute").map(httpRoute);
+  return { model, diagnostics };
+}
+
+export function sourceOf(e: Entry): SourceRef | undefined {
+  const p = e.obj.locate([]);
+  return p.line > 0 ? { file: e.obj.file, line: p.line, col: p.col } : undefined;
+}
+
+function withSource<T extends object>(e: Entry, o: T): T & { source?: SourceRef } {
+  const source = sourceOf(e);
+  return source ? { ...o, source } : o;
+}
+
+function labelsOf(e: Entry): Labels {
+  return { ...(e.value.metadata?.labels ?? {}) };
+}
+
+// ---- MeshConfig ----
+
+function meshConfig(e: Entry, diagnostics: Diagnostic[]): MeshConfig {
+  const s = e.value.spec ?? {};
+  const out: MeshConfig = { ...DEFAULT_MESH_CONFIG };
+  if (s.trustDomain) out.trustDomain = s.trustDomain;
+  if (s.rootNamespace) out.rootNamespace = s.rootNamespace;
+  if (s.rotationFraction !== undefined) out.rotationFraction = s.rotationFraction;
+  if (s.outboundTrafficPolicy) out.outboundPolicy = s.outboundTrafficPolicy;
+  if (s.certificateTTL !== undefined) {
+    const secs = parseDuration(s.certificateTTL);
+    if (secs === undefined || secs < 60) {
+      diagnostics.push({
+        file: e.obj.file,
+        ...e.obj.locate(["spec", "certificateTTL"]),
+        severity: "error",
+        message: `Invalid value for "spec.certificateTTL" in MeshConfig: "${s.certificateTTL}" is not a duration of at least one minute (write e.g. 24h or 90m)`,
+        rule: "invalid-value",
+      });
+    } else out.certTtlSeconds = secs;
+  }
+  return out;
+}
+
+// ---- namespaces, waypoints, bindings ----
+
+function waypointKey(value: string, labels: Labels, ownNamespace: string): string {
+  return `${labels[LABEL_USE_WAYPOINT_NAMESPACE] || ownNamespace}/${value}`;
+}
+
+function namespace(e: Entry): Namespace {
+  const labels = labelsOf(e);
+  const ns: Namespace = { name: e.name, labels, ambient: labels[LABEL_DATAPLANE_MODE] === "ambient" };
+  const use = labels[LABEL_USE_WAYPOINT];
+  if (use && use !== "none") ns.useWaypoint = waypointKey(use, labels, e.name);
+  return withSource(e, ns);
+}
+
+export function isWaypointGateway(e: Entry): boolean {
+  return e.value.spec?.gatewayClassName === WAYPOINT_CLASS;
+}
+
+function waypoint(e: Entry, trustDomain: string): Waypoint {
+  const spec = e.value.spec ?? {};
+  const labels = labelsOf(e);
+  const wf = labels[LABEL_WAYPOINT_FOR];
+  const waypointFor: Waypoint["waypointFor"] = wf === "workload" || wf === "all" || wf === "none" ? wf : "service";
+  const hbone = (spec.listeners ?? []).find((l: { protocol: string }) => l.protocol === "HBONE");
+  const addresses = (spec.addresses ?? [])
+    .filter((a: { type?: string }) => a.type === undefined || a.type === "IPAddress")
+    .map((a: { value: string }) => a.value);
+  return withSource(e, {
+    name: e.name,
+    namespace: e.namespace,
+    identity: spiffeId(trustDomain, e.namespace, e.name),
+    serviceAccount: e.name,
+    addresses,
+    waypointFor,
+    port: hbone?.port ?? 15008,
+  });
+}
+
+export interface BindContext {
+  nsByName: Map<string, Namespace>;
+  wpByKey: Map<string, Waypoint>;
+}
+
+function accepts(w: Waypoint, target: "service" | "workload"): boolean {
+  return w.waypointFor === "all" || w.waypointFor === target;
+}
+
+export function bindContext(model: MeshModel): BindContext {
+  return {
+    nsByName: new Map(model.namespaces.map((n) => [n.name, n])),
+    wpByKey: new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w])),
+  };
+}
+
+/** The waypoint for a Service or workload: its own label first, then its namespace's. */
+export function bind(
+  labels: Labels,
+  namespace: string,
+  target: "service" | "workload",
+  via: WaypointBinding["via"],
+  ctx: BindContext,
+): WaypointBinding | undefined {
+  const own = labels[LABEL_USE_WAYPOINT];
+  if (own === "none") return undefined;
+  if (own) {
+    const key = waypointKey(own, labels, namespace);
+    const w = ctx.wpByKey.get(key);
+    return w && accepts(w, target) ? { gateway: key, via } : undefined;
+  }
+  const nsKey = ctx.nsByName.get(namespace)?.useWaypoint;
+  if (!nsKey) return undefined;
+  const w = ctx.wpByKey.get(nsKey);
+  return w && accepts(w, target) ? { gateway: nsKey, via: "namespace-label" } : undefined;
+}
+
+export function spiffeId(trustDomain: string, namespace: string, serviceAccount: string): string {
+  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
+}
+
+function enrolled(labels: Labels, namespace: string, ctx: BindContext): boolean {
+  const own = labels[LABEL_DATAPLANE_MODE];
+  if (own === "none") return false;
+  if (own === "ambient") return true;
+  return ctx.nsByName.get(namespace)?.ambient ?? false;
+}
+
+// ---- workloads ----
+
+function pod(e: Entry, trustDomain: string, ctx: BindContext): Workload {
+  const spec = e.value.spec;
+  const status = e.value.status ?? {};
+  const labels = labelsOf(e);
+  const sa = spec.serviceAccountName ?? spec.serviceAccount ?? "default";
+  const addresses: string[] = [];
+  if (typeof status.podIP === "string" && status.podIP) addresses.push(status.podIP);
+  for (const p of status.podIPs ?? []) if (p.ip && !addresses.includes(p.ip)) addresses.push(p.ip);
+  const ports: Workload["ports"] = [];
+  for (const c of spec.containers) {
+    for (const p of c.ports ?? []) {
+      if (p.protocol && p.protocol !== "TCP") continue;
+      ports.push(p.name ? { name: p.name, port: p.containerPort } : { port: p.containerPort });
+    }
+  }
+  const c0 = spec.containers[0];
+  const command = c0 && (c0.command || c0.args) ? [...(c0.command ?? []), ...(c0.args ?? [])] : undefined;
+  const w: Workload = {
+    uid: `Pod/${e.namespace}/${e.name}`,
+    kind: "Pod",
+    name: e.name,
+    namespace: e.namespace,
+    serviceAccount: sa,
+    identity: spiffeId(trustDomain, e.namespace, sa),
+    node: spec.nodeName ?? "",
+    addresses,
+    labels,
+    // Host-network pods share the node's address: nothing can be captured for them alone.
+    ambient: !spec.hostNetwork && enrolled(labels, e.namespace, ctx),
+    ports,
+    ready: podReady(status),
+  };
+  const wp = bind(labels, e.namespace, "workload", "pod-label", ctx);
+  if (wp) w.waypoint = wp;
+  if (command) w.command = command;
+  return withSource(e, w);
+}
+
+function podReady(status: { phase?: string; conditions?: { type: string; status: string }[] }): boolean {
+  const ready = status.conditions?.find((c) => c.type === "Ready");
+  if (ready) return ready.status === "True";
+  // A Pod declared in a file has no status from a kubelet: it is as ready as the lab makes it.
+  return status.phase === undefined || status.phase === "Running";
+}
+
+function workloadEntry(e: Entry, trustDomain: string, ctx: BindContext): Workload {
+  const spec = e.value.spec;
+  const labels: Labels = { ...labelsOf(e), ...(spec.labels ?? {}) };
+  const sa = spec.serviceAccount ?? "default";
+  const ports = Object.entries((spec.ports ?? {}) as Record<string, number>).map(([name, port]) => ({ name, port }));
+  const w: Workload = {
+    uid: `WorkloadEntry/${e.namespace}/${e.name}`,
+    kind: "WorkloadEntry",
+    name: e.name,
+    namespace: e.namespace,
+    serviceAccount: sa,
+    identity: spiffeId(trustDomain, e.namespace, sa),
+    node: labels[LABEL_NODE] || e.name,
+    addresses: spec.address ? [spec.address] : [],
+    labels,
+    ambient: enrolled(labels, e.namespace, ctx),
+    ports,
+    ready: true,
+  };
+  const wp = bind(labels, e.namespace, "workload", "workloadentry-label", ctx);
+  if (wp) w.waypoint = wp;
+  return withSource(e, w);
+}
+
+// ---- services ----
+
+export function selects(selector: Labels, labels: Labels): boolean {
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
+  return true;
+}
+
+/** The workload port a service port reaches on one workload, or undefined when it has none. */
+export function resolveTargetPort(sp: ServicePort, w: Workload): number | undefined {
+  if (w.kind === "WorkloadEntry") {
+    // Istio: a WorkloadEntry's ports map is keyed by the service port's name and overrides targetPort.
+    const byName = sp.name ? w.ports.find((p) => p.name === sp.name) : undefined;
+    if (byName) return byName.port;
+  }
+  if (typeof sp.targetPort === "number") return sp.targetPort;
+  return w.ports.find((p) => p.name === sp.targetPort)?.port;
+}
+
+function service(e: Entry, workloads: readonly Workload[], ctx: BindContext): Service {
+  const spec = e.value.spec ?? {};
+  const ports: ServicePort[] = (spec.ports ?? []).map((p: {
+    name?: string;
+    port: number;
+    targetPort?: number | string;
+    protocol?: ServicePort["protocol"];
+    appProtocol?: string;
+  }) => {
+    const tp = p.targetPort ?? p.port;
+    const sp: ServicePort = {
+      port: p.port,
+      targetPort: typeof tp === "string" && /^\d+$/.test(tp) ? Number(tp) : tp,
+      protocol: p.protocol ?? "TCP",
+    };
+    if (p.name) sp.name = p.name;
+    if (p.appProtocol) sp.appProtocol = p.appProtocol;
+    return sp;
+  });
+  const selector: Labels | undefined = spec.selector && Object.keys(spec.selector).length ? { ...spec.selector } : undefined;
+  const endpoints: Endpoint[] = [];
+  if (selector) {
+    for (const w of workloads) {
+      if (w.namespace !== e.namespace || !selects(selector, w.labels)) continue;
+      const map: Record<number, number> = {};
+      for (const sp of ports) {
+        const tp = resolveTargetPort(sp, w);
+        if (tp !== undefined) map[sp.port] = tp;
+      }
+      if (ports.length && !Object.keys(map).length) continue;
+      endpoints.push({ workloadUid: w.uid, ports: map });
+    }
+  }
+  const vip = typeof spec.clusterIP === "string" && spec.clusterIP !== "" && spec.clusterIP !== "None" ? spec.clusterIP : undefined;
+  const labels = labelsOf(e);
+  const s: Service = {
+    name: e.name,
+    namespace: e.namespace,
+    hostname: `${e.name}.${e.namespace}.svc.${CLUSTER_DOMAIN}`,
+    ports,
+    endpoints,
+    labels,
+  };
+  if (vip) s.vip = vip;
+  if (selector) s.selector = selector;
+  const wp = bind(labels, e.namespace, "service", "service-label", ctx);
+  if (wp) s.waypoint = wp;
+  return withSource(e, s);
+}
+
+// ---- security.istio.io ----
+
+export function policyScope(spec: {
+  selector?: { matchLabels?: Labels };
+  targetRef?: { group?: string; kind: string; name: string; namespace?: string };
+  targetRefs?: { group?: string; kind: string; name: string; namespace?: string }[];
+}, namespace: string, rootNamespace: string): PolicyScope {
+  const refs = [...(spec.targetRef ? [spec.targetRef] : []), ...(spec.targetRefs ?? [])];
+  if (refs.length) {
+    return {
+      kind: "targetRefs",
+      targetRefs: refs.map((r) => ({ group: r.group ?? "", kind: r.kind, name: r.name, namespace: r.namespace || namespace })),
+    };
+  }
+  const ml = spec.selector?.matchLabels;
+  if (ml && Object.keys(ml).length) return { kind: "selector", matchLabels: { ...ml } };
+  return namespace === rootNamespace ? { kind: "root" } : { kind: "namespace" };
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+// deno-lint-ignore no-explicit-any
+function policyRule(r: any): PolicyRule {
+  const out: PolicyRule = {};
+  if (!r) return out;
+  if (r.from) out.from = r.from.map((f: { source?: object }) => ({ source: stripUndefined({ ...(f.source ?? {}) }) }));
+  if (r.to) {
+    out.to = r.to.map((t: { operation?: Record<string, unknown> }) => {
+      const op = stripUndefined({ ...(t.operation ?? {}) });
+      for (const k of ["ports", "notPorts"]) if (Array.isArray(op[k])) op[k] = (op[k] as unknown[]).map(String);
+      return { operation: op };
+    });
+  }
+  if (r.when) out.when = r.when.map((c: object) => stripUndefined({ ...c }));
+  return out;
+}
+
+function authorizationPolicy(e: Entry, root: string): AuthorizationPolicy {
+  const spec = e.value.spec ?? {};
+  const rules: PolicyRule[] = (spec.rules ?? []).map(policyRule);
+  const p: AuthorizationPolicy = {
+    name: e.name,
+    namespace: e.namespace,
+    action: spec.action ?? "ALLOW",
+    scope: policyScope(spec, e.namespace, root),
+    rules,
+    hasL7: hasL7(rules),
+  };
+  if (e.value.metadata?.annotations?.["istio.io/dry-run"] === "true") p.dryRun = true;
+  return withSource(e, p);
+}
+
+function requestAuthentication(e: Entry, root: string): RequestAuthentication {
+  const spec = e.value.spec ?? {};
+  const jwtRules: JwtRule[] = (spec.jwtRules ?? []).map((r: JwtRule & { timeout?: unknown; spaceDelimitedClaims?: unknown }) => {
+    const { timeout: _t, spaceDelimitedClaims: _s, ...rest } = r;
+    return stripUndefined({ ...rest });
+  });
+  return withSource(e, { name: e.name, namespace: e.namespace, scope: policyScope(spec, e.namespace, root), jwtRules });
+}
+
+function peerAuthentication(e: Entry, root: string): PeerAuthentication {
+  const spec = e.value.spec ?? {};
+  const p: PeerAuthentication = {
+    name: e.name,
+    namespace: e.namespace,
+    scope: policyScope({ selector: spec.selector }, e.namespace, root),
+    mode: (spec.mtls?.mode ?? "UNSET") as MtlsMode,
+  };
+  if (spec.portLevelMtls) {
+    const m: Record<number, MtlsMode> = {};
+    for (const [port, v] of Object.entries(spec.portLevelMtls as Record<string, { mode?: MtlsMode }>)) {
+      if (/^\d+$/.test(port)) m[Number(port)] = v.mode ?? "UNSET";
+    }
+    p.portLevelMtls = m;
+  }
+  return withSource(e, p);
+}
+
+// ---- HTTPRoute ----
+
+const SUPPORTED_FILTERS = new Set(["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"]);
+
+// deno-lint-ignore no-explicit-any
+function filters(list: any[] | undefined, namespace: string): HttpRouteFilter[] {
+  const out: HttpRouteFilter[] = [];
+  for (const f of list ?? []) {
+    if (!SUPPORTED_FILTERS.has(f.type)) continue; // reported by the lint rule unsupported-filter
+    if (f.type === "RequestMirror") {
+      const m = f.requestMirror ?? {};
+      const percent = m.percent ?? (m.fraction ? (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100) : undefined);
+      out.push(stripUndefined({
+        type: "RequestMirror",
+        requestMirror: stripUndefined({ backendRef: backendRef(m.backendRef, namespace), percent }),
+      }) as HttpRouteFilter);
+      continue;
+    }
+    const key = f.type === "URLRewrite" ? "urlRewrite" : f.type[0].toLowerCase() + f.type.slice(1);
+    out.push({ type: f.type, [key]: f[key] ?? {} } as HttpRouteFilter);
+  }
+  return out;
+}
+
+// deno-lint-ignore no-explicit-any
+function backendRef(b: any, namespace: string) {
+  return stripUndefined({
+    group: b.group ?? "",
+    kind: b.kind ?? "Service",
+    name: b.name,
+    namespace: b.namespace || namespace,
+    port: b.port,
+    weight: b.weight,
+  });
+}
+
+function httpRoute(e: Entry): HttpRoute {
+  const spec = e.value.spec ?? {};
+  const ns = e.namespace;
+  const parentRefs: ObjectRef[] = (spec.parentRefs ?? []).map((p: {
+    group?: string;
+    kind?: string;
+    namespace?: string;
+    name: string;
+    sectionName?: string;
+    port?: number;
+  }) =>
+    stripUndefined({
+      group: p.group ?? GATEWAY_GROUP,
+      kind: p.kind ?? "Gateway",
+      name: p.name,
+      namespace: p.namespace || ns,
+      port: p.port,
+      sectionName: p.sectionName,
+    })
+  );
+  // deno-lint-ignore no-explicit-any
+  const rules: HttpRouteRule[] = (spec.rules ?? []).map((r: any) => {
+    const matches = (r.matches?.length ? r.matches : [{}]).map((m: {
+      path?: { type?: string; value?: string };
+      headers?: { type?: string; name: string; value: string }[];
+      queryParams?: { type?: string; name: string; value: string }[];
+      method?: string;
+    }) =>
+      stripUndefined({
+        path: { type: m.path?.type ?? "PathPrefix", value: m.path?.value ?? "/" },
+        headers: m.headers?.map((h) => ({ type: h.type ?? "Exact", name: h.name, value: h.value })),
+        queryParams: m.queryParams?.map((q) => ({ type: q.type ?? "Exact", name: q.name, value: q.value })),
+        method: m.method,
+      })
+    );
+    const rule: HttpRouteRule = {
+      matches,
+      filters: filters(r.filters, ns),
+      // deno-lint-ignore no-explicit-any
+      backendRefs: (r.backendRefs ?? []).map((b: any) => {
+        const ref = backendRef(b, ns);
+        const f = filters(b.filters, ns);
+        return f.length ? { ...ref, filters: f } : ref;
+      }),
+    };
+    if (r.name) rule.name = r.name;
+    if (r.timeouts) rule.timeouts = stripUndefined({ ...r.timeouts });
+    if (r.retry) rule.retry = stripUndefined({ ...r.retry });
+    return rule;
+  });
+  const route: HttpRoute = { name: e.name, namespace: ns, parentRefs, hostnames: [...(spec.hostnames ?? [])], rules };
+  const ts = e.value.metadata?.creationTimestamp;
+  if (ts) route.creationTimestamp = ts instanceof Date ? ts.toISOString() : String(ts);
+  return withSource(e, route);
+}
