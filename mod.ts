@@ -6,3 +6,4 @@
 export * from "./src/model/mod.ts";
 export * from "./src/route/mod.ts";
 export * from "./src/config/mod.ts";
+export * from "./src/identity/spiffe.ts";
