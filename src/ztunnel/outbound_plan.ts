@@ -1,0 +1,168 @@
+/**
+ * Where one captured outbound connection goes (DESIGN.md "Traffic capture", "HBONE"): pure, over the
+ * ztunnel's view of the mesh.
+ *
+ * - A Service VIP resolves to the Service; if a waypoint serves it, the tunnel goes to the waypoint with
+ *   the VIP as the target (the waypoint picks the endpoint); otherwise to a ready endpoint (round robin).
+ * - A workload address (given, or resolved) served by a waypoint (its own) goes to that waypoint; an
+ *   ambient workload gets HBONE to `podIP:15008` with `podIP:targetPort` as the CONNECT target and the
+ *   workload's identity as the expected server identity; a workload outside ambient is reached directly.
+ * - An address the mesh does not know is passed through, or refused when MeshConfig's outbound policy is
+ *   "deny".
+ * The waypoint choice follows policy placement (Service's waypoint, else the workload's), so traffic
+ * goes exactly where the destination ztunnel expects it from (it refuses a bypass).
+ */
+import type { ModelIndex } from "../model/index.ts";
+import type { Service, Waypoint, Workload } from "../model/types.ts";
+
+/** Ports that must never be a tunnel's target: a tunnel to one would loop back into a ztunnel. */
+export const ILLEGAL_TARGET_PORTS = new Set([15001, 15006, 15008]);
+export const HBONE_PORT = 15008;
+
+export interface HbonePlan {
+  kind: "hbone";
+  /** Where the HTTP/2 connection goes. */
+  hboneAddress: string;
+  hbonePort: number;
+  /** The CONNECT target, "ip:port". */
+  authority: string;
+  /** SPIFFE IDs the server may present. */
+  expectedIdentities: string[];
+  /** The workload reached (absent when a waypoint picks it). */
+  workload?: Workload;
+  service?: Service;
+  waypoint?: Waypoint;
+  /** The destination workload is on this node: serve it in-process instead of looping through the network. */
+  sameNode: boolean;
+  /** The workload's target port (when the workload is known). */
+  targetPort?: number;
+}
+
+export interface PassthroughPlan {
+  kind: "passthrough";
+  address: string;
+  port: number;
+  workload?: Workload;
+  service?: Service;
+  reason: string;
+}
+
+export interface DenyPlan {
+  kind: "deny";
+  reason: string;
+  workload?: Workload;
+  service?: Service;
+}
+
+export type OutboundPlan = HbonePlan | PassthroughPlan | DenyPlan;
+
+/** Picks endpoints in turn, per Service. */
+export class RoundRobin {
+  #next = new Map<string, number>();
+  pick<T>(key: string, items: T[]): T | undefined {
+    if (!items.length) return undefined;
+    const i = (this.#next.get(key) ?? 0) % items.length;
+    this.#next.set(key, i + 1);
+    return items[i];
+  }
+}
+
+/** The workload port a Service port maps to on one endpoint, or undefined if it has none. */
+export function endpointPort(svc: Service, servicePort: number, w: Workload): number | undefined {
+  const ep = svc.endpoints.find((e) => e.workloadUid === w.uid);
+  const mapped = ep?.ports[servicePort];
+  if (mapped !== undefined) return mapped;
+  const sp = svc.ports.find((p) => p.port === servicePort);
+  if (!sp) return undefined;
+  if (typeof sp.targetPort === "number") return sp.targetPort;
+  return w.ports.find((p) => p.name === sp.targetPort)?.port;
+}
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+function toWaypoint(
+  index: ModelIndex,
+  gateway: string,
+  authority: string,
+  extra: { workload?: Workload; service?: Service; targetPort?: number },
+): OutboundPlan {
+  const wp = index.waypointByKey(gateway);
+  if (!wp) return { kind: "deny", reason: `waypoint ${gateway} does not exist (fail closed)`, ...extra };
+  const addr = wp.addresses[0];
+  if (!addr) return { kind: "deny", reason: `waypoint ${gateway} has no address to reach it at`, ...extra };
+  return {
+    kind: "hbone",
+    hboneAddress: addr,
+    hbonePort: wp.port || HBONE_PORT,
+    authority,
+    expectedIdentities: [wp.identity],
+    waypoint: wp,
+    sameNode: false,
+    ...extra,
+  };
+}
+
+function toWorkload(
+  index: ModelIndex,
+  node: string,
+  w: Workload,
+  ip: string,
+  port: number,
+  service: Service | undefined,
+): OutboundPlan {
+  // The Service's own waypoint was handled by the caller; here only the workload's can apply.
+  if (w.waypoint) return toWaypoint(index, w.waypoint.gateway, hostPort(ip, port), { workload: w, service, targetPort: port });
+  if (!w.ambient) {
+    return { kind: "passthrough", address: ip, port, workload: w, service, reason: "destination workload is not in the mesh" };
+  }
+  if (ILLEGAL_TARGET_PORTS.has(port)) {
+    return { kind: "deny", reason: `port ${port} is a ztunnel port and cannot be a tunnel target`, workload: w, service };
+  }
+  return {
+    kind: "hbone",
+    hboneAddress: ip,
+    hbonePort: HBONE_PORT,
+    authority: hostPort(ip, port),
+    expectedIdentities: [w.identity],
+    workload: w,
+    service,
+    sameNode: w.node === node,
+    targetPort: port,
+  };
+}
+
+/**
+ * The plan for a connection the client addressed to `dst` (its original destination).
+ * `node` is this ztunnel's node; `rr` keeps the round-robin position per Service.
+ */
+export function planOutbound(
+  index: ModelIndex,
+  node: string,
+  dst: { address: string; port: number },
+  rr: RoundRobin,
+): OutboundPlan {
+  const svc = index.serviceByVip(dst.address);
+  if (svc) {
+    const sp = svc.ports.find((p) => p.port === dst.port && p.protocol === "TCP");
+    if (!sp) return { kind: "deny", reason: `service ${svc.hostname} has no TCP port ${dst.port}`, service: svc };
+    if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, hostPort(dst.address, dst.port), { service: svc });
+    const ready: { w: Workload; port: number }[] = [];
+    for (const e of svc.endpoints) {
+      const w = index.workloadByUid(e.workloadUid);
+      if (!w || !w.ready || !w.addresses.length) continue;
+      const port = endpointPort(svc, dst.port, w);
+      if (port !== undefined) ready.push({ w, port });
+    }
+    const pick = rr.pick(`${svc.namespace}/${svc.name}:${dst.port}`, ready);
+    if (!pick) return { kind: "deny", reason: `service ${svc.hostname} has no ready endpoint for port ${dst.port}`, service: svc };
+    return toWorkload(index, node, pick.w, pick.w.addresses[0]!, pick.port, svc);
+  }
+  const w = index.workloadByAddress(dst.address);
+  if (w) return toWorkload(index, node, w, dst.address, dst.port, undefined);
+  if (index.model.meshConfig.outboundPolicy === "deny") {
+    return { kind: "deny", reason: `${hostPort(dst.address, dst.port)} is outside the mesh and MeshConfig outboundPolicy is deny` };
+  }
+  return { kind: "passthrough", address: dst.address, port: dst.port, reason: "destination is outside the mesh" };
+}

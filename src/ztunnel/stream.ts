@@ -1,0 +1,278 @@
+/**
+ * One byte stream as the splice sees it: a TCP socket, or an HBONE CONNECT stream. Writes report
+ * backpressure, `end()` half-closes, `reset()` aborts, and events say when the peer half-closed (`end`)
+ * and when everything is over (`close`, with an error for an abort).
+ *
+ * The Bun socket adapter below turns Bun's quirks into that contract (reference/BUN-NOTES.md):
+ * a partial `write()` keeps the rest and reports backpressure until `drain`; after our `shutdown()`,
+ * Bun reports the peer's FIN as an error-free `close` without `end` (quirk 3), so an error-free close
+ * is delivered as `end` then `close`.
+ */
+
+export interface StreamEvents {
+  data(chunk: Uint8Array): void;
+  /** The peer will send nothing more (its FIN / END_STREAM). */
+  end(): void;
+  /** Writable again after `write()` returned false. */
+  drain(): void;
+  /** Finished both ways; `error` when aborted (RST, TLS failure, stream reset). */
+  close(error?: Error): void;
+}
+
+export interface ByteStream {
+  /** false: the chunk is buffered; stop writing until `drain`. */
+  write(chunk: Uint8Array): boolean;
+  /** Half-close: send FIN (after buffered data); reading goes on. */
+  end(): void;
+  /** Abort both directions (TCP RST / RST_STREAM). */
+  reset(): void;
+  pause(): void;
+  resume(): void;
+  /** Starts delivering events. Data and end that arrived before are delivered first. */
+  bind(events: StreamEvents): void;
+}
+
+type BunSocket = import("bun").Socket<SocketStream | undefined>;
+
+/** A Bun TCP (or TLS) socket as a ByteStream. Store it in `socket.data`; route handlers with `socketHandlers`. */
+export class SocketStream implements ByteStream {
+  readonly socket: BunSocket;
+  #events: StreamEvents | undefined;
+  /** Data that arrived before `bind` (a client may speak before we picked the upstream). */
+  #early: Uint8Array[] | undefined;
+  #earlyEnd = false;
+  #earlyClose: { error?: Error } | undefined;
+  #queue: Uint8Array[] = [];
+  #endRequested = false;
+  #shutdown = false;
+  #peerEnded = false;
+  #closed = false;
+  #error: Error | undefined;
+  #held = false;
+
+  constructor(socket: BunSocket) {
+    this.socket = socket;
+    socket.data = this;
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#closed || this.#endRequested) return true;
+    if (this.#queue.length) {
+      this.#queue.push(chunk.slice());
+      return false;
+    }
+    const n = this.socket.write(chunk);
+    if (n >= chunk.length) return true;
+    // Keep a copy of the rest: the chunk's memory may belong to the sender and be reused after we return.
+    this.#queue.push(chunk.slice(Math.max(n, 0)));
+    return false;
+  }
+
+  end(): void {
+    if (this.#closed || this.#endRequested) return;
+    this.#endRequested = true;
+    if (!this.#queue.length) this.#doShutdown();
+  }
+
+  reset(): void {
+    if (this.#closed) return;
+    this.#queue.length = 0;
+    this.socket.terminate();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Stops reading until `bind` (a client may speak before its upstream is chosen). */
+  holdUntilBind(): void {
+    this.#held = true;
+    this.socket.pause();
+  }
+
+  bind(events: StreamEvents): void {
+    this.#events = events;
+    if (this.#held) {
+      this.#held = false;
+      this.socket.resume();
+    }
+    const early = this.#early;
+    this.#early = undefined;
+    if (early) for (const c of early) events.data(c);
+    if (this.#earlyEnd) events.end();
+    if (this.#earlyClose) events.close(this.#earlyClose.error);
+  }
+
+  #doShutdown(): void {
+    if (this.#shutdown) return;
+    this.#shutdown = true;
+    if (this.#peerEnded) {
+      // Both directions are done: close fully.
+      this.socket.end();
+    } else {
+      this.socket.shutdown();
+    }
+  }
+
+  // ---- called by socketHandlers ----
+
+  onData(chunk: Uint8Array): void {
+    if (this.#events) this.#events.data(chunk);
+    else (this.#early ??= []).push(chunk);
+  }
+
+  onEnd(): void {
+    if (this.#peerEnded) return;
+    this.#peerEnded = true;
+    if (this.#events) this.#events.end();
+    else this.#earlyEnd = true;
+  }
+
+  onDrain(): void {
+    const q = this.#queue;
+    while (q.length) {
+      const head = q[0]!;
+      const n = this.socket.write(head);
+      if (n < head.length) {
+        q[0] = head.subarray(Math.max(n, 0));
+        return;
+      }
+      q.shift();
+    }
+    if (this.#endRequested) this.#doShutdown();
+    this.#events?.drain();
+  }
+
+  onError(error: Error): void {
+    this.#error ??= error;
+    if (!this.#closed) this.socket.terminate();
+  }
+
+  onClose(error?: Error): void {
+    if (this.#closed) return;
+    error ??= this.#error;
+    // Quirk 3: after our shutdown() the peer's FIN shows up as an error-free close with no `end`.
+    if (!error && !this.#peerEnded) this.onEnd();
+    this.#closed = true;
+    this.#queue.length = 0;
+    if (this.#events) this.#events.close(error);
+    else this.#earlyClose = { error };
+  }
+}
+
+/** Bun socket handlers that forward every event to the SocketStream in `socket.data`. */
+export const socketHandlers = {
+  binaryType: "uint8array" as const,
+  data(s: BunSocket, chunk: Uint8Array) {
+    s.data?.onData(chunk);
+  },
+  end(s: BunSocket) {
+    s.data?.onEnd();
+  },
+  drain(s: BunSocket) {
+    s.data?.onDrain();
+  },
+  close(s: BunSocket, error?: Error) {
+    s.data?.onClose(error);
+  },
+  error(s: BunSocket, error: Error) {
+    // A handler threw or TLS failed: abort, and let `close` report it.
+    s.data?.onError(error);
+  },
+};
+
+/** Connects a plain TCP socket; resolves once connected. */
+export function dialTcp(hostname: string, port: number, timeoutMs = 10_000): Promise<SocketStream> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      reject(new Error(`connect to ${hostname}:${port} timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    Bun.connect<SocketStream | undefined>({
+      hostname,
+      port,
+      allowHalfOpen: true,
+      data: undefined,
+      socket: {
+        ...socketHandlers,
+        open(s) {
+          const stream = new SocketStream(s);
+          s.setNoDelay(true);
+          if (settled) {
+            // Timed out meanwhile: nobody will use it.
+            s.terminate();
+            return;
+          }
+          settled = true;
+          clearTimeout(timer);
+          resolve(stream);
+        },
+        connectError(_s, error) {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(error);
+        },
+      },
+    }).catch(() => {/* reported through connectError */});
+  });
+}
+
+export interface TcpListener {
+  readonly port: number;
+  readonly hostname: string;
+  /** Stop accepting; open connections are not touched. */
+  stop(): void;
+}
+
+/**
+ * Listens for plain TCP and hands every accepted connection to `onAccept` as a SocketStream. The
+ * socket is paused until the handler binds the stream and resumes it, so a client that speaks first
+ * does not fill memory while the upstream is being chosen. `reusePort` lets a restarting ztunnel
+ * share the port with its predecessor (the kernel spreads new connections over both).
+ */
+export function listenTcp(
+  addr: { hostname: string; port: number; reusePort?: boolean },
+  onAccept: (stream: SocketStream) => void,
+): TcpListener {
+  const listener = Bun.listen<SocketStream | undefined>({
+    hostname: addr.hostname,
+    port: addr.port,
+    allowHalfOpen: true,
+    data: undefined,
+    // Bun.listen honours reusePort at run time although its types list it only for connect.
+    ...(addr.reusePort ? { reusePort: true } : {}),
+    socket: {
+      ...socketHandlers,
+      open(s) {
+        const stream = new SocketStream(s);
+        s.setNoDelay(true);
+        stream.holdUntilBind();
+        try {
+          onAccept(stream);
+        } catch (e) {
+          stream.onError(e as Error);
+        }
+      },
+    },
+  } as Parameters<typeof Bun.listen<SocketStream | undefined>>[0]);
+  return {
+    port: listener.port,
+    hostname: listener.hostname,
+    stop: () => listener.stop(false),
+  };
+}
