@@ -4,6 +4,7 @@
  * from Bun and from Deno (`deno check mod.ts`).
  */
 export * from "./src/model/mod.ts";
+export * from "./src/policy/mod.ts";
 export * from "./src/route/mod.ts";
 export * from "./src/config/mod.ts";
 export * from "./src/identity/spiffe.ts";

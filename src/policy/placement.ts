@@ -1,0 +1,230 @@
+/**
+ * Enforcement points (DESIGN.md "Enforcement points"): which proxy enforces which policies for a
+ * destination workload W, reached directly or through a Service S.
+ *
+ * - A waypoint serves W or S (S.waypoint first, then W.waypoint, as ztunnel picks them): the WAYPOINT
+ *   enforces every policy that applies: targetRefs to S or to its Gateway (or GatewayClass istio-waypoint
+ *   from the root namespace), and root/namespace/selector policies that select W. L4 and L7 attributes
+ *   alike, against the ORIGINAL client's identity (the waypoint terminates the client's mTLS). This is a
+ *   deliberate improvement over Istio, whose waypoints ignore selector policies and whose ztunnel then
+ *   sees only the waypoint's identity. The destination ztunnel admits traffic to W only from a waypoint
+ *   that serves it (a bypass is refused) and does not evaluate those policies again.
+ * - No waypoint: the destination ZTUNNEL enforces the root/namespace/selector policies that select W
+ *   (targetRefs policies apply only at waypoints). A policy with L7 attributes cannot be enforced there:
+ *   it fails closed, every connection to W is denied (ALLOW and DENY alike; AUDIT is ignored), with a
+ *   reason naming the policy and the missing waypoint. Istio instead drops such ALLOW rules and strips
+ *   such DENY rules, which silently changes what the author wrote.
+ * - W not enrolled in ambient and no waypoint: nothing enforces policy ("none").
+ */
+import type {
+  AuthorizationPolicy,
+  ModelIndex,
+  RequestAuthentication,
+  Service,
+  Waypoint,
+  WaypointBinding,
+  Workload,
+} from "../model/mod.ts";
+import { authorizationPoliciesFor, peerAuthenticationModeFor, requestAuthenticationsFor } from "../model/mod.ts";
+import { policyL7Attributes } from "./attributes.ts";
+import { authorize } from "./evaluate.ts";
+import type { AuthzDecision, AuthzRequest } from "./request.ts";
+import { policyKey } from "./request.ts";
+
+export type EnforcementPoint = "waypoint" | "ztunnel" | "none";
+
+/** A policy that applies but cannot be enforced where the traffic is: everything to W is denied. */
+export interface FailClosed {
+  policy: AuthorizationPolicy;
+  reason: string;
+}
+
+export interface Placement {
+  point: EnforcementPoint;
+  /** The waypoint that enforces (point "waypoint"). */
+  waypoint?: Waypoint;
+  /** How that waypoint is bound ("ns/name" and why). */
+  binding?: WaypointBinding;
+  /** Policies evaluated at `point`. */
+  policies: AuthorizationPolicy[];
+  /** Policies that cannot be enforced at `point`; when non-empty every connection is denied. */
+  failClosed: FailClosed[];
+  /** RequestAuthentications the waypoint applies (empty at a ztunnel: it sees no HTTP). */
+  requestAuthentications: RequestAuthentication[];
+  /** Set when every connection to the destination is denied regardless of the request. */
+  denyAll?: string;
+  /** One line for describe/explain. */
+  summary: string;
+}
+
+export interface Destination {
+  workload: Workload;
+  /** The Service the client addressed, if it addressed one. */
+  service?: Service;
+}
+
+/** The waypoint that traffic to this destination goes through, if any: the Service's, else the workload's. */
+export function waypointBindingFor(dest: Destination): WaypointBinding | undefined {
+  return dest.service?.waypoint ?? dest.workload.waypoint;
+}
+
+function wname(w: Workload): string {
+  return `${w.namespace}/${w.name}`;
+}
+
+function l4FailClosed(policies: AuthorizationPolicy[], w: Workload): FailClosed[] {
+  const out: FailClosed[] = [];
+  for (const p of policies) {
+    if (p.action === "AUDIT") continue;
+    const attrs = policyL7Attributes(p);
+    if (attrs.length === 0 && !p.hasL7) continue;
+    const list = attrs.length ? attrs.join(", ") : "L7 attributes";
+    out.push({
+      policy: p,
+      reason: `${p.action} policy ${policyKey(p)} uses ${list}, which only a waypoint can enforce, and no waypoint serves ${
+        wname(w)
+      }: every connection to it is denied (fail closed). Bind a waypoint (istio.io/use-waypoint) or remove the L7 attributes.`,
+    });
+  }
+  return out;
+}
+
+/** Where and what is enforced for traffic to `dest`. */
+export function placement(index: ModelIndex, dest: Destination): Placement {
+  const binding = waypointBindingFor(dest);
+  if (binding) {
+    const waypoint = index.waypointByKey(binding.gateway);
+    if (!waypoint) {
+      const denyAll =
+        `${wname(dest.workload)} is bound to waypoint ${binding.gateway} (${binding.via}), which does not exist: every connection is denied`;
+      return { point: "waypoint", binding, policies: [], failClosed: [], requestAuthentications: [], denyAll, summary: denyAll };
+    }
+    const target = { workload: dest.workload, service: dest.service, waypoint };
+    const policies = authorizationPoliciesFor(index, target);
+    return {
+      point: "waypoint",
+      waypoint,
+      binding,
+      policies,
+      failClosed: [],
+      requestAuthentications: requestAuthenticationsFor(index, target),
+      summary: `waypoint ${binding.gateway} enforces ${policies.length} polic${policies.length === 1 ? "y" : "ies"} (L4 and L7) with the client's identity; the ztunnel of ${
+        wname(dest.workload)
+      } admits only that waypoint`,
+    };
+  }
+  const policies = authorizationPoliciesFor(index, { workload: dest.workload });
+  if (!dest.workload.ambient) {
+    return {
+      point: "none",
+      policies,
+      failClosed: [],
+      requestAuthentications: [],
+      summary: `${wname(dest.workload)} is not in the mesh (not ambient) and no waypoint serves it: no policy is enforced`,
+    };
+  }
+  const failClosed = l4FailClosed(policies, dest.workload);
+  return {
+    point: "ztunnel",
+    policies,
+    failClosed,
+    requestAuthentications: [],
+    denyAll: failClosed.length ? failClosed.map((f) => f.reason).join("; ") : undefined,
+    summary: failClosed.length
+      ? `the ztunnel of ${wname(dest.workload)} denies every connection: ${failClosed.map((f) => policyKey(f.policy)).join(", ")} need${
+        failClosed.length === 1 ? "s" : ""
+      } a waypoint`
+      : `the ztunnel of ${wname(dest.workload)} enforces ${policies.length} L4 polic${policies.length === 1 ? "y" : "ies"}`,
+  };
+}
+
+/** What the destination ztunnel enforces for inbound traffic to `workload`, whatever the client addressed. */
+export interface ZtunnelInbound {
+  /** Waypoints serving the workload (its own, and its Services'): only they may connect. */
+  waypoints: Waypoint[];
+  /** Bindings to waypoints that do not exist ("ns/name"). */
+  missingWaypoints: string[];
+  /** Enforced when no waypoint serves the workload. */
+  policies: AuthorizationPolicy[];
+  failClosed: FailClosed[];
+}
+
+export function ztunnelInbound(index: ModelIndex, workload: Workload): ZtunnelInbound {
+  const keys = new Set<string>();
+  if (workload.waypoint) keys.add(workload.waypoint.gateway);
+  for (const s of index.servicesOfWorkload(workload.uid)) if (s.waypoint) keys.add(s.waypoint.gateway);
+  const waypoints: Waypoint[] = [];
+  const missingWaypoints: string[] = [];
+  for (const k of keys) {
+    const w = index.waypointByKey(k);
+    if (w) waypoints.push(w);
+    else missingWaypoints.push(k);
+  }
+  if (keys.size) return { waypoints, missingWaypoints, policies: [], failClosed: [] };
+  const policies = authorizationPoliciesFor(index, { workload });
+  return { waypoints, missingWaypoints, policies, failClosed: l4FailClosed(policies, workload) };
+}
+
+export interface EnforcedDecision extends AuthzDecision {
+  enforcedBy: EnforcementPoint;
+  /** "ns/name" of the waypoint that decided, at a waypoint. */
+  waypoint?: string;
+}
+
+/**
+ * The destination ztunnel's decision for one inbound connection to `workload` (L4: `req.http` is ignored).
+ * Order: PeerAuthentication STRICT refuses plaintext; a workload served by a waypoint admits only that
+ * waypoint; otherwise fail-closed policies deny, and the L4 policies decide.
+ */
+export function authorizeAtZtunnel(index: ModelIndex, workload: Workload, req: AuthzRequest): EnforcedDecision {
+  const conn: AuthzRequest = { source: req.source, destination: req.destination, sni: req.sni };
+  const deny = (reason: string, extra: Partial<AuthzDecision> = {}): EnforcedDecision => ({
+    allowed: false,
+    reason,
+    enforcedBy: "ztunnel",
+    ...extra,
+  });
+  const mode = peerAuthenticationModeFor(index, workload, req.destination.port);
+  if (mode === "STRICT" && !req.source.principal) {
+    return deny(`PeerAuthentication STRICT for ${wname(workload)} port ${req.destination.port}: plaintext connection refused`);
+  }
+  const inbound = ztunnelInbound(index, workload);
+  if (inbound.waypoints.length || inbound.missingWaypoints.length) {
+    const from = inbound.waypoints.find((w) => w.identity === req.source.principal);
+    const names = [...inbound.waypoints.map((w) => `${w.namespace}/${w.name}`), ...inbound.missingWaypoints];
+    if (from) {
+      return {
+        allowed: true,
+        reason: `from waypoint ${from.namespace}/${from.name}, which serves ${wname(workload)} and enforced its policies`,
+        enforcedBy: "ztunnel",
+      };
+    }
+    const missing = inbound.waypoints.length === 0
+      ? ` (waypoint ${inbound.missingWaypoints.join(", ")} does not exist)`
+      : "";
+    return deny(
+      `${wname(workload)} is served by waypoint ${names.join(", ")}${missing}; traffic from ${
+        req.source.principal ?? "a plaintext peer"
+      } did not come through it (bypass refused)`,
+    );
+  }
+  if (inbound.failClosed.length) {
+    const f = inbound.failClosed[0];
+    return deny(f.reason, { policy: policyKey(f.policy), action: f.policy.action });
+  }
+  return { ...authorize(inbound.policies, conn), enforcedBy: "ztunnel" };
+}
+
+/**
+ * A waypoint's decision for one request (or, without `http`, one TCP connection) to `dest`, after it
+ * picked the endpoint workload. `req.source.principal` is the original client's identity.
+ */
+export function authorizeAtWaypoint(
+  index: ModelIndex,
+  waypoint: Waypoint,
+  dest: { workload?: Workload; service?: Service },
+  req: AuthzRequest,
+): EnforcedDecision {
+  const policies = authorizationPoliciesFor(index, { ...dest, waypoint });
+  return { ...authorize(policies, req), enforcedBy: "waypoint", waypoint: `${waypoint.namespace}/${waypoint.name}` };
+}
