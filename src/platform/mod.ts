@@ -5,6 +5,17 @@
  */
 export { type CommandResult, runChecked, runCommand } from "./exec.ts";
 export {
+  type DetachedOptions,
+  isRunning,
+  killNetnsProcesses,
+  netnsOfProcess,
+  pidsInNetns,
+  type ProcessIdentity,
+  processStartTime,
+  spawnDetached,
+  stopProcess,
+} from "./process.ts";
+export {
   addRoute,
   createNetns,
   createVeth,

@@ -1,0 +1,119 @@
+/** `mesh lab status`: what runs where, whether it is healthy, and where its log is. */
+import { netnsExists } from "../platform/mod.ts";
+import { isAlive, isReady } from "./components.ts";
+import { type LabLocation, requireLab } from "./lifecycle.ts";
+import type { LabState } from "./state.ts";
+
+export interface LabStatusEntry {
+  /** "control", "ztunnel/<node>", "waypoint/<ns>/<name>", "pod/<ns>/<name>", "node/<name>" */
+  id: string;
+  kind: "control" | "ztunnel" | "waypoint" | "pod" | "node";
+  netns: string;
+  netnsExists: boolean;
+  address?: string;
+  node?: string;
+  pid?: number;
+  running: boolean;
+  ready: boolean;
+  /** what "ready" means for it */
+  check: string;
+  log?: string;
+  command?: string[];
+}
+
+export interface LabStatus {
+  prefix: string;
+  mode: LabState["mode"];
+  phase: LabState["phase"];
+  stateDir: string;
+  source: string;
+  configFile: string;
+  createdAt: string;
+  healthy: boolean;
+  entries: LabStatusEntry[];
+}
+
+export function labStatus(loc: LabLocation): LabStatus {
+  const state = requireLab(loc);
+  const entries: LabStatusEntry[] = [];
+  const proc = (id: string) => state.processes.find((p) => p.id === id);
+  const control = proc("control");
+  if (control) {
+    entries.push({
+      id: "control",
+      kind: "control",
+      netns: control.netns,
+      netnsExists: netnsExists(control.netns),
+      address: control.healthAddress,
+      pid: control.pid,
+      running: isAlive(control),
+      ready: isReady(control),
+      check: "GET :15021/healthz/ready",
+      log: control.log,
+    });
+  }
+  for (const n of state.nodes) {
+    const z = proc(`ztunnel/${n.name}`);
+    entries.push({
+      id: state.mode === "mesh" ? `ztunnel/${n.name}` : `node/${n.name}`,
+      kind: state.mode === "mesh" ? "ztunnel" : "node",
+      netns: n.netns,
+      netnsExists: netnsExists(n.netns),
+      address: n.address,
+      node: n.name,
+      pid: z?.pid,
+      running: z ? isAlive(z) : state.mode === "no-mesh",
+      ready: z ? isReady(z) : state.mode === "no-mesh" && netnsExists(n.netns),
+      check: z ? "GET :15021/healthz/ready" : "namespace exists",
+      log: z?.log,
+    });
+  }
+  for (const e of state.endpoints) {
+    const p = proc(`${e.kind}/${e.key}`);
+    const pod = e.kind === "pod" ? state.plan.pods.find((x) => `${x.namespace}/${x.name}` === e.key) : undefined;
+    const exists = netnsExists(e.netns);
+    entries.push({
+      id: `${e.kind}/${e.key}`,
+      kind: e.kind,
+      netns: e.netns,
+      netnsExists: exists,
+      address: e.ip,
+      node: e.node,
+      pid: p?.pid,
+      running: p ? isAlive(p) : exists && (e.kind === "pod" ? !pod?.command.length : state.mode === "no-mesh"),
+      ready: p ? isReady(p) : exists && (e.kind === "pod" ? !pod?.command.length : state.mode === "no-mesh"),
+      check: e.kind === "pod"
+        ? pod?.command.length ? (pod.ports.length ? `running, listening on ${pod.ports.join(", ")}` : "running") : "no command: namespace exists"
+        : state.mode === "mesh" ? "GET :15021/healthz/ready" : "namespace exists (--no-mesh: no waypoint runs)",
+      log: p?.log,
+      command: pod?.command,
+    });
+  }
+  return {
+    prefix: state.namePrefix,
+    mode: state.mode,
+    phase: state.phase,
+    stateDir: state.stateDir,
+    source: state.source,
+    configFile: state.configFile,
+    createdAt: state.createdAt,
+    healthy: state.phase === "ready" && entries.every((e) => e.ready),
+    entries,
+  };
+}
+
+export function formatStatus(s: LabStatus): string {
+  const lines = [
+    `lab ${s.prefix}* (${s.mode}), ${s.phase}${s.healthy ? ", healthy" : ", NOT healthy"}, up since ${s.createdAt}`,
+    `config ${s.source} (control plane reads ${s.configFile}); state in ${s.stateDir}`,
+    "",
+  ];
+  const rows = [["WHAT", "ADDRESS", "NODE", "PID", "STATE", "NAMESPACE", "LOG"]];
+  for (const e of s.entries) {
+    const state = !e.netnsExists ? "namespace missing" : e.ready ? "ready" : e.running ? "not ready" : e.pid ? "exited" : "not running";
+    rows.push([e.id, e.address ?? "-", e.node ?? "-", e.pid ? String(e.pid) : "-", state, e.netns, e.log ?? "-"]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) lines.push(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,164 @@
+/**
+ * Builds and removes the lab's network: namespaces, veth links, addresses and routes. Every namespace
+ * is recorded in the state before it is created, so a crash leaves nothing that `down` does not know.
+ *
+ *   pod/waypoint ns            node ns                                fabric ns
+ *   eth0 podIP/32   <veth>  p<k> 169.254.1.1/32                    n<j> 10.99.0.1/32
+ *   default via 169.254.1.1     route podIP/32 dev p<k>           route 10.99.0.(10+j)/32 dev n<j>
+ *                               fabric 10.99.0.(10+j)/32 <veth>    route podIP/32 via 10.99.0.(10+j)
+ *                               default via 10.99.0.1              control 10.99.0.1/32 <veth> control ns 10.99.0.2/32
+ *
+ * No bridge: a pod's only way anywhere is through its node's routing, so every packet it sends or
+ * receives (same-node ones too) crosses the node's iptables, where the ztunnel's capture rules live.
+ * Nothing routes 10.96.0.0/16: ClusterIPs exist only through the mesh's capture.
+ */
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  addRoute,
+  createNetns,
+  createVeth,
+  deleteNetns,
+  ipIn,
+  killNetnsProcesses,
+  netnsExists,
+  runCommand,
+  setSysctl,
+} from "../platform/mod.ts";
+import { ErrorCode, MeshError } from "../core/errors.ts";
+import { labNames, LINK } from "./names.ts";
+import { ADDRESSES } from "./plan.ts";
+import { type EndpointRecord, type LabState, type NamespaceKind, type NodeRecord, saveState } from "./state.ts";
+
+const ETC_NETNS = "/etc/netns";
+
+function names(state: LabState) {
+  return labNames(state.prefix);
+}
+
+/** Records, then creates, a namespace. Refuses a name that exists already (it is not ours). */
+function createNamespace(state: LabState, name: string, kind: NamespaceKind, forwarding: boolean): void {
+  if (netnsExists(name)) {
+    throw new MeshError(
+      ErrorCode.LabState,
+      `Network namespace "${name}" already exists and this lab did not record it: remove it (ip netns delete ${name}) or use another --prefix`,
+    );
+  }
+  state.namespaces.push({ name, kind });
+  saveState(state);
+  createNetns(name);
+  if (forwarding) {
+    setSysctl(name, "net.ipv4.ip_forward", "1");
+    // Pods answer from addresses the node routes asymmetrically (link-local gateway): no reverse-path drop.
+    setSysctl(name, "net.ipv4.conf.all.rp_filter", "0");
+    setSysctl(name, "net.ipv4.conf.default.rp_filter", "0");
+  }
+}
+
+/** Writes /etc/netns/<ns>/hosts, which `ip netns exec` mounts over /etc/hosts for that namespace. */
+export function writeHosts(state: LabState, netns: string, content: string): void {
+  const rec = state.namespaces.find((n) => n.name === netns);
+  const dir = `${ETC_NETNS}/${netns}`;
+  if (rec && !rec.etcDir) {
+    rec.etcDir = dir;
+    saveState(state);
+  }
+  if (!existsSync(ETC_NETNS)) {
+    state.createdEtcNetns = true;
+    saveState(state);
+  }
+  mkdirSync(dir, { recursive: true });
+  // Written in place (same inode): running processes see the new names, since the bind mount follows it.
+  writeFileSync(`${dir}/hosts`, content);
+}
+
+export function createFabric(state: LabState): void {
+  createNamespace(state, names(state).fabric, "fabric", true);
+}
+
+export function createControlNamespace(state: LabState): string {
+  const n = names(state);
+  createNamespace(state, n.control, "control", false);
+  createVeth(
+    { name: LINK.controlUplink, netns: n.control, address: `${ADDRESSES.control}/32` },
+    { name: LINK.fabricControlSide, netns: n.fabric, address: `${ADDRESSES.fabric}/32` },
+  );
+  addRoute(n.control, `${ADDRESSES.fabric}/32`, { dev: LINK.controlUplink });
+  addRoute(n.control, "default", { gateway: ADDRESSES.fabric, dev: LINK.controlUplink });
+  addRoute(n.fabric, `${ADDRESSES.control}/32`, { dev: LINK.fabricControlSide });
+  return n.control;
+}
+
+export function createNode(state: LabState, name: string): NodeRecord {
+  const n = names(state);
+  const index = state.nextNodeIndex++;
+  const node: NodeRecord = { name, netns: n.node(name), index, address: ADDRESSES.node(index), nextLink: 0 };
+  state.nodes.push(node);
+  createNamespace(state, node.netns, "node", true);
+  createVeth(
+    { name: LINK.nodeUplink, netns: node.netns, address: `${node.address}/32` },
+    { name: LINK.fabricNodeSide(index), netns: n.fabric, address: `${ADDRESSES.fabric}/32` },
+  );
+  addRoute(node.netns, `${ADDRESSES.fabric}/32`, { dev: LINK.nodeUplink });
+  addRoute(node.netns, "default", { gateway: ADDRESSES.fabric, dev: LINK.nodeUplink });
+  addRoute(n.fabric, `${node.address}/32`, { dev: LINK.fabricNodeSide(index) });
+  saveState(state);
+  return node;
+}
+
+/** A pod's (or waypoint's) namespace behind its node, with its /32 routed through the node. */
+export function createEndpoint(
+  state: LabState,
+  kind: "pod" | "waypoint",
+  key: string,
+  netns: string,
+  nodeName: string,
+  ip: string,
+): EndpointRecord {
+  const node = state.nodes.find((x) => x.name === nodeName);
+  if (!node) throw new MeshError(ErrorCode.LabState, `Node "${nodeName}" of ${kind} ${key} does not exist in the lab`);
+  const link = LINK.nodePodSide(node.nextLink++);
+  const ep: EndpointRecord = { key, kind, netns, node: nodeName, ip, link };
+  state.endpoints.push(ep);
+  createNamespace(state, netns, kind, false);
+  createVeth(
+    { name: LINK.podSide, netns, address: `${ip}/32` },
+    { name: link, netns: node.netns, address: `${ADDRESSES.podGateway}/32` },
+  );
+  addRoute(netns, `${ADDRESSES.podGateway}/32`, { dev: LINK.podSide });
+  addRoute(netns, "default", { gateway: ADDRESSES.podGateway, dev: LINK.podSide });
+  // The node reaches the pod from its fabric address, so a pod sees node-originated traffic (the
+  // ztunnel's) coming from a routable address rather than the shared link-local gateway.
+  ipIn(node.netns, ["route", "add", `${ip}/32`, "dev", link, "src", node.address]);
+  addRoute(names(state).fabric, `${ip}/32`, { gateway: node.address, dev: LINK.fabricNodeSide(node.index) });
+  saveState(state);
+  return ep;
+}
+
+/** Removes one pod or waypoint namespace (its processes first) and the fabric's route to it. */
+export async function removeEndpoint(state: LabState, key: string, kind: "pod" | "waypoint"): Promise<void> {
+  const ep = state.endpoints.find((e) => e.key === key && e.kind === kind);
+  if (!ep) return;
+  await removeNamespace(state, ep.netns);
+  runCommand(["ip", "-n", names(state).fabric, "route", "del", `${ep.ip}/32`]);
+  state.endpoints = state.endpoints.filter((e) => e !== ep);
+  saveState(state);
+}
+
+/** Kills what runs in a recorded namespace, deletes it and its /etc/netns directory. */
+export async function removeNamespace(state: LabState, name: string): Promise<void> {
+  const rec = state.namespaces.find((n) => n.name === name);
+  if (netnsExists(name)) {
+    await killNetnsProcesses(name);
+    deleteNetns(name);
+  }
+  const dir = rec?.etcDir ?? `${ETC_NETNS}/${name}`;
+  // Only the directory named after our own (prefixed) namespace: never anything else under /etc/netns.
+  if (dir === `${ETC_NETNS}/${name}` && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
+  state.namespaces = state.namespaces.filter((n) => n.name !== name);
+  saveState(state);
+}
+
+/** Removes /etc/netns if the lab created it and it is empty again. */
+export function removeEtcNetnsIfOurs(state: LabState): void {
+  if (state.createdEtcNetns && existsSync(ETC_NETNS) && readdirSync(ETC_NETNS).length === 0) rmdirSync(ETC_NETNS);
+}
