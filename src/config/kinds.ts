@@ -4,7 +4,7 @@
  * are warnings too; anything else is an unknown kind.
  */
 import type * as v from "valibot";
-import { gatewaySchema, httpRouteSchema } from "./schema/gateway.ts";
+import { gatewaySchema, httpRouteSchema, referenceGrantSchema } from "./schema/gateway.ts";
 import { namespaceSchema, podSchema, serviceAccountSchema, serviceSchema } from "./schema/core.ts";
 import {
   authorizationPolicySchema,
@@ -66,6 +66,12 @@ export const KINDS: readonly KindInfo[] = [
     schema: httpRouteSchema,
     namespaced: true,
   },
+  {
+    kind: "ReferenceGrant",
+    apiVersions: ["gateway.networking.k8s.io/v1beta1", "gateway.networking.k8s.io/v1"],
+    schema: referenceGrantSchema,
+    namespaced: true,
+  },
   { kind: "MeshConfig", apiVersions: [MESH_API_VERSION], schema: meshConfigSchema, namespaced: false },
 ];
 
@@ -109,7 +115,6 @@ const UNSUPPORTED = [
   "WasmPlugin",
   "WorkloadGroup",
   "GatewayClass",
-  "ReferenceGrant",
   "GRPCRoute",
   "TCPRoute",
   "TLSRoute",

@@ -145,8 +145,11 @@ function gatewayRules(r: Reporter, entries: readonly Entry[]): void {
     }
     if (cls === undefined) {
       r.at(e, ["spec"], "error", "missing-field", `Missing field "spec.gatewayClassName" in Gateway ${e.namespace}/${e.name}: a waypoint needs gatewayClassName: ${WAYPOINT_CLASS}`, true);
-    } else if (cls === "istio" || (hbone && cls !== WAYPOINT_CLASS)) {
+    } else if (hbone && cls !== WAYPOINT_CLASS) {
+      // An HBONE listener says "waypoint": the class is the mistake (the seed article's Gateway).
       r.at(e, ["spec", "gatewayClassName"], "error", "waypoint-class", `Gateway ${e.namespace}/${e.name} has gatewayClassName "${cls}"${cls === "istio" ? " (Istio's ingress gateway class)" : ""}: a waypoint needs gatewayClassName: ${WAYPOINT_CLASS}; then ${BIND_HINT}`);
+    } else if (cls === "istio") {
+      r.at(e, ["spec", "gatewayClassName"], "warning", "gateway-class", `Gateway ${e.namespace}/${e.name} has gatewayClassName "istio", Istio's ingress gateway class, which mesh does not run: it is ignored. For a waypoint use gatewayClassName: ${WAYPOINT_CLASS}`);
     } else if (cls !== WAYPOINT_CLASS) {
       r.at(e, ["spec", "gatewayClassName"], "warning", "gateway-class", `Gateway ${e.namespace}/${e.name} has gatewayClassName "${cls}": mesh only runs waypoints (gatewayClassName: ${WAYPOINT_CLASS}), so this Gateway is ignored`);
     } else if (!hbone) {
@@ -248,6 +251,7 @@ function policyRules(
         r.at(e, ["spec", "selector"], "warning", "policy-selects-nothing", `${name} selects no workload (selector ${sel}${mc.rootNamespace === p.namespace ? "" : ` in namespace ${p.namespace}`})`, true);
       }
     }
+    const misclassed = entries.find((g) => g.kind === "Gateway" && g.namespace === p.namespace && !isWaypointGateway(g))?.name;
     const served = (w: Workload) => w.waypoint !== undefined || (servicesOf.get(w.uid) ?? []).some((s) => s.waypoint);
     const unserved = workloads.filter((w) => !served(w));
 
@@ -263,12 +267,12 @@ function policyRules(
       ];
       if (!targets.length) continue;
       const shown = targets.length > 3 ? `${targets.slice(0, 3).join(", ")} and ${targets.length - 3} more` : targets.join(", ");
-      r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what))}`, true);
+      r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what), misclassed)}`, true);
     } else if (kind === "RequestAuthentication") {
       jwtRules(r, e, name);
       const targets = [...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`), ...unservedRefs.map((u) => u.what)];
       if (targets.length && (workloads.length || unservedRefs.length)) {
-        r.at(e, ["spec", "jwtRules"], "warning", "jwt-without-waypoint", `${name} has no effect on ${targets.slice(0, 3).join(", ")}${targets.length > 3 ? " and more" : ""}: tokens are validated by a waypoint and none serves ${targets.length > 1 ? "them" : "it"}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what))}`, true);
+        r.at(e, ["spec", "jwtRules"], "warning", "jwt-without-waypoint", `${name} has no effect on ${targets.slice(0, 3).join(", ")}${targets.length > 3 ? " and more" : ""}: tokens are validated by a waypoint and none serves ${targets.length > 1 ? "them" : "it"}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what), misclassed)}`, true);
       }
     }
     void scopeLabel;
@@ -276,7 +280,14 @@ function policyRules(
 }
 
 /** How to bind a waypoint, naming a waypoint of that namespace when there is one. */
-function bindAdvice(model: MeshModel, namespace: string, unserved: Workload[], servicesOf: Map<string, Service[]>, refs: string[]): string {
+function bindAdvice(
+  model: MeshModel,
+  namespace: string,
+  unserved: Workload[],
+  servicesOf: Map<string, Service[]>,
+  refs: string[],
+  misclassed?: string,
+): string {
   const wp = model.waypoints.find((w) => w.namespace === namespace);
   const gw = wp ? wp.name : "<gateway>";
   const svc = unserved.flatMap((w) => servicesOf.get(w.uid) ?? [])[0];
@@ -285,7 +296,7 @@ function bindAdvice(model: MeshModel, namespace: string, unserved: Workload[], s
     : svc
     ? `on Service ${svc.namespace}/${svc.name} (or its Pods, or namespace ${namespace})`
     : `on namespace ${namespace}, the Service or the Pod`;
-  const create = wp ? "" : ` after creating a Gateway with gatewayClassName: ${WAYPOINT_CLASS}`;
+  const create = wp ? "" : ` after creating a Gateway with gatewayClassName: ${WAYPOINT_CLASS}${misclassed ? ` (Gateway ${namespace}/${misclassed} is not one: fix its gatewayClassName)` : ""}`;
   return `Bind a waypoint: set the label ${LABEL_USE_WAYPOINT}=${gw} ${example}${create}`;
 }
 
@@ -377,5 +388,4 @@ function routeRules(r: Reporter, model: MeshModel, entries: readonly Entry[], fi
     });
   }
   void entries;
-  void isWaypointGateway;
 }

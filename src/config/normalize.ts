@@ -25,6 +25,7 @@ import type {
   PeerAuthentication,
   PolicyRule,
   PolicyScope,
+  ReferenceGrant,
   RequestAuthentication,
   Service,
   ServicePort,
@@ -81,6 +82,7 @@ export function normalize(entries: readonly Entry[]): Normalized {
   model.requestAuthentications = of("RequestAuthentication").map((e) => requestAuthentication(e, root));
   model.peerAuthentications = of("PeerAuthentication").map((e) => peerAuthentication(e, root));
   model.httpRoutes = of("HTTPRoute").map(httpRoute);
+  model.referenceGrants = of("ReferenceGrant").map(referenceGrant);
   return { model, diagnostics };
 }
 
@@ -404,8 +406,8 @@ function authorizationPolicy(e: Entry, root: string): AuthorizationPolicy {
 
 function requestAuthentication(e: Entry, root: string): RequestAuthentication {
   const spec = e.value.spec ?? {};
-  const jwtRules: JwtRule[] = (spec.jwtRules ?? []).map((r: JwtRule & { timeout?: unknown; spaceDelimitedClaims?: unknown }) => {
-    const { timeout: _t, spaceDelimitedClaims: _s, ...rest } = r;
+  const jwtRules: JwtRule[] = (spec.jwtRules ?? []).map((r: JwtRule & { timeout?: unknown }) => {
+    const { timeout: _t, ...rest } = r;
     return stripUndefined({ ...rest });
   });
   return withSource(e, { name: e.name, namespace: e.namespace, scope: policyScope(spec, e.namespace, root), jwtRules });
@@ -440,11 +442,11 @@ function filters(list: any[] | undefined, namespace: string): HttpRouteFilter[] 
     if (!SUPPORTED_FILTERS.has(f.type)) continue; // reported by the lint rule unsupported-filter
     if (f.type === "RequestMirror") {
       const m = f.requestMirror ?? {};
-      const percent = m.percent ?? (m.fraction ? (100 * m.fraction.numerator) / (m.fraction.denominator ?? 100) : undefined);
-      out.push(stripUndefined({
+      const fraction = m.fraction ? stripUndefined({ numerator: m.fraction.numerator, denominator: m.fraction.denominator }) : undefined;
+      out.push({
         type: "RequestMirror",
-        requestMirror: stripUndefined({ backendRef: backendRef(m.backendRef, namespace), percent }),
-      }) as HttpRouteFilter);
+        requestMirror: stripUndefined({ backendRef: backendRef(m.backendRef, namespace), percent: m.percent, fraction }),
+      } as HttpRouteFilter);
       continue;
     }
     const key = f.type === "URLRewrite" ? "urlRewrite" : f.type[0].toLowerCase() + f.type.slice(1);
@@ -519,4 +521,14 @@ function httpRoute(e: Entry): HttpRoute {
   const ts = e.value.metadata?.creationTimestamp;
   if (ts) route.creationTimestamp = ts instanceof Date ? ts.toISOString() : String(ts);
   return withSource(e, route);
+}
+
+function referenceGrant(e: Entry): ReferenceGrant {
+  const spec = e.value.spec;
+  return withSource(e, {
+    name: e.name,
+    namespace: e.namespace,
+    from: spec.from.map((f: { group: string; kind: string; namespace: string }) => ({ group: f.group, kind: f.kind, namespace: f.namespace })),
+    to: spec.to.map((t: { group: string; kind: string; name?: string }) => stripUndefined({ group: t.group, kind: t.kind, name: t.name || undefined })),
+  });
 }

@@ -42,6 +42,12 @@ export function validateObject(obj: SourceObject, kind: string, schema: v.Generi
     if (seen.has(key)) continue; // a union reports once per option; one line per place is enough
     seen.add(key);
     const missing = issue.received === "undefined";
+    let hint = "";
+    if (issue.type === "picklist" && typeof issue.input === "string") {
+      const options = [...String(issue.expected).matchAll(/"([^"]*)"/g)].map((m) => m[1]!);
+      const near = nearest(issue.input, options);
+      if (near) hint = `: did you mean "${near}"?`;
+    }
     const p = obj.locate(path);
     diagnostics.push({
       file: obj.file,
@@ -49,7 +55,7 @@ export function validateObject(obj: SourceObject, kind: string, schema: v.Generi
       severity: "error",
       message: missing
         ? `Missing field "${dotted}" in ${kind}`
-        : `Invalid value for "${dotted}" in ${kind}: ${issue.message}`,
+        : `Invalid value for "${dotted}" in ${kind}: ${issue.message}${hint}`,
       rule: missing ? "missing-field" : "invalid-value",
     });
   }

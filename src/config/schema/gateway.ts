@@ -122,3 +122,14 @@ export const httpRouteSchema = resource(v.strictObject({
   hostnames: v.optional(stringList),
   rules: v.optional(v.array(rule)),
 }));
+
+export const referenceGrantSchema = resource(v.strictObject({
+  from: v.pipe(
+    v.array(v.strictObject({ group: v.string(), kind: nonEmpty, namespace: nonEmpty })),
+    v.minLength(1, "A ReferenceGrant needs at least one from entry"),
+  ),
+  to: v.pipe(
+    v.array(v.strictObject({ group: v.string(), kind: nonEmpty, name: v.optional(v.string()) })),
+    v.minLength(1, "A ReferenceGrant needs at least one to entry"),
+  ),
+}));

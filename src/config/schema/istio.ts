@@ -18,6 +18,8 @@ const source = v.strictObject({
   notIpBlocks: v.optional(stringList),
   remoteIpBlocks: v.optional(stringList),
   notRemoteIpBlocks: v.optional(stringList),
+  trustDomains: v.optional(stringList),
+  notTrustDomains: v.optional(stringList),
 });
 
 // Istio types ports as strings; a bare number is what people write, so take both.
@@ -67,7 +69,7 @@ const jwtRule = v.strictObject({
   outputClaimToHeaders: v.optional(v.array(v.strictObject({ header: nonEmpty, claim: nonEmpty }))),
   forwardOriginalToken: v.optional(v.boolean()),
   timeout: ignored,
-  spaceDelimitedClaims: ignored,
+  spaceDelimitedClaims: v.optional(stringList),
 });
 
 export const requestAuthenticationSchema = resource(v.optional(v.strictObject({
