@@ -26,12 +26,17 @@ export function referencePermitted(
 /** A backendRef resolved to a Service port, or the reason it cannot be used. */
 export type ResolvedBackend = { ok: true; target: BackendTarget; service: Service } | { ok: false; reason: string };
 
-/** Resolves a backendRef (or a mirror's backendRef) of a route in `routeNamespace`. */
+/**
+ * Resolves a backendRef (or a mirror's backendRef) of a route in `routeNamespace`. `parent` is the Service
+ * the route is attached to: a consumer route (GAMMA) may send to its parent Service in the producer's
+ * namespace without a ReferenceGrant, as the mesh conformance test MeshConsumerRoute expects.
+ */
 export function resolveBackend(
   ref: BackendRef,
   routeNamespace: string,
   services: (namespace: string, name: string) => Service | undefined,
   grants: ReferenceGrant[],
+  parent?: { namespace: string; name: string },
 ): ResolvedBackend {
   const group = ref.group ?? "";
   const kind = ref.kind ?? "Service";
@@ -40,7 +45,8 @@ export function resolveBackend(
   if ((group !== "" && group !== "core") || kind !== "Service") {
     return { ok: false, reason: `backendRef ${label} has unsupported kind "${kind}" in group "${group}" (InvalidKind)` };
   }
-  if (!referencePermitted(grants, routeNamespace, namespace, ref.name)) {
+  const toParent = parent !== undefined && parent.namespace === namespace && parent.name === ref.name;
+  if (!toParent && !referencePermitted(grants, routeNamespace, namespace, ref.name)) {
     return {
       ok: false,
       reason: `backendRef ${label} crosses namespaces without a ReferenceGrant in "${namespace}" (RefNotPermitted)`,

@@ -104,6 +104,17 @@ describe("attachment (GAMMA)", () => {
     expect(backendOf(decide([producer, consumer], {}, { sourceNamespace: "elsewhere" }))).toBe("api-v1");
     expect(backendOf(decide([producer, consumer], {}, { sourceNamespace: "client-ns", referenceGrants: grants }))).toBe("api-v2");
     expect(routesForService([producer, consumer], api, 8000).map((r) => r.name)).toEqual(["producer"]);
+    // Without the grant, the consumer route's backend in the producer namespace is refused...
+    expect(decide([producer, consumer], {}, { sourceNamespace: "client-ns" })).toMatchObject({ kind: "error", status: 500 });
+    // ...except the parent Service itself, which a consumer route may always send to.
+    const toParent = route("to-parent", [rule({ backendRefs: [{ name: "api", namespace: "shop", port: 8000 }] })], {
+      namespace: "client-ns",
+    });
+    expect(decide([producer, toParent], {}, { sourceNamespace: "client-ns" })).toMatchObject({
+      kind: "forward",
+      via: "route",
+      backend: { namespace: "shop", name: "api" },
+    });
   });
 });
 

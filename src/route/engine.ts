@@ -162,7 +162,7 @@ function decideRule(
   const idx = pickWeighted(refs, random);
   if (idx < 0) return fail(`every backendRef of rule ${c.ruleIndex} of ${c.route.namespace}/${c.route.name} has weight 0`);
   const ref = refs[idx]!;
-  const resolved = resolveBackend(ref, c.route.namespace, input.services, input.referenceGrants ?? []);
+  const resolved = resolveBackend(ref, c.route.namespace, input.services, input.referenceGrants ?? [], input.service);
   if (!resolved.ok) return fail(resolved.reason);
 
   const backendErr = applyFilters(ref.filters ?? [], "backend", st, ctx);
@@ -247,7 +247,13 @@ function applyFilters(
       }
       case "RequestMirror": {
         const m = f.requestMirror;
-        const resolved = resolveBackend(m.backendRef, ctx.c.route.namespace, ctx.input.services, ctx.input.referenceGrants ?? []);
+        const resolved = resolveBackend(
+          m.backendRef,
+          ctx.c.route.namespace,
+          ctx.input.services,
+          ctx.input.referenceGrants ?? [],
+          ctx.input.service,
+        );
         const percent = mirrorPercent(m);
         // An unusable mirror backend only loses the copy; the request itself is unaffected.
         if (!resolved.ok || percent <= 0) break;
