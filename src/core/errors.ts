@@ -24,6 +24,7 @@ export const ErrorCode = {
   Http2Protocol: "MESH_H2_PROTOCOL",
   Http2Flow: "MESH_H2_FLOW_CONTROL",
   Http2Stream: "MESH_H2_STREAM",
+  HboneRefused: "MESH_HBONE_REFUSED",
   Unreachable: "MESH_UNREACHABLE",
   NotRoot: "MESH_NOT_ROOT",
   Platform: "MESH_PLATFORM",
