@@ -1,0 +1,128 @@
+import { describe, expect, test } from "bun:test";
+import { indexModel } from "../model/index.ts";
+import type { AuthorizationPolicy, PeerAuthentication, PolicyRule, Waypoint } from "../model/types.ts";
+import { model, pod } from "./_test_model.ts";
+import { decideHboneInbound, decidePlaintextInbound, forwardedFor, parseAuthority, trustedSourceIp } from "./inbound_decision.ts";
+
+const viewer = pod("product-viewer", "shop", "10.244.1.10", "node-a");
+const api = pod("product-api", "shop", "10.244.2.10", "node-b");
+const other = pod("intruder", "other", "10.244.1.20", "node-a");
+const VIEWER = viewer.identity;
+const INTRUDER = other.identity;
+
+function policy(name: string, action: AuthorizationPolicy["action"], rules: PolicyRule[]): AuthorizationPolicy {
+  return { name, namespace: "shop", action, scope: { kind: "selector", matchLabels: { app: "product-api" } }, rules, hasL7: false };
+}
+
+function decide(policies: AuthorizationPolicy[], peer: string, peerIp = "10.99.0.11", forwarded?: string, port = 80) {
+  const idx = indexModel(model({ workloads: [viewer, api, other], authorizationPolicies: policies }));
+  return decideHboneInbound(idx, "node-b", {
+    authority: `10.244.2.10:${port}`,
+    peerIdentity: peer,
+    peerIp,
+    forwarded,
+    connectionIp: "10.244.2.10",
+  });
+}
+
+describe("HBONE inbound: L4 authorization at the destination ztunnel", () => {
+  const cases: { name: string; policies: AuthorizationPolicy[]; peer: string; fwd?: string; port?: number; allowed: boolean }[] = [
+    { name: "no policy allows", policies: [], peer: VIEWER, allowed: true },
+    { name: "ALLOW by principal admits the named client", policies: [policy("p", "ALLOW", [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/product-viewer"] } }] }])], peer: VIEWER, allowed: true },
+    { name: "ALLOW by principal refuses anyone else", policies: [policy("p", "ALLOW", [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/product-viewer"] } }] }])], peer: INTRUDER, allowed: false },
+    { name: "DENY by namespace refuses that namespace", policies: [policy("d", "DENY", [{ from: [{ source: { namespaces: ["other"] } }] }])], peer: INTRUDER, allowed: false },
+    { name: "DENY by namespace admits another namespace", policies: [policy("d", "DENY", [{ from: [{ source: { namespaces: ["other"] } }] }])], peer: VIEWER, allowed: true },
+    { name: "ALLOW by port admits that port", policies: [policy("p", "ALLOW", [{ to: [{ operation: { ports: ["80"] } }] }])], peer: VIEWER, allowed: true },
+    { name: "ALLOW by port refuses another port", policies: [policy("p", "ALLOW", [{ to: [{ operation: { ports: ["80"] } }] }])], peer: VIEWER, port: 8080, allowed: false },
+    { name: "DENY by ipBlocks uses the client's address from a trusted forwarded header", policies: [policy("d", "DENY", [{ from: [{ source: { ipBlocks: ["10.244.1.0/24"] } }] }])], peer: VIEWER, fwd: 'for="10.244.1.10:40000"', allowed: false },
+    { name: "ALLOW by ipBlocks: a forwarded address the peer does not own is ignored", policies: [policy("p", "ALLOW", [{ from: [{ source: { ipBlocks: ["10.244.1.10/32"] } }] }])], peer: INTRUDER, fwd: 'for="10.244.1.10"', allowed: false },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const d = decide(c.policies, c.peer, "10.99.0.11", c.fwd, c.port);
+      expect(d.ok).toBe(c.allowed);
+      if (!d.ok) expect(d.status).toBe(401);
+    });
+  }
+
+  test("a policy with L7 attributes and no waypoint fails closed", () => {
+    const p = { ...policy("l7", "ALLOW", [{ to: [{ operation: { methods: ["GET"] } }] }]), hasL7: true };
+    const d = decide([p], VIEWER);
+    expect(d).toMatchObject({ ok: false, status: 401 });
+    expect(!d.ok && d.reason).toContain("waypoint");
+  });
+});
+
+describe("HBONE inbound: target checks", () => {
+  const idx = indexModel(model({ workloads: [viewer, api, other] }));
+  test("the target must be the address the connection was made to", () => {
+    const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11", connectionIp: "10.244.2.99" });
+    expect(d).toMatchObject({ ok: false, status: 400 });
+  });
+  test("a workload of another node, or an unknown address, is not served here", () => {
+    expect(decideHboneInbound(idx, "node-b", { authority: "10.244.1.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11" })).toMatchObject({ ok: false, status: 503 });
+    expect(decideHboneInbound(idx, "node-b", { authority: "10.9.9.9:80", peerIdentity: VIEWER, peerIp: "10.99.0.11" })).toMatchObject({ ok: false, status: 503 });
+  });
+  test("a hostname or garbage target is a bad request; a ztunnel port is refused", () => {
+    expect(decideHboneInbound(idx, "node-b", { authority: "api.shop:80", peerIdentity: VIEWER, peerIp: "x" })).toMatchObject({ status: 400 });
+    expect(decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:15006", peerIdentity: VIEWER, peerIp: "x" })).toMatchObject({ status: 400 });
+  });
+});
+
+describe("waypoint: the destination ztunnel admits only the waypoint", () => {
+  const wp: Waypoint = {
+    name: "api-waypoint",
+    namespace: "shop",
+    identity: "spiffe://cluster.local/ns/shop/sa/api-waypoint",
+    serviceAccount: "api-waypoint",
+    addresses: ["10.244.3.5"],
+    waypointFor: "workload",
+    port: 15008,
+  };
+  const served = { ...api, waypoint: { gateway: "shop/api-waypoint", via: "pod-label" as const } };
+  const idx = indexModel(model({ workloads: [viewer, served], waypoints: [wp] }));
+  test("a client that bypasses the waypoint gets 401", () => {
+    const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11" });
+    expect(d).toMatchObject({ ok: false, status: 401 });
+    expect(!d.ok && d.reason).toContain("bypass");
+  });
+  test("the waypoint is admitted, and its forwarded client address is believed", () => {
+    const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: "10.244.3.5", forwarded: 'for="10.244.1.10:5000"' });
+    expect(d).toMatchObject({ ok: true, sourceIp: "10.244.1.10" });
+  });
+});
+
+describe("plaintext inbound (15006)", () => {
+  const outsider = "10.244.1.50";
+  const pa = (mode: PeerAuthentication["mode"]): PeerAuthentication => ({ name: "pa", namespace: "shop", scope: { kind: "namespace" }, mode });
+  test("STRICT refuses a client outside the mesh", () => {
+    const idx = indexModel(model({ workloads: [api], peerAuthentications: [pa("STRICT")] }));
+    const d = decidePlaintextInbound(idx, "node-b", { address: "10.244.2.10", port: 80 }, outsider);
+    expect(d).toMatchObject({ ok: false, status: 401 });
+    expect(!d.ok && d.reason).toContain("STRICT");
+  });
+  test("PERMISSIVE admits it with no principal, and L4 policies still apply", () => {
+    const byIp = policy("ip", "DENY", [{ from: [{ source: { ipBlocks: ["10.244.1.50/32"] } }] }]);
+    const idx = indexModel(model({ workloads: [api], peerAuthentications: [pa("PERMISSIVE")] }));
+    expect(decidePlaintextInbound(idx, "node-b", { address: "10.244.2.10", port: 80 }, outsider).ok).toBe(true);
+    const idx2 = indexModel(model({ workloads: [api], peerAuthentications: [pa("PERMISSIVE")], authorizationPolicies: [byIp] }));
+    expect(decidePlaintextInbound(idx2, "node-b", { address: "10.244.2.10", port: 80 }, outsider).ok).toBe(false);
+    const needsPrincipal = policy("pr", "ALLOW", [{ from: [{ source: { principals: ["*"] } }] }]);
+    const idx3 = indexModel(model({ workloads: [api], authorizationPolicies: [needsPrincipal] }));
+    expect(decidePlaintextInbound(idx3, "node-b", { address: "10.244.2.10", port: 80 }, outsider).ok).toBe(false);
+  });
+});
+
+test("authority and forwarded parsing", () => {
+  expect(parseAuthority("10.0.0.1:80")).toEqual({ ip: "10.0.0.1", port: 80 });
+  expect(parseAuthority("[fd00::1]:443")).toEqual({ ip: "fd00::1", port: 443 });
+  expect(parseAuthority("10.0.0.1:0")).toBeUndefined();
+  expect(parseAuthority("host:80")).toBeUndefined();
+  expect(forwardedFor('for="10.0.0.1:80";host=x')).toBe("10.0.0.1");
+  expect(forwardedFor("for=10.0.0.2")).toBe("10.0.0.2");
+  expect(forwardedFor('for="[fd00::2]:80"')).toBe("fd00::2");
+  expect(forwardedFor(undefined)).toBeUndefined();
+  const idx = indexModel(model({ workloads: [viewer] }));
+  expect(trustedSourceIp(idx, VIEWER, "10.99.0.11", 'for="10.244.1.10:1"')).toBe("10.244.1.10");
+  expect(trustedSourceIp(idx, INTRUDER, "10.99.0.11", 'for="10.244.1.10:1"')).toBe("10.99.0.11");
+});

@@ -1,0 +1,146 @@
+/**
+ * The destination ztunnel's decision for one inbound connection (pure): an HBONE CONNECT that arrived on
+ * 15008 (or a same-node connection served in-process, which gets exactly the same checks), or a
+ * plaintext connection captured on 15006.
+ *
+ * Order, as Istio's inbound path (reference/HBONE.md 4), with our waypoint rule:
+ * 1. The CONNECT target must parse as `ip:port` (400).
+ * 2. It must name the address the connection was made to, the one whose certificate we presented (400):
+ *    a tunnel cannot borrow one workload's certificate to reach another.
+ * 3. It must be an ambient workload of this node (503), on a port that is not a ztunnel port (400).
+ * 4. Authorization (src/policy authorizeAtZtunnel): PeerAuthentication STRICT refuses plaintext; a
+ *    workload served by a waypoint admits only that waypoint (a bypass answers 401); otherwise the L4
+ *    policies decide, failing closed on L7 rules (401).
+ */
+import type { ModelIndex } from "../model/index.ts";
+import type { Workload } from "../model/types.ts";
+import { authorizeAtZtunnel, type EnforcedDecision } from "../policy/mod.ts";
+import { ILLEGAL_TARGET_PORTS } from "./outbound_plan.ts";
+
+export interface InboundAdmitted {
+  ok: true;
+  workload: Workload;
+  ip: string;
+  port: number;
+  /** The source address policies saw (the client's own, not its ztunnel's, when that can be trusted). */
+  sourceIp: string;
+  decision: EnforcedDecision;
+}
+
+export interface InboundRefused {
+  ok: false;
+  status: 400 | 401 | 503;
+  reason: string;
+  workload?: Workload;
+  ip?: string;
+  port?: number;
+  sourceIp?: string;
+  decision?: EnforcedDecision;
+}
+
+export type InboundDecision = InboundAdmitted | InboundRefused;
+
+/** "ip:port" or "[v6]:port" -> parts; undefined when it is not an address (hostnames are not served here). */
+export function parseAuthority(authority: string): { ip: string; port: number } | undefined {
+  const m = authority.match(/^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/) ?? authority.match(/^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/);
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { ip: m[1]!.toLowerCase(), port };
+}
+
+/** The address inside `for=` of a Forwarded header (`for="10.0.0.1:1234"`, `for=10.0.0.1`, `for="[::1]:80"`). */
+export function forwardedFor(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  const m = header.match(/(?:^|[;,\s])for=("?)([^";,]+)\1/i);
+  if (!m) return undefined;
+  const v = m[2]!.trim();
+  const bracket = v.match(/^\[([^\]]+)\](?::\d+)?$/);
+  if (bracket) return bracket[1];
+  return v.replace(/:\d+$/, "");
+}
+
+/**
+ * The client's own address, for policies (ipBlocks) and telemetry. HBONE arrives from the client's
+ * ztunnel (or waypoint), so the socket's peer address is that node's. The `forwarded` header names the
+ * client, and is believed only when it cannot be a lie: the peer is a waypoint of the mesh, or the named
+ * address belongs to a workload whose identity is the peer's authenticated identity (a ztunnel holds
+ * certificates only for workloads of its own node).
+ */
+export function trustedSourceIp(index: ModelIndex, peerIdentity: string | undefined, peerIp: string, forwarded: string | undefined): string {
+  const claimed = forwardedFor(forwarded);
+  if (!claimed || !peerIdentity || claimed === peerIp) return peerIp;
+  if (index.model.waypoints.some((w) => w.identity === peerIdentity)) return claimed;
+  const w = index.workloadByAddress(claimed);
+  return w && w.identity === peerIdentity ? claimed : peerIp;
+}
+
+function localTarget(index: ModelIndex, node: string, ip: string, port: number): InboundRefused | { workload: Workload } {
+  const workload = index.workloadByAddress(ip);
+  if (!workload || workload.node !== node) {
+    return { ok: false, status: 503, reason: `${ip} is not a workload of node ${node}`, ip, port };
+  }
+  if (!workload.ambient) {
+    return { ok: false, status: 503, reason: `${workload.namespace}/${workload.name} is not enrolled in ambient mode`, workload, ip, port };
+  }
+  if (ILLEGAL_TARGET_PORTS.has(port)) {
+    return { ok: false, status: 400, reason: `port ${port} is a ztunnel port and cannot be a tunnel target`, workload, ip, port };
+  }
+  return { workload };
+}
+
+export interface HboneInboundRequest {
+  /** The CONNECT :authority. */
+  authority: string;
+  /** The client's authenticated SPIFFE ID. */
+  peerIdentity: string;
+  /** The socket peer's address (the client's ztunnel or waypoint). */
+  peerIp: string;
+  /** The `forwarded` request header. */
+  forwarded?: string;
+  /** The address the TLS connection was made to (its original destination); absent: not checked. */
+  connectionIp?: string;
+}
+
+/** Decision for an HBONE CONNECT (arrived on 15008, or served in-process for a same-node client). */
+export function decideHboneInbound(index: ModelIndex, node: string, req: HboneInboundRequest): InboundDecision {
+  const target = parseAuthority(req.authority);
+  if (!target) return { ok: false, status: 400, reason: `CONNECT target "${req.authority}" is not an ip:port address` };
+  const { ip, port } = target;
+  if (req.connectionIp !== undefined && req.connectionIp !== ip) {
+    return {
+      ok: false,
+      status: 400,
+      reason: `CONNECT target ${ip} is not the address this connection was made to (${req.connectionIp})`,
+      ip,
+      port,
+    };
+  }
+  const local = localTarget(index, node, ip, port);
+  if ("ok" in local) return local;
+  const sourceIp = trustedSourceIp(index, req.peerIdentity, req.peerIp, req.forwarded);
+  const decision = authorizeAtZtunnel(index, local.workload, {
+    source: { ip: sourceIp, principal: req.peerIdentity },
+    destination: { ip, port },
+  });
+  if (!decision.allowed) return { ok: false, status: 401, reason: decision.reason, workload: local.workload, ip, port, sourceIp, decision };
+  return { ok: true, workload: local.workload, ip, port, sourceIp, decision };
+}
+
+/** Decision for a plaintext connection captured on 15006 (from outside the mesh: no identity). */
+export function decidePlaintextInbound(
+  index: ModelIndex,
+  node: string,
+  dst: { address: string; port: number },
+  sourceIp: string,
+): InboundDecision {
+  const local = localTarget(index, node, dst.address, dst.port);
+  if ("ok" in local) return local;
+  const decision = authorizeAtZtunnel(index, local.workload, {
+    source: { ip: sourceIp },
+    destination: { ip: dst.address, port: dst.port },
+  });
+  const base = { workload: local.workload, ip: dst.address, port: dst.port, sourceIp, decision };
+  if (!decision.allowed) return { ok: false, status: 401, reason: decision.reason, ...base };
+  return { ok: true, ...base };
+}
