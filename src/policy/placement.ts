@@ -114,6 +114,16 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
     };
   }
   const policies = authorizationPoliciesFor(index, { workload: dest.workload });
+  const inbound = ztunnelInbound(index, dest.workload);
+  const servedBy = [...inbound.waypoints.map((w) => `${w.namespace}/${w.name}`), ...inbound.missingWaypoints];
+  if (servedBy.length) {
+    // Addressed so that no waypoint is on the path (e.g. the pod IP of a Service with a waypoint): the
+    // destination ztunnel admits only the waypoint, so this path is refused.
+    const denyAll = `${wname(dest.workload)} is served by waypoint ${
+      servedBy.join(", ")
+    }, which this traffic does not go through: the ztunnel refuses it (address the Service instead)`;
+    return { point: "ztunnel", policies: [], failClosed: [], requestAuthentications: [], denyAll, summary: denyAll };
+  }
   if (!dest.workload.ambient) {
     return {
       point: "none",
