@@ -13,6 +13,7 @@ import { admitRequest } from "./admit.ts";
 import { policyHasL7 } from "./attributes.ts";
 import { inlineKeySet } from "./jwt.ts";
 import { authorizeAtZtunnel, placement, ztunnelInbound } from "./placement.ts";
+import type { EnforcementPoint } from "./placement.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 
@@ -77,7 +78,7 @@ describe("placement: where each policy is enforced", () => {
     name: string;
     setup: Setup;
     viaService: boolean;
-    point: string;
+    point: EnforcementPoint;
     policies: string[];
     failClosed: string[];
   }[] = [
