@@ -1,0 +1,46 @@
+/**
+ * HBONE: HTTP/2 CONNECT tunnels over mutual TLS (TLS 1.3, ALPN h2, SPIFFE identities), the
+ * transport between ztunnels and waypoints (DESIGN.md "HBONE", reference/HBONE.md).
+ *
+ * Our own HTTP/2 (RFC 9113) and HPACK (RFC 7541) on Bun's TLS sockets, limited to what HBONE needs
+ * but correct against any conforming peer.
+ *
+ * Server (ztunnel inbound, waypoint):
+ * @example
+ * const server = HboneServer.listen({
+ *   port: 15008,
+ *   // per connection, before the handshake: pick the destination workload's certificate
+ *   tls: ({ fd, localAddress }) => certFor(originalDst(fd)),   // undefined -> connection closed
+ *   onStream(stream) {
+ *     // stream.authority "10.0.0.7:8080", stream.headers.forwarded, stream.peerIdentity "spiffe://..."
+ *     if (!allowed(stream.peerIdentity)) return stream.respond(401);
+ *     stream.respond(200);
+ *     stream.on("data", (b) => { if (!upstream.write(b)) stream.pause(); });
+ *     stream.on("end", () => upstream.end());           // half-close travels on
+ *   },
+ * });
+ *
+ * Client (ztunnel outbound, waypoint):
+ * @example
+ * const pool = new HbonePool();
+ * const stream = await pool.connect({ address: "10.0.0.7:15008", authority: "10.0.0.7:8080",
+ *   headers: { forwarded: 'for="10.0.0.3"', baggage }, tls: sourceCert,
+ *   expectedIdentities: ["spiffe://cluster.local/ns/shop/sa/api"] });   // HboneError.status on 401/503
+ *
+ * node:http on a tunnel (waypoint):
+ * @example
+ * httpServer.emit("connection", toDuplex(stream));
+ */
+export { HboneServer } from "./server.ts";
+export type { ConnectionInfo, HboneServerOptions, ServerTls } from "./server.ts";
+export { HbonePool } from "./pool.ts";
+export type { HboneConnectOptions, HbonePoolOptions } from "./pool.ts";
+export { HboneStream } from "./stream.ts";
+export type { HboneStreamEvents } from "./stream.ts";
+export { toDuplex } from "./duplex.ts";
+export { HboneError } from "./errors.ts";
+export { H2Code, HBONE } from "./constants.ts";
+export type { H2Settings } from "./connection.ts";
+export { identityOfCert, isSpiffeId, spiffeIdsFromSan } from "./tls.ts";
+export type { TlsMaterial } from "./tls.ts";
+export { parseAuthority } from "./headers.ts";

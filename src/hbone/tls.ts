@@ -1,0 +1,140 @@
+/**
+ * TLS for HBONE: options for Bun's TLS sockets (TLS 1.3 only, ALPN h2, mutual authentication) and
+ * the identity checks on the peer certificate (SPIFFE IDs from URI SANs, reference/HBONE.md 5).
+ */
+import { X509Certificate } from "node:crypto";
+
+/** PEM certificate chain, key and trusted roots of one workload identity. */
+export interface TlsMaterial {
+  /** Leaf certificate, followed by intermediates if any (PEM). */
+  cert: string | Uint8Array;
+  /** Private key (PEM). */
+  key: string | Uint8Array;
+  /** Trusted root(s) (PEM): the trust bundle peers must chain to. */
+  ca: string | Uint8Array | (string | Uint8Array)[];
+}
+
+/** ALPN "h2" in wire format: Bun reads a string as wire format and rejects arrays (BUN-NOTES 4). */
+export const ALPN_H2 = Buffer.from("\x02h2");
+
+// OpenSSL SSL_OP_NO_* bits: everything below TLS 1.3 is off (reference/HBONE.md 1).
+const SSL_OP_NO_SSLv3 = 0x02000000;
+const SSL_OP_NO_TLSv1 = 0x04000000;
+const SSL_OP_NO_TLSv1_2 = 0x08000000;
+const SSL_OP_NO_TLSv1_1 = 0x10000000;
+export const TLS13_ONLY = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2;
+
+/** Bun TLS options for the HBONE server side of one connection. */
+export function serverTlsOptions(m: TlsMaterial): Record<string, unknown> {
+  return {
+    cert: m.cert,
+    key: m.key,
+    ca: m.ca,
+    requestCert: true,
+    rejectUnauthorized: true,
+    ALPNProtocols: ALPN_H2,
+    secureOptions: TLS13_ONLY,
+    isServer: true,
+  };
+}
+
+/**
+ * Bun TLS options for the HBONE client side. The chain is still verified by BoringSSL against `ca`;
+ * `rejectUnauthorized` is off only because Bun would also match the dialled IP against DNS/IP SANs,
+ * and HBONE certificates carry a SPIFFE URI SAN instead. `checkClientPeer` makes the decision.
+ */
+export function clientTlsOptions(m: TlsMaterial): Record<string, unknown> {
+  return {
+    cert: m.cert,
+    key: m.key,
+    ca: m.ca,
+    rejectUnauthorized: false,
+    ALPNProtocols: ALPN_H2,
+    secureOptions: TLS13_ONLY,
+  };
+}
+
+const SPIFFE_RE = /^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/;
+
+/** True for `spiffe://<td>/ns/<ns>/sa/<sa>` (exactly that shape, as Istio parses identities). */
+export function isSpiffeId(s: string): boolean {
+  return SPIFFE_RE.test(s);
+}
+
+/**
+ * SPIFFE IDs in a `subjectaltname` string as node/Bun print it ("URI:spiffe://..., DNS:x").
+ * Other SAN types and URIs that are not SPIFFE workload IDs are ignored.
+ */
+export function spiffeIdsFromSan(san: string | undefined): string[] {
+  if (!san) return [];
+  const out: string[] = [];
+  for (const part of san.split(/,\s*/)) {
+    if (!part.startsWith("URI:")) continue;
+    const uri = part.slice(4);
+    if (isSpiffeId(uri)) out.push(uri);
+  }
+  return out;
+}
+
+const idCache = new Map<string, string>();
+/** The SPIFFE ID of a PEM leaf certificate (first certificate of a chain); cached per certificate. */
+export function identityOfCert(cert: string | Uint8Array): string {
+  const key = typeof cert === "string" ? cert : Buffer.from(cert).toString("latin1");
+  const hit = idCache.get(key);
+  if (hit !== undefined) return hit;
+  const leaf = new X509Certificate(typeof cert === "string" ? cert : Buffer.from(cert));
+  const id = spiffeIdsFromSan(leaf.subjectAltName)[0] ?? "";
+  if (idCache.size > 1024) idCache.clear();
+  idCache.set(key, id);
+  return id;
+}
+
+/** What the TLS handshake callback needs from a Bun socket. */
+export interface HandshakeSocket {
+  authorized: boolean;
+  alpnProtocol: string | false | null;
+  getTLSVersion(): string;
+  getPeerCertificate(): { subjectaltname?: string } | null;
+}
+
+/** Checks common to both sides: TLS 1.3 and h2 were negotiated. Returns a reason to refuse, or "". */
+function checkProtocol(s: HandshakeSocket): string {
+  const v = s.getTLSVersion();
+  if (v !== "TLSv1.3") return `TLS version ${v} is not TLSv1.3`;
+  if (s.alpnProtocol !== "h2") return `ALPN ${JSON.stringify(s.alpnProtocol)} is not h2`;
+  return "";
+}
+
+/**
+ * Client side: the server chain verified (the only tolerated complaint is the host-name mismatch,
+ * which BoringSSL reports only once the chain itself is good) and one of the server's SPIFFE IDs is
+ * expected. Returns [reason to refuse or "", server identity].
+ */
+export function checkServerPeer(
+  s: HandshakeSocket,
+  authError: Error | null,
+  expected: readonly string[],
+): [string, string] {
+  if (!s.authorized) {
+    const code = (authError as { code?: string } | null)?.code;
+    if (code !== "ERR_TLS_CERT_ALTNAME_INVALID") return [`server certificate rejected: ${code ?? authError?.message ?? "unknown"}`, ""];
+  }
+  const proto = checkProtocol(s);
+  if (proto) return [proto, ""];
+  const ids = spiffeIdsFromSan(s.getPeerCertificate()?.subjectaltname);
+  const match = ids.find((id) => expected.includes(id));
+  if (!match) {
+    return [`server identity ${ids.length ? ids.join(", ") : "(none)"} is not one of ${expected.join(", ") || "(none)"}`, ""];
+  }
+  return ["", match];
+}
+
+/** Server side: the client presented a verified certificate carrying a SPIFFE ID. */
+export function checkClientPeer(s: HandshakeSocket, ok: boolean, authError: Error | null): [string, string] {
+  if (!ok || !s.authorized) return [`client certificate rejected: ${authError?.message ?? "not authorized"}`, ""];
+  const proto = checkProtocol(s);
+  if (proto) return [proto, ""];
+  const ids = spiffeIdsFromSan(s.getPeerCertificate()?.subjectaltname);
+  if (ids.length === 0) return ["client certificate has no SPIFFE ID", ""];
+  return ["", ids[0]];
+}
