@@ -17,7 +17,7 @@ import {
   selects,
   WAYPOINT_CLASS,
 } from "./normalize.ts";
-import { scopeSelectsWorkload } from "./attach.ts";
+import { scopeSelectsWorkload } from "../model/mod.ts";
 
 type Path = (string | number)[];
 

@@ -35,6 +35,7 @@ import type {
   Workload,
 } from "../model/types.ts";
 import { DEFAULT_MESH_CONFIG, emptyModel } from "../model/types.ts";
+import { labelsMatch } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { parseDuration } from "./duration.ts";
 import type { Entry } from "./entry.ts";
@@ -283,10 +284,8 @@ function workloadEntry(e: Entry, trustDomain: string, ctx: BindContext): Workloa
 
 // ---- services ----
 
-export function selects(selector: Labels, labels: Labels): boolean {
-  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) return false;
-  return true;
-}
+/** A Service selector selects a workload whose labels include every pair (Kubernetes semantics). */
+export const selects: (selector: Labels, labels: Labels) => boolean = labelsMatch;
 
 /** The workload port a service port reaches on one workload, or undefined when it has none. */
 export function resolveTargetPort(sp: ServicePort, w: Workload): number | undefined {
