@@ -18,6 +18,7 @@ import {
   WAYPOINT_CLASS,
 } from "./normalize.ts";
 import { scopeSelectsWorkload } from "../model/mod.ts";
+import { isIpAddress } from "./schema/common.ts";
 
 type Path = (string | number)[];
 
@@ -139,6 +140,11 @@ function gatewayRules(r: Reporter, entries: readonly Entry[]): void {
     const annotations = (e.value.metadata?.annotations ?? {}) as Record<string, string>;
     const hasAnnotation = CLASS_ANNOTATION in annotations;
     const hbone = ((e.value.spec?.listeners ?? []) as { protocol: string }[]).some((l) => l.protocol === "HBONE");
+    ((e.value.spec?.addresses ?? []) as { type?: string; value: string }[]).forEach((a, i) => {
+      if ((a.type === undefined || a.type === "IPAddress") && !isIpAddress(a.value)) {
+        r.at(e, ["spec", "addresses", i, "value"], "error", "invalid-value", `Invalid value for "spec.addresses[${i}].value" in Gateway: "${a.value}" is not an IP address (type IPAddress)`);
+      }
+    });
     if (hasAnnotation && cls !== WAYPOINT_CLASS) {
       r.at(e, ["metadata", "annotations", CLASS_ANNOTATION], "error", "waypoint-class", `Gateway ${e.namespace}/${e.name}: the annotation ${CLASS_ANNOTATION} does not make a waypoint; set spec.gatewayClassName: ${WAYPOINT_CLASS} and ${BIND_HINT}`, true);
       if (cls === undefined) continue;
@@ -345,10 +351,16 @@ function addressRules(r: Reporter, model: MeshModel, find: Find): void {
 // ---- file-mode workload completeness ----
 
 function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
+  const declared = new Set(model.namespaces.map((n) => n.name));
+  const reported = new Set<string>();
   for (const w of model.workloads) {
     const e = find(w.kind, w.namespace, w.name);
     if (!e) continue;
     const who = `${w.kind} ${w.namespace}/${w.name}`;
+    if (!declared.has(w.namespace) && !reported.has(w.namespace) && !w.ambient) {
+      reported.add(w.namespace);
+      r.at(e, ["metadata", "namespace"], "warning", "undeclared-namespace", `Namespace ${w.namespace} is not declared, so ${who} and the other workloads in it are outside the mesh (no mTLS, no policy); declare it with the label istio.io/dataplane-mode: ambient to enroll them`);
+    }
     if (w.kind === "Pod" && !w.node) {
       r.at(e, ["spec"], "warning", "pod-placement", `${who} has no spec.nodeName: no ztunnel owns it, so it gets no identity`, true);
     }

@@ -70,7 +70,9 @@ function diag(obj: SourceObject, path: (string | number)[], severity: Diagnostic
 }
 
 function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
+  if (typeof x !== "object" || x === null) return false;
+  const proto = Object.getPrototypeOf(x);
+  return proto === Object.prototype || proto === null; // not an array, Uint8Array (!!binary), Map (!!omap)...
 }
 
 /** `kind: List` (what `kubectl get -o yaml` prints for several objects) holds its objects in `items`. */

@@ -293,8 +293,9 @@ spec:
       { workloadUid: "Pod/shop/web-2", ports: { 80: 9090 } },
       { workloadUid: "WorkloadEntry/shop/vm-1", ports: { 80: 7070 } },
     ]);
-    // vm-2 has no port named http: it cannot serve port 80 of the Service.
-    expect(rules(diagnostics)).toEqual([]);
+    // vm-2 has no port named http: it cannot serve port 80 of the Service. Pod other-ns is in a
+    // namespace nobody declared, which check points out.
+    expect(rules(diagnostics)).toEqual(["undeclared-namespace"]);
   });
 });
 

@@ -27,7 +27,10 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
     says: { 0: ['"spec.rules[0].to[0].operation.method"', 'did you mean "methods"?'] },
   },
   "missing-field": { expect: ["4:3 error missing-field", "8:7 error missing-field"], says: { 0: ["metadata.name"], 1: ["apiVersion", "use v1"] } },
-  "invalid-value": { expect: ["7:11 error invalid-value", "16:11 error invalid-value"], says: { 0: ['did you mean "ALLOW"?'], 1: ["1 to 65535"] } },
+  "invalid-value": {
+    expect: ["7:11 error invalid-value", "16:11 error invalid-value", "25:10 error invalid-value", "33:40 error invalid-value"],
+    says: { 0: ['did you mean "ALLOW"?'], 1: ["1 to 65535"], 2: ["status.podIP", "IP address"], 3: ['"waypoint.shop"'] },
+  },
   "api-version": { expect: ["1:13 error api-version"], says: { 0: ["security.istio.io/v1", '"networking.istio.io/v1"'] } },
   "duplicate-object": { expect: ["10:9 error duplicate-object"], says: { 0: ["ServiceAccount shop/api", "duplicate-object.yaml:1:1"] } },
   "ignored-kind": {
@@ -68,6 +71,7 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
   "jwt-without-waypoint": { expect: ["17:3 warning jwt-without-waypoint"], says: { 0: ["Pod shop/api"] } },
   "selector-and-targetrefs": { expect: ["18:3 error selector-and-targetrefs"] },
   "duplicate-address": { expect: ["15:17 error duplicate-address"], says: { 0: ["10.244.1.5", "Pod shop/a"] } },
+  "undeclared-namespace": { expect: ["5:14 warning undeclared-namespace"], says: { 0: ["Namespace legacy-ns", "istio.io/dataplane-mode: ambient"] } },
   "pod-placement": { expect: ["4:9 warning pod-placement", "6:1 warning pod-placement"], says: { 0: ["status.podIP"], 1: ["spec.nodeName"] } },
   "route-parent": {
     expect: ["17:5 warning route-parent", "18:5 warning route-parent", "22:13 warning unsupported-filter"],

@@ -25,6 +25,7 @@ export const RULES: Readonly<Record<string, { severity: "error" | "warning"; sum
   "jwt-no-jwks": { severity: "error", summary: "A JWT rule with neither jwks nor jwksUri." },
   "invalid-jwks": { severity: "error", summary: "An inline jwks that is not a JWKS JSON document." },
   "duplicate-address": { severity: "error", summary: "Two workloads, Services or waypoints share an address." },
+  "undeclared-namespace": { severity: "warning", summary: "Workloads in a namespace no Namespace object declares: they are outside the mesh (file mode)." },
   "pod-placement": { severity: "warning", summary: "A Pod without spec.nodeName, or a workload without an address (file mode)." },
   "unsupported-filter": { severity: "warning", summary: "An HTTPRoute filter mesh does not implement (ExtensionRef, CORS); ignored." },
   "route-parent": { severity: "warning", summary: "An HTTPRoute attached to a Service that does not exist or that no waypoint serves." },

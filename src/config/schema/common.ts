@@ -64,3 +64,10 @@ export function resource<S extends v.GenericSchema>(spec: S, extra: v.ObjectEntr
     ...extra,
   });
 }
+
+/** An IPv4 or IPv6 address (no prefix, no port). */
+export const ipAddress = v.pipe(v.string(), v.ip("Must be an IP address"));
+
+export function isIpAddress(s: string): boolean {
+  return v.is(ipAddress, s);
+}

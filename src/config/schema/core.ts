@@ -1,6 +1,6 @@
 /** Core Kubernetes kinds the mesh reads: Namespace, ServiceAccount, Service, Pod (apiVersion v1). */
 import * as v from "valibot";
-import { ignored, labels, metadata, nonEmpty, port, resource, status } from "./common.ts";
+import { ignored, ipAddress, isIpAddress, labels, metadata, nonEmpty, port, resource, status } from "./common.ts";
 
 export const namespaceSchema = v.strictObject({
   apiVersion: v.string(),
@@ -32,7 +32,10 @@ const servicePort = v.strictObject({
 
 export const serviceSchema = resource(v.optional(v.strictObject({
   selector: v.optional(labels),
-  clusterIP: v.optional(v.string()),
+  clusterIP: v.optional(v.pipe(
+    v.string(),
+    v.check((s) => s === "" || s === "None" || isIpAddress(s), "Must be an IP address, or None for a headless Service"),
+  )),
   clusterIPs: v.optional(v.array(v.string())),
   type: v.optional(v.picklist(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"])),
   ports: v.optional(v.array(servicePort)),
@@ -131,8 +134,8 @@ export const podSchema = resource(v.strictObject({
   resources: ignored,
 }), {
   status: v.optional(v.looseObject({
-    podIP: v.optional(v.string()),
-    podIPs: v.optional(v.array(v.looseObject({ ip: v.string() }))),
+    podIP: v.optional(ipAddress),
+    podIPs: v.optional(v.array(v.looseObject({ ip: ipAddress }))),
     phase: v.optional(v.string()),
     conditions: v.optional(v.array(v.looseObject({ type: v.string(), status: v.string() }))),
   })),
