@@ -2,7 +2,7 @@
 import { ErrorCode, MeshError } from "../core/errors.ts";
 import { inNetns } from "../platform/mod.ts";
 import { type LabLocation, requireLab } from "./lifecycle.ts";
-import { childEnv } from "./runtime.ts";
+import { childEnv, requireRoot } from "./runtime.ts";
 import type { LabState } from "./state.ts";
 
 /**
@@ -51,6 +51,7 @@ export interface ExecOptions extends LabLocation {
 
 /** The argv and environment that run `command` in the target's namespace. */
 export function execCommand(opts: ExecOptions): { argv: string[]; env: Record<string, string>; netns: string } {
+  requireRoot("mesh lab exec");
   if (!opts.command.length) throw new MeshError(ErrorCode.Usage, "Nothing to run: mesh lab exec TARGET -- CMD...");
   const state = requireLab(opts);
   const netns = resolveTarget(state, opts.target);

@@ -207,6 +207,7 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
       if (existsSync(etc)) rmSync(etc, { recursive: true, force: true });
       report.removedNamespaces.push(ns);
     }
+    removeEtcNetnsIfOurs();
     progress(`mesh lab: removed ${strays.length} namespace(s) without a state (--force)`);
     return report;
   }
@@ -228,7 +229,7 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
     await removeNamespace(state, ns.name);
     if (existed) report.removedNamespaces.push(ns.name);
   }
-  removeEtcNetnsIfOurs(state);
+  removeEtcNetnsIfOurs();
   report.leftover = listNetns().filter((n) => namespaces.some((x) => x.name === n));
   if (report.leftover.length) {
     throw new MeshError(ErrorCode.LabState, `Could not remove ${report.leftover.join(", ")}: state kept in ${stateDir}; try again`);

@@ -75,8 +75,6 @@ export interface LabState {
   endpoints: EndpointRecord[];
   processes: ProcessRecord[];
   nextNodeIndex: number;
-  /** the lab made /etc/netns itself (down removes it again when empty) */
-  createdEtcNetns?: boolean;
   /** the plan the lab currently runs */
   plan: LabPlan;
 }

@@ -2,6 +2,7 @@
 import { netnsExists } from "../platform/mod.ts";
 import { isAlive, isReady } from "./components.ts";
 import { type LabLocation, requireLab } from "./lifecycle.ts";
+import { requireRoot } from "./runtime.ts";
 import type { LabState } from "./state.ts";
 
 export interface LabStatusEntry {
@@ -34,6 +35,7 @@ export interface LabStatus {
 }
 
 export function labStatus(loc: LabLocation): LabStatus {
+  requireRoot("mesh lab status");
   const state = requireLab(loc);
   const entries: LabStatusEntry[] = [];
   const proc = (id: string) => state.processes.find((p) => p.id === id);

@@ -30,6 +30,7 @@ import { ADDRESSES } from "./plan.ts";
 import { type EndpointRecord, type LabState, type NamespaceKind, type NodeRecord, saveState } from "./state.ts";
 
 const ETC_NETNS = "/etc/netns";
+const ETC_NETNS_MARKER = `${ETC_NETNS}/.mesh-lab-created`;
 
 function names(state: LabState) {
   return labNames(state.prefix);
@@ -51,6 +52,9 @@ function createNamespace(state: LabState, name: string, kind: NamespaceKind, for
     // Pods answer from addresses the node routes asymmetrically (link-local gateway): no reverse-path drop.
     setSysctl(name, "net.ipv4.conf.all.rp_filter", "0");
     setSysctl(name, "net.ipv4.conf.default.rp_filter", "0");
+    // "Unreachable" for a ClusterIP without the mesh (or anything else outside the lab) must come back
+    // every time, not one per second: a rate-limited ICMP turns a refusal into a timeout.
+    setSysctl(name, "net.ipv4.icmp_ratelimit", "0");
   }
 }
 
@@ -63,12 +67,16 @@ export function writeHosts(state: LabState, netns: string, content: string): voi
     saveState(state);
   }
   if (!existsSync(ETC_NETNS)) {
-    state.createdEtcNetns = true;
-    saveState(state);
+    mkdirSync(ETC_NETNS, { recursive: true });
+    // Several labs may share /etc/netns; the marker lets the last one down remove what a lab created.
+    writeFileSync(ETC_NETNS_MARKER, "created by mesh lab; removed with the last lab's namespaces\n");
   }
   mkdirSync(dir, { recursive: true });
   // Written in place (same inode): running processes see the new names, since the bind mount follows it.
   writeFileSync(`${dir}/hosts`, content);
+  // The lab is offline: no resolver to wait for. 127.0.0.1 has no DNS server, so a name that is not in
+  // the hosts file fails at once instead of after the host resolver's timeout.
+  writeFileSync(`${dir}/resolv.conf`, "# mesh lab: names come from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
 }
 
 export function createFabric(state: LabState): void {
@@ -158,7 +166,11 @@ export async function removeNamespace(state: LabState, name: string): Promise<vo
   saveState(state);
 }
 
-/** Removes /etc/netns if the lab created it and it is empty again. */
-export function removeEtcNetnsIfOurs(state: LabState): void {
-  if (state.createdEtcNetns && existsSync(ETC_NETNS) && readdirSync(ETC_NETNS).length === 0) rmdirSync(ETC_NETNS);
+/** Removes /etc/netns if a lab created it (the marker says so) and no lab uses it any more. */
+export function removeEtcNetnsIfOurs(): void {
+  if (!existsSync(ETC_NETNS_MARKER)) return;
+  const left = readdirSync(ETC_NETNS).filter((e) => `${ETC_NETNS}/${e}` !== ETC_NETNS_MARKER);
+  if (left.length) return;
+  rmSync(ETC_NETNS_MARKER);
+  rmdirSync(ETC_NETNS);
 }

@@ -4,7 +4,7 @@
  * or a long wait the number may belong to someone else, and stopping it would kill an innocent process.
  */
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { ErrorCode, MeshError } from "../core/errors.ts";
 import { runCommand } from "./exec.ts";
 
@@ -105,13 +105,29 @@ function tryKill(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/**
+ * Whether any non-zombie process is in the group. kill(-pgid, 0) would also count zombies, which linger
+ * until their (re)parent reaps them: after the lab's own CLI exits, that is PID 1, which may be slow.
+ */
 function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch {
     return false;
   }
+  for (const d of readdirSync("/proc")) {
+    if (d.charCodeAt(0) > 57) continue; // not a PID
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields: state(0) ppid(1) pgrp(2)
+    if (Number(fields[2]) === pgid && fields[0] !== "Z" && fields[0] !== "X") return true;
+  }
+  return false;
 }
 
 /** PIDs of the processes whose network namespace is the named one (`ip netns pids`). */

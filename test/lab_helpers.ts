@@ -1,0 +1,129 @@
+/**
+ * Shared by the lab's end-to-end tests: run dist/mesh, and take inventories of what exists on the
+ * machine (namespaces, host links, host iptables rules, processes inside given namespaces) so a test
+ * can prove that `mesh lab down` left nothing behind.
+ */
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+export const ROOT = resolve(import.meta.dir, "..");
+export const MESH = join(ROOT, "dist", "mesh");
+export const isRoot = process.getuid?.() === 0;
+
+/** Builds dist/mesh if it is missing (test/run.ts builds it before the end-to-end tests). */
+export function ensureBuilt(): void {
+  if (existsSync(MESH)) return;
+  const r = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`build failed: ${r.stderr.toString()}`);
+}
+
+/** A prefix no other test run uses (lowercase letters and digits). */
+export function uniquePrefix(tag: string): string {
+  return `${tag}${(process.pid % 100000).toString(36)}${Math.random().toString(36).slice(2, 6)}`.slice(0, 16);
+}
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs dist/mesh with a hard timeout; never throws for a non-zero exit. */
+export async function mesh(args: string[], timeoutMs = 60_000, env?: Record<string, string>): Promise<Run> {
+  const p = Bun.spawn([MESH, ...args], { stdout: "pipe", stderr: "pipe", env: env ?? (process.env as Record<string, string>) });
+  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export function sh(argv: string[]): string {
+  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe" });
+  return r.stdout.toString();
+}
+
+export function netnsNames(): string[] {
+  const out = sh(["ip", "-json", "netns", "list"]).trim();
+  return out ? (JSON.parse(out) as { name: string }[]).map((n) => n.name) : [];
+}
+
+export interface Inventory {
+  hostLinks: string[];
+  hostIptables: string;
+  etcNetns: string[];
+  etcNetnsExists: boolean;
+}
+
+/** What a lab must never change in the host namespace. */
+export function hostInventory(): Inventory {
+  const links = JSON.parse(sh(["ip", "-json", "link", "show"]) || "[]") as { ifname: string }[];
+  const rules = sh(["iptables-save"])
+    .split("\n")
+    .filter((l) => l && !l.startsWith("#"))
+    .map((l) => l.replace(/\[\d+:\d+\]/g, "")) // packet counters change by themselves
+    .join("\n");
+  return {
+    hostLinks: links.map((l) => l.ifname).sort(),
+    hostIptables: rules,
+    etcNetns: existsSync("/etc/netns") ? readdirSync("/etc/netns").sort() : [],
+    etcNetnsExists: existsSync("/etc/netns"),
+  };
+}
+
+/** The kernel's identity of each named namespace (the inode `ip netns` keeps under /run/netns). */
+export function netnsInodes(names: string[]): Set<number> {
+  const out = new Set<number>();
+  for (const n of names) {
+    try {
+      out.add(statSync(`/run/netns/${n}`).ino);
+    } catch {
+      // already gone
+    }
+  }
+  return out;
+}
+
+/** PIDs of live processes whose network namespace is one of `inodes`. */
+export function processesIn(inodes: Set<number>): number[] {
+  const found: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const m = /net:\[(\d+)\]/.exec(readlinkSync(`/proc/${d}/ns/net`));
+      if (!m || !inodes.has(Number(m[1]))) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      found.push(Number(d));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(100);
+  }
+}
+
+/** Last-resort cleanup for afterAll: down, then down --force for anything left with the prefix. */
+export async function forceDown(prefix: string): Promise<void> {
+  await mesh(["lab", "down", "--prefix", prefix], 60_000);
+  if (netnsNames().some((n) => n.startsWith(`mlab.${prefix}-`))) {
+    await mesh(["lab", "down", "--prefix", prefix, "--force"], 60_000);
+  }
+}
