@@ -6,7 +6,7 @@
 import type { Labels, MeshModel, PolicyScope, Service, Workload } from "../model/types.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import type { Entry } from "./entry.ts";
-import { l7Attributes } from "./l7.ts";
+import { conditionKeyKind, l7Attributes } from "./l7.ts";
 import {
   bind,
   bindContext,
@@ -263,6 +263,12 @@ function policyRules(
 
     if (kind === "AuthorizationPolicy") {
       const ap = p as MeshModel["authorizationPolicies"][number];
+      ap.rules.forEach((rule, i) =>
+        rule.when?.forEach((c, j) => {
+          if (conditionKeyKind(c.key) !== "unknown") return;
+          r.at(e, ["spec", "rules", i, "when", j, "key"], "warning", "unknown-condition", `${name}: condition key "${c.key}" is not one mesh knows (source.*, destination.*, remote.ip, connection.sni, request.headers[...], request.auth.*): it never matches in an ALLOW rule and always matches in a DENY rule`);
+        })
+      );
       if (!ap.hasL7 || ap.action === "AUDIT" || ap.dryRun) continue;
       const attrs = l7Attributes(ap.rules);
       const at: Path = ["spec", ...attrs[0]!.path];

@@ -66,6 +66,7 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
     says: { 0: ["Namespace shop", "not a waypoint"], 1: ["Service shop/api", "no Gateway shop/api-waypoint"] },
   },
   "waypoint-for": { expect: ["16:35 warning waypoint-for"], says: { 0: ["workloads only"] } },
+  "unknown-condition": { expect: ["10:12 warning unknown-condition"], says: { 0: ['"request.header[x-debug]"'] } },
   "jwt-no-jwks": { expect: ["8:5 error jwt-no-jwks"], says: { 0: ["neither jwks nor jwksUri"] } },
   "invalid-jwks": { expect: ["9:11 error invalid-jwks"] },
   "jwt-without-waypoint": { expect: ["17:3 warning jwt-without-waypoint"], says: { 0: ["Pod shop/api"] } },
