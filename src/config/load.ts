@@ -147,7 +147,9 @@ function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: 
     diagnostics.push(diag(obj, ["apiVersion"], "error", "api-version", `${kind} needs apiVersion ${want}, not "${apiVersion}"`));
   }
   const val = validateObject(obj, kind, info.schema);
-  diagnostics.push(...val.diagnostics);
+  // The API server has validated (and pruned) what it stores, and newer Kubernetes versions add fields:
+  // an unknown field there is not the user's typo.
+  diagnostics.push(...(opts.fileMode ? val.diagnostics : val.diagnostics.filter((d) => d.rule !== "unknown-field")));
   if (!val.usable) return undefined;
   const md = isRecord(v.metadata) ? v.metadata : {};
   const name = typeof md.name === "string" ? md.name : kind === "MeshConfig" ? "mesh" : "";

@@ -515,7 +515,7 @@ describe("several files, lists, and Kubernetes API objects", () => {
     expect(r.model.namespaces.map((n) => n.name)).toEqual(["b"]);
   });
 
-  test("modelFromObjects: same normalization without positions; controllers are not warned about", () => {
+  test("modelFromObjects: same normalization without positions; controllers and unknown fields are not warned about", () => {
     const r = modelFromObjects([
       { apiVersion: "v1", kind: "Namespace", metadata: { name: "shop", labels: { "istio.io/dataplane-mode": "ambient" } } },
       {
@@ -526,17 +526,20 @@ describe("several files, lists, and Kubernetes API objects", () => {
         status: { podIP: "10.1.0.5", phase: "Running", hostIP: "192.168.0.2" },
       },
       { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "d", namespace: "shop" }, spec: {} },
-      { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "x", namespace: "shop" }, spec: { actoin: "DENY" } },
+      { apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "x", namespace: "shop" }, spec: { action: "DENNY" } },
+      // Fields of newer Kubernetes versions are not typos here.
+      { apiVersion: "v1", kind: "Service", metadata: { name: "s", namespace: "shop" }, spec: { ports: [{ port: 80 }], futureField: true } },
     ]);
     expect(r.model.workloads[0]).toMatchObject({ identity: "spiffe://cluster.local/ns/shop/sa/sa", node: "n1", addresses: ["10.1.0.5"], ambient: true });
     expect(r.model.workloads[0]!.source).toBeUndefined();
+    expect(r.model.services.map((s) => s.name)).toEqual(["s"]);
     expect(r.diagnostics).toEqual([{
       file: "kubernetes:AuthorizationPolicy/shop/x",
       line: 0,
       col: 0,
       severity: "error",
-      message: 'Unknown field "spec.actoin" in AuthorizationPolicy: did you mean "action"?',
-      rule: "unknown-field",
+      message: 'Invalid value for "spec.action" in AuthorizationPolicy: Invalid type: Expected ("ALLOW" | "DENY" | "AUDIT" | "CUSTOM") but received "DENNY": did you mean "DENY"?',
+      rule: "invalid-value",
     }]);
   });
 });
