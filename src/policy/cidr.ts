@@ -116,7 +116,19 @@ export function cidrContains(cidr: Cidr, ip: IpBytes): boolean {
 /** Is `ip` inside the block `block`? Unparsable input never matches. */
 export function ipInBlock(block: string, ip: string | undefined): boolean {
   if (ip === undefined) return false;
-  const c = parseCidr(block);
+  const c = cachedCidr(block);
   const a = parseIp(ip);
   return c !== undefined && a !== undefined && cidrContains(c, a);
+}
+
+// Blocks come from configuration (a small set) and are checked on every connection: parse each once.
+const cidrs = new Map<string, Cidr | null>();
+
+function cachedCidr(block: string): Cidr | undefined {
+  let c = cidrs.get(block);
+  if (c === undefined) {
+    c = parseCidr(block) ?? null;
+    if (cidrs.size < 4096) cidrs.set(block, c);
+  }
+  return c ?? undefined;
 }

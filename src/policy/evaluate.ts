@@ -31,24 +31,6 @@ export type Tri = boolean | undefined;
 
 const UNKNOWN: Tri = undefined;
 
-function and(parts: Tri[]): Tri {
-  let unknown = false;
-  for (const p of parts) {
-    if (p === false) return false;
-    if (p === undefined) unknown = true;
-  }
-  return unknown ? UNKNOWN : true;
-}
-
-function or(parts: Tri[]): Tri {
-  let unknown = false;
-  for (const p of parts) {
-    if (p === true) return true;
-    if (p === undefined) unknown = true;
-  }
-  return unknown ? UNKNOWN : false;
-}
-
 /** Peer identity split into its SPIFFE parts. */
 interface Peer {
   /** the identity without "spiffe://", as Istio principals are written */
@@ -74,64 +56,112 @@ interface Ctx {
   path?: string;
   policyNamespace: string;
   warnings: Set<string>;
-  where: string;
+  policy: AuthorizationPolicy;
+  rule: number;
+}
+
+/** Where a warning comes from; built only when there is one to report. */
+function where(ctx: Ctx): string {
+  return `policy ${policyKey(ctx.policy)} rule ${ctx.rule}`;
 }
 
 type Values = string[] | undefined;
+type Test = (value: string, ctx: Ctx) => Tri;
 
-/** Field with positive and negative forms. `test` returns undefined when the attribute is unavailable. */
-function field(pos: Values, neg: Values, test: (v: string) => Tri): Tri[] {
-  const out: Tri[] = [];
-  if (pos && pos.length) out.push(or(pos.map(test)));
-  if (neg && neg.length) {
-    const any = or(neg.map(test));
-    out.push(any === undefined ? UNKNOWN : !any);
+/** Result of one field (positive and not- form); null when the field is not set. Short-circuits. */
+function field(pos: Values, neg: Values, test: Test, ctx: Ctx): Tri | null {
+  let set = false;
+  let unknown = false;
+  if (pos && pos.length) {
+    set = true;
+    const r = anyValue(pos, test, ctx);
+    if (r === false) return false;
+    if (r === undefined) unknown = true;
   }
-  return out;
+  if (neg && neg.length) {
+    set = true;
+    const r = anyValue(neg, test, ctx);
+    if (r === true) return false;
+    if (r === undefined) unknown = true;
+  }
+  if (!set) return null;
+  return unknown ? UNKNOWN : true;
 }
 
-function matchServiceAccount(value: string, ctx: Ctx): Tri {
-  const [ns, sa] = value.includes("/") ? value.split("/", 2) : [ctx.policyNamespace, value];
-  return ctx.peer.namespace === ns && ctx.peer.serviceAccount === sa;
+function anyValue(values: string[], test: Test, ctx: Ctx): Tri {
+  let unknown = false;
+  for (const v of values) {
+    const r = test(v, ctx);
+    if (r === true) return true;
+    if (r === undefined) unknown = true;
+  }
+  return unknown ? UNKNOWN : false;
 }
+
+/** AND-accumulator over field results: null (unset) is skipped; false ends the conjunction. */
+class Conjunction {
+  set = false;
+  unknown = false;
+  /** Returns false when the conjunction is already false. */
+  add(r: Tri | null): boolean {
+    if (r === null) return true;
+    this.set = true;
+    if (r === false) return false;
+    if (r === undefined) this.unknown = true;
+    return true;
+  }
+  /** A source or operation that sets no field never matches. */
+  result(): Tri {
+    if (!this.set) return false;
+    return this.unknown ? UNKNOWN : true;
+  }
+}
+
+const testPrincipal: Test = (v, ctx) => matchString(v, ctx.peer.principal);
+const testNamespace: Test = (v, ctx) => matchString(v, ctx.peer.namespace);
+const testTrustDomain: Test = (v, ctx) => matchString(v, ctx.peer.trustDomain);
+const testSourceIp: Test = (v, ctx) => ipInBlock(v, ctx.req.source.ip);
+const testServiceAccount: Test = (v, ctx) => {
+  const slash = v.indexOf("/");
+  const ns = slash >= 0 ? v.slice(0, slash) : ctx.policyNamespace;
+  const sa = slash >= 0 ? v.slice(slash + 1) : v;
+  return ctx.peer.namespace === ns && ctx.peer.serviceAccount === sa;
+};
+const testRequestPrincipal: Test = (v, ctx) => (ctx.l7 ? matchString(v, ctx.req.auth?.principal) : UNKNOWN);
+const testRemoteIp: Test = (v, ctx) => (ctx.l7 ? ipInBlock(v, remoteIp(ctx.req)) : UNKNOWN);
+// Non-numeric port strings never match (Istio drops them when compiling for ztunnel).
+const testPort: Test = (v, ctx) => /^\d+$/.test(v) && Number(v) === ctx.req.destination.port;
+const testHost: Test = (v, ctx) => (ctx.l7 ? matchHost(v, ctx.req.http?.host) : UNKNOWN);
+const testMethod: Test = (v, ctx) => (ctx.l7 ? matchString(v, ctx.req.http?.method) : UNKNOWN);
+const testPath: Test = (v, ctx) => (ctx.l7 ? matchPath(v, ctx.path) : UNKNOWN);
 
 function sourceMatches(s: PolicySource, ctx: Ctx): Tri {
-  const l7 = (f: () => Tri): Tri => (ctx.l7 ? f() : UNKNOWN);
-  const parts: Tri[] = [
-    ...field(s.principals, s.notPrincipals, (v) => matchString(v, ctx.peer.principal)),
-    ...field(s.namespaces, s.notNamespaces, (v) => matchString(v, ctx.peer.namespace)),
-    ...field(s.serviceAccounts, s.notServiceAccounts, (v) => matchServiceAccount(v, ctx)),
-    ...field(s.trustDomains, s.notTrustDomains, (v) => matchString(v, ctx.peer.trustDomain)),
-    ...field(s.ipBlocks, s.notIpBlocks, (v) => ipInBlock(v, ctx.req.source.ip)),
-    ...field(s.requestPrincipals, s.notRequestPrincipals, (v) => l7(() => matchString(v, ctx.req.auth?.principal))),
-    ...field(s.remoteIpBlocks, s.notRemoteIpBlocks, (v) => l7(() => ipInBlock(v, remoteIp(ctx.req)))),
-  ];
-  return parts.length === 0 ? false : and(parts);
+  const c = new Conjunction();
+  const ok = c.add(field(s.principals, s.notPrincipals, testPrincipal, ctx)) &&
+    c.add(field(s.namespaces, s.notNamespaces, testNamespace, ctx)) &&
+    c.add(field(s.serviceAccounts, s.notServiceAccounts, testServiceAccount, ctx)) &&
+    c.add(field(s.trustDomains, s.notTrustDomains, testTrustDomain, ctx)) &&
+    c.add(field(s.ipBlocks, s.notIpBlocks, testSourceIp, ctx)) &&
+    c.add(field(s.requestPrincipals, s.notRequestPrincipals, testRequestPrincipal, ctx)) &&
+    c.add(field(s.remoteIpBlocks, s.notRemoteIpBlocks, testRemoteIp, ctx));
+  return ok ? c.result() : false;
 }
 
 function remoteIp(req: AuthzRequest): string | undefined {
   return req.source.remoteIp ?? req.source.ip;
 }
 
-function portMatches(v: string, port: number): boolean {
-  // Non-numeric port strings never match (Istio drops them when compiling for ztunnel).
-  return /^\d+$/.test(v) && Number(v) === port;
-}
-
 function operationMatches(o: PolicyOperation, ctx: Ctx): Tri {
-  const http = ctx.req.http;
-  const l7 = (f: () => Tri): Tri => (ctx.l7 ? f() : UNKNOWN);
-  const parts: Tri[] = [
-    ...field(o.ports, o.notPorts, (v) => portMatches(v, ctx.req.destination.port)),
-    ...field(o.hosts, o.notHosts, (v) => l7(() => matchHost(v, http?.host))),
-    ...field(o.methods, o.notMethods, (v) => l7(() => matchString(v, http?.method))),
-    ...field(o.paths, o.notPaths, (v) => l7(() => matchPath(v, ctx.path))),
-  ];
-  return parts.length === 0 ? false : and(parts);
+  const c = new Conjunction();
+  const ok = c.add(field(o.ports, o.notPorts, testPort, ctx)) &&
+    c.add(field(o.methods, o.notMethods, testMethod, ctx)) &&
+    c.add(field(o.paths, o.notPaths, testPath, ctx)) &&
+    c.add(field(o.hosts, o.notHosts, testHost, ctx));
+  return ok ? c.result() : false;
 }
 
 function headerValues(req: AuthzRequest, name: string): string[] {
-  const v = req.http?.headers[name.toLowerCase()];
+  const v = req.http?.headers[name];
   if (v === undefined) return [];
   return Array.isArray(v) ? v : [v];
 }
@@ -155,14 +185,49 @@ export function claimValues(auth: RequestAuth | undefined, path: string[]): stri
   return [];
 }
 
-/** The values an attribute key has for this request; undefined when unavailable here. */
-function conditionValues(key: string, ctx: Ctx): { values: string[]; ip?: boolean } | undefined {
-  const { req, peer } = ctx;
+/** A `when` key, parsed once. */
+type ParsedKey =
+  | { kind: "unknown" }
+  | { kind: "simple"; l7: boolean; key: string }
+  | { kind: "header"; name: string }
+  | { kind: "claims"; path: string[] };
+
+const parsedKeys = new Map<string, ParsedKey>();
+
+function parseKey(key: string): ParsedKey {
+  let p = parsedKeys.get(key);
+  if (p) return p;
   const kind = conditionKeyKind(key);
-  if (kind === "unknown") return undefined;
-  if (kind === "l7" && !ctx.l7) return undefined;
-  const one = (v: string | undefined) => (v === undefined || v === "" ? [] : [v]);
-  switch (key) {
+  const header = /^request\.headers\[([^\]]+)\]$/.exec(key);
+  const claims = /^request\.auth\.claims((\[[^\]]+\])+)$/.exec(key);
+  if (kind === "unknown") p = { kind: "unknown" };
+  else if (header) p = { kind: "header", name: header[1].toLowerCase() };
+  else if (claims) p = { kind: "claims", path: [...claims[1].matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]) };
+  else p = { kind: "simple", l7: kind === "l7", key };
+  // Keys come from configuration, so the set is small; the bound only guards against misuse.
+  if (parsedKeys.size < 4096) parsedKeys.set(key, p);
+  return p;
+}
+
+const NONE: string[] = [];
+
+function one(v: string | undefined): string[] {
+  return v === undefined || v === "" ? NONE : [v];
+}
+
+/** The values an attribute key has for this request; undefined when unavailable here. */
+function conditionValues(pk: ParsedKey, ctx: Ctx): { values: string[]; ip?: boolean } | undefined {
+  const { req, peer } = ctx;
+  switch (pk.kind) {
+    case "unknown":
+      return undefined;
+    case "header":
+      return ctx.l7 ? { values: headerValues(req, pk.name) } : undefined;
+    case "claims":
+      return ctx.l7 ? { values: claimValues(req.auth, pk.path) } : undefined;
+  }
+  if (pk.l7 && !ctx.l7) return undefined;
+  switch (pk.key) {
     case "source.ip":
       return { values: one(req.source.ip), ip: true };
     case "remote.ip":
@@ -182,47 +247,68 @@ function conditionValues(key: string, ctx: Ctx): { values: string[]; ip?: boolea
     case "request.auth.principal":
       return { values: one(req.auth?.principal) };
     case "request.auth.audiences":
-      return { values: req.auth?.audiences ?? [] };
+      return { values: req.auth?.audiences ?? NONE };
     case "request.auth.presenter":
       return { values: one(req.auth?.presenter) };
-  }
-  const header = /^request\.headers\[([^\]]+)\]$/.exec(key);
-  if (header) return { values: headerValues(req, header[1]) };
-  const claims = /^request\.auth\.claims((\[[^\]]+\])+)$/.exec(key);
-  if (claims) {
-    const path = [...claims[1].matchAll(/\[([^\]]+)\]/g)].map((m) => m[1]);
-    return { values: claimValues(req.auth, path) };
   }
   return undefined;
 }
 
 function conditionMatches(c: PolicyCondition, ctx: Ctx): Tri {
-  const got = conditionValues(c.key, ctx);
+  const pk = parseKey(c.key);
+  const got = conditionValues(pk, ctx);
   if (got === undefined) {
-    if (conditionKeyKind(c.key) === "unknown") {
-      ctx.warnings.add(`${ctx.where}: unknown condition key "${c.key}"; the condition cannot be evaluated`);
+    if (pk.kind === "unknown") {
+      ctx.warnings.add(`${where(ctx)}: unknown condition key "${c.key}"; the condition cannot be evaluated`);
     }
     return UNKNOWN;
   }
   const test = (pattern: string) =>
     got.values.some((v) => (got.ip ? ipInBlock(pattern, v) : matchString(pattern, v)));
-  const parts: Tri[] = [];
-  if (c.values !== undefined) parts.push(c.values.some(test));
-  if (c.notValues !== undefined) parts.push(!c.notValues.some(test));
-  if (parts.length === 0) {
-    ctx.warnings.add(`${ctx.where}: condition "${c.key}" has neither values nor notValues`);
+  if (c.values === undefined && c.notValues === undefined) {
+    ctx.warnings.add(`${where(ctx)}: condition "${c.key}" has neither values nor notValues`);
     return false;
   }
-  return and(parts);
+  if (c.values !== undefined && !c.values.some(test)) return false;
+  if (c.notValues !== undefined && c.notValues.some(test)) return false;
+  return true;
 }
 
-/** Does one rule match? */
+/** Does one rule match? from AND to AND every when; false short-circuits. */
 function ruleMatches(rule: PolicyRule, ctx: Ctx): Tri {
-  const parts: Tri[] = [];
-  if (rule.from && rule.from.length) parts.push(or(rule.from.map((f) => sourceMatches(f.source ?? {}, ctx))));
-  if (rule.to && rule.to.length) parts.push(or(rule.to.map((t) => operationMatches(t.operation ?? {}, ctx))));
-  for (const c of rule.when ?? []) parts.push(conditionMatches(c, ctx));
-  return and(parts);
+  let unknown = false;
+  if (rule.from && rule.from.length) {
+    let r: Tri = false;
+    for (const f of rule.from) {
+      const m = sourceMatches(f.source ?? {}, ctx);
+      if (m === true) {
+        r = true;
+        break;
+      }
+      if (m === undefined) r = UNKNOWN;
+    }
+    if (r === false) return false;
+    if (r === undefined) unknown = true;
+  }
+  if (rule.to && rule.to.length) {
+    let r: Tri = false;
+    for (const t of rule.to) {
+      const m = operationMatches(t.operation ?? {}, ctx);
+      if (m === true) {
+        r = true;
+        break;
+      }
+      if (m === undefined) r = UNKNOWN;
+    }
+    if (r === false) return false;
+    if (r === undefined) unknown = true;
+  }
+  for (const c of rule.when ?? []) {
+    const m = conditionMatches(c, ctx);
+    if (m === false) return false;
+    if (m === undefined) unknown = true;
+  }
+  return unknown ? UNKNOWN : true;
 }
 
 export interface PolicyMatch {
@@ -232,16 +318,37 @@ export interface PolicyMatch {
   ruleIndex?: number;
 }
 
-function contextFor(policy: AuthorizationPolicy, req: AuthzRequest, warnings: Set<string>): Ctx {
-  return {
-    req,
-    peer: peerOf(req.source.principal),
-    l7: req.http !== undefined,
-    path: req.http ? normalizePath(req.http.path) : undefined,
+/** Request-derived values computed once per request, shared by every policy. */
+interface Prepared {
+  req: AuthzRequest;
+  peer: Peer;
+  path?: string;
+}
+
+function prepare(req: AuthzRequest): Prepared {
+  return { req, peer: peerOf(req.source.principal), path: req.http ? normalizePath(req.http.path) : undefined };
+}
+
+function matchPrepared(policy: AuthorizationPolicy, p: Prepared, warnings: Set<string>): PolicyMatch {
+  const ctx: Ctx = {
+    req: p.req,
+    peer: p.peer,
+    l7: p.req.http !== undefined,
+    path: p.path,
     policyNamespace: policy.namespace,
     warnings,
-    where: `policy ${policyKey(policy)}`,
+    policy,
+    rule: 0,
   };
+  let unknownAt: number | undefined;
+  const rules = policy.rules ?? [];
+  for (let i = 0; i < rules.length; i++) {
+    ctx.rule = i;
+    const m = ruleMatches(rules[i], ctx);
+    if (m === true) return { matched: true, ruleIndex: i };
+    if (m === undefined && unknownAt === undefined) unknownAt = i;
+  }
+  return unknownAt === undefined ? { matched: false } : { matched: UNKNOWN, ruleIndex: unknownAt };
 }
 
 /** Evaluate one policy's rules against a request. */
@@ -250,16 +357,7 @@ export function policyMatches(
   req: AuthzRequest,
   warnings: Set<string> = new Set(),
 ): PolicyMatch {
-  const ctx = contextFor(policy, req, warnings);
-  let unknownAt: number | undefined;
-  const rules = policy.rules ?? [];
-  for (let i = 0; i < rules.length; i++) {
-    ctx.where = `policy ${policyKey(policy)} rule ${i}`;
-    const m = ruleMatches(rules[i], ctx);
-    if (m === true) return { matched: true, ruleIndex: i };
-    if (m === undefined && unknownAt === undefined) unknownAt = i;
-  }
-  return unknownAt === undefined ? { matched: false } : { matched: UNKNOWN, ruleIndex: unknownAt };
+  return matchPrepared(policy, prepare(req), warnings);
 }
 
 function layer(req: AuthzRequest): string {
@@ -281,7 +379,8 @@ export function authorize(policies: readonly AuthorizationPolicy[], req: AuthzRe
     return d;
   };
 
-  const results = policies.map((p) => ({ p, m: policyMatches(p, req, warnings) }));
+  const prepared = prepare(req);
+  const results = policies.map((p) => ({ p, m: matchPrepared(p, prepared, warnings) }));
   for (const { p, m } of results) {
     const wouldMatch = m.matched === true || (m.matched === undefined && (p.action === "DENY" || p.action === "CUSTOM"));
     if (p.dryRun && wouldMatch) dryRun.push(`${p.action} ${policyKey(p)}`);

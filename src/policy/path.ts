@@ -9,9 +9,10 @@ export function normalizePath(raw: string): string {
   const q = p.search(/[?#]/);
   if (q >= 0) p = p.slice(0, q);
   if (p === "") return "/";
-  p = decodeUnreserved(p);
+  if (p.includes("%")) p = decodeUnreserved(p);
   if (!p.startsWith("/")) p = "/" + p;
-  return removeDotSegments(p);
+  // Most paths have no dot segment: skip the split/join (this runs on every request).
+  return p.includes("/.") ? removeDotSegments(p) : p;
 }
 
 const UNRESERVED = /[A-Za-z0-9\-._~]/;

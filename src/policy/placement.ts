@@ -159,7 +159,24 @@ export interface ZtunnelInbound {
   failClosed: FailClosed[];
 }
 
+// Per-configuration memo: a ModelIndex is an immutable snapshot, so answers per workload never change.
+const inboundMemo = new WeakMap<ModelIndex, Map<string, ZtunnelInbound>>();
+const waypointMemo = new WeakMap<ModelIndex, Map<string, AuthorizationPolicy[]>>();
+
+function memo<T>(store: WeakMap<ModelIndex, Map<string, T>>, index: ModelIndex, key: string, make: () => T): T {
+  let m = store.get(index);
+  if (!m) store.set(index, (m = new Map()));
+  let v = m.get(key);
+  if (v === undefined) m.set(key, (v = make()));
+  return v;
+}
+
+/** Memoized per index and workload uid (the hot path: one call per inbound connection). */
 export function ztunnelInbound(index: ModelIndex, workload: Workload): ZtunnelInbound {
+  return memo(inboundMemo, index, workload.uid, () => computeZtunnelInbound(index, workload));
+}
+
+function computeZtunnelInbound(index: ModelIndex, workload: Workload): ZtunnelInbound {
   const keys = new Set<string>();
   if (workload.waypoint) keys.add(workload.waypoint.gateway);
   for (const s of index.servicesOfWorkload(workload.uid)) if (s.waypoint) keys.add(s.waypoint.gateway);
@@ -235,6 +252,9 @@ export function authorizeAtWaypoint(
   dest: { workload?: Workload; service?: Service },
   req: AuthzRequest,
 ): EnforcedDecision {
-  const policies = authorizationPoliciesFor(index, { ...dest, waypoint });
+  const key = `${waypoint.namespace}/${waypoint.name}|${dest.workload?.uid ?? ""}|${
+    dest.service ? `${dest.service.namespace}/${dest.service.name}` : ""
+  }`;
+  const policies = memo(waypointMemo, index, key, () => authorizationPoliciesFor(index, { ...dest, waypoint }));
   return { ...authorize(policies, req), enforcedBy: "waypoint", waypoint: `${waypoint.namespace}/${waypoint.name}` };
 }
