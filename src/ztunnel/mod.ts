@@ -1,6 +1,38 @@
-/** The ztunnel role: node-level L4 proxy (capture, HBONE, L4 policy, telemetry). */
+/**
+ * The ztunnel role: the node-level L4 proxy of the mesh. It captures the TCP of its node's ambient
+ * workloads (iptables rules it installs itself), carries mesh traffic over HBONE with each source
+ * workload's certificate, enforces L4 policy and PeerAuthentication for its node's destinations, and
+ * reports Istio's TCP metrics and an access log.
+ *
+ * Start-up order: configuration (control plane, or last-known-good from --data-dir), capture rules,
+ * certificates of every local workload, then the listeners. Nothing listens before that, so captured
+ * traffic is refused by the kernel (RST) until the ztunnel is ready; it is never passed in plaintext.
+ * Stop: listeners close, open connections drain up to the timeout, the rules go last (unless another
+ * instance of this node's ztunnel is running: a restart that overlaps keeps them, and established
+ * connections stay with the old process until they end).
+ */
+import { readFileSync } from "node:fs";
+import type { RoleContext, RoleHandle, Readiness } from "../admin/mod.ts";
+import { splitAddr } from "../admin/mod.ts";
 import { ErrorCode, MeshError } from "../core/errors.ts";
-import type { RoleContext, RoleHandle } from "../admin/mod.ts";
+import { logger } from "../core/log.ts";
+import { HbonePool } from "../hbone/mod.ts";
+import { WorkloadCertificates } from "../identity/mod.ts";
+import { XdsClient } from "../xds/mod.ts";
+import { registerAdminRoutes } from "./admin.ts";
+import { CaptureRules, DEFAULT_CAPTURE_PORTS, localRunner, removeRules } from "./capture/mod.ts";
+import { ConnectionTracker } from "./connections.ts";
+import { Dataplane, poolClient, socketDestination } from "./dataplane.ts";
+import type { ProxyInputs } from "./inputs.ts";
+import { InstanceRegistry } from "./instances.ts";
+import { RoundRobin } from "./outbound_plan.ts";
+import { ZtunnelState } from "./state.ts";
+import { dialTcp } from "./stream.ts";
+import { ConnectionTelemetry } from "./telemetry.ts";
+
+export { removeRules as removeCaptureRules, OWNED_CHAINS } from "./capture/mod.ts";
+
+const log = logger("ztunnel");
 
 export interface ZtunnelOptions {
   node: string;
@@ -15,9 +47,215 @@ export interface ZtunnelOptions {
   outboundAddr: string; // 0.0.0.0:15001 (node mode) / 127.0.0.1:15001 (host mode)
   inboundPlaintextAddr: string; // 0.0.0.0:15006
   drainMs: number;
+  /**
+   * Host mode: the group whose sockets are never captured. The ztunnel switches its effective gid to it
+   * (so its own connections are exempt) when started as root. Default 1337.
+   */
+  captureGid?: number;
+  /** Where running instances are recorded (default /run/mesh). */
+  runDir?: string;
 }
 
-// Placeholder until the ztunnel role lands.
-export async function startZtunnel(_opts: ZtunnelOptions, _ctx: RoleContext): Promise<RoleHandle> {
-  throw new MeshError(ErrorCode.Usage, "The ztunnel role is not available in this build yet");
+function readText(path: string, what: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new MeshError(ErrorCode.ConfigNotFound, `Cannot read the ${what} "${path}": ${(e as Error).message}`);
+  }
+}
+
+export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Promise<RoleHandle> {
+  const caCertPem = readText(opts.caCert, "CA certificate (--ca-cert)");
+  const token = readText(opts.tokenFile, "token file (--token-file)").trim();
+  const captureGid = opts.captureGid ?? 1337;
+  if (opts.redirect === "host") {
+    if (process.getuid?.() === 0) {
+      // Every socket opened from now on carries this group: the owner match exempts them from capture.
+      if (process.getegid?.() !== captureGid) process.setegid?.(captureGid);
+    } else if (process.getegid?.() !== captureGid) {
+      throw new MeshError(
+        ErrorCode.Usage,
+        `--redirect host needs the ztunnel to run as root or with effective group ${captureGid} (--capture-gid), so its own traffic is not captured`,
+      );
+    }
+  }
+
+  const state = new ZtunnelState(opts.node);
+  const telemetry = new ConnectionTelemetry(ctx.metrics);
+  const tracker = new ConnectionTracker();
+  const instances = new InstanceRegistry(opts.runDir ?? "/run/mesh", opts.node);
+  const capture = opts.redirect === "none" ? undefined : new CaptureRules(localRunner, opts.node, {
+    mode: opts.redirect,
+    ports: {
+      ...DEFAULT_CAPTURE_PORTS,
+      outbound: splitAddr(opts.outboundAddr, 15001).port,
+      inboundPlaintext: splitAddr(opts.inboundPlaintextAddr, 15006).port,
+      hbone: splitAddr(opts.hboneAddr, 15008).port,
+    },
+    exemptGid: captureGid,
+  });
+
+  let xds: XdsClient | undefined;
+  const certs = new WorkloadCertificates({
+    sign: (csr, identity) => {
+      if (!xds) throw new MeshError(ErrorCode.Unreachable, "The control-plane client is not started");
+      return xds.sign(csr, identity);
+    },
+    trustBundlePem: caCertPem,
+    persistDir: opts.dataDir ? `${opts.dataDir}/certs` : undefined,
+    onError: (e, identity) => log.warn("certificate request failed (retrying)", { identity, error: (e as Error).message }),
+  });
+
+  let stopping = false;
+  let listening = false;
+  let initialized = false;
+  let certsPending: string[] = [];
+  let lastError: string | undefined;
+
+  const pool = new HbonePool();
+  const hbone = poolClient(pool, certs);
+
+  const inputs: ProxyInputs = {
+    state,
+    hbone,
+    dial: (host, port) => dialTcp(host, port),
+    originalDestination: socketDestination,
+    telemetry,
+    tracker,
+    rr: new RoundRobin(),
+    accepting: () => listening && !stopping,
+  };
+
+  const isReady = () => listening && !stopping;
+  const refreshCerts = async () => {
+    const wanted = state.localIdentities();
+    // Workloads that left this node: stop renewing their certificates.
+    for (const id of certs.identities()) if (!wanted.includes(id)) certs.forget(id);
+    const results = await Promise.allSettled(wanted.map((id) => certs.get(id)));
+    certsPending = wanted.filter((_, i) => results[i]!.status === "rejected");
+  };
+
+  const applyView = () => {
+    if (!capture) return;
+    if (!capture.sync(state.index)) log.error("capture rules not installed", { error: capture.error });
+  };
+
+  xds = new XdsClient({
+    controlPlane: opts.controlPlane,
+    caCertPem,
+    token,
+    proxy: { kind: "ztunnel", node: opts.node },
+    dataDir: opts.dataDir,
+    onUpdate: (view, version) => {
+      state.replace(view.model, version);
+      certs.setTrustBundle(view.trustBundlePem);
+      log.info("configuration applied", { version, localWorkloads: state.localWorkloads().map((w) => `${w.namespace}/${w.name}`) });
+      if (initialized) {
+        applyView();
+        void refreshCerts();
+      }
+    },
+    onConnectionChange: (connected, error) => {
+      if (connected) log.info("connected to the control plane", { controlPlane: opts.controlPlane });
+      else log.warn("control plane connection lost", { controlPlane: opts.controlPlane, error: error?.message });
+    },
+  });
+
+  let dataplane: Dataplane | undefined;
+  const listen = () => {
+    dataplane = new Dataplane(inputs, certs, {
+      outbound: splitAddr(opts.outboundAddr, 15001),
+      inboundPlaintext: splitAddr(opts.inboundPlaintextAddr, 15006),
+      hbone: splitAddr(opts.hboneAddr, 15008),
+      // A restart may overlap the old process: both serve until the old one has drained.
+      reusePort: true,
+    });
+    listening = true;
+  };
+
+  const init = async () => {
+    await xds!.start();
+    for (let attempt = 0; !stopping; attempt++) {
+      try {
+        await xds!.ready(5_000);
+        break;
+      } catch (e) {
+        lastError = (e as Error).message;
+        if (attempt % 6 === 0) log.warn("waiting for configuration", { error: lastError });
+      }
+    }
+    if (stopping) return;
+    initialized = true;
+    instances.register();
+    applyView();
+    await refreshCerts();
+    while (!stopping && (certsPending.length || (capture && !capture.ready))) {
+      await Bun.sleep(500);
+      if (capture && !capture.ready) applyView();
+      if (certsPending.length) await refreshCerts();
+    }
+    if (stopping) return;
+    listen();
+    log.info("ready", { node: opts.node, redirect: opts.redirect, workloads: state.localWorkloads().length });
+  };
+  const initDone = init().catch((e) => {
+    lastError = (e as Error).message;
+    log.error("ztunnel start failed", { error: lastError });
+  });
+
+  registerAdminRoutes(ctx.admin, {
+    identities: () => state.localIdentities(),
+    certificate: (id) => certs.current(id),
+    configDump: () => ({
+      node: opts.node,
+      redirect: opts.redirect,
+      ready: isReady(),
+      version: state.version,
+      controlPlane: xds?.status(),
+      capture: capture && { ready: capture.ready, error: capture.error, rules: capture.installed, drift: capture.verify() },
+      connections: { open: tracker.size, hboneClientConnections: pool.connections, hboneServerConnections: dataplane?.hbone.connections ?? 0 },
+      localWorkloads: state.localWorkloads().map((w) => ({ uid: w.uid, identity: w.identity, addresses: w.addresses })),
+      model: state.index.model,
+    }),
+  });
+
+  return {
+    name: "ztunnel",
+    readiness(): Readiness {
+      const reasons: string[] = [];
+      if (stopping) reasons.push("draining");
+      if (state.version === undefined) reasons.push(`waiting for configuration from ${opts.controlPlane}${lastError ? ` (${lastError})` : ""}`);
+      if (capture && !capture.ready) reasons.push(`capture rules not installed${capture.error ? `: ${capture.error}` : ""}`);
+      if (certsPending.length) reasons.push(`certificates pending for ${certsPending.join(", ")}`);
+      if (!listening && !reasons.length) reasons.push("starting listeners");
+      return { ready: isReady(), reasons };
+    },
+    async stop(stopOpts?: { drainMs?: number }): Promise<void> {
+      if (stopping) return;
+      stopping = true;
+      const drainMs = stopOpts?.drainMs ?? opts.drainMs;
+      log.info("draining", { openConnections: tracker.size, drainMs });
+      const [drained] = await Promise.all([tracker.drain(drainMs), dataplane?.stop(drainMs)]);
+      log.info("drained", drained);
+      await initDone;
+      await pool.close(1000).catch(() => {});
+      await xds?.stop().catch(() => {});
+      certs.close();
+      instances.unregister();
+      if (capture) {
+        const others = instances.others();
+        if (others.length) {
+          log.info("capture rules left in place for the other running instance", { pids: others });
+        } else {
+          const removed = capture.remove();
+          log.info("capture rules removed", { removed });
+        }
+      }
+    },
+  };
+}
+
+/** `mesh iptables cleanup`: removes every capture rule and chain this mesh installed in this namespace. */
+export function cleanupCaptureRules(): string[] {
+  return removeRules(localRunner);
 }

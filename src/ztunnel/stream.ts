@@ -65,14 +65,15 @@ export class SocketStream implements ByteStream {
 
   write(chunk: Uint8Array): boolean {
     if (this.#closed || this.#endRequested) return true;
+    // Chunks are kept by reference: Bun hands each received buffer over for good (sockets and HBONE
+    // streams alike), so nothing reuses their memory after the data event.
     if (this.#queue.length) {
-      this.#queue.push(chunk.slice());
+      this.#queue.push(chunk);
       return false;
     }
     const n = this.socket.write(chunk);
     if (n >= chunk.length) return true;
-    // Keep a copy of the rest: the chunk's memory may belong to the sender and be reused after we return.
-    this.#queue.push(chunk.slice(Math.max(n, 0)));
+    this.#queue.push(n > 0 ? chunk.subarray(n) : chunk);
     return false;
   }
 

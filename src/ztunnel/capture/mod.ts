@@ -2,3 +2,4 @@
 export * from "./rules.ts";
 export * from "./iptables.ts";
 export * from "./spec.ts";
+export * from "./keeper.ts";
