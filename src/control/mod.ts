@@ -1,6 +1,32 @@
-/** The control role: CA (CSR signing with node authorization) and config distribution on 15012. */
+/**
+ * The control role: the CA (bootstrap client certificates and workload CSRs under node authorization) and
+ * config distribution (watched mesh.yaml -> versioned per-proxy snapshots and deltas), both on 15012.
+ *
+ * DATA_DIR holds the CA (see src/identity/ca.ts), root-cert.pem, the token-signing key, and:
+ *   control-state.json      the last configuration version, so versions keep growing across restarts
+ *   control-last-good.json  the last valid configuration, served after a restart if mesh.yaml is invalid then
+ *
+ * Local admin API (15000, localhost): GET /control/status (what `mesh status` shows), POST
+ * /control/config/refresh, and root rotation: POST /control/root/add, /control/root/activate,
+ * /control/root/remove?root=<sha256 fingerprint>.
+ */
+import { readFileSync } from "node:fs";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { X509Certificate } from "node:crypto";
+import { hostname, networkInterfaces } from "node:os";
+import { join } from "node:path";
 import { ErrorCode, MeshError } from "../core/errors.ts";
+import { logger } from "../core/log.ts";
 import type { RoleContext, RoleHandle } from "../admin/mod.ts";
+import { splitAddr } from "../admin/mod.ts";
+import { CertificateAuthority } from "../identity/mod.ts";
+import type { MeshModel } from "../model/types.ts";
+import { type StatusReport, XdsServer } from "../xds/mod.ts";
+import { controlApi } from "./api.ts";
+import { type ConfigError, ConfigSource } from "./config_source.ts";
+import { ControlListener } from "./listener.ts";
+
+const log = logger("control");
 
 export interface ControlOptions {
   /** mesh.yaml file or directory (file mode) */
@@ -11,9 +37,250 @@ export interface ControlOptions {
   dataDir: string;
   /** "ADDR:15012" */
   listen: string;
+  /** Debounce of config file events (default 100 ms). */
+  debounceMs?: number;
+  /** Lifetime of control-plane client certificates (default 1 h). */
+  clientCertTtlSeconds?: number;
 }
 
-// Placeholder until the control role lands.
-export async function startControl(_opts: ControlOptions, _ctx: RoleContext): Promise<RoleHandle> {
-  throw new MeshError(ErrorCode.Usage, "The control role is not available in this build yet");
+/** The running control role. Beyond RoleHandle, tests and the lab reach the parts directly. */
+export interface ControlHandle extends RoleHandle {
+  /** The bound 15012 port (useful with port 0). */
+  readonly port: number;
+  readonly ca: CertificateAuthority;
+  readonly xds: XdsServer;
+  status(): StatusReport;
+  /** Re-reads the configuration now instead of waiting for the file watcher. */
+  refresh(): Promise<void>;
+}
+
+interface PersistedState {
+  lastVersion: number;
+}
+
+export async function startControl(opts: ControlOptions, ctx: RoleContext): Promise<ControlHandle> {
+  if (opts.kubernetes) {
+    throw new MeshError(ErrorCode.Usage, "--kubernetes is not available in this build: use --config FILE|DIR");
+  }
+  if (!opts.config) throw new MeshError(ErrorCode.Usage, "--role control needs --config FILE|DIR");
+  await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+  const statePath = join(opts.dataDir, "control-state.json");
+  const lastGoodPath = join(opts.dataDir, "control-last-good.json");
+  const persisted = readJson<PersistedState>(statePath);
+
+  const m = {
+    csr: ctx.metrics.counter("mesh_control_csr_total", "Certificate signing requests by result", ["result"]),
+    configErrors: ctx.metrics.counter("mesh_control_config_errors_total", "Configuration loads refused as invalid"),
+    version: ctx.metrics.gauge("mesh_control_config_version", "Latest configuration version"),
+  };
+  for (const result of ["issued", "refused", "invalid"]) m.csr.inc({ result }, 0);
+  m.configErrors.inc({}, 0);
+
+  const xds = new XdsServer({ metrics: ctx.metrics, firstVersion: (persisted?.lastVersion ?? 0) + 1 });
+  let served: MeshModel | undefined;
+  let ca: CertificateAuthority | undefined;
+  let listener: ControlListener | undefined;
+  let lastError: ConfigError | undefined;
+  let warnings = 0;
+  let stopped = false;
+
+  const publish = (model: MeshModel, changeStartedAt?: number) => {
+    if (!ca) return;
+    const version = xds.setConfig(model, ca.trustBundlePem, { changeStartedAt });
+    m.version.set({}, version);
+    void writeJsonAtomic(statePath, { lastVersion: version } satisfies PersistedState);
+  };
+
+  const source = new ConfigSource({
+    path: opts.config,
+    debounceMs: opts.debounceMs,
+    onUpdate: (u) => {
+      if (ca && u.model.meshConfig.trustDomain !== ca.trustDomain) {
+        const e: ConfigError = {
+          at: new Date(),
+          diagnostics: [{
+            file: opts.config!,
+            line: 0,
+            col: 0,
+            severity: "error",
+            message: `trustDomain changed from "${ca.trustDomain}" to "${u.model.meshConfig.trustDomain}": every certificate would change identity; restart the control role (and re-issue tokens) to apply it`,
+            rule: "trust-domain-change",
+          }],
+        };
+        onError(e);
+        return;
+      }
+      lastError = undefined;
+      warnings = u.warnings.length;
+      served = u.model;
+      publish(u.model, u.changeStartedAt);
+      void writeJsonAtomic(lastGoodPath, u.model);
+    },
+    onError: (e) => onError(e),
+  });
+  function onError(e: ConfigError) {
+    lastError = e;
+    m.configErrors.inc();
+  }
+
+  await source.start();
+  if (!served) {
+    const saved = readJson<MeshModel>(lastGoodPath);
+    if (saved?.meshConfig && Array.isArray(saved.workloads)) {
+      served = saved;
+      log.warn("configuration invalid at start: serving the last good one saved in the data dir", { file: lastGoodPath });
+    }
+  }
+
+  const trustDomain = served?.meshConfig.trustDomain ?? "cluster.local";
+  ca = await CertificateAuthority.open(opts.dataDir, {
+    trustDomain,
+    defaultTtlSeconds: served?.meshConfig.certTtlSeconds,
+  });
+  const theCa = ca;
+
+  const serverNames = () => {
+    const { hostname: host } = splitAddr(opts.listen, 15012);
+    const names = ["localhost", "127.0.0.1", "::1", hostname()];
+    if (host && host !== "0.0.0.0" && host !== "::") names.unshift(host);
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.push(a.address.replace(/%.*$/, ""));
+    return names;
+  };
+  const serving = async () => {
+    const c = await theCa.serverCertificate(serverNames());
+    return { cert: c.chainPem, key: c.keyPem, ca: theCa.trustBundlePem, notAfter: c.notAfter };
+  };
+  let tls = await serving();
+
+  const status = (): StatusReport => ({
+    version: xds.latestVersion ?? 0,
+    versionAt: (xds.latestAt ?? new Date(0)).toISOString(),
+    config: {
+      source: source.path,
+      lastError: lastError && { at: lastError.at.toISOString(), diagnostics: lastError.diagnostics },
+      warnings,
+      workloads: served?.workloads.length ?? 0,
+      services: served?.services.length ?? 0,
+    },
+    proxies: xds.status().sort((a, b) => a.id.localeCompare(b.id)),
+    trustBundle: theCa.trustBundle.map((pem) => {
+      const x = new X509Certificate(pem);
+      return { subject: x.subject.replace(/\n/g, ", "), notAfter: new Date(x.validTo).toISOString() };
+    }),
+  });
+
+  const app = controlApi({
+    ca: () => theCa,
+    xds,
+    model: () => served,
+    status,
+    csrTotal: m.csr,
+    clientCertTtlSeconds: opts.clientCertTtlSeconds ?? 3600,
+  });
+  try {
+    listener = await ControlListener.start({ listen: opts.listen, tls, trustDomain: theCa.trustDomain, app, xds });
+  } catch (e) {
+    source.close();
+    throw new MeshError(ErrorCode.Usage, `Cannot listen on ${opts.listen}: ${(e as Error).message}`, { cause: e });
+  }
+  const theListener = listener;
+  if (served) publish(served);
+
+  // The serving certificate is renewed at half its lifetime, and re-issued when the roots change.
+  let renewTimer: ReturnType<typeof setTimeout> | undefined;
+  const scheduleRenewal = () => {
+    clearTimeout(renewTimer);
+    const ms = Math.min(2 ** 31 - 1, Math.max(1000, (tls.notAfter.getTime() - Date.now()) / 2));
+    renewTimer = setTimeout(() => void renewServing(), ms);
+  };
+  const renewServing = async () => {
+    if (stopped) return;
+    try {
+      tls = await serving();
+      theListener.setTls(tls);
+      log.info("serving certificate renewed", { notAfter: tls.notAfter.toISOString() });
+    } catch (e) {
+      log.error("serving certificate renewal failed", { error: String(e) });
+    }
+    scheduleRenewal();
+  };
+  scheduleRenewal();
+  const unsubscribe = theCa.onTrustBundleChange(() => {
+    log.info("trust bundle changed: pushing it and renewing the serving certificate", { roots: theCa.trustBundle.length });
+    if (served) publish(served);
+    void renewServing();
+  });
+
+  ctx.admin.get("/control/status", (c) => c.json(status()));
+  ctx.admin.post("/control/config/refresh", async (c) => {
+    await source.refresh();
+    return c.json({ version: xds.latestVersion ?? 0, lastError: lastError?.diagnostics ?? null });
+  });
+  ctx.admin.post("/control/root/:step", async (c) => {
+    try {
+      switch (c.req.param("step")) {
+        case "add":
+          return c.json({ root: await theCa.addRoot() });
+        case "activate":
+          return c.json({ root: await theCa.activateRoot() });
+        case "remove":
+          return c.json({ removed: theCa.removeRoot(c.req.query("root") ?? "") });
+        default:
+          return c.json({ error: "Use add, activate or remove" }, 404);
+      }
+    } catch (e) {
+      return c.json({ error: (e as Error).message, code: (e as MeshError).code }, 400);
+    }
+  });
+
+  log.info("control role started", { listen: opts.listen, port: theListener.port, config: source.path, trustDomain: theCa.trustDomain });
+
+  return {
+    name: "control",
+    port: theListener.port,
+    ca: theCa,
+    xds,
+    status,
+    refresh: () => source.refresh(),
+    readiness() {
+      if (stopped) return { ready: false, reasons: ["stopping"] };
+      if (!served) {
+        const first = lastError?.diagnostics.find((d) => d.severity === "error");
+        const where = first ? ` (${first.file}${first.line ? `:${first.line}:${first.col}` : ""}: ${first.message})` : "";
+        return { ready: false, reasons: [`no valid configuration yet${where}`] };
+      }
+      return { ready: true, reasons: [] };
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearTimeout(renewTimer);
+      unsubscribe();
+      source.close();
+      xds.closeAll();
+      await theListener.close();
+      log.info("control role stopped");
+    },
+  };
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+const writes = new Map<string, Promise<void>>();
+/** Atomic (temp file + rename), and serialized per path so an older write never lands last. */
+function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const prev = writes.get(path) ?? Promise.resolve();
+  const next = prev.then(async () => {
+    const tmp = `${path}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
+    await rename(tmp, path);
+  }).catch((e) => log.warn("cannot write state file", { path, error: String(e) }));
+  writes.set(path, next);
+  return next;
 }

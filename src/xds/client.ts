@@ -183,6 +183,10 @@ export class XdsClient {
   async sign(csrPem: string, identity: string, ttlSeconds?: number): Promise<CsrResponse> {
     const session = await this.#ensureSession();
     const r = await callJson(session, "POST", PATHS.csr, { csr: csrPem, identity, ttlSeconds });
+    if (r.status === 401 && session === this.#session) {
+      this.#clientCert = undefined;
+      this.#dropSession();
+    }
     if (r.status !== 200) throw errorOf(r.status, r.body, `Certificate for "${identity}" refused`);
     const parsed = parseWith(CsrResponseSchema, r.body);
     if (!parsed.ok) throw new MeshError(ErrorCode.CertificateInvalid, `Unexpected CSR answer: ${parsed.error}`);
@@ -251,6 +255,9 @@ export class XdsClient {
       stream.on("response", (h) => {
         const status = Number(h[":status"]);
         if (status !== 200) {
+          // The client certificate is no longer accepted (its root was removed, or the CA changed): the
+          // next attempt bootstraps again with the token.
+          if (status === 401) this.#clientCert = undefined;
           const chunks: Buffer[] = [];
           stream.on("data", (d: Buffer) => chunks.push(d));
           stream.on("end", () => {

@@ -208,7 +208,7 @@ export const CsrRequestSchema = v.object({
 export type CsrRequest = v.InferOutput<typeof CsrRequestSchema>;
 export const CsrResponseSchema = v.object({
   certPem: v.string(),
-  /** Intermediates up to (not including) the root; "" when the root signs directly. */
+  /** The leaf followed by the intermediates up to (not including) the root: what to present in TLS. */
   chainPem: v.string(),
   notAfter: v.string(),
   trustBundlePem: v.string(),

@@ -279,7 +279,11 @@ export class XdsServer {
       case "hello": {
         c.hello = true;
         c.build = msg.build;
-        if (msg.version !== undefined && msg.epoch === this.#epoch && this.#history.has(msg.version)) c.basis = msg.version;
+        if (msg.version !== undefined && msg.epoch === this.#epoch && this.#history.has(msg.version)) {
+          // It holds a version of ours (a reconnect): that counts as acknowledged.
+          c.basis = msg.version;
+          c.ackedVersion = msg.version;
+        }
         break;
       }
       case "ack": {
