@@ -5,7 +5,7 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ErrorCode, MeshError } from "../core/errors.ts";
-import { killNetnsProcesses, listNetns, netnsExists, stopProcess } from "../platform/mod.ts";
+import { killNetnsProcesses, listNetns, netnsExists, runCommand, stopProcess } from "../platform/mod.ts";
 import { controlDataDir, rootCertPath, startControl, waitReady } from "./components.ts";
 import { defaultStateDir, labNames } from "./names.ts";
 import { planFromYaml } from "./plan.ts";
@@ -91,6 +91,13 @@ export async function labUp(opts: UpOptions): Promise<LabState> {
     nextNodeIndex: 0,
     plan: { nodes: [], pods: [], waypoints: [], services: [] },
   };
+  if (mode === "mesh") {
+    const check = runCommand([...mesh, "check", source], { timeoutMs: 30_000 });
+    if (check.code !== 0) {
+      const said = (check.stdout + check.stderr).trim().split("\n").map((l) => `    ${l}`).join("\n");
+      progress(`mesh lab: mesh check reports problems with ${opts.file} (the control plane may refuse it):\n${said}`);
+    }
+  }
   mkdirSync(join(stateDir, "config"), { recursive: true });
   saveState(state);
   copyFileSync(source, state.configFile);
@@ -154,6 +161,14 @@ export async function labApply(opts: ApplyOptions): Promise<LabState> {
   state.phase = "applying";
   state.source = source;
   saveState(state);
+  if (state.mode === "mesh") {
+    // Say up front what the control plane will think of it (it keeps its last good config on errors).
+    const check = runCommand([...state.mesh, "check", source], { timeoutMs: 30_000 });
+    if (check.code !== 0) {
+      const said = (check.stdout + check.stderr).trim().split("\n").map((l) => `    ${l}`).join("\n");
+      progress(`  check      mesh check reports problems (the control plane may keep its last good configuration):\n${said}`);
+    }
+  }
   // In place (one write, same inode) so a watcher on the file itself keeps watching it.
   writeFileSync(state.configFile, text);
   progress(`mesh lab: applied ${opts.file} to ${state.configFile}${state.mode === "mesh" ? " (the control plane reloads it)" : ""}`);

@@ -1,0 +1,222 @@
+/**
+ * `npm run demo`: the seed article's walkthrough, run for real in the lab through the mesh executable.
+ * Each step prints the command a user would type and what it answered, then checks it:
+ *
+ *   1. L4: product-viewer calls product-api; it works, over mTLS (proof: the destination ztunnel's
+ *      metrics name the viewer's SPIFFE principal and connection_security_policy="mutual_tls").
+ *   2. The L7 policy (JWT principal, GET, /get) without a waypoint: denied, and `mesh check` says why.
+ *   3. With the waypoint: no token 403, the demo token 200, POST 403, a tampered token 401.
+ *
+ * It leaves the lab up (config/mesh.yaml) and prints how to explore it and take it down.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { parseAllDocuments } from "yaml";
+
+export interface DemoOptions {
+  /** path to the mesh executable */
+  mesh: string;
+  /** the repository root (config/ and src/lab/testdata/ are read from it) */
+  root: string;
+  /** --prefix for the lab (tests use their own); the default lab when absent */
+  prefix?: string;
+  print: (text: string) => void;
+  /** take the lab down at the end instead of leaving it up (tests) */
+  down?: boolean;
+  /** how long one check retries while the new configuration reaches the proxies */
+  settleMs?: number;
+}
+
+export interface DemoCheck {
+  step: string;
+  expectation: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface DemoResult {
+  ok: boolean;
+  checks: DemoCheck[];
+}
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const VIEWER = "ambient-ns/product-viewer";
+const URL_BASE = "http://product-api:8000";
+const VIEWER_PRINCIPAL = "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa";
+const API_PRINCIPAL = "spiffe://cluster.local/ns/ambient-ns/sa/product-api-sa";
+
+async function run(argv: string[], timeoutMs = 120_000): Promise<Ran> {
+  const p = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+/** Whether this build has the roles the mesh lab needs (`mesh run` says "not available" otherwise). */
+export function missingRoles(mesh: string): string[] {
+  const scratch = mkdtempSync(join(tmpdir(), "mesh-role-probe-"));
+  const loopback = ["--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"];
+  const probes: Record<string, string[]> = {
+    control: ["--config", join(scratch, "none.yaml"), "--data-dir", scratch, "--listen", "127.0.0.1:0"],
+    ztunnel: ["--node", "probe", "--control-plane", "127.0.0.1:9", "--ca-cert", join(scratch, "none.pem"), "--token-file", join(scratch, "none"), "--redirect", "none", "--hbone-addr", "127.0.0.1:0", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0"],
+    waypoint: ["--gateway", "probe/probe", "--control-plane", "127.0.0.1:9", "--ca-cert", join(scratch, "none.pem"), "--token-file", join(scratch, "none"), "--hbone-addr", "127.0.0.1:0"],
+  };
+  const missing: string[] = [];
+  try {
+    for (const [role, flags] of Object.entries(probes)) {
+      const r = Bun.spawnSync([mesh, "run", "--role", role, ...flags, ...loopback], { stdout: "pipe", stderr: "pipe", timeout: 3000 });
+      if (`${r.stdout}${r.stderr}`.includes("not available")) missing.push(role);
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return missing;
+}
+
+/** config/mesh-no-waypoint.yaml without the L7 policies: the article's step 2 (L4 only). */
+export function l4OnlyConfig(text: string): string {
+  const dropped = new Set(["AuthorizationPolicy", "RequestAuthentication"]);
+  const kept = parseAllDocuments(text as string);
+  if (!Array.isArray(kept)) return text;
+  return kept
+    .filter((d) => !dropped.has(String((d.toJS() as { kind?: string } | null)?.kind)))
+    .map((d) => String(d).trim())
+    .join("\n---\n") + "\n";
+}
+
+/** The demo token with one character of its signature changed: same claims, invalid signature. */
+export function tamper(token: string): string {
+  const i = token.lastIndexOf(".") + 5;
+  const c = token[i] === "A" ? "B" : "A";
+  return token.slice(0, i) + c + token.slice(i + 1);
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const { mesh, root, print } = opts;
+  const P = opts.prefix ? ["--prefix", opts.prefix] : [];
+  const shownP = P.length ? ` ${P.join(" ")}` : "";
+  const settleMs = opts.settleMs ?? 15_000;
+  const checks: DemoCheck[] = [];
+  const rel = (p: string) => relative(process.cwd(), p) || p;
+  const config = join(root, "config", "mesh.yaml");
+  const noWaypoint = join(root, "config", "mesh-no-waypoint.yaml");
+  const token = readFileSync(join(root, "src", "lab", "testdata", "demo.jwt"), "utf8").trim();
+  const scratch = mkdtempSync(join(tmpdir(), "mesh-demo-"));
+  const l4 = join(scratch, "step1-l4-only.yaml");
+  writeFileSync(l4, l4OnlyConfig(readFileSync(noWaypoint, "utf8")));
+
+  const heading = (t: string) => print(`\n\x1b[1m== ${t}\x1b[0m\n`);
+  const say = (t: string) => print(`${t}\n`);
+  const show = (shown: string) => print(`\x1b[36m$ ${shown}\x1b[0m\n`);
+  const output = (text: string, max = 30) => {
+    const lines = text.trimEnd().split("\n");
+    const cut = lines.length > max ? [...lines.slice(0, max), `... (${lines.length - max} more lines)`] : lines;
+    if (text.trim()) print(cut.map((l) => `  ${l}`).join("\n") + "\n");
+  };
+  const verdict = (step: string, expectation: string, ok: boolean, detail: string) => {
+    checks.push({ step, expectation, ok, detail });
+    print(ok ? `\x1b[32m  ok: ${expectation}\x1b[0m\n` : `\x1b[31m  FAILED: ${expectation} (${detail})\x1b[0m\n`);
+  };
+  /** Runs a mesh command, printed as the user would type it (its output streamed only when `echo`). */
+  const meshCmd = async (args: string[], shownArgs = args, echo = true) => {
+    show(`mesh ${shownArgs.join(" ")}`);
+    const r = await run([mesh, ...args]);
+    if (echo) output(r.stdout + r.stderr, 60);
+    return r;
+  };
+  /** Retries `args` until `accept` holds or settleMs passes (a new config takes a moment to arrive). */
+  const until = async (args: string[], accept: (r: Ran) => boolean): Promise<Ran> => {
+    const deadline = Date.now() + settleMs;
+    let r = await run([mesh, ...args]);
+    while (!accept(r) && Date.now() < deadline) {
+      await Bun.sleep(500);
+      r = await run([mesh, ...args]);
+    }
+    return r;
+  };
+  const curl = (extra: string[], path: string) => ["lab", "exec", ...P, VIEWER, "--", "curl", "-sS", "-m", "5", ...extra, `${URL_BASE}${path}`];
+  const statusOf = (extra: string[], path: string) => curl(["-o", "/dev/null", "-w", "%{http_code}", ...extra], path);
+  const code = (r: Ran) => r.stdout.trim() || "000";
+
+  try {
+    heading("Bring the lab up: two nodes, product-viewer on node-a, product-api (httpbin) on node-b");
+    if (JSON.parse((await run([mesh, "lab", "status", ...P, "--format", "json"])).stdout || "null")) {
+      say("A lab is already up: taking it down first.");
+      await meshCmd(["lab", "down", ...P]);
+    }
+    const up = await meshCmd(["lab", "up", config, ...P], ["lab", "up", rel(config), ...P]);
+    verdict("up", "every component reports ready", up.code === 0, `exit ${up.code}`);
+    if (up.code !== 0) return { ok: false, checks };
+
+    heading("Step 1 (L4): mTLS between ztunnels, no policy, no waypoint");
+    say(`The configuration without the L7 policy and without the waypoint binding (${rel(l4)}):`);
+    await meshCmd(["lab", "apply", l4, ...P]);
+    const headersArgs = curl([], "/headers");
+    show(`mesh lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
+    const l4call = await until(headersArgs, (r) => r.code === 0 && r.stdout.includes('"headers"'));
+    output(l4call.stdout + l4call.stderr);
+    verdict("l4", "product-viewer reaches product-api through the Service address", l4call.code === 0 && l4call.stdout.includes('"headers"'), `curl exit ${l4call.code}`);
+
+    say("\nThe proof that it was mTLS: the destination ztunnel (node-b) counted the connection with both identities.");
+    show(`mesh lab exec${shownP} node/node-b -- curl -s localhost:15020/metrics | grep istio_tcp_connections_opened_total`);
+    const proof = (r: Ran) =>
+      r.stdout.split("\n").filter((l) =>
+        l.startsWith("istio_tcp_connections_opened_total") && l.includes(`source_principal="${VIEWER_PRINCIPAL}"`) &&
+        l.includes(`destination_principal="${API_PRINCIPAL}"`)
+      );
+    const metrics = await until(["lab", "exec", ...P, "node/node-b", "--", "curl", "-sS", "-m", "5", "http://127.0.0.1:15020/metrics"], (r) => proof(r).length > 0);
+    const lines = proof(metrics);
+    output(lines.join("\n") || "(no istio_tcp_connections_opened_total line from product-viewer to product-api)");
+    const mtls = lines.some((l) => l.includes('connection_security_policy="mutual_tls"') && l.includes('reporter="destination"'));
+    verdict("l4-proof", `reporter="destination", source_principal=${VIEWER_PRINCIPAL}, connection_security_policy="mutual_tls"`, mtls, lines.length ? "labels differ" : "no such metric");
+
+    heading("Step 2 (L7 policy, no waypoint): the ztunnel cannot read HTTP, so it denies");
+    say("RequestAuthentication + an AuthorizationPolicy allowing only GET /get with a token of testing@secure.istio.io:");
+    await meshCmd(["lab", "apply", noWaypoint, ...P], ["lab", "apply", rel(noWaypoint), ...P]);
+    show(`mesh lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
+    const denied = await until(headersArgs, (r) => r.code !== 0);
+    output(denied.stdout + denied.stderr || `(no response; curl exit ${denied.code})`);
+    verdict("l7-no-waypoint", "the request is denied (the connection is refused, no HTTP response)", denied.code !== 0 && !denied.stdout.includes('"headers"'), `curl exit ${denied.code}`);
+    say("\nWhy, before anything runs:");
+    const check = await meshCmd(["check", noWaypoint], ["check", rel(noWaypoint)]);
+    verdict("check", "mesh check names the policy and the missing waypoint (exit 1)", check.code === 1 && /waypoint/.test(check.stdout + check.stderr) && (check.stdout + check.stderr).includes("require-get-on-products"), `exit ${check.code}`);
+
+    heading("Step 3 (waypoint): the Service is bound to product-api-waypoint, which enforces L7");
+    await meshCmd(["lab", "apply", config, ...P], ["lab", "apply", rel(config), ...P]);
+    const expectStatus = async (label: string, extra: string[], shownExtra: string, path: string, want: string) => {
+      show(`mesh lab exec${shownP} ${VIEWER} -- curl -s -o /dev/null -w '%{http_code}' ${shownExtra}${URL_BASE}${path}`);
+      const r = await until(statusOf(extra, path), (x) => code(x) === want);
+      output(code(r));
+      verdict(label, `${label.replace(/-/g, " ")}: HTTP ${want}`, code(r) === want, `got ${code(r)}`);
+    };
+    await expectStatus("no-token", [], "", "/get", "403");
+    await expectStatus("demo-token", ["-H", `Authorization: Bearer ${token}`], `-H "Authorization: Bearer $TOKEN" `, "/get", "200");
+    await expectStatus("post", ["-X", "POST", "-d", '{"product":1}', "-H", `Authorization: Bearer ${token}`], `-X POST -d '{"product":1}' -H "Authorization: Bearer $TOKEN" `, "/post", "403");
+    await expectStatus("tampered-token", ["-H", `Authorization: Bearer ${tamper(token)}`], `-H "Authorization: Bearer $TAMPERED" `, "/get", "401");
+    say(`(TOKEN is Istio's demo token, src/lab/testdata/demo.jwt; TAMPERED is the same token with one signature character changed.)`);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+
+  const ok = checks.every((c) => c.ok);
+  heading(ok ? "All steps behaved as the article says" : `${checks.filter((c) => !c.ok).length} check(s) failed`);
+  if (opts.down) {
+    await meshCmd(["lab", "down", ...P]);
+  } else {
+    say(`The lab is still up with ${rel(config)}. Explore it:`);
+    say(`  sudo mesh lab status${shownP}                       what runs where, health, log paths`);
+    say(`  sudo mesh lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
+    say(`  sudo mesh lab exec${shownP} node/node-b -- curl -s localhost:15020/metrics   the ztunnel's metrics`);
+    say(`  sudo mesh lab exec${shownP} node/node-a -- iptables -t nat -S               the capture rules`);
+    say(`  sudo mesh lab apply${shownP} FILE                      push a changed configuration`);
+    say(`Take it down: sudo mesh lab down${shownP}    ("mesh" is ${rel(mesh)})`);
+  }
+  return { ok, checks };
+}
