@@ -354,12 +354,13 @@ for (const t of table.tests) {
       return;
     }
 
+    let parsedByConfig: ConformanceFixture | undefined;
     t.cases.forEach((c: Raw, i: number) => {
       const label = `${c.group ? `${c.group}: ` : ""}${c.request.method ?? "GET"} ${c.request.path}` +
         `${c.request.host ? ` Host ${c.request.host}` : ""}${c.request.headers ? ` ${JSON.stringify(c.request.headers)}` : ""} -> ${(c.expect?.status ?? [200]).join("|")} #${i}`;
       test(label, () => {
         // Once with the manifests as loaded here, once as src/config normalizes them.
-        for (const f of [fx, configFixtureFor(t, fx)]) {
+        for (const f of [fx, (parsedByConfig ??= configFixtureFor(t, fx))]) {
           const v = view(f, t, c);
           let grants: ReferenceGrant[] | undefined;
           if (id === "httproute-reference-grant" && /after deleting/.test(c.group ?? "")) {
