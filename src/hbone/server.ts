@@ -49,6 +49,11 @@ export interface HboneServerOptions {
   settings?: Partial<H2Settings>;
   /** Connections that have not finished the TLS handshake after this are closed (default 10 s). */
   handshakeTimeoutMs?: number;
+  /**
+   * SO_REUSEPORT: share the port with another process (a restarting ztunnel overlaps its predecessor,
+   * which drains while the new one accepts). Bun.listen honours it at run time.
+   */
+  reusePort?: boolean;
 }
 
 interface RawData {
@@ -104,6 +109,7 @@ export class HboneServer {
     this.#listener = Bun.listen<RawData>({
       hostname: opts.hostname ?? "0.0.0.0",
       port: opts.port ?? HBONE.port,
+      ...(opts.reusePort ? { reusePort: true } : {}),
       data: { server } as RawData,
       socket: {
         open(raw) {

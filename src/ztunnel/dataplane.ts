@@ -115,7 +115,7 @@ export class Dataplane {
         this.hbone = HboneServer.listen({
           hostname: opts.hbone.hostname,
           port: opts.hbone.port,
-          ...(opts.reusePort ? ({ reusePort: true } as object) : {}),
+          reusePort: opts.reusePort,
           tls: (info) => (inputs.accepting() ? inboundCertificate(inputs.state, certs, info) : undefined),
           onStream: (stream) => handleInboundTunnel(inputs, stream as unknown as InboundTunnel),
         });
