@@ -8,24 +8,57 @@ import {
   scopeSelectsWorkload,
   targetRefsSelect,
 } from "./mod.ts";
-import type { AuthorizationPolicy, MeshModel, PeerAuthentication, PolicyScope, Service, Waypoint, Workload } from "./mod.ts";
+import type {
+  AuthorizationPolicy,
+  MeshModel,
+  PeerAuthentication,
+  PolicyScope,
+  Service,
+  Waypoint,
+  Workload,
+} from "./mod.ts";
 
 function wl(ns: string, name: string, labels: Record<string, string> = {}): Workload {
   return {
-    uid: `Pod/${ns}/${name}`, kind: "Pod", name, namespace: ns, serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/${ns}/sa/${name}`, node: "n1", addresses: ["10.0.0.1"], labels,
-    ambient: true, ports: [], ready: true,
+    uid: `Pod/${ns}/${name}`,
+    kind: "Pod",
+    name,
+    namespace: ns,
+    serviceAccount: name,
+    identity: `spiffe://cluster.local/ns/${ns}/sa/${name}`,
+    node: "n1",
+    addresses: ["10.0.0.1"],
+    labels,
+    ambient: true,
+    ports: [],
+    ready: true,
   };
 }
 const svc = (ns: string, name: string): Service => ({
-  name, namespace: ns, hostname: `${name}.${ns}.svc.cluster.local`, vip: "10.96.0.1", ports: [], endpoints: [], labels: {},
+  name,
+  namespace: ns,
+  hostname: `${name}.${ns}.svc.cluster.local`,
+  vip: "10.96.0.1",
+  ports: [],
+  endpoints: [],
+  labels: {},
 });
 const wp = (ns: string, name: string): Waypoint => ({
-  name, namespace: ns, identity: `spiffe://cluster.local/ns/${ns}/sa/${name}`, serviceAccount: name,
-  addresses: ["10.1.0.1"], waypointFor: "service", port: 15008,
+  name,
+  namespace: ns,
+  identity: `spiffe://cluster.local/ns/${ns}/sa/${name}`,
+  serviceAccount: name,
+  addresses: ["10.1.0.1"],
+  waypointFor: "service",
+  port: 15008,
 });
 const ap = (ns: string, name: string, scope: PolicyScope): AuthorizationPolicy => ({
-  name, namespace: ns, action: "ALLOW", scope, rules: [{}], hasL7: false,
+  name,
+  namespace: ns,
+  action: "ALLOW",
+  scope,
+  rules: [{}],
+  hasL7: false,
 });
 const mc = emptyModel().meshConfig;
 
@@ -38,22 +71,55 @@ describe("scopeSelectsWorkload", () => {
     ["selector subset matches", { kind: "selector", matchLabels: { app: "b" } }, "ns1", true],
     ["selector with a missing label", { kind: "selector", matchLabels: { app: "b", tier: "x" } }, "ns1", false],
     ["selector in another namespace", { kind: "selector", matchLabels: { app: "b" } }, "ns2", false],
-    ["selector in the root namespace applies mesh-wide", { kind: "selector", matchLabels: { app: "b" } }, "istio-system", true],
-    ["targetRefs never select a workload", { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "ns1" }] }, "ns1", false],
+    [
+      "selector in the root namespace applies mesh-wide",
+      { kind: "selector", matchLabels: { app: "b" } },
+      "istio-system",
+      true,
+    ],
+    [
+      "targetRefs never select a workload",
+      { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "ns1" }] },
+      "ns1",
+      false,
+    ],
   ];
-  for (const [name, scope, ns, want] of cases) test(name, () => expect(scopeSelectsWorkload(scope, ns, b, mc)).toBe(want));
+  for (const [name, scope, ns, want] of cases) {
+    test(name, () => expect(scopeSelectsWorkload(scope, ns, b, mc)).toBe(want));
+  }
 });
 
 describe("targetRefsSelect", () => {
   const s = svc("ns1", "b");
   const w = wp("ns1", "waypoint");
   test("Service ref", () => {
-    expect(targetRefsSelect({ kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "" }] }, "ns1", { service: s })).toBe(true);
-    expect(targetRefsSelect({ kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "c", namespace: "ns1" }] }, "ns1", { service: s })).toBe(false);
-    expect(targetRefsSelect({ kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "ns1" }] }, "ns1", { waypoint: w })).toBe(false);
+    expect(
+      targetRefsSelect(
+        { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "" }] },
+        "ns1",
+        { service: s },
+      ),
+    ).toBe(true);
+    expect(
+      targetRefsSelect(
+        { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "c", namespace: "ns1" }] },
+        "ns1",
+        { service: s },
+      ),
+    ).toBe(false);
+    expect(
+      targetRefsSelect(
+        { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "ns1" }] },
+        "ns1",
+        { waypoint: w },
+      ),
+    ).toBe(false);
   });
   test("Gateway ref", () => {
-    const scope: PolicyScope = { kind: "targetRefs", targetRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "waypoint", namespace: "ns1" }] };
+    const scope: PolicyScope = {
+      kind: "targetRefs",
+      targetRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "waypoint", namespace: "ns1" }],
+    };
     expect(targetRefsSelect(scope, "ns1", { waypoint: w })).toBe(true);
     expect(targetRefsSelect(scope, "ns1", { service: s })).toBe(false);
     expect(targetRefsSelect(scope, "ns1", { waypoint: wp("ns2", "waypoint") })).toBe(false);
@@ -76,19 +142,34 @@ describe("policiesFor and peer authentication", () => {
     ap("ns1", "sel-other", { kind: "selector", matchLabels: { app: "c" } }),
     ap("ns2", "other-ns", { kind: "namespace" }),
     ap("ns1", "svc", { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "b", namespace: "ns1" }] }),
-    ap("ns1", "gw", { kind: "targetRefs", targetRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "waypoint", namespace: "ns1" }] }),
+    ap("ns1", "gw", {
+      kind: "targetRefs",
+      targetRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "waypoint", namespace: "ns1" }],
+    }),
   );
-  m.requestAuthentications.push({ name: "jwt", namespace: "ns1", scope: { kind: "selector", matchLabels: { app: "b" } }, jwtRules: [] });
+  m.requestAuthentications.push({
+    name: "jwt",
+    namespace: "ns1",
+    scope: { kind: "selector", matchLabels: { app: "b" } },
+    jwtRules: [],
+  });
   const idx = indexModel(m);
   const names = (ps: { name: string }[]) => ps.map((p) => p.name);
-  test("workload only", () => expect(names(authorizationPoliciesFor(idx, { workload: b }))).toEqual(["global", "ns-wide", "sel"]));
+  test("workload only", () =>
+    expect(names(authorizationPoliciesFor(idx, { workload: b }))).toEqual(["global", "ns-wide", "sel"]));
   test("workload through service and waypoint", () =>
     expect(names(authorizationPoliciesFor(idx, { workload: b, service: m.services[0], waypoint: m.waypoints[0] })))
       .toEqual(["global", "ns-wide", "sel", "svc", "gw"]));
-  test("request authentications", () => expect(names(requestAuthenticationsFor(idx, { workload: b }))).toEqual(["jwt"]));
+  test("request authentications", () =>
+    expect(names(requestAuthenticationsFor(idx, { workload: b }))).toEqual(["jwt"]));
 
-  const pa = (ns: string, name: string, scope: PolicyScope, mode: PeerAuthentication["mode"], portLevelMtls?: Record<number, PeerAuthentication["mode"]>): PeerAuthentication =>
-    ({ name, namespace: ns, scope, mode, portLevelMtls });
+  const pa = (
+    ns: string,
+    name: string,
+    scope: PolicyScope,
+    mode: PeerAuthentication["mode"],
+    portLevelMtls?: Record<number, PeerAuthentication["mode"]>,
+  ): PeerAuthentication => ({ name, namespace: ns, scope, mode, portLevelMtls });
   const modeWith = (pas: PeerAuthentication[], port?: number) => {
     const mm = emptyModel();
     mm.workloads.push(b);
@@ -96,14 +177,31 @@ describe("policiesFor and peer authentication", () => {
     return peerAuthenticationModeFor(indexModel(mm), b, port);
   };
   test("default PERMISSIVE", () => expect(modeWith([])).toBe("PERMISSIVE"));
-  test("mesh-wide STRICT", () => expect(modeWith([pa("istio-system", "m", { kind: "root" }, "STRICT")])).toBe("STRICT"));
+  test("mesh-wide STRICT", () =>
+    expect(modeWith([pa("istio-system", "m", { kind: "root" }, "STRICT")])).toBe("STRICT"));
   test("namespace overrides mesh", () =>
-    expect(modeWith([pa("istio-system", "m", { kind: "root" }, "STRICT"), pa("ns1", "n", { kind: "namespace" }, "PERMISSIVE")])).toBe("PERMISSIVE"));
+    expect(
+      modeWith([
+        pa("istio-system", "m", { kind: "root" }, "STRICT"),
+        pa("ns1", "n", { kind: "namespace" }, "PERMISSIVE"),
+      ]),
+    ).toBe("PERMISSIVE"));
   test("workload overrides namespace", () =>
-    expect(modeWith([pa("ns1", "w", { kind: "selector", matchLabels: { app: "b" } }, "STRICT"), pa("ns1", "n", { kind: "namespace" }, "PERMISSIVE")])).toBe("STRICT"));
+    expect(
+      modeWith([
+        pa("ns1", "w", { kind: "selector", matchLabels: { app: "b" } }, "STRICT"),
+        pa("ns1", "n", { kind: "namespace" }, "PERMISSIVE"),
+      ]),
+    ).toBe("STRICT"));
   test("UNSET inherits", () =>
-    expect(modeWith([pa("ns1", "w", { kind: "selector", matchLabels: { app: "b" } }, "UNSET"), pa("ns1", "n", { kind: "namespace" }, "STRICT")])).toBe("STRICT"));
-  test("other namespace ignored", () => expect(modeWith([pa("ns2", "n", { kind: "namespace" }, "STRICT")])).toBe("PERMISSIVE"));
+    expect(
+      modeWith([
+        pa("ns1", "w", { kind: "selector", matchLabels: { app: "b" } }, "UNSET"),
+        pa("ns1", "n", { kind: "namespace" }, "STRICT"),
+      ]),
+    ).toBe("STRICT"));
+  test("other namespace ignored", () =>
+    expect(modeWith([pa("ns2", "n", { kind: "namespace" }, "STRICT")])).toBe("PERMISSIVE"));
   test("portLevelMtls", () => {
     const list = [pa("ns1", "w", { kind: "selector", matchLabels: { app: "b" } }, "STRICT", { 8080: "PERMISSIVE" })];
     expect(modeWith(list, 8080)).toBe("PERMISSIVE");

@@ -96,7 +96,12 @@ function scopeOf(spec: Record<string, unknown>, ns: string, root: string): Polic
   if (refs?.length) {
     return {
       kind: "targetRefs",
-      targetRefs: refs.map((r) => ({ group: r.group ?? "", kind: r.kind ?? "", name: r.name ?? "", namespace: r.namespace ?? ns })),
+      targetRefs: refs.map((r) => ({
+        group: r.group ?? "",
+        kind: r.kind ?? "",
+        name: r.name ?? "",
+        namespace: r.namespace ?? ns,
+      })),
     };
   }
   const sel = (spec.selector as { matchLabels?: Record<string, string> } | undefined)?.matchLabels;
@@ -246,7 +251,12 @@ function clientOf(from: Call["from"]): { ip: string; principal?: string } {
  * authorization with the client's identity) and then the destination ztunnel (which must admit the
  * waypoint), or the destination ztunnel alone when no waypoint serves b.
  */
-export async function callB(model: MeshModel, call: Call, keys: KeyResolver = testKeys, now?: Date): Promise<CallResult> {
+export async function callB(
+  model: MeshModel,
+  call: Call,
+  keys: KeyResolver = testKeys,
+  now?: Date,
+): Promise<CallResult> {
   const index = indexModel(model);
   const b = model.workloads.find((w) => w.name === "b-0")!;
   const svc = index.serviceByName("ns1", "b");

@@ -7,7 +7,12 @@ import { matchPath, normalizePath } from "./path.ts";
 import type { AuthzRequest } from "./request.ts";
 import { matchHost, matchString } from "./strings.ts";
 
-function policy(action: AuthorizationPolicy["action"], rules: PolicyRule[], name = "p", extra: Partial<AuthorizationPolicy> = {}): AuthorizationPolicy {
+function policy(
+  action: AuthorizationPolicy["action"],
+  rules: PolicyRule[],
+  name = "p",
+  extra: Partial<AuthorizationPolicy> = {},
+): AuthorizationPolicy {
   return { name, namespace: "ns1", action, scope: { kind: "namespace" }, rules, hasL7: false, ...extra };
 }
 
@@ -38,7 +43,9 @@ describe("string matching: exact, prefix x*, suffix *x, presence *", () => {
     ["*", undefined, false],
     ["x*", undefined, false],
   ];
-  for (const [p, v, want] of rows) test(`"${p}" ~ ${JSON.stringify(v)} -> ${want}`, () => expect(matchString(p, v)).toBe(want));
+  for (const [p, v, want] of rows) {
+    test(`"${p}" ~ ${JSON.stringify(v)} -> ${want}`, () => expect(matchString(p, v)).toBe(want));
+  }
   test("hosts: case-insensitive, port ignored unless the value names one", () => {
     expect(matchHost("API.shop.com", "api.shop.com:8080")).toBe(true);
     expect(matchHost("api.shop.com:80", "api.shop.com:8080")).toBe(false);
@@ -63,7 +70,9 @@ describe("ip blocks (IPv4 and IPv6, CIDR or single address)", () => {
     ["garbage", "10.0.0.1", false],
     ["10.0.0.0/33", "10.0.0.1", false],
   ];
-  for (const [block, ip, want] of rows) test(`${ip} in ${block} -> ${want}`, () => expect(ipInBlock(block, ip)).toBe(want));
+  for (const [block, ip, want] of rows) {
+    test(`${ip} in ${block} -> ${want}`, () => expect(ipInBlock(block, ip)).toBe(want));
+  }
   test("parsers reject malformed input", () => {
     for (const bad of ["1.2.3", "1.2.3.256", "1::2::3", "12345::", "a.b.c.d"]) expect(parseIp(bad)).toBeUndefined();
     expect(cidrContains(parseCidr("::ffff:10.0.0.0/104")!, parseIp("10.1.2.3")!)).toBe(true);
@@ -99,12 +108,32 @@ describe("rule structure", () => {
     ["an empty rule matches everything", [{}], http(), true],
     ["an empty source never matches", [{ from: [{ source: {} }] }], http(), false],
     ["an empty operation never matches", [{ to: [{ operation: {} }] }], http(), false],
-    ["from is OR over sources", [{ from: [{ source: { namespaces: ["x"] } }, { source: { namespaces: ["shop"] } }] }], http(), true],
-    ["fields in one source are AND", [{ from: [{ source: { namespaces: ["shop"], principals: ["other"] } }] }], http(), false],
-    ["from, to and when are AND", [{ from: [{ source: { namespaces: ["shop"] } }], to: [{ operation: { methods: ["POST"] } }] }], http(), false],
+    [
+      "from is OR over sources",
+      [{ from: [{ source: { namespaces: ["x"] } }, { source: { namespaces: ["shop"] } }] }],
+      http(),
+      true,
+    ],
+    [
+      "fields in one source are AND",
+      [{ from: [{ source: { namespaces: ["shop"], principals: ["other"] } }] }],
+      http(),
+      false,
+    ],
+    [
+      "from, to and when are AND",
+      [{ from: [{ source: { namespaces: ["shop"] } }], to: [{ operation: { methods: ["POST"] } }] }],
+      http(),
+      false,
+    ],
     ["values in one field are OR", [{ to: [{ operation: { methods: ["POST", "GET"] } }] }], http(), true],
     ["not- fields need every value to miss", [{ to: [{ operation: { notMethods: ["POST", "GET"] } }] }], http(), false],
-    ["when needs values AND notValues", [{ when: [{ key: "request.headers[x-a]", values: ["1"], notValues: ["1"] }] }], http({ headers: { "x-a": "1" } }), false],
+    [
+      "when needs values AND notValues",
+      [{ when: [{ key: "request.headers[x-a]", values: ["1"], notValues: ["1"] }] }],
+      http({ headers: { "x-a": "1" } }),
+      false,
+    ],
   ];
   for (const [name, rules, req, want] of rows) {
     test(name, () => expect(policyMatches(policy("ALLOW", rules), req).matched === true).toBe(want));
@@ -113,7 +142,12 @@ describe("rule structure", () => {
 
 describe("source fields", () => {
   const rows: [string, PolicyRule["from"], AuthzRequest, boolean][] = [
-    ["principals compare without spiffe://", [{ source: { principals: ["cluster.local/ns/shop/sa/viewer"] } }], l4(), true],
+    [
+      "principals compare without spiffe://",
+      [{ source: { principals: ["cluster.local/ns/shop/sa/viewer"] } }],
+      l4(),
+      true,
+    ],
     ["a principal written with spiffe:// never matches", [{ source: { principals: [CLIENT] } }], l4(), false],
     ["principals * needs an identity", [{ source: { principals: ["*"] } }], l4(null), false],
     ["notPrincipals * matches plaintext", [{ source: { notPrincipals: ["*"] } }], l4(null), true],
@@ -125,14 +159,21 @@ describe("source fields", () => {
     ["notTrustDomains", [{ source: { notTrustDomains: ["cluster.local"] } }], l4(), false],
     ["ipBlocks", [{ source: { ipBlocks: ["10.1.0.0/16"] } }], l4(), true],
     ["notIpBlocks", [{ source: { notIpBlocks: ["10.1.0.5"] } }], l4(), false],
-    ["remoteIpBlocks use the original client address", [{ source: { remoteIpBlocks: ["203.0.113.0/24"] } }], { ...http(), source: { ip: "10.1.0.5", principal: CLIENT, remoteIp: "203.0.113.9" } }, true],
+    ["remoteIpBlocks use the original client address", [{ source: { remoteIpBlocks: ["203.0.113.0/24"] } }], {
+      ...http(),
+      source: { ip: "10.1.0.5", principal: CLIENT, remoteIp: "203.0.113.9" },
+    }, true],
     ["remoteIpBlocks default to the peer address", [{ source: { remoteIpBlocks: ["10.1.0.5"] } }], http(), true],
     ["requestPrincipals", [{ source: { requestPrincipals: ["iss/sub"] } }], http({}, { principal: "iss/sub" }), true],
     ["requestPrincipals * needs a token", [{ source: { requestPrincipals: ["*"] } }], http(), false],
     ["notRequestPrincipals without a token", [{ source: { notRequestPrincipals: ["iss/sub"] } }], http(), true],
   ];
   for (const [name, from, req, want] of rows) {
-    test(name, () => expect(policyMatches(policy("ALLOW", [{ from }], "p", { namespace: "ns1" }), req).matched === true).toBe(want));
+    test(
+      name,
+      () =>
+        expect(policyMatches(policy("ALLOW", [{ from }], "p", { namespace: "ns1" }), req).matched === true).toBe(want),
+    );
   }
 });
 
@@ -145,7 +186,12 @@ describe("operation fields", () => {
     ["notHosts", [{ operation: { notHosts: ["api.shop.svc.cluster.local"] } }], http(), false],
     ["methods", [{ operation: { methods: ["GET"] } }], http(), true],
     ["notMethods", [{ operation: { notMethods: ["PUT"] } }], http(), true],
-    ["paths after normalization", [{ operation: { paths: ["/api/items"] } }], http({ path: "/api/x/../items?q=1" }), true],
+    [
+      "paths after normalization",
+      [{ operation: { paths: ["/api/items"] } }],
+      http({ path: "/api/x/../items?q=1" }),
+      true,
+    ],
     ["notPaths", [{ operation: { paths: ["/api*"], notPaths: ["/api/items"] } }], http(), false],
   ];
   for (const [name, to, req, want] of rows) {
@@ -180,8 +226,20 @@ describe("when conditions", () => {
     ["request.auth.principal", "request.auth.principal", ["issuer.example/*"], http({}, auth), true],
     ["request.auth.audiences", "request.auth.audiences", ["admin"], http({}, auth), true],
     ["request.auth.presenter", "request.auth.presenter", ["web-app"], http({}, auth), true],
-    ["request.headers (lower-case names)", "request.headers[X-Env]", ["prod"], http({ headers: { "x-env": "prod" } }), true],
-    ["multi-valued headers", "request.headers[x-env]", ["canary"], http({ headers: { "x-env": ["prod", "canary"] } }), true],
+    [
+      "request.headers (lower-case names)",
+      "request.headers[X-Env]",
+      ["prod"],
+      http({ headers: { "x-env": "prod" } }),
+      true,
+    ],
+    [
+      "multi-valued headers",
+      "request.headers[x-env]",
+      ["canary"],
+      http({ headers: { "x-env": ["prod", "canary"] } }),
+      true,
+    ],
     ["absent header", "request.headers[x-env]", ["*"], http(), false],
     ["source.ip as CIDR", "source.ip", ["10.1.0.0/24"], l4(), true],
     ["source.namespace", "source.namespace", ["shop"], l4(), true],
@@ -193,7 +251,10 @@ describe("when conditions", () => {
     ["connection.sni", "connection.sni", ["*.cluster.local"], { ...http(), sni: "api.shop.svc.cluster.local" }, true],
   ];
   for (const [name, key, values, req, want] of rows) {
-    test(name, () => expect(policyMatches(policy("ALLOW", [{ when: [{ key, values }] }]), req).matched === true).toBe(want));
+    test(
+      name,
+      () => expect(policyMatches(policy("ALLOW", [{ when: [{ key, values }] }]), req).matched === true).toBe(want),
+    );
   }
   test("claimValues reads nested and space-delimited claims", () => {
     expect(claimValues(auth, ["scope"])).toEqual(["read", "write"]);
@@ -201,12 +262,18 @@ describe("when conditions", () => {
     expect(claimValues(undefined, ["scope"])).toEqual([]);
   });
   test("an unknown key makes an ALLOW rule fail and is reported", () => {
-    const d = authorize([policy("ALLOW", [{ when: [{ key: "experimental.envoy.filters.x[y]", values: ["1"] }] }])], http());
+    const d = authorize(
+      [policy("ALLOW", [{ when: [{ key: "experimental.envoy.filters.x[y]", values: ["1"] }] }])],
+      http(),
+    );
     expect(d.allowed).toBe(false);
     expect(d.warnings?.[0]).toContain('unknown condition key "experimental.envoy.filters.x[y]"');
   });
   test("an unknown key makes a DENY rule match (fail closed) and is reported", () => {
-    const d = authorize([policy("DENY", [{ when: [{ key: "source.serviceAccount", values: ["x"] }] }], "typo")], http());
+    const d = authorize(
+      [policy("DENY", [{ when: [{ key: "source.serviceAccount", values: ["x"] }] }], "typo")],
+      http(),
+    );
     expect(d.allowed).toBe(false);
     expect(d.policy).toBe("ns1/typo");
     expect(d.warnings?.join()).toContain("source.serviceAccount");
@@ -220,9 +287,21 @@ describe("decision order", () => {
   const rows: [string, AuthorizationPolicy[], AuthzRequest, boolean, string][] = [
     ["no policy: allow", [], http(), true, "no ALLOW policy applies"],
     ["only DENY policies, none matching: allow", [denyAdmin], http(), true, "no ALLOW policy applies"],
-    ["a matching DENY wins over a matching ALLOW", [allowGet, denyAdmin], http({ path: "/admin/x" }), false, "denied by DENY policy ns1/deny-admin rule 0"],
+    [
+      "a matching DENY wins over a matching ALLOW",
+      [allowGet, denyAdmin],
+      http({ path: "/admin/x" }),
+      false,
+      "denied by DENY policy ns1/deny-admin rule 0",
+    ],
     ["a matching ALLOW allows", [allowGet, denyAdmin], http(), true, "allowed by ALLOW policy ns1/allow-get rule 0"],
-    ["ALLOW policies exist, none match: deny", [allowGet], http({ method: "POST" }), false, "no ALLOW policy matched (ns1/allow-get)"],
+    [
+      "ALLOW policies exist, none match: deny",
+      [allowGet],
+      http({ method: "POST" }),
+      false,
+      "no ALLOW policy matched (ns1/allow-get)",
+    ],
     ["AUDIT never decides", [audit], http(), true, "no ALLOW policy applies"],
   ];
   for (const [name, ps, req, allowed, reason] of rows) {
@@ -232,17 +311,23 @@ describe("decision order", () => {
       expect(d.reason).toBe(reason);
     });
   }
-  test("AUDIT matches are reported", () => expect(authorize([audit, allowGet], http()).audited).toEqual(["ns1/audit-all"]));
+  test("AUDIT matches are reported", () =>
+    expect(authorize([audit, allowGet], http()).audited).toEqual(["ns1/audit-all"]));
   test("dry-run policies are reported, never enforced", () => {
     const d = authorize([policy("DENY", [{}], "dry", { dryRun: true })], http());
     expect(d.allowed).toBe(true);
     expect(d.dryRun).toEqual(["DENY ns1/dry"]);
   });
   test("a matching CUSTOM policy denies (external authorization is not supported)", () => {
-    const d = authorize([policy("CUSTOM", [{ to: [{ operation: { paths: ["/ext*"] } }] }], "ext"), allowGet], http({ path: "/ext/a" }));
+    const d = authorize(
+      [policy("CUSTOM", [{ to: [{ operation: { paths: ["/ext*"] } }] }], "ext"), allowGet],
+      http({ path: "/ext/a" }),
+    );
     expect(d).toMatchObject({ allowed: false, policy: "ns1/ext", action: "CUSTOM" });
     expect(d.reason).toContain("not supported");
-    expect(authorize([policy("CUSTOM", [{ to: [{ operation: { paths: ["/ext*"] } }] }], "ext")], http()).allowed).toBe(true);
+    expect(authorize([policy("CUSTOM", [{ to: [{ operation: { paths: ["/ext*"] } }] }], "ext")], http()).allowed).toBe(
+      true,
+    );
   });
 });
 
@@ -253,12 +338,18 @@ describe("at L4 only connection attributes exist", () => {
     expect(d.reason).toContain("need attributes not available at L4");
   });
   test("a DENY rule is enforced on its L4 part (fail closed): it denies when the L4 part matches", () => {
-    const p = policy("DENY", [{ from: [{ source: { namespaces: ["shop"] } }], to: [{ operation: { methods: ["GET"] } }] }]);
+    const p = policy("DENY", [{
+      from: [{ source: { namespaces: ["shop"] } }],
+      to: [{ operation: { methods: ["GET"] } }],
+    }]);
     expect(authorize([p], l4()).allowed).toBe(false);
     expect(authorize([p], l4("spiffe://cluster.local/ns/other/sa/x")).allowed).toBe(true);
   });
   test("the same rules decide HTTP requests precisely", () => {
-    const p = policy("DENY", [{ from: [{ source: { namespaces: ["shop"] } }], to: [{ operation: { methods: ["GET"] } }] }]);
+    const p = policy("DENY", [{
+      from: [{ source: { namespaces: ["shop"] } }],
+      to: [{ operation: { methods: ["GET"] } }],
+    }]);
     expect(authorize([p], http({ method: "POST" })).allowed).toBe(true);
     expect(authorize([p], http()).allowed).toBe(false);
   });
@@ -267,7 +358,10 @@ describe("at L4 only connection attributes exist", () => {
 describe("L7 attribute classification", () => {
   test("policyL7Attributes lists what needs a waypoint", () => {
     const p = policy("ALLOW", [
-      { from: [{ source: { principals: ["a"], requestPrincipals: ["*"] } }], to: [{ operation: { ports: ["80"], paths: ["/"] } }] },
+      {
+        from: [{ source: { principals: ["a"], requestPrincipals: ["*"] } }],
+        to: [{ operation: { ports: ["80"], paths: ["/"] } }],
+      },
       { when: [{ key: "source.ip", values: ["1.2.3.4"] }, { key: "request.headers[x]", values: ["y"] }] },
     ]);
     expect(policyL7Attributes(p).sort()).toEqual(["paths", "request.headers[x]", "requestPrincipals"]);

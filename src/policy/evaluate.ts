@@ -263,8 +263,7 @@ function conditionMatches(c: PolicyCondition, ctx: Ctx): Tri {
     }
     return UNKNOWN;
   }
-  const test = (pattern: string) =>
-    got.values.some((v) => (got.ip ? ipInBlock(pattern, v) : matchString(pattern, v)));
+  const test = (pattern: string) => got.values.some((v) => (got.ip ? ipInBlock(pattern, v) : matchString(pattern, v)));
   if (c.values === undefined && c.notValues === undefined) {
     ctx.warnings.add(`${where(ctx)}: condition "${c.key}" has neither values nor notValues`);
     return false;
@@ -382,7 +381,8 @@ export function authorize(policies: readonly AuthorizationPolicy[], req: AuthzRe
   const prepared = prepare(req);
   const results = policies.map((p) => ({ p, m: matchPrepared(p, prepared, warnings) }));
   for (const { p, m } of results) {
-    const wouldMatch = m.matched === true || (m.matched === undefined && (p.action === "DENY" || p.action === "CUSTOM"));
+    const wouldMatch = m.matched === true ||
+      (m.matched === undefined && (p.action === "DENY" || p.action === "CUSTOM"));
     if (p.dryRun && wouldMatch) dryRun.push(`${p.action} ${policyKey(p)}`);
     if (!p.dryRun && p.action === "AUDIT" && m.matched === true) audited.push(policyKey(p));
   }
@@ -396,7 +396,9 @@ export function authorize(policies: readonly AuthorizationPolicy[], req: AuthzRe
       policy: policyKey(p),
       action: "CUSTOM",
       ruleIndex: m.ruleIndex,
-      reason: `denied by CUSTOM policy ${policyKey(p)}: external authorization is not supported, so a matching CUSTOM policy denies (fail closed)`,
+      reason: `denied by CUSTOM policy ${
+        policyKey(p)
+      }: external authorization is not supported, so a matching CUSTOM policy denies (fail closed)`,
     });
   }
 
@@ -404,7 +406,9 @@ export function authorize(policies: readonly AuthorizationPolicy[], req: AuthzRe
     if (p.action !== "DENY" || m.matched === false) continue;
     const reason = m.matched === true
       ? `denied by DENY policy ${policyKey(p)} rule ${m.ruleIndex}`
-      : `denied by DENY policy ${policyKey(p)} rule ${m.ruleIndex}: it needs attributes not available at ${layer(req)} (or unknown keys), so it is enforced as if they matched (fail closed)`;
+      : `denied by DENY policy ${policyKey(p)} rule ${m.ruleIndex}: it needs attributes not available at ${
+        layer(req)
+      } (or unknown keys), so it is enforced as if they matched (fail closed)`;
     return finish({ allowed: false, policy: policyKey(p), action: "DENY", ruleIndex: m.ruleIndex, reason });
   }
 

@@ -78,7 +78,9 @@ type Location =
 
 function locationsOf(rule: JwtRule): Location[] {
   const out: Location[] = [];
-  for (const h of rule.fromHeaders ?? []) out.push({ kind: "header", name: h.name.toLowerCase(), prefix: h.prefix ?? "" });
+  for (const h of rule.fromHeaders ?? []) {
+    out.push({ kind: "header", name: h.name.toLowerCase(), prefix: h.prefix ?? "" });
+  }
   for (const p of rule.fromParams ?? []) out.push({ kind: "param", name: p });
   for (const c of rule.fromCookies ?? []) out.push({ kind: "cookie", name: c });
   if (out.length === 0) {
@@ -144,7 +146,9 @@ function extract(rules: JwtRule[], req: AuthnRequest): Found[] {
     if (location.kind === "header") {
       for (const v of headers.get(location.name) ?? []) {
         if (location.prefix === "") add(v, location, rs);
-        else if (v.toLowerCase().startsWith(location.prefix.toLowerCase())) add(v.slice(location.prefix.length), location, rs);
+        else if (v.toLowerCase().startsWith(location.prefix.toLowerCase())) {
+          add(v.slice(location.prefix.length), location, rs);
+        }
       }
     } else if (location.kind === "param") {
       for (const v of req.query?.getAll(location.name) ?? []) add(v, location, rs);
@@ -306,13 +310,19 @@ export async function authenticate(
 /** Keys for a rule with an inline `jwks` (a JSON string, as in Istio). */
 export function inlineKeySet(rule: JwtRule): JWTVerifyGetKey {
   if (!rule.jwks) {
-    throw new MeshError(ErrorCode.TokenInvalid, `JWT rule for issuer "${rule.issuer}" has no inline jwks: fetch its jwksUri instead`);
+    throw new MeshError(
+      ErrorCode.TokenInvalid,
+      `JWT rule for issuer "${rule.issuer}" has no inline jwks: fetch its jwksUri instead`,
+    );
   }
   let doc: JSONWebKeySet;
   try {
     doc = JSON.parse(rule.jwks) as JSONWebKeySet;
   } catch (e) {
-    throw new MeshError(ErrorCode.TokenInvalid, `JWT rule for issuer "${rule.issuer}": inline jwks is not JSON: ${(e as Error).message}`);
+    throw new MeshError(
+      ErrorCode.TokenInvalid,
+      `JWT rule for issuer "${rule.issuer}": inline jwks is not JSON: ${(e as Error).message}`,
+    );
   }
   return createLocalJWKSet(doc);
 }

@@ -18,7 +18,7 @@ export function normalizePath(raw: string): string {
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
 
 function decodeUnreserved(p: string): string {
-  return p.replace(/%([0-9A-Fa-f]{2})/g, (all, hex: string) => {
+  return p.replace(/%([0-9A-Fa-f]{2})/g, (_all, hex: string) => {
     const c = String.fromCharCode(parseInt(hex, 16));
     return UNRESERVED.test(c) ? c : "%" + hex.toUpperCase();
   });

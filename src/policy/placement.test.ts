@@ -19,22 +19,45 @@ const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 
 function wl(name: string, labels: Record<string, string>, extra: Partial<Workload> = {}): Workload {
   return {
-    uid: `Pod/shop/${name}`, kind: "Pod", name, namespace: "shop", serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/shop/sa/${name}`, node: "n1", addresses: [`10.0.0.${name.length}`],
-    labels, ambient: true, ports: [{ port: 8080 }], ready: true, ...extra,
+    uid: `Pod/shop/${name}`,
+    kind: "Pod",
+    name,
+    namespace: "shop",
+    serviceAccount: name,
+    identity: `spiffe://cluster.local/ns/shop/sa/${name}`,
+    node: "n1",
+    addresses: [`10.0.0.${name.length}`],
+    labels,
+    ambient: true,
+    ports: [{ port: 8080 }],
+    ready: true,
+    ...extra,
   };
 }
 
-function policy(name: string, action: AuthorizationPolicy["action"], scope: PolicyScope, rules: AuthorizationPolicy["rules"]): AuthorizationPolicy {
+function policy(
+  name: string,
+  action: AuthorizationPolicy["action"],
+  scope: PolicyScope,
+  rules: AuthorizationPolicy["rules"],
+): AuthorizationPolicy {
   const p: AuthorizationPolicy = { name, namespace: "shop", action, scope, rules, hasL7: false };
   p.hasL7 = policyHasL7(p);
   return p;
 }
 
 const SEL: PolicyScope = { kind: "selector", matchLabels: { app: "api" } };
-const TO_SVC: PolicyScope = { kind: "targetRefs", targetRefs: [{ group: "", kind: "Service", name: "api", namespace: "shop" }] };
-const TO_GW: PolicyScope = { kind: "targetRefs", targetRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "wp", namespace: "shop" }] };
-const L4_ALLOW = policy("l4-allow", "ALLOW", SEL, [{ from: [{ source: { principals: ["cluster.local/ns/shop/sa/viewer"] } }] }]);
+const TO_SVC: PolicyScope = {
+  kind: "targetRefs",
+  targetRefs: [{ group: "", kind: "Service", name: "api", namespace: "shop" }],
+};
+const TO_GW: PolicyScope = {
+  kind: "targetRefs",
+  targetRefs: [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: "wp", namespace: "shop" }],
+};
+const L4_ALLOW = policy("l4-allow", "ALLOW", SEL, [{
+  from: [{ source: { principals: ["cluster.local/ns/shop/sa/viewer"] } }],
+}]);
 const L7_ALLOW = policy("l7-allow", "ALLOW", SEL, [{ to: [{ operation: { methods: ["GET"] } }] }]);
 const L7_DENY = policy("l7-deny", "DENY", SEL, [{ to: [{ operation: { paths: ["/admin"] } }] }]);
 const L7_AUDIT = policy("l7-audit", "AUDIT", SEL, [{ to: [{ operation: { paths: ["/x"] } }] }]);
@@ -57,14 +80,24 @@ function mesh(s: Setup): { model: MeshModel; api: Workload; svc: Service } {
   });
   m.workloads.push(api, wl("viewer", { app: "viewer" }));
   const svc: Service = {
-    name: "api", namespace: "shop", hostname: "api.shop.svc.cluster.local", vip: "10.96.0.1",
-    ports: [{ port: 80, targetPort: 8080, protocol: "TCP" }], endpoints: [{ workloadUid: api.uid, ports: { 80: 8080 } }],
-    labels: {}, waypoint: s.serviceWaypoint ? { gateway: s.serviceWaypoint, via: "service-label" } : undefined,
+    name: "api",
+    namespace: "shop",
+    hostname: "api.shop.svc.cluster.local",
+    vip: "10.96.0.1",
+    ports: [{ port: 80, targetPort: 8080, protocol: "TCP" }],
+    endpoints: [{ workloadUid: api.uid, ports: { 80: 8080 } }],
+    labels: {},
+    waypoint: s.serviceWaypoint ? { gateway: s.serviceWaypoint, via: "service-label" } : undefined,
   };
   m.services.push(svc);
   const wp: Waypoint = {
-    name: "wp", namespace: "shop", identity: "spiffe://cluster.local/ns/shop/sa/wp", serviceAccount: "wp",
-    addresses: ["10.0.9.1"], waypointFor: "all", port: 15008,
+    name: "wp",
+    namespace: "shop",
+    identity: "spiffe://cluster.local/ns/shop/sa/wp",
+    serviceAccount: "wp",
+    addresses: ["10.0.9.1"],
+    waypointFor: "all",
+    port: 15008,
   };
   m.waypoints.push(wp);
   m.authorizationPolicies.push(...s.policies);
@@ -82,15 +115,78 @@ describe("placement: where each policy is enforced", () => {
     policies: string[];
     failClosed: string[];
   }[] = [
-    { name: "no waypoint: the ztunnel enforces an L4 selector policy", setup: { policies: [L4_ALLOW] }, viaService: true, point: "ztunnel", policies: ["l4-allow"], failClosed: [] },
-    { name: "no waypoint: an L7 ALLOW fails closed", setup: { policies: [L4_ALLOW, L7_ALLOW] }, viaService: true, point: "ztunnel", policies: ["l4-allow", "l7-allow"], failClosed: ["l7-allow"] },
-    { name: "no waypoint: an L7 DENY fails closed too", setup: { policies: [L7_DENY] }, viaService: false, point: "ztunnel", policies: ["l7-deny"], failClosed: ["l7-deny"] },
-    { name: "no waypoint: an L7 AUDIT is ignored", setup: { policies: [L7_AUDIT] }, viaService: true, point: "ztunnel", policies: ["l7-audit"], failClosed: [] },
-    { name: "no waypoint: targetRefs policies apply only at waypoints", setup: { policies: [SVC_POLICY, GW_POLICY, NS_POLICY] }, viaService: true, point: "ztunnel", policies: ["ns"], failClosed: [] },
-    { name: "service waypoint: it enforces selector, namespace, Service and Gateway policies", setup: { serviceWaypoint: "shop/wp", policies: [L4_ALLOW, L7_ALLOW, SVC_POLICY, GW_POLICY, NS_POLICY] }, viaService: true, point: "waypoint", policies: ["l4-allow", "l7-allow", "svc", "gw", "ns"], failClosed: [] },
-    { name: "service waypoint, pod addressed directly: the ztunnel, which refuses the bypass", setup: { serviceWaypoint: "shop/wp", policies: [L4_ALLOW] }, viaService: false, point: "ztunnel", policies: [], failClosed: [] },
-    { name: "workload waypoint: it serves pod-addressed traffic", setup: { workloadWaypoint: "shop/wp", policies: [L7_ALLOW, SVC_POLICY] }, viaService: false, point: "waypoint", policies: ["l7-allow"], failClosed: [] },
-    { name: "not ambient and no waypoint: nothing enforces", setup: { ambient: false, policies: [L7_ALLOW] }, viaService: true, point: "none", policies: ["l7-allow"], failClosed: [] },
+    {
+      name: "no waypoint: the ztunnel enforces an L4 selector policy",
+      setup: { policies: [L4_ALLOW] },
+      viaService: true,
+      point: "ztunnel",
+      policies: ["l4-allow"],
+      failClosed: [],
+    },
+    {
+      name: "no waypoint: an L7 ALLOW fails closed",
+      setup: { policies: [L4_ALLOW, L7_ALLOW] },
+      viaService: true,
+      point: "ztunnel",
+      policies: ["l4-allow", "l7-allow"],
+      failClosed: ["l7-allow"],
+    },
+    {
+      name: "no waypoint: an L7 DENY fails closed too",
+      setup: { policies: [L7_DENY] },
+      viaService: false,
+      point: "ztunnel",
+      policies: ["l7-deny"],
+      failClosed: ["l7-deny"],
+    },
+    {
+      name: "no waypoint: an L7 AUDIT is ignored",
+      setup: { policies: [L7_AUDIT] },
+      viaService: true,
+      point: "ztunnel",
+      policies: ["l7-audit"],
+      failClosed: [],
+    },
+    {
+      name: "no waypoint: targetRefs policies apply only at waypoints",
+      setup: { policies: [SVC_POLICY, GW_POLICY, NS_POLICY] },
+      viaService: true,
+      point: "ztunnel",
+      policies: ["ns"],
+      failClosed: [],
+    },
+    {
+      name: "service waypoint: it enforces selector, namespace, Service and Gateway policies",
+      setup: { serviceWaypoint: "shop/wp", policies: [L4_ALLOW, L7_ALLOW, SVC_POLICY, GW_POLICY, NS_POLICY] },
+      viaService: true,
+      point: "waypoint",
+      policies: ["l4-allow", "l7-allow", "svc", "gw", "ns"],
+      failClosed: [],
+    },
+    {
+      name: "service waypoint, pod addressed directly: the ztunnel, which refuses the bypass",
+      setup: { serviceWaypoint: "shop/wp", policies: [L4_ALLOW] },
+      viaService: false,
+      point: "ztunnel",
+      policies: [],
+      failClosed: [],
+    },
+    {
+      name: "workload waypoint: it serves pod-addressed traffic",
+      setup: { workloadWaypoint: "shop/wp", policies: [L7_ALLOW, SVC_POLICY] },
+      viaService: false,
+      point: "waypoint",
+      policies: ["l7-allow"],
+      failClosed: [],
+    },
+    {
+      name: "not ambient and no waypoint: nothing enforces",
+      setup: { ambient: false, policies: [L7_ALLOW] },
+      viaService: true,
+      point: "none",
+      policies: ["l7-allow"],
+      failClosed: [],
+    },
   ];
   for (const r of rows) {
     test(r.name, () => {
@@ -112,7 +208,9 @@ describe("placement: where each policy is enforced", () => {
 
   test("pod-addressed traffic to a workload whose Service has a waypoint is refused, and placement says so", () => {
     const { model, api } = mesh({ serviceWaypoint: "shop/wp", policies: [L4_ALLOW] });
-    expect(placement(indexModel(model), { workload: api }).denyAll).toContain("served by waypoint shop/wp, which this traffic does not go through");
+    expect(placement(indexModel(model), { workload: api }).denyAll).toContain(
+      "served by waypoint shop/wp, which this traffic does not go through",
+    );
   });
 
   test("a binding to a waypoint that does not exist denies everything", () => {
@@ -120,22 +218,69 @@ describe("placement: where each policy is enforced", () => {
     const pl = placement(indexModel(model), { workload: api, service: svc });
     expect(pl.point).toBe("waypoint");
     expect(pl.denyAll).toContain("shop/missing");
-    const d = authorizeAtZtunnel(indexModel(model), api, { source: { principal: VIEWER }, destination: { port: 8080 } });
+    const d = authorizeAtZtunnel(indexModel(model), api, {
+      source: { principal: VIEWER },
+      destination: { port: 8080 },
+    });
     expect(d.allowed).toBe(false);
     expect(d.reason).toContain("does not exist");
   });
 });
 
 describe("destination ztunnel", () => {
-  const conn = (principal?: string) => ({ source: { ip: "10.0.0.6", principal }, destination: { ip: "10.0.0.3", port: 8080 } });
+  const conn = (principal?: string) => ({
+    source: { ip: "10.0.0.6", principal },
+    destination: { ip: "10.0.0.3", port: 8080 },
+  });
   const rows: { name: string; setup: Setup; from?: string; allowed: boolean; reason: string }[] = [
-    { name: "no policy: allow", setup: { policies: [] }, from: VIEWER, allowed: true, reason: "no ALLOW policy applies" },
-    { name: "L4 ALLOW matches the client", setup: { policies: [L4_ALLOW] }, from: VIEWER, allowed: true, reason: "allowed by ALLOW policy shop/l4-allow rule 0" },
-    { name: "L4 ALLOW, plaintext client", setup: { policies: [L4_ALLOW] }, allowed: false, reason: "no ALLOW policy matched (shop/l4-allow)" },
-    { name: "L7 policy without waypoint: every connection denied", setup: { policies: [L4_ALLOW, L7_DENY] }, from: VIEWER, allowed: false, reason: "DENY policy shop/l7-deny uses paths" },
-    { name: "served by a waypoint: the waypoint is admitted", setup: { serviceWaypoint: "shop/wp", policies: [L7_ALLOW] }, from: "spiffe://cluster.local/ns/shop/sa/wp", allowed: true, reason: "from waypoint shop/wp" },
-    { name: "served by a waypoint: a client going around it is refused", setup: { serviceWaypoint: "shop/wp", policies: [] }, from: VIEWER, allowed: false, reason: "did not come through it (bypass refused)" },
-    { name: "workload waypoint: bypass refused too", setup: { workloadWaypoint: "shop/wp", policies: [] }, from: VIEWER, allowed: false, reason: "bypass refused" },
+    {
+      name: "no policy: allow",
+      setup: { policies: [] },
+      from: VIEWER,
+      allowed: true,
+      reason: "no ALLOW policy applies",
+    },
+    {
+      name: "L4 ALLOW matches the client",
+      setup: { policies: [L4_ALLOW] },
+      from: VIEWER,
+      allowed: true,
+      reason: "allowed by ALLOW policy shop/l4-allow rule 0",
+    },
+    {
+      name: "L4 ALLOW, plaintext client",
+      setup: { policies: [L4_ALLOW] },
+      allowed: false,
+      reason: "no ALLOW policy matched (shop/l4-allow)",
+    },
+    {
+      name: "L7 policy without waypoint: every connection denied",
+      setup: { policies: [L4_ALLOW, L7_DENY] },
+      from: VIEWER,
+      allowed: false,
+      reason: "DENY policy shop/l7-deny uses paths",
+    },
+    {
+      name: "served by a waypoint: the waypoint is admitted",
+      setup: { serviceWaypoint: "shop/wp", policies: [L7_ALLOW] },
+      from: "spiffe://cluster.local/ns/shop/sa/wp",
+      allowed: true,
+      reason: "from waypoint shop/wp",
+    },
+    {
+      name: "served by a waypoint: a client going around it is refused",
+      setup: { serviceWaypoint: "shop/wp", policies: [] },
+      from: VIEWER,
+      allowed: false,
+      reason: "did not come through it (bypass refused)",
+    },
+    {
+      name: "workload waypoint: bypass refused too",
+      setup: { workloadWaypoint: "shop/wp", policies: [] },
+      from: VIEWER,
+      allowed: false,
+      reason: "bypass refused",
+    },
   ];
   for (const r of rows) {
     test(r.name, () => {
@@ -183,7 +328,12 @@ describe("the seed article's walkthrough (config/mesh.yaml through parseConfig)"
       admitRequest(index, pl.waypoint!, { workload: api, service: svc }, {
         source: viewer,
         destination: { ip: "10.244.2.10", port: 80 },
-        http: { method, path, host: "product-api.ambient-ns:8000", headers: token ? { authorization: `Bearer ${token}` } : {} },
+        http: {
+          method,
+          path,
+          host: "product-api.ambient-ns:8000",
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        },
       }, inlineKeySet);
     const ok = await ask("GET", "/get", demoJwt);
     expect(ok.status).toBe(200);
@@ -193,8 +343,14 @@ describe("the seed article's walkthrough (config/mesh.yaml through parseConfig)"
     expect((await ask("POST", "/get", demoJwt)).status).toBe(403);
     expect((await ask("GET", "/headers", demoJwt)).status).toBe(403);
     const bad = await ask("GET", "/get", demoJwt.slice(0, -4) + "AAAA");
-    expect({ status: bad.status, reason: bad.reason }).toEqual({ status: 401, reason: "request authentication failed: Jwt verification fails" });
-    const hop = authorizeAtZtunnel(index, api, { source: { ip: "10.244.2.20", principal: pl.waypoint!.identity }, destination: { port: 80 } });
+    expect({ status: bad.status, reason: bad.reason }).toEqual({
+      status: 401,
+      reason: "request authentication failed: Jwt verification fails",
+    });
+    const hop = authorizeAtZtunnel(index, api, {
+      source: { ip: "10.244.2.20", principal: pl.waypoint!.identity },
+      destination: { port: 80 },
+    });
     expect(hop.allowed).toBe(true);
     const bypass = authorizeAtZtunnel(index, api, { source: viewer, destination: { port: 80 } });
     expect(bypass.allowed).toBe(false);

@@ -81,7 +81,9 @@ function l4FailClosed(policies: AuthorizationPolicy[], w: Workload): FailClosed[
     const list = attrs.length ? attrs.join(", ") : "L7 attributes";
     out.push({
       policy: p,
-      reason: `${p.action} policy ${policyKey(p)} uses ${list}, which only a waypoint can enforce, and no waypoint serves ${
+      reason: `${p.action} policy ${
+        policyKey(p)
+      } uses ${list}, which only a waypoint can enforce, and no waypoint serves ${
         wname(w)
       }: every connection to it is denied (fail closed). Bind a waypoint (istio.io/use-waypoint) or remove the L7 attributes.`,
     });
@@ -95,9 +97,18 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
   if (binding) {
     const waypoint = index.waypointByKey(binding.gateway);
     if (!waypoint) {
-      const denyAll =
-        `${wname(dest.workload)} is bound to waypoint ${binding.gateway} (${binding.via}), which does not exist: every connection is denied`;
-      return { point: "waypoint", binding, policies: [], failClosed: [], requestAuthentications: [], denyAll, summary: denyAll };
+      const denyAll = `${
+        wname(dest.workload)
+      } is bound to waypoint ${binding.gateway} (${binding.via}), which does not exist: every connection is denied`;
+      return {
+        point: "waypoint",
+        binding,
+        policies: [],
+        failClosed: [],
+        requestAuthentications: [],
+        denyAll,
+        summary: denyAll,
+      };
     }
     const target = { workload: dest.workload, service: dest.service, waypoint };
     const policies = authorizationPoliciesFor(index, target);
@@ -108,9 +119,9 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
       policies,
       failClosed: [],
       requestAuthentications: requestAuthenticationsFor(index, target),
-      summary: `waypoint ${binding.gateway} enforces ${policies.length} polic${policies.length === 1 ? "y" : "ies"} (L4 and L7) with the client's identity; the ztunnel of ${
-        wname(dest.workload)
-      } admits only that waypoint`,
+      summary: `waypoint ${binding.gateway} enforces ${policies.length} polic${
+        policies.length === 1 ? "y" : "ies"
+      } (L4 and L7) with the client's identity; the ztunnel of ${wname(dest.workload)} admits only that waypoint`,
     };
   }
   const policies = authorizationPoliciesFor(index, { workload: dest.workload });
@@ -130,7 +141,9 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
       policies,
       failClosed: [],
       requestAuthentications: [],
-      summary: `${wname(dest.workload)} is not in the mesh (not ambient) and no waypoint serves it: no policy is enforced`,
+      summary: `${
+        wname(dest.workload)
+      } is not in the mesh (not ambient) and no waypoint serves it: no policy is enforced`,
     };
   }
   const failClosed = l4FailClosed(policies, dest.workload);
@@ -141,10 +154,12 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
     requestAuthentications: [],
     denyAll: failClosed.length ? failClosed.map((f) => f.reason).join("; ") : undefined,
     summary: failClosed.length
-      ? `the ztunnel of ${wname(dest.workload)} denies every connection: ${failClosed.map((f) => policyKey(f.policy)).join(", ")} need${
-        failClosed.length === 1 ? "s" : ""
-      } a waypoint`
-      : `the ztunnel of ${wname(dest.workload)} enforces ${policies.length} L4 polic${policies.length === 1 ? "y" : "ies"}`,
+      ? `the ztunnel of ${wname(dest.workload)} denies every connection: ${
+        failClosed.map((f) => policyKey(f.policy)).join(", ")
+      } need${failClosed.length === 1 ? "s" : ""} a waypoint`
+      : `the ztunnel of ${wname(dest.workload)} enforces ${policies.length} L4 polic${
+        policies.length === 1 ? "y" : "ies"
+      }`,
   };
 }
 
@@ -165,9 +180,9 @@ const waypointMemo = new WeakMap<ModelIndex, Map<string, AuthorizationPolicy[]>>
 
 function memo<T>(store: WeakMap<ModelIndex, Map<string, T>>, index: ModelIndex, key: string, make: () => T): T {
   let m = store.get(index);
-  if (!m) store.set(index, (m = new Map()));
+  if (!m) store.set(index, m = new Map());
   let v = m.get(key);
-  if (v === undefined) m.set(key, (v = make()));
+  if (v === undefined) m.set(key, v = make());
   return v;
 }
 
@@ -213,7 +228,9 @@ export function authorizeAtZtunnel(index: ModelIndex, workload: Workload, req: A
   });
   const mode = peerAuthenticationModeFor(index, workload, req.destination.port);
   if (mode === "STRICT" && !req.source.principal) {
-    return deny(`PeerAuthentication STRICT for ${wname(workload)} port ${req.destination.port}: plaintext connection refused`);
+    return deny(
+      `PeerAuthentication STRICT for ${wname(workload)} port ${req.destination.port}: plaintext connection refused`,
+    );
   }
   const inbound = ztunnelInbound(index, workload);
   if (inbound.waypoints.length || inbound.missingWaypoints.length) {
@@ -222,7 +239,9 @@ export function authorizeAtZtunnel(index: ModelIndex, workload: Workload, req: A
     if (from) {
       return {
         allowed: true,
-        reason: `from waypoint ${from.namespace}/${from.name}, which serves ${wname(workload)} and enforced its policies`,
+        reason: `from waypoint ${from.namespace}/${from.name}, which serves ${
+          wname(workload)
+        } and enforced its policies`,
         enforcedBy: "ztunnel",
       };
     }
