@@ -51,6 +51,10 @@ export function splitAddr(addr: string, defaultPort: number): { hostname: string
   return { hostname, port: m?.[2] !== undefined ? Number(m[2]) : defaultPort };
 }
 
+/**
+ * The servers share their ports (SO_REUSEPORT) so a restarting process can start while its predecessor
+ * drains (a ztunnel restart that keeps established connections); the kernel spreads requests over both.
+ */
 export function startAdminServers(addrs: AdminAddresses, metrics: Registry): AdminServers {
   const roles: RoleHandle[] = [];
   const admin = new Hono();
@@ -87,6 +91,7 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry): Adm
     const s = Bun.serve({
       hostname,
       port,
+      reusePort: true,
       fetch(req) {
         const path = new URL(req.url).pathname;
         if (path === "/metrics" || path === "/stats/prometheus") {
@@ -103,6 +108,7 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry): Adm
     const s = Bun.serve({
       hostname,
       port,
+      reusePort: true,
       fetch(req) {
         const path = new URL(req.url).pathname;
         if (path !== "/healthz/ready") return new Response("not found\n", { status: 404 });
@@ -115,7 +121,7 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry): Adm
   }
   if (addrs.admin) {
     const { hostname, port } = splitAddr(addrs.admin, 15000);
-    const s = Bun.serve({ hostname, port, fetch: admin.fetch });
+    const s = Bun.serve({ hostname, port, reusePort: true, fetch: admin.fetch });
     servers.push(s);
     ports.admin = s.port;
   }
