@@ -33,11 +33,14 @@ function policy(name: string, app: string): MeshModel["authorizationPolicies"][n
 function fakeProxy(server: XdsServer, node: string) {
   const frames: ServerMessage[] = [];
   let closed = false;
+  let pending = "";
   const conn: Connection = server.connect({ kind: "ztunnel", node }, {
-    write: (f) => {
-      const text = new TextDecoder().decode(f);
-      expect(text.endsWith("\n")).toBe(true);
-      frames.push(JSON.parse(text));
+    write: (chunk) => {
+      pending += new TextDecoder().decode(chunk);
+      if (!pending.endsWith("\n")) return;
+      expect(pending.indexOf("\n")).toBe(pending.length - 1);
+      frames.push(JSON.parse(pending));
+      pending = "";
     },
     close: () => void (closed = true),
   }, { remote: "127.0.0.1:1" });
@@ -109,6 +112,13 @@ describe("XdsServer", () => {
     s.setConfig(model([workload("a", "n1")], [policy("pb", "b")]), "R2");
     const d3 = p.last() as Extract<ServerMessage, { type: "delta" }>;
     expect(d3.remove.workloads).toEqual(["Pod/shop/b"]);
+    p.send({ type: "ack", version: 3 });
+    // Back on n1 together with a second policy: mesh-wide and placed upserts in the same delta.
+    s.setConfig(model([workload("a", "n1"), workload("b", "n1")], [policy("pb", "b"), policy("pa", "a")]), "R2");
+    const d4 = p.last() as Extract<ServerMessage, { type: "delta" }>;
+    expect(d4.upsert.workloads?.map((w) => w.name)).toEqual(["b"]);
+    expect(d4.upsert.authorizationPolicies?.map((x) => x.name).sort()).toEqual(["pa", "pb"]);
+    expect(d4.remove).toEqual({});
   });
 
   test("NACK: the version is not re-sent, the reason is kept, the next version is a delta from the last ACK", () => {

@@ -26,8 +26,8 @@ const log = logger("xds");
 
 /** Where a connection's server frames go (an HTTP/2 response stream in the control role). */
 export interface StreamSink {
-  /** One complete frame, newline included. */
-  write(frame: Uint8Array): void;
+  /** Part of a frame; a frame (one message) ends with a newline. Chunks may be shared: never modify them. */
+  write(chunk: Uint8Array): void;
   /** Ends the stream (after a final error frame, if any). */
   close(): void;
 }
@@ -59,9 +59,10 @@ interface VersionState {
   json: Record<Collection, Map<string, string>>;
   placement: Map<string, Placement>;
   counts: { workloads: number; services: number };
-  globalSnapshotPart?: string;
-  globalDeltaParts: Map<number, { upsert: string[]; remove: string[] }>;
-  frames: Map<string, Uint8Array>;
+  /** Encoded mesh-wide part of a snapshot, built on first use. */
+  snapshotGlobal?: Uint8Array;
+  /** Shared encoded parts of deltas to this version, by base version. */
+  deltas: Map<number, { head: Uint8Array; upsert: Uint8Array; remove: Uint8Array; hasUpsert: boolean; hasRemove: boolean }>;
 }
 
 interface ChangeTracker {
@@ -199,13 +200,12 @@ export class XdsServer {
       json,
       placement: placeAll(model),
       counts: { workloads: model.workloads.length, services: model.services.length },
-      globalDeltaParts: new Map(),
-      frames: new Map(),
+      deltas: new Map(),
     };
     if (this.#latest) {
-      // The previous latest's cached frames are never sent again.
-      this.#latest.frames.clear();
-      this.#latest.globalSnapshotPart = undefined;
+      // Nothing is ever sent to the previous latest again: drop its encoded messages.
+      this.#latest.deltas.clear();
+      this.#latest.snapshotGlobal = undefined;
     }
     this.#latest = state;
     this.#history.set(state.version, state);
@@ -379,13 +379,15 @@ export class XdsServer {
       }
       this.#snapshotsOutstanding++;
     }
-    const frame = base ? this.#deltaFrame(base, latest, c.key) : this.#snapshotFrame(latest, c.key);
+    const chunks = base ? this.#deltaFrame(base, latest, c.key) : this.#snapshotFrame(latest, c.key);
+    let bytes = 0;
+    for (const ch of chunks) bytes += ch.length;
     c.inFlight = { version: latest.version, sentAt: performance.now(), snapshot: !base };
     c.sentVersion = latest.version;
     this.#m?.pushes.inc({ type: base ? "delta" : "snapshot" });
-    this.#emit({ type: "push", proxy: c.key, connection: c.id, version: latest.version, kind: base ? "delta" : "snapshot", bytes: frame.length });
+    this.#emit({ type: "push", proxy: c.key, connection: c.id, version: latest.version, kind: base ? "delta" : "snapshot", bytes });
     try {
-      c.sink.write(frame);
+      for (const ch of chunks) if (ch.length) c.sink.write(ch);
     } catch (e) {
       log.warn("push failed", { proxy: c.key, error: String(e) });
       c.sink.close();
@@ -411,12 +413,13 @@ export class XdsServer {
     return s;
   }
 
-  #snapshotFrame(v: VersionState, key: string): Uint8Array {
-    const cacheKey = `s|${key}`;
-    let frame = v.frames.get(cacheKey);
-    if (frame) return frame;
-    if (v.globalSnapshotPart === undefined) {
-      v.globalSnapshotPart = GLOBAL_COLLECTIONS.map((c) => `"${c}":[${[...v.json[c].values()].join(",")}]`).join(",");
+  /**
+   * A snapshot as chunks: the mesh-wide collections are encoded once per version and shared by every
+   * proxy (they are most of the bytes); only the head and the placed collections are per proxy.
+   */
+  #snapshotFrame(v: VersionState, key: string): Uint8Array[] {
+    if (!v.snapshotGlobal) {
+      v.snapshotGlobal = encoder.encode(GLOBAL_COLLECTIONS.map((c) => `"${c}":[${[...v.json[c].values()].join(",")}]`).join(","));
     }
     const placement = v.placement.get(key) ?? emptyPlacement();
     const placed = PLACED_COLLECTIONS.map((c) => {
@@ -424,43 +427,51 @@ export class XdsServer {
       for (const k of placement[c]) items.push(v.json[c].get(k)!);
       return `"${c}":[${items.join(",")}]`;
     }).join(",");
-    const text = `{"type":"snapshot","version":${v.version},"epoch":"${this.#epoch}","meshConfig":${v.meshConfigJson},` +
-      `"trustBundlePem":${JSON.stringify(v.trustBundlePem)},"resources":{${v.globalSnapshotPart},${placed}}}\n`;
-    frame = encoder.encode(text);
-    v.frames.set(cacheKey, frame);
-    return frame;
+    const head = `{"type":"snapshot","version":${v.version},"epoch":"${this.#epoch}","meshConfig":${v.meshConfigJson},` +
+      `"trustBundlePem":${JSON.stringify(v.trustBundlePem)},"resources":{`;
+    return [encoder.encode(head), v.snapshotGlobal, encoder.encode(`,${placed}}}\n`)];
   }
 
-  #deltaFrame(base: VersionState, v: VersionState, key: string): Uint8Array {
-    const cacheKey = `d|${base.version}|${key}`;
-    let frame = v.frames.get(cacheKey);
-    if (frame) return frame;
-    let global = v.globalDeltaParts.get(base.version);
-    if (!global) {
-      global = { upsert: [], remove: [] };
+  /** A delta as chunks: the mesh-wide changes between two versions are encoded once and shared. */
+  #deltaFrame(base: VersionState, v: VersionState, key: string): Uint8Array[] {
+    let shared = v.deltas.get(base.version);
+    if (!shared) {
+      const upsert: string[] = [];
+      const remove: string[] = [];
       for (const c of GLOBAL_COLLECTIONS) {
-        const { upsert, remove } = diff(base.json[c], v.json[c], undefined, undefined);
-        if (upsert.length) global.upsert.push(`"${c}":[${upsert.join(",")}]`);
-        if (remove.length) global.remove.push(`"${c}":${JSON.stringify(remove)}`);
+        const d = diff(base.json[c], v.json[c], undefined, undefined);
+        if (d.upsert.length) upsert.push(`"${c}":[${d.upsert.join(",")}]`);
+        if (d.remove.length) remove.push(`"${c}":${JSON.stringify(d.remove)}`);
       }
-      v.globalDeltaParts.set(base.version, global);
+      let head = `{"type":"delta","version":${v.version},"base":${base.version},"epoch":"${this.#epoch}"`;
+      if (v.meshConfigJson !== base.meshConfigJson) head += `,"meshConfig":${v.meshConfigJson}`;
+      if (v.trustBundlePem !== base.trustBundlePem) head += `,"trustBundlePem":${JSON.stringify(v.trustBundlePem)}`;
+      shared = {
+        head: encoder.encode(head + `,"upsert":{`),
+        upsert: encoder.encode(upsert.join(",")),
+        remove: encoder.encode(remove.join(",")),
+        hasUpsert: upsert.length > 0,
+        hasRemove: remove.length > 0,
+      };
+      v.deltas.set(base.version, shared);
     }
-    const upserts = [...global.upsert];
-    const removes = [...global.remove];
     const oldP = base.placement.get(key) ?? emptyPlacement();
     const newP = v.placement.get(key) ?? emptyPlacement();
+    const upserts: string[] = [];
+    const removes: string[] = [];
     for (const c of PLACED_COLLECTIONS) {
-      const { upsert, remove } = diff(base.json[c], v.json[c], oldP[c], newP[c]);
-      if (upsert.length) upserts.push(`"${c}":[${upsert.join(",")}]`);
-      if (remove.length) removes.push(`"${c}":${JSON.stringify(remove)}`);
+      const d = diff(base.json[c], v.json[c], oldP[c], newP[c]);
+      if (d.upsert.length) upserts.push(`"${c}":[${d.upsert.join(",")}]`);
+      if (d.remove.length) removes.push(`"${c}":${JSON.stringify(d.remove)}`);
     }
-    let text = `{"type":"delta","version":${v.version},"base":${base.version},"epoch":"${this.#epoch}"`;
-    if (v.meshConfigJson !== base.meshConfigJson) text += `,"meshConfig":${v.meshConfigJson}`;
-    if (v.trustBundlePem !== base.trustBundlePem) text += `,"trustBundlePem":${JSON.stringify(v.trustBundlePem)}`;
-    text += `,"upsert":{${upserts.join(",")}},"remove":{${removes.join(",")}}}\n`;
-    frame = encoder.encode(text);
-    v.frames.set(cacheKey, frame);
-    return frame;
+    const sep = (sharedNonEmpty: boolean, own: string[]) => (own.length ? (sharedNonEmpty ? "," : "") + own.join(",") : "");
+    return [
+      shared.head,
+      shared.upsert,
+      encoder.encode(`${sep(shared.hasUpsert, upserts)}},"remove":{`),
+      shared.remove,
+      encoder.encode(`${sep(shared.hasRemove, removes)}}}\n`),
+    ];
   }
 
   /** Drops versions no proxy can be brought forward from. */
