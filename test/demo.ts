@@ -32,5 +32,5 @@ if (missing.length) {
   console.error(`This build of mesh lacks the ${missing.join(", ")} role(s) the demo needs (mesh run says "not available").`);
   process.exit(1);
 }
-const result = await runDemo({ mesh, root, print: (t) => process.stdout.write(t) });
+const result = await runDemo({ mesh, root, print: (t) => process.stdout.write(t), color: process.stdout.isTTY === true });
 process.exit(result.ok ? 0 : 1);

@@ -26,6 +26,8 @@ export interface DemoOptions {
   down?: boolean;
   /** how long one check retries while the new configuration reaches the proxies */
   settleMs?: number;
+  /** ANSI colours (a terminal) */
+  color?: boolean;
 }
 
 export interface DemoCheck {
@@ -104,7 +106,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const shownP = P.length ? ` ${P.join(" ")}` : "";
   const settleMs = opts.settleMs ?? 15_000;
   const checks: DemoCheck[] = [];
-  const rel = (p: string) => relative(process.cwd(), p) || p;
+  const rel = (p: string) => {
+    const r = relative(process.cwd(), p);
+    return r && !r.startsWith("..") ? r : p;
+  };
+  const paint = (code: string, t: string) => (opts.color ? `\x1b[${code}m${t}\x1b[0m` : t);
   const config = join(root, "config", "mesh.yaml");
   const noWaypoint = join(root, "config", "mesh-no-waypoint.yaml");
   const token = readFileSync(join(root, "src", "lab", "testdata", "demo.jwt"), "utf8").trim();
@@ -112,9 +118,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const l4 = join(scratch, "step1-l4-only.yaml");
   writeFileSync(l4, l4OnlyConfig(readFileSync(noWaypoint, "utf8")));
 
-  const heading = (t: string) => print(`\n\x1b[1m== ${t}\x1b[0m\n`);
+  const heading = (t: string) => print(`\n${paint("1", `== ${t}`)}\n`);
   const say = (t: string) => print(`${t}\n`);
-  const show = (shown: string) => print(`\x1b[36m$ ${shown}\x1b[0m\n`);
+  const show = (shown: string) => print(`${paint("36", `$ ${shown}`)}\n`);
   const output = (text: string, max = 30) => {
     const lines = text.trimEnd().split("\n");
     const cut = lines.length > max ? [...lines.slice(0, max), `... (${lines.length - max} more lines)`] : lines;
@@ -122,7 +128,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   };
   const verdict = (step: string, expectation: string, ok: boolean, detail: string) => {
     checks.push({ step, expectation, ok, detail });
-    print(ok ? `\x1b[32m  ok: ${expectation}\x1b[0m\n` : `\x1b[31m  FAILED: ${expectation} (${detail})\x1b[0m\n`);
+    print(ok ? `${paint("32", `  ok: ${expectation}`)}\n` : `${paint("31", `  FAILED: ${expectation} (${detail})`)}\n`);
   };
   /** Runs a mesh command, printed as the user would type it (its output streamed only when `echo`). */
   const meshCmd = async (args: string[], shownArgs = args, echo = true) => {
@@ -190,16 +196,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
     heading("Step 3 (waypoint): the Service is bound to product-api-waypoint, which enforces L7");
     await meshCmd(["lab", "apply", config, ...P], ["lab", "apply", rel(config), ...P]);
-    const expectStatus = async (label: string, extra: string[], shownExtra: string, path: string, want: string) => {
+    const expectStatus = async (step: string, why: string, extra: string[], shownExtra: string, path: string, want: string) => {
       show(`mesh lab exec${shownP} ${VIEWER} -- curl -s -o /dev/null -w '%{http_code}' ${shownExtra}${URL_BASE}${path}`);
       const r = await until(statusOf(extra, path), (x) => code(x) === want);
       output(code(r));
-      verdict(label, `${label.replace(/-/g, " ")}: HTTP ${want}`, code(r) === want, `got ${code(r)}`);
+      verdict(step, `${want}: ${why}`, code(r) === want, `got ${code(r)}`);
     };
-    await expectStatus("no-token", [], "", "/get", "403");
-    await expectStatus("demo-token", ["-H", `Authorization: Bearer ${token}`], `-H "Authorization: Bearer $TOKEN" `, "/get", "200");
-    await expectStatus("post", ["-X", "POST", "-d", '{"product":1}', "-H", `Authorization: Bearer ${token}`], `-X POST -d '{"product":1}' -H "Authorization: Bearer $TOKEN" `, "/post", "403");
-    await expectStatus("tampered-token", ["-H", `Authorization: Bearer ${tamper(token)}`], `-H "Authorization: Bearer $TAMPERED" `, "/get", "401");
+    await expectStatus("no-token", "no token, so no request principal to allow", [], "", "/get", "403");
+    await expectStatus("demo-token", "a valid token of testing@secure.istio.io, GET /get", ["-H", `Authorization: Bearer ${token}`], `-H "Authorization: Bearer $TOKEN" `, "/get", "200");
+    await expectStatus("post", "the same token, but POST is not allowed", ["-X", "POST", "-d", '{"product":1}', "-H", `Authorization: Bearer ${token}`], `-X POST -d '{"product":1}' -H "Authorization: Bearer $TOKEN" `, "/post", "403");
+    await expectStatus("tampered-token", "a token whose signature does not verify is rejected by RequestAuthentication", ["-H", `Authorization: Bearer ${tamper(token)}`], `-H "Authorization: Bearer $TAMPERED" `, "/get", "401");
     say(`(TOKEN is Istio's demo token, src/lab/testdata/demo.jwt; TAMPERED is the same token with one signature character changed.)`);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
