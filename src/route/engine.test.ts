@@ -255,6 +255,8 @@ describe("filters", () => {
       backendRefs: toV1,
     })]);
     expect(decide([r], { path: "/api/items?id=3" })).toMatchObject({ kind: "forward", host: "internal", path: "/v2/items?id=3" });
+    const withHostHeader = decide([r], { path: "/api/", headers: { Host: "api.shop:8000" } });
+    expect(withHostHeader).toMatchObject({ kind: "forward", host: "internal", path: "/v2/", requestHeaders: { host: ["internal"] } });
   });
   test("ReplacePrefixMatch after an Exact match is refused with 500", () => {
     const r = route("r", [rule({

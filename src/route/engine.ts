@@ -170,6 +170,8 @@ function decideRule(
   const backendRedirect = redirectOrUndefined();
   if (backendRedirect) return backendRedirect;
 
+  // An HTTP/1 Host header in the set must agree with a rewritten host.
+  if (st.headers["host"] && st.host !== input.request.host) st.headers = { ...st.headers, host: [st.host] };
   const decision: RouteDecision = {
     kind: "forward",
     via: "route",
