@@ -27,7 +27,7 @@ if (!existsSync(mesh) || statSync(mesh).mtimeMs < Math.max(newestSource(join(roo
   const b = Bun.spawnSync([process.execPath, "run", "build"], { cwd: root, stdout: "inherit", stderr: "inherit" });
   if (b.exitCode !== 0) process.exit(1);
 }
-const missing = missingRoles(mesh);
+const missing = await missingRoles(mesh);
 if (missing.length) {
   console.error(`This build of mesh lacks the ${missing.join(", ")} role(s) the demo needs (mesh run says "not available").`);
   process.exit(1);

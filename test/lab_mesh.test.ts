@@ -25,7 +25,7 @@ import {
 } from "./lab_helpers.ts";
 
 if (isRoot) ensureBuilt();
-const missing = isRoot ? missingRoles(MESH) : ["(not root)"];
+const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];
 const l4Skip = !isRoot || missing.includes("control") || missing.includes("ztunnel");
 const demoSkip = !isRoot || missing.length > 0;
 if (l4Skip) console.log(`test/lab_mesh.test.ts: L4 lab tests SKIPPED: ${isRoot ? `this build lacks the ${missing.join(", ")} role(s)` : "needs root"}`);

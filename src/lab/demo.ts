@@ -11,7 +11,7 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 
 export interface DemoOptions {
@@ -61,25 +61,34 @@ async function run(argv: string[], timeoutMs = 120_000): Promise<Ran> {
   return { code, stdout, stderr };
 }
 
-/** Whether this build has the roles the mesh lab needs (`mesh run` says "not available" otherwise). */
-export function missingRoles(mesh: string): string[] {
+/**
+ * The roles this build lacks (`mesh run` says "not available" for a role that has not landed). A role that
+ * is still running after a moment, or fails for another reason, counts as available. Every probe listens
+ * on loopback only and is killed at once.
+ */
+export async function missingRoles(mesh: string): Promise<string[]> {
   const scratch = mkdtempSync(join(tmpdir(), "mesh-role-probe-"));
-  const loopback = ["--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"];
+  const loopback = ["--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", scratch];
+  const proxy = ["--control-plane", "127.0.0.1:9", "--ca-cert", join(scratch, "none.pem"), "--token-file", join(scratch, "none"), "--hbone-addr", "127.0.0.1:0"];
   const probes: Record<string, string[]> = {
-    control: ["--config", join(scratch, "none.yaml"), "--data-dir", scratch, "--listen", "127.0.0.1:0"],
-    ztunnel: ["--node", "probe", "--control-plane", "127.0.0.1:9", "--ca-cert", join(scratch, "none.pem"), "--token-file", join(scratch, "none"), "--redirect", "none", "--hbone-addr", "127.0.0.1:0", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0"],
-    waypoint: ["--gateway", "probe/probe", "--control-plane", "127.0.0.1:9", "--ca-cert", join(scratch, "none.pem"), "--token-file", join(scratch, "none"), "--hbone-addr", "127.0.0.1:0"],
+    control: ["--config", join(scratch, "none.yaml"), "--listen", "127.0.0.1:0"],
+    ztunnel: ["--node", "probe", "--redirect", "none", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0", ...proxy],
+    waypoint: ["--gateway", "probe/probe", ...proxy],
   };
-  const missing: string[] = [];
   try {
-    for (const [role, flags] of Object.entries(probes)) {
-      const r = Bun.spawnSync([mesh, "run", "--role", role, ...flags, ...loopback], { stdout: "pipe", stderr: "pipe", timeout: 3000 });
-      if (`${r.stdout}${r.stderr}`.includes("not available")) missing.push(role);
-    }
+    const results = await Promise.all(
+      Object.entries(probes).map(async ([role, flags]) => {
+        const p = Bun.spawn([resolve(mesh), "run", "--role", role, ...flags, ...loopback], { stdout: "pipe", stderr: "pipe" });
+        const timer = setTimeout(() => p.kill("SIGKILL"), 1500);
+        const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+        clearTimeout(timer);
+        return `${out}${err}`.includes("not available") ? role : undefined;
+      }),
+    );
+    return results.filter((r): r is string => r !== undefined);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
-  return missing;
 }
 
 /** config/mesh-no-waypoint.yaml without the L7 policies: the article's step 2 (L4 only). */
