@@ -104,11 +104,15 @@ describe.skipIf(l4Skip)("mesh lab with control plane and ztunnels (L4)", () => {
 
 describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
   const prefix = uniquePrefix("d");
-  afterAll(() => forceDown(prefix));
 
   test("every step behaves as the article says", async () => {
     let out = "";
-    const result = await runDemo({ mesh: MESH, root: ROOT, prefix, print: (t) => (out += t), down: true });
+    let result: Awaited<ReturnType<typeof runDemo>>;
+    try {
+      result = await runDemo({ mesh: MESH, root: ROOT, prefix, print: (t) => (out += t), down: true });
+    } finally {
+      await forceDown(prefix);
+    }
     const failed = result.checks.filter((c) => !c.ok);
     if (failed.length) console.log(out);
     expect(failed).toEqual([]);
