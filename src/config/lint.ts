@@ -3,22 +3,23 @@
  * Schema-level rules (unknown kind/field, apiVersion, duplicates, ignored kinds) live in ./load.ts; the
  * list of every rule id with its meaning is RULES in ./rules.ts.
  */
-import type { Labels, MeshModel, PolicyScope, Service, Workload } from "../model/types.ts";
+import type { Labels, MeshModel, Service, Workload } from "../model/types.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import type { Entry } from "./entry.ts";
 import { conditionKeyKind, l7Attributes } from "./l7.ts";
 import {
   bind,
+  type BindContext,
   bindContext,
   isWaypointGateway,
   LABEL_USE_WAYPOINT,
   LABEL_USE_WAYPOINT_NAMESPACE,
   resolveTargetPort,
-  selects,
   WAYPOINT_CLASS,
 } from "./normalize.ts";
 import { scopeSelectsWorkload } from "../model/mod.ts";
 import { isIpAddress } from "./schema/common.ts";
+import { LabelIndex } from "./label_index.ts";
 
 type Path = (string | number)[];
 
@@ -39,20 +40,24 @@ export function lint(model: MeshModel, entries: readonly Entry[], opts: LintOpti
   const r = new Reporter();
   const byKey = new Map(entries.map((e) => [`${e.kind}/${e.namespace}/${e.name}`, e]));
   const find = (kind: string, ns: string, name: string) => byKey.get(`${kind}/${ns}/${name}`);
-  const templates = (opts.controllers ?? []).map((e) => templateWorkload(e, model));
+  const bc = bindContext(model);
+  const templates = (opts.controllers ?? []).map((e) => templateWorkload(e, bc));
   const candidates = [...model.workloads, ...templates];
+  const index = new LabelIndex(candidates);
   const servicesOf = new Map<string, Service[]>();
   for (const s of model.services) {
     if (!s.selector) continue;
-    for (const w of candidates) {
-      if (w.namespace === s.namespace && selects(s.selector, w.labels)) servicesOf.set(w.uid, [...(servicesOf.get(w.uid) ?? []), s]);
+    for (const w of index.select(s.namespace, s.selector)) {
+      const l = servicesOf.get(w.uid);
+      if (l) l.push(s);
+      else servicesOf.set(w.uid, [s]);
     }
   }
 
-  serviceRules(r, model, find, templates);
+  serviceRules(r, model, find, index);
   gatewayRules(r, entries);
   waypointLabelRules(r, model, entries);
-  policyRules(r, model, entries, servicesOf, candidates);
+  policyRules(r, model, entries, servicesOf, index);
   addressRules(r, model, find);
   routeRules(r, model, entries, find);
   if (opts.fileMode) workloadRules(r, model, find);
@@ -65,7 +70,7 @@ type Find = (kind: string, ns: string, name: string) => Entry | undefined;
  * A Deployment's (or other controller's) pod template as a workload without address or node, so that
  * Services and policies written for it are checked as the user meant them.
  */
-function templateWorkload(e: Entry, model: MeshModel): Workload {
+function templateWorkload(e: Entry, bc: BindContext): Workload {
   const spec = e.kind === "CronJob" ? e.value.spec?.jobTemplate?.spec : e.value.spec;
   const tpl = spec?.template ?? {};
   const labels: Labels = { ...(tpl.metadata?.labels ?? {}) };
@@ -84,21 +89,22 @@ function templateWorkload(e: Entry, model: MeshModel): Workload {
     ports: [],
     ready: false,
   };
-  const wp = bind(labels, e.namespace, "workload", "pod-label", bindContext(model));
+  const wp = bind(labels, e.namespace, "workload", "pod-label", bc);
   if (wp) w.waypoint = wp;
   return w;
 }
 
 // ---- Services ----
 
-function serviceRules(r: Reporter, model: MeshModel, find: Find, templates: readonly Workload[]): void {
+function serviceRules(r: Reporter, model: MeshModel, find: Find, index: LabelIndex<Workload>): void {
   for (const s of model.services) {
     const e = find("Service", s.namespace, s.name);
     if (!e || !s.selector) continue;
-    const selected = model.workloads.filter((w) => w.namespace === s.namespace && selects(s.selector!, w.labels));
+    const matching = index.select(s.namespace, s.selector);
+    const selected = matching.filter((w) => w.kind === "Pod" || w.kind === "WorkloadEntry");
     if (!selected.length) {
       // Its Deployment was reported as ignored already; one warning is enough.
-      if (templates.some((w) => w.namespace === s.namespace && selects(s.selector!, w.labels))) continue;
+      if (matching.length) continue;
       const sel = Object.entries(s.selector).map(([k, v]) => `${k}=${v}`).join(",");
       r.at(e, ["spec", "selector"], "warning", "service-selects-nothing", `Service ${s.namespace}/${s.name} selects no Pod or WorkloadEntry (selector ${sel}): it has no endpoints`, true);
       continue;
@@ -201,17 +207,17 @@ function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Ent
 
 // ---- policies ----
 
-function scopeLabel(scope: PolicyScope): string {
-  return scope.kind === "selector" ? "selector" : scope.kind;
-}
-
 function policyRules(
   r: Reporter,
   model: MeshModel,
   entries: readonly Entry[],
   servicesOf: Map<string, Service[]>,
-  candidates: readonly Workload[],
+  index: LabelIndex<Workload>,
 ): void {
+  const misclassedIn = new Map<string, string>();
+  for (const g of entries) {
+    if (g.kind === "Gateway" && !isWaypointGateway(g) && !misclassedIn.has(g.namespace)) misclassedIn.set(g.namespace, g.name);
+  }
   const mc = model.meshConfig;
   const policies = [
     ...model.authorizationPolicies.map((p) => ({ kind: "AuthorizationPolicy", p })),
@@ -251,13 +257,18 @@ function policyRules(
         }
       });
     } else {
-      workloads = candidates.filter((w) => scopeSelectsWorkload(p.scope, p.namespace, w, mc));
+      // The index narrows by namespace and label; the model's attachment rule decides.
+      const inRoot = p.namespace === mc.rootNamespace;
+      const pool = p.scope.kind === "selector"
+        ? index.select(inRoot ? undefined : p.namespace, p.scope.matchLabels)
+        : index.inNamespace(inRoot ? undefined : p.namespace);
+      workloads = pool.filter((w) => scopeSelectsWorkload(p.scope, p.namespace, w, mc));
       if (p.scope.kind === "selector" && !workloads.length) {
         const sel = Object.entries(p.scope.matchLabels).map(([k, v]) => `${k}=${v}`).join(",");
         r.at(e, ["spec", "selector"], "warning", "policy-selects-nothing", `${name} selects no workload (selector ${sel}${mc.rootNamespace === p.namespace ? "" : ` in namespace ${p.namespace}`})`, true);
       }
     }
-    const misclassed = entries.find((g) => g.kind === "Gateway" && g.namespace === p.namespace && !isWaypointGateway(g))?.name;
+    const misclassed = misclassedIn.get(p.namespace);
     const served = (w: Workload) => w.waypoint !== undefined || (servicesOf.get(w.uid) ?? []).some((s) => s.waypoint);
     const unserved = workloads.filter((w) => !served(w));
 
@@ -287,7 +298,6 @@ function policyRules(
         r.at(e, ["spec", "jwtRules"], "warning", "jwt-without-waypoint", `${name} has no effect on ${targets.slice(0, 3).join(", ")}${targets.length > 3 ? " and more" : ""}: tokens are validated by a waypoint and none serves ${targets.length > 1 ? "them" : "it"}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what), misclassed)}`, true);
       }
     }
-    void scopeLabel;
   }
 }
 

@@ -39,6 +39,7 @@ import { labelsMatch } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { parseDuration } from "./duration.ts";
 import type { Entry } from "./entry.ts";
+import { LabelIndex } from "./label_index.ts";
 import { hasL7 } from "./l7.ts";
 
 export const LABEL_DATAPLANE_MODE = "istio.io/dataplane-mode";
@@ -76,7 +77,8 @@ export function normalize(entries: readonly Entry[]): Normalized {
     ...of("Pod").map((e) => pod(e, td, ctx)),
     ...of("WorkloadEntry").map((e) => workloadEntry(e, td, ctx)),
   ];
-  model.services = of("Service").map((e) => service(e, model.workloads, ctx));
+  const index = new LabelIndex(model.workloads);
+  model.services = of("Service").map((e) => service(e, index, ctx));
 
   const root = model.meshConfig.rootNamespace;
   model.authorizationPolicies = of("AuthorizationPolicy").map((e) => authorizationPolicy(e, root));
@@ -298,7 +300,7 @@ export function resolveTargetPort(sp: ServicePort, w: Workload): number | undefi
   return w.ports.find((p) => p.name === sp.targetPort)?.port;
 }
 
-function service(e: Entry, workloads: readonly Workload[], ctx: BindContext): Service {
+function service(e: Entry, workloads: LabelIndex<Workload>, ctx: BindContext): Service {
   const spec = e.value.spec ?? {};
   const ports: ServicePort[] = (spec.ports ?? []).map((p: {
     name?: string;
@@ -320,8 +322,7 @@ function service(e: Entry, workloads: readonly Workload[], ctx: BindContext): Se
   const selector: Labels | undefined = spec.selector && Object.keys(spec.selector).length ? { ...spec.selector } : undefined;
   const endpoints: Endpoint[] = [];
   if (selector) {
-    for (const w of workloads) {
-      if (w.namespace !== e.namespace || !selects(selector, w.labels)) continue;
+    for (const w of workloads.select(e.namespace, selector)) {
       const map: Record<number, number> = {};
       for (const sp of ports) {
         const tp = resolveTargetPort(sp, w);
