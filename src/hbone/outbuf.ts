@@ -10,7 +10,7 @@ export class OutBuf {
   start = 0;
   end = 0;
 
-  constructor(initial = 16 * 1024) {
+  constructor(initial = 4096) {
     this.buf = new Uint8Array(initial);
   }
 
