@@ -30,5 +30,7 @@ export const ErrorCode = {
   Platform: "MESH_PLATFORM",
   LabState: "MESH_LAB_STATE",
   Usage: "MESH_USAGE",
+  /** The Kubernetes API server refused or failed a request (status and reason in the message). */
+  KubeApi: "MESH_KUBE_API",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
