@@ -56,7 +56,8 @@ export function l7Attributes(rules: readonly PolicyRule[]): L7Attribute[] {
       for (const k of L7_OPERATION) if (set(t.operation?.[k])) out.push({ name: k, path: ["rules", r, "to", i, "operation", k] });
     });
     rule.when?.forEach((c, i) => {
-      if (conditionKeyKind(c.key) === "l7") out.push({ name: c.key, path: ["rules", r, "when", i, "key"] });
+      // Any request.* key is about the HTTP request, known or not: only a waypoint could evaluate it.
+      if (conditionKeyKind(c.key) === "l7" || c.key.startsWith("request.")) out.push({ name: c.key, path: ["rules", r, "when", i, "key"] });
     });
   });
   return out;

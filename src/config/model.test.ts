@@ -413,6 +413,11 @@ describe("hasL7", () => {
     ["request.auth claims", "{when: [{key: 'request.auth.claims[iss]', values: [x]}]}", true],
     ["request.headers", "{when: [{key: 'request.headers[x-a]', notValues: [x]}]}", true],
     ["remote.ip", "{when: [{key: remote.ip, values: [1.2.3.4]}]}", true],
+    ["request.auth.principal", "{when: [{key: request.auth.principal, values: [a/b]}]}", true],
+    ["any other request.* key", "{when: [{key: request.method, values: [GET]}]}", true],
+    ["an unknown key", "{when: [{key: experimental.foo, values: [x]}]}", false],
+    ["source.trustDomain", "{when: [{key: source.trustDomain, values: [td]}]}", false],
+    ["an empty L7 field", "{to: [{operation: {methods: [], ports: ['80']}}]}", false],
   ];
   for (const [name, rule, want] of cases) {
     test(`${name} -> ${want ? "L7" : "L4"}`, () => {
