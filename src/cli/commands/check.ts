@@ -1,6 +1,6 @@
 import type { Command } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/errors.ts";
-import { formatDiagnostic, hasErrors, parseConfig, summarize } from "../../config/mod.ts";
+import { formatDiagnostic, hasErrors, MESH_API_VERSION, parseConfig, RULES, summarize } from "../../config/mod.ts";
 import { readConfigFiles } from "../../platform/config_files.ts";
 
 /** `mesh check`: lint configuration files and directories as one configuration. */
@@ -13,6 +13,12 @@ export const check: Command = {
     "Files and directories (every *.yaml and *.yml in it) are checked together, as one configuration.",
     "Exit status: 0 when there is no error (warnings allowed), 1 when there is, 2 for a usage error.",
     "JSON: {\"diagnostics\":[{file,line,col,severity,message,rule}],\"errors\":N,\"warnings\":M}",
+    `Kinds: v1 Namespace, ServiceAccount, Service, Pod; networking.istio.io WorkloadEntry; security.istio.io`,
+    `AuthorizationPolicy, RequestAuthentication, PeerAuthentication; gateway.networking.k8s.io Gateway,`,
+    `HTTPRoute, ReferenceGrant; ${MESH_API_VERSION} MeshConfig.`,
+    "",
+    "Rules:",
+    ...Object.entries(RULES).map(([id, r]) => `  ${id.padEnd(24)} ${r.severity.padEnd(7)} ${r.summary}`),
   ].join("\n"),
   async run(args, io) {
     const format = args.flags.format;
