@@ -59,7 +59,7 @@ export function lint(model: MeshModel, entries: readonly Entry[], opts: LintOpti
   waypointLabelRules(r, model, entries);
   policyRules(r, model, entries, servicesOf, index);
   addressRules(r, model, find);
-  routeRules(r, model, entries, find);
+  routeRules(r, model, find);
   if (opts.fileMode) workloadRules(r, model, find);
   return r.out;
 }
@@ -389,7 +389,7 @@ function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
 
 // ---- HTTPRoute ----
 
-function routeRules(r: Reporter, model: MeshModel, entries: readonly Entry[], find: Find): void {
+function routeRules(r: Reporter, model: MeshModel, find: Find): void {
   for (const rt of model.httpRoutes) {
     const e = find("HTTPRoute", rt.namespace, rt.name);
     if (!e) continue;
@@ -415,5 +415,4 @@ function routeRules(r: Reporter, model: MeshModel, entries: readonly Entry[], fi
       }
     });
   }
-  void entries;
 }

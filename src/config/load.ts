@@ -54,7 +54,7 @@ export function modelFromObjects(objects: readonly unknown[], opts: { source?: s
 function fromObjects(objects: readonly SourceObject[], diagnostics: Diagnostic[], opts: { fileMode: boolean }): LoadResult {
   const entries: Entry[] = [];
   const controllers: Entry[] = [];
-  for (const obj of expandLists(objects, diagnostics)) {
+  for (const obj of expandLists(objects)) {
     const e = accept(obj, diagnostics, opts);
     if (e?.controller) controllers.push(e);
     else if (e) entries.push(e);
@@ -76,7 +76,7 @@ function isRecord(x: unknown): x is Record<string, unknown> {
 }
 
 /** `kind: List` (what `kubectl get -o yaml` prints for several objects) holds its objects in `items`. */
-function expandLists(objects: readonly SourceObject[], diagnostics: Diagnostic[]): SourceObject[] {
+function expandLists(objects: readonly SourceObject[]): SourceObject[] {
   const out: SourceObject[] = [];
   for (const obj of objects) {
     const v = obj.value;
@@ -88,7 +88,6 @@ function expandLists(objects: readonly SourceObject[], diagnostics: Diagnostic[]
     }
     out.push(obj);
   }
-  void diagnostics;
   return out;
 }
 

@@ -548,3 +548,22 @@ describe("several files, lists, and Kubernetes API objects", () => {
     }]);
   });
 });
+
+describe("buildModel over parseFile (what a watcher re-parses)", () => {
+  test("re-parsing only the changed file gives the same model as parsing everything", async () => {
+    const { buildModel, parseFile } = await import("./mod.ts");
+    const a = { path: "a.yaml", text: readFileSync(join(repo, "config/mesh.yaml"), "utf8") };
+    const b1 = { path: "b.yaml", text: "apiVersion: v1\nkind: Namespace\nmetadata: {name: extra}\n" };
+    const b2 = { path: "b.yaml", text: "apiVersion: v1\nkind: Namespace\nmetadata: {name: extra2}\n" };
+    const pa = parseFile(a);
+    expect(buildModel([pa, parseFile(b1)]).model.namespaces.map((n) => n.name)).toEqual(["ambient-ns", "extra"]);
+    const next = buildModel([pa, parseFile(b2)]);
+    expect(next).toEqual(parseConfig([a, b2]));
+    expect(next.model.namespaces.map((n) => n.name)).toEqual(["ambient-ns", "extra2"]);
+  });
+
+  test("an HTTPRoute parent Service without a group is the core Service", () => {
+    const { model } = load("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: s}\nspec:\n  parentRefs: [{kind: Service, name: api}]\n");
+    expect(model.httpRoutes[0]!.parentRefs).toEqual([{ group: "", kind: "Service", name: "api", namespace: "s" }]);
+  });
+});

@@ -479,7 +479,8 @@ function httpRoute(e: Entry): HttpRoute {
     port?: number;
   }) =>
     stripUndefined({
-      group: p.group ?? GATEWAY_GROUP,
+      // A Service parent (GAMMA) is core; people often leave group out for it.
+      group: p.group ?? (p.kind === "Service" ? "" : GATEWAY_GROUP),
       kind: p.kind ?? "Gateway",
       name: p.name,
       namespace: p.namespace || ns,
