@@ -1,0 +1,330 @@
+/**
+ * The ztunnel end to end, through dist/mesh in the lab (root): two nodes with `--redirect node`,
+ * a control plane, pods in and out of the mesh (test/testdata/ztunnel-lab.yaml).
+ *
+ * What "only on the last hop" means here: capture happens in the node's namespace (DESIGN.md "Traffic
+ * capture"), so the link from the SOURCE pod to its node necessarily carries the pod's own plaintext;
+ * every link beyond it (node uplinks, the fabric) must carry only HBONE (TLS on 15008), and the
+ * plaintext reappears only on the link into the destination pod.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBuilt, forceDown, isRoot, MESH, mesh, uniquePrefix, waitFor } from "./lab_helpers.ts";
+import {
+  capture,
+  countPackets,
+  curl,
+  eventually,
+  inNs,
+  labApply,
+  labInfo,
+  type LabInfo,
+  metricValue,
+  natRules,
+  nodeOf,
+  podNetns,
+  spawnZtunnel,
+  waitReady,
+  ZTUNNEL_FIXTURE,
+  ztunnelArgs,
+} from "./ztunnel_helpers.ts";
+
+if (!isRoot) console.log("test/ztunnel.test.ts: skipped, the lab needs root (network namespaces, iptables)");
+
+const VIEWER = "spiffe://cluster.local/ns/shop/sa/product-viewer";
+
+describe.skipIf(!isRoot)("ztunnel in the lab", () => {
+  const prefix = uniquePrefix("zt");
+  let tmp = "";
+  let info: LabInfo;
+  let viewer = "";
+  let legacyClient = "";
+  let nodeA = { name: "", netns: "", address: "" };
+  let nodeB = { name: "", netns: "", address: "" };
+  const base = readFileSync(ZTUNNEL_FIXTURE, "utf8");
+
+  beforeAll(async () => {
+    ensureBuilt();
+    tmp = mkdtempSync(join(tmpdir(), "mesh-ztunnel-e2e-"));
+    const r = await mesh(["lab", "up", ZTUNNEL_FIXTURE, "--prefix", prefix, "--timeout", "60"], 120_000);
+    if (r.code !== 0) throw new Error(`lab up failed (${r.code}):\n${r.stdout}${r.stderr}`);
+    info = labInfo(prefix);
+    viewer = podNetns(info, "shop/product-viewer");
+    legacyClient = podNetns(info, "legacy/legacy-client");
+    nodeA = nodeOf(info, "node-a");
+    nodeB = nodeOf(info, "node-b");
+  });
+
+  afterAll(async () => {
+    await forceDown(prefix);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** Config version a node's ztunnel applied (its admin /config_dump). */
+  async function version(nodeNetns: string): Promise<number> {
+    const r = await inNs(nodeNetns, ["curl", "-s", "-m", "2", "http://127.0.0.1:15000/config_dump"]);
+    try {
+      return (JSON.parse(r.stdout) as { version?: number }).version ?? -1;
+    } catch {
+      return -1;
+    }
+  }
+
+  /** Pushes `extra` YAML documents on top of the fixture and waits until both ztunnels applied it. */
+  async function applyExtra(name: string, extra: string): Promise<void> {
+    const before = [await version(nodeA.netns), await version(nodeB.netns)];
+    const file = join(tmp, `${name}.yaml`);
+    writeFileSync(file, extra ? `${base}\n---\n${extra}` : base);
+    await labApply(prefix, file);
+    const deadline = Date.now() + 15_000;
+    while ((await version(nodeA.netns)) <= before[0]! || (await version(nodeB.netns)) <= before[1]!) {
+      if (Date.now() > deadline) throw new Error(`configuration "${name}" did not reach the ztunnels`);
+      await Bun.sleep(100);
+    }
+  }
+
+  test("viewer -> product-api across nodes through the Service VIP; the marker crosses no link but the pods' own; 15008 carries TLS", async () => {
+    const marker = `mark-${crypto.randomUUID()}`;
+    const cap = await capture([nodeA.netns, nodeB.netns], tmp);
+    const r = await curl(viewer, "http://10.96.0.20:8000/headers", { "x-marker": marker });
+    const files = await cap.stop();
+    expect(r.status).toBe("200");
+    expect(r.body).toContain(marker);
+    const apiLink = info.endpoints.find((e) => e.key === "shop/product-api")!.link;
+    const viewerLink = info.endpoints.find((e) => e.key === "shop/product-viewer")!.link;
+    const seen = [...files].filter(([, f]) => readFileSync(f).includes(marker)).map(([k]) => k).sort();
+    // The destination pod's link (last hop), and the source pod's own link (before its node captures it).
+    expect(seen).toEqual([`${nodeA.netns}/${viewerLink}`, `${nodeB.netns}/${apiLink}`].sort());
+    const uplinkB = files.get(`${nodeB.netns}/fabric`)!;
+    // The tunnel: TLS handshake records (content type 22) then application data (23) on port 15008.
+    expect(countPackets(uplinkB, "tcp dst port 15008 and (tcp[((tcp[12:1] & 0xf0) >> 2):1] = 0x16)")).toBeGreaterThan(0);
+    expect(countPackets(uplinkB, "tcp port 15008 and (tcp[((tcp[12:1] & 0xf0) >> 2):1] = 0x17)")).toBeGreaterThan(0);
+    // And nothing but the tunnel between the nodes for this exchange: no plaintext port 80.
+    expect(countPackets(uplinkB, "tcp port 80")).toBe(0);
+  });
+
+  test("viewer -> a Service VIP on its own node: served by node-a alone, nothing on its uplink", async () => {
+    const marker = `mark-${crypto.randomUUID()}`;
+    const cap = await capture([nodeA.netns], tmp);
+    const r = await curl(viewer, "http://10.96.0.21:8000/headers", { "x-marker": marker });
+    const files = await cap.stop();
+    expect(r.status).toBe("200");
+    expect(r.body).toContain(marker);
+    expect(readFileSync(files.get(`${nodeA.netns}/fabric`)!).includes(marker)).toBe(false);
+    expect(await metricValue(nodeA.netns, "istio_tcp_connections_opened_total", {
+      reporter: "destination",
+      destination_workload: "product-api-local",
+      source_principal: VIEWER,
+      connection_security_policy: "mutual_tls",
+    })).toBeGreaterThanOrEqual(1);
+  });
+
+  test("destination metrics name the viewer's principal with mutual_tls; access log has both identities", async () => {
+    const labels = {
+      reporter: "destination",
+      source_principal: VIEWER,
+      source_workload: "product-viewer",
+      destination_workload: "product-api",
+      destination_principal: "spiffe://cluster.local/ns/shop/sa/product-api",
+      destination_service: "product-api.shop.svc.cluster.local",
+      connection_security_policy: "mutual_tls",
+    };
+    await eventually("destination metrics", async () => (await metricValue(nodeB.netns, "istio_tcp_connections_closed_total", labels)) >= 1);
+    expect(await metricValue(nodeB.netns, "istio_tcp_received_bytes_total", labels)).toBeGreaterThan(0);
+    expect(await metricValue(nodeB.netns, "istio_tcp_sent_bytes_total", labels)).toBeGreaterThan(0);
+    expect(await metricValue(nodeA.netns, "istio_tcp_connections_opened_total", { ...labels, reporter: "source" })).toBeGreaterThanOrEqual(1);
+    const log = readFileSync(info.processes.find((p) => p.id === "ztunnel/node-b")!.log, "utf8");
+    const line = log.split("\n").find((l) => l.includes('"scope":"access"') && l.includes(VIEWER));
+    expect(line).toBeDefined();
+    const entry = JSON.parse(line!);
+    expect(entry).toMatchObject({ result: "ok", security: "mutual_tls", dst: { workload: "product-api", identity: labels.destination_principal } });
+    expect(entry.bytes_sent).toBeGreaterThan(0);
+  });
+
+  const policy = (action: string, rule: string) => `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: api-l4
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: product-api
+  action: ${action}
+  rules:
+${rule}`;
+  const cases: { name: string; yaml: string; allowed: boolean }[] = [
+    { name: "ALLOW by principal (the viewer)", yaml: policy("ALLOW", `  - from:\n    - source:\n        principals: ["cluster.local/ns/shop/sa/product-viewer"]`), allowed: true },
+    { name: "ALLOW by principal (someone else)", yaml: policy("ALLOW", `  - from:\n    - source:\n        principals: ["cluster.local/ns/shop/sa/other"]`), allowed: false },
+    { name: "ALLOW by namespace (shop)", yaml: policy("ALLOW", `  - from:\n    - source:\n        namespaces: ["shop"]`), allowed: true },
+    { name: "DENY by namespace (shop)", yaml: policy("DENY", `  - from:\n    - source:\n        namespaces: ["shop"]`), allowed: false },
+    { name: "ALLOW by ipBlocks (the viewer's address)", yaml: policy("ALLOW", `  - from:\n    - source:\n        ipBlocks: ["10.244.1.10/32"]`), allowed: true },
+    { name: "DENY by ipBlocks (node-a's pods)", yaml: policy("DENY", `  - from:\n    - source:\n        ipBlocks: ["10.244.1.0/24"]`), allowed: false },
+    { name: "ALLOW by port (80)", yaml: policy("ALLOW", `  - to:\n    - operation:\n        ports: ["80"]`), allowed: true },
+    { name: "ALLOW by port (8080 only)", yaml: policy("ALLOW", `  - to:\n    - operation:\n        ports: ["8080"]`), allowed: false },
+  ];
+  for (const c of cases) {
+    test(`L4 policy: ${c.name} -> ${c.allowed ? "allowed" : "refused"}`, async () => {
+      await applyExtra(c.name.replace(/\W+/g, "-"), c.yaml);
+      const denials = await metricValue(nodeB.netns, "istio_tcp_connections_closed_total", { reporter: "destination", response_flags: "DENY" });
+      const r = await curl(viewer, "http://10.96.0.20:8000/get");
+      if (c.allowed) {
+        expect(r.status).toBe("200");
+      } else {
+        // Refused with a reset: curl gets no HTTP answer at all.
+        expect(r.status).toBe("000");
+        expect(await metricValue(nodeB.netns, "istio_tcp_connections_closed_total", { reporter: "destination", response_flags: "DENY" })).toBeGreaterThan(denials);
+      }
+    });
+  }
+
+  const peerAuth = (mode: string) => `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: shop
+spec:
+  mtls:
+    mode: ${mode}`;
+
+  test("PERMISSIVE admits a pod outside the mesh (plaintext, no principal)", async () => {
+    await applyExtra("permissive", peerAuth("PERMISSIVE"));
+    const r = await curl(legacyClient, "http://10.244.2.10:80/get");
+    expect(r.status).toBe("200");
+    expect(await metricValue(nodeB.netns, "istio_tcp_connections_opened_total", {
+      reporter: "destination",
+      source_principal: "unknown",
+      destination_workload: "product-api",
+      connection_security_policy: "none",
+    })).toBeGreaterThanOrEqual(1);
+  });
+
+  test("STRICT refuses a pod outside the mesh; mesh clients still pass", async () => {
+    await applyExtra("strict", peerAuth("STRICT"));
+    expect((await curl(legacyClient, "http://10.244.2.10:80/get")).status).toBe("000");
+    expect((await curl(viewer, "http://10.96.0.20:8000/get")).status).toBe("200");
+  });
+
+  test("a destination outside the mesh is passed through; refused when MeshConfig says deny", async () => {
+    await applyExtra("no-policy", "");
+    expect((await curl(viewer, "http://10.244.2.30:80/get")).status).toBe("200");
+    // An address the mesh does not know at all: node-b's metrics port.
+    expect((await curl(viewer, `http://${nodeB.address}:15020/metrics`)).status).toBe("200");
+    await applyExtra("outbound-deny", `apiVersion: mesh.dev/v1alpha1
+kind: MeshConfig
+metadata:
+  name: mesh
+spec:
+  outboundTrafficPolicy: deny`);
+    expect((await curl(viewer, `http://${nodeB.address}:15020/metrics`)).status).toBe("000");
+    await applyExtra("no-policy-again", "");
+  });
+
+  test("captured traffic is refused while no ready ztunnel serves it (kill -9, then one that cannot become ready)", async () => {
+    const a = info.processes.find((p) => p.id === "ztunnel/node-a")!;
+    process.kill(a.pid, "SIGKILL");
+    await waitFor("node-a ztunnel gone", () => !Bun.spawnSync(["kill", "-0", String(a.pid)]).success, 5000);
+    // Its rules stay: captured traffic meets no listener and is refused, never passed in plaintext.
+    expect(await natRules(nodeA.netns)).toContain("MESH-PREROUTING");
+    const marker = `mark-${crypto.randomUUID()}`;
+    const cap = await capture([nodeA.netns], tmp);
+    const r = await curl(viewer, "http://10.244.2.10:80/get", { "x-marker": marker });
+    expect(r.status).toBe("000");
+    expect(r.exit).toBe(7); // connection refused
+    // A ztunnel whose control plane is unreachable (fresh data dir): not ready, so it does not listen.
+    const args = ztunnelArgs(info, "node-a").map((x) => (x === "10.99.0.2:15012" ? "10.99.0.2:1" : x));
+    const dd = args.indexOf("--data-dir");
+    args[dd + 1] = join(tmp, "fresh-node-a");
+    const z = spawnZtunnel(nodeA.netns, args, join(tmp, "unready.log"));
+    await Bun.sleep(1000);
+    const r2 = await curl(viewer, "http://10.244.2.10:80/get", { "x-marker": marker });
+    const files = await cap.stop();
+    expect(r2.status).toBe("000");
+    // The request left the viewer pod and went no further than its node.
+    const viewerLink = info.endpoints.find((e) => e.key === "shop/product-viewer")!.link;
+    const seen = [...files].filter(([, f]) => readFileSync(f).includes(marker)).map(([k]) => k);
+    expect(seen.filter((k) => k !== `${nodeA.netns}/${viewerLink}`)).toEqual([]);
+    const ready = await inNs(nodeA.netns, ["curl", "-s", "-m", "2", "http://127.0.0.1:15021/healthz/ready"]);
+    expect(ready.stdout).toContain("not ready");
+    z.kill("SIGKILL");
+    await z.exited;
+  });
+
+  let restarted: ReturnType<typeof spawnZtunnel> | undefined;
+
+  test("restart after kill -9: new connections work within 2 s", async () => {
+    const z = spawnZtunnel(nodeA.netns, ztunnelArgs(info, "node-a"), join(tmp, "restart.log"));
+    const started = performance.now();
+    let ok = false;
+    while (performance.now() - started < 5000) {
+      if ((await curl(viewer, "http://10.96.0.20:8000/get", {}, 1)).status === "200") {
+        ok = true;
+        break;
+      }
+      await Bun.sleep(20);
+    }
+    const elapsed = performance.now() - started;
+    expect(ok).toBe(true);
+    expect(elapsed).toBeLessThan(2000);
+    restarted = z;
+  });
+
+  test("a restart that overlaps the old process keeps an established connection; the rules stay", async () => {
+    const old = restarted!;
+    // One TCP connection, an HTTP request every 100 ms for 4 s.
+    const client = Bun.spawn(["ip", "netns", "exec", viewer, "/usr/bin/python3", "-c", `
+import socket, time
+s = socket.create_connection(("10.96.0.20", 8000), timeout=5)
+n = 0
+end = time.time() + 4
+while time.time() < end:
+    s.sendall(b"GET /get HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+    buf = b""
+    while b"\\r\\n\\r\\n" not in buf:
+        d = s.recv(65536)
+        if not d: raise SystemExit("EOF after %d" % n)
+        buf += d
+    head, body = buf.split(b"\\r\\n\\r\\n", 1)
+    clen = int([l for l in head.split(b"\\r\\n") if l.lower().startswith(b"content-length")][0].split(b":")[1])
+    while len(body) < clen:
+        d = s.recv(65536)
+        if not d: raise SystemExit("EOF after %d" % n)
+        body += d
+    n += 1
+    time.sleep(0.1)
+print("requests", n)
+`], { stdout: "pipe", stderr: "pipe" });
+    await Bun.sleep(800);
+    const next = spawnZtunnel(nodeA.netns, ztunnelArgs(info, "node-a"), join(tmp, "next.log"));
+    await waitFor("second instance ready", () => readFileSync(join(tmp, "next.log"), "utf8").includes('"msg":"ready"'), 10_000);
+    old.kill("SIGTERM");
+    await Bun.sleep(300);
+    // New connections are served while the old instance drains.
+    expect((await curl(viewer, "http://10.96.0.20:8000/get")).status).toBe("200");
+    const [out, err, code] = await Promise.all([new Response(client.stdout).text(), new Response(client.stderr).text(), client.exited]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(Number(out.trim().split(" ")[1])).toBeGreaterThan(20);
+    // The old one exits once its connection ended, leaving the rules to the new one.
+    expect(await Promise.race([old.exited, Bun.sleep(10_000).then(() => "still running")])).toBe(0);
+    expect(await natRules(nodeA.netns)).toContain("MESH-PREROUTING");
+    restarted = next;
+  });
+
+  test("after a stop no rule is left; mesh iptables cleanup removes what a killed ztunnel left", async () => {
+    const z = restarted!;
+    z.kill("SIGTERM");
+    expect(await Promise.race([z.exited, Bun.sleep(15_000).then(() => "still running")])).toBe(0);
+    expect(await natRules(nodeA.netns)).not.toContain("MESH-");
+    const b = info.processes.find((p) => p.id === "ztunnel/node-b")!;
+    process.kill(b.pid, "SIGKILL");
+    await waitFor("node-b ztunnel gone", () => !Bun.spawnSync(["kill", "-0", String(b.pid)]).success, 5000);
+    expect(await natRules(nodeB.netns)).toContain("MESH-PREROUTING");
+    const r = await inNs(nodeB.netns, [MESH, "iptables", "cleanup"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("removed IPv4 nat chain MESH-PREROUTING");
+    expect(await natRules(nodeB.netns)).not.toContain("MESH-");
+  });
+});
