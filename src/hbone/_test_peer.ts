@@ -122,7 +122,7 @@ export class ScriptedPeer {
     this.frame(FrameType.SETTINGS, 0, 0, settingsPayload(settings));
   }
 
-  headers(stream: number, fields: string[], flags = Flag.END_HEADERS): void {
+  headers(stream: number, fields: string[], flags: number = Flag.END_HEADERS): void {
     this.frame(FrameType.HEADERS, flags, stream, this.encoder.encode(fields).slice());
   }
 

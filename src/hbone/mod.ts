@@ -44,3 +44,4 @@ export type { H2Settings } from "./connection.ts";
 export { identityOfCert, isSpiffeId, spiffeIdsFromSan } from "./tls.ts";
 export type { TlsMaterial } from "./tls.ts";
 export { parseAuthority } from "./headers.ts";
+export { SocketSplice, spliceHandlers } from "./splice.ts";

@@ -1,0 +1,94 @@
+/**
+ * Test and bench helper: the two halves of an HBONE TCP tunnel, as a ztunnel pair would run them.
+ * The client half accepts plain TCP and opens a CONNECT stream per connection; the server half
+ * terminates HBONE and dials the :authority over TCP. Both splice with SocketSplice.
+ */
+import type { Socket, TCPSocketListener } from "bun";
+import { logger } from "../core/mod.ts";
+import type { H2Settings } from "./connection.ts";
+import { parseAuthority } from "./headers.ts";
+import { HbonePool } from "./pool.ts";
+import { HboneServer } from "./server.ts";
+import { SocketSplice, spliceHandlers } from "./splice.ts";
+import type { HboneStream } from "./stream.ts";
+import type { TlsMaterial } from "./tls.ts";
+
+const log = logger("hbone");
+
+interface SpliceData {
+  splice: SocketSplice;
+  stream: HboneStream;
+}
+
+/** HBONE server that forwards every accepted CONNECT to its :authority over TCP. */
+export function startServerHalf(opts: {
+  hostname?: string;
+  port?: number;
+  tls: TlsMaterial;
+  settings?: Partial<H2Settings>;
+}): HboneServer {
+  return HboneServer.listen({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: opts.port ?? 0,
+    tls: opts.tls,
+    settings: opts.settings,
+    onStream(stream) {
+      const target = parseAuthority(stream.authority);
+      if (!target) return stream.respond(400);
+      Bun.connect<SpliceData>({
+        hostname: target.host,
+        port: target.port,
+        allowHalfOpen: true,
+        data: { stream } as SpliceData,
+        socket: {
+          ...spliceHandlers,
+          open(s: Socket<SpliceData>) {
+            s.data.splice = new SocketSplice(s as Socket<unknown>);
+            if (stream.closed) return s.terminate();
+            stream.respond(200);
+            s.data.splice.attach(stream);
+          },
+          connectError() {
+            stream.respond(503);
+          },
+        } as Bun.SocketHandler<SpliceData>,
+      }).catch(() => stream.respond(503));
+    },
+  });
+}
+
+/** TCP listener that tunnels each accepted connection to `authority` through `hbone`. */
+export function startClientHalf(opts: {
+  hostname?: string;
+  port?: number;
+  pool: HbonePool;
+  hbone: string;
+  authority: string;
+  tls: TlsMaterial;
+  expectedIdentities: string[];
+  headers?: Record<string, string>;
+}): TCPSocketListener<{ splice: SocketSplice }> {
+  return Bun.listen<{ splice: SocketSplice }>({
+    hostname: opts.hostname ?? "127.0.0.1",
+    port: opts.port ?? 0,
+    allowHalfOpen: true,
+    socket: {
+      ...spliceHandlers,
+      open(s) {
+        const splice = new SocketSplice(s as Socket<unknown>);
+        s.data = { splice };
+        s.setNoDelay(true);
+        opts.pool.connect({
+          address: opts.hbone,
+          authority: opts.authority,
+          headers: { forwarded: `for="${s.remoteAddress}:${s.remotePort}"`, ...opts.headers },
+          tls: opts.tls,
+          expectedIdentities: opts.expectedIdentities,
+        }).then((stream) => splice.attach(stream), (e) => {
+          log.debug("tunnel refused", { error: (e as Error).message });
+          s.terminate();
+        });
+      },
+    },
+  });
+}
