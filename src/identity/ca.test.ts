@@ -203,6 +203,20 @@ describe("self-signed CA", () => {
   });
 });
 
+describe("trust domain", () => {
+  test("a CA of another trust domain names it in its root and signs only its own identities", async () => {
+    const ca = await CertificateAuthority.open(tmp(), { trustDomain: "example.org", defaultTtlSeconds: 600 });
+    expect(new NodeX509(ca.rootPem).subjectAltName).toBe("URI:spiffe://example.org");
+    const id = "spiffe://example.org/ns/a/sa/b";
+    const s = await ca.signCsr((await createCsr(id)).csrPem, { identity: id });
+    expectSvid(s.certPem, id, 600);
+    expect(validateSvid(s.chainPem, ca.trustBundlePem, { expectedTrustDomain: "example.org" }).ok).toBe(true);
+    expect(validateSvid(s.chainPem, ca.trustBundlePem, { expectedTrustDomain: "cluster.local" }).ok).toBe(false);
+    await expect(ca.signCsr((await createCsr(ID)).csrPem, { identity: ID })).rejects.toThrow('trust domain "example.org"');
+    await expect(CertificateAuthority.open(tmp(), { trustDomain: "Bad_Domain:1" })).rejects.toThrow("Invalid trust domain");
+  });
+});
+
 describe("root rotation", () => {
   test("add, activate, remove: bundle holds both roots during the overlap", async () => {
     const dir = tmp();
