@@ -37,7 +37,12 @@ const handlers = {
     if (!d.done) return;
     const [reason, identity] = checkServerPeer(s as never, authError, d.expected);
     if (reason) {
-      const code = reason.startsWith("server identity") ? ErrorCode.IdentityInvalid : ErrorCode.CertificateInvalid;
+      const errCode = (authError as { code?: string } | null)?.code;
+      const code = reason.startsWith("server identity")
+        ? ErrorCode.IdentityInvalid
+        : errCode === "ECONNRESET" || errCode === "EPIPE"
+        ? ErrorCode.Unreachable // closed by the server before a certificate was seen
+        : ErrorCode.CertificateInvalid;
       fail(s, new HboneError(code, `HBONE connection to ${s.remoteAddress}:${s.remotePort} refused: ${reason}`));
       s.terminate();
       return;
