@@ -16,7 +16,8 @@
  * Errors are metav1.Status objects with reason and code. Not a general API server: no admission, no
  * defaulting beyond metadata, no validation of specs.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
 import { writeFileSync } from "node:fs";
 import { exportJWK, importJWK, jwtVerify, SignJWT } from "jose";
 import "../identity/_reflect.ts";

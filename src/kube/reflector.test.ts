@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setLevel } from "../core/log.ts";
 import { FakeApiServer } from "./_fake_apiserver.ts";
-import { KubeApiError, KubeClient } from "./client.ts";
+import { KubeApiError, KubeClient, type KubeObject } from "./client.ts";
 import { fromKubeconfig, inCluster, resolveConnection } from "./connection.ts";
 import { Reflector } from "./reflector.ts";
 import { AUTHORIZATION_POLICIES, CONFIG_MAPS, PODS } from "./resources.ts";
@@ -99,7 +99,7 @@ describe("client", () => {
   });
 
   test("create, conflict on a stale update, merge patch of status, AlreadyExists and NotFound reasons", async () => {
-    const cm = await client.create(CONFIG_MAPS, { metadata: { name: "x", namespace: "shop" }, data: { a: "1" } });
+    const cm = await client.create(CONFIG_MAPS, { metadata: { name: "x", namespace: "shop" }, data: { a: "1" } } as KubeObject);
     expect(cm.metadata.resourceVersion).toBeString();
     const again = await client.create(CONFIG_MAPS, { metadata: { name: "x", namespace: "shop" } }).catch((e) => e);
     expect((again as KubeApiError).reason).toBe("AlreadyExists");
@@ -112,8 +112,8 @@ describe("client", () => {
     expect((missing as KubeApiError).reason).toBe("NotFound");
     api.put({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "ap", namespace: "shop" }, spec: { action: "ALLOW" } });
     const patched = await client.mergePatch(AUTHORIZATION_POLICIES, "shop", "ap", { status: { conditions: [{ type: "WaypointAccepted", status: "False" }] } }, "status");
-    expect((patched as { status: { conditions: unknown[] } }).status.conditions).toHaveLength(1);
-    expect((patched as { spec: { action: string } }).spec.action).toBe("ALLOW");
+    expect((patched.status as { conditions: unknown[] }).conditions).toHaveLength(1);
+    expect((patched.spec as { action: string }).action).toBe("ALLOW");
   });
 });
 
