@@ -1,0 +1,79 @@
+/**
+ * How the waypoint reaches an endpoint: HBONE to `endpointIP:15008` with `endpointIP:port` as the
+ * CONNECT target, presenting the waypoint's own certificate and expecting the workload's identity (the
+ * destination ztunnel admits only a waypoint that serves the workload); plain TCP for a workload outside
+ * the mesh. The CONNECT carries the client's address (forwarded for=), the Service it addressed
+ * (host=, for the destination's telemetry), its baggage and the trace context.
+ */
+import { HboneError, type HbonePool, type TlsMaterial } from "../hbone/mod.ts";
+import type { Tunnel } from "./context.ts";
+import { type ByteStream, TcpByteStream } from "./io.ts";
+import type { Endpoint } from "./state.ts";
+import type { Service } from "../model/mod.ts";
+
+export interface UpstreamConnector {
+  connect(endpoint: Endpoint, via: { tunnel: Tunnel; service?: Service; traceparent: string }): Promise<ByteStream>;
+}
+
+/** A connection to an endpoint failed: `flag` is the Envoy response flag (UF connect failure, UH refused). */
+export class ConnectFailure extends Error {
+  constructor(message: string, readonly flag: "UF" | "URX", readonly status?: number) {
+    super(message);
+    this.name = "ConnectFailure";
+  }
+}
+
+export interface HboneConnectorOptions {
+  pool: HbonePool;
+  /** The waypoint's certificate, key and trust bundle (read per connection: renewals apply at once). */
+  tls: () => TlsMaterial | undefined;
+  /** HBONE port of an endpoint address (15008; tests map addresses to loopback ports). */
+  hbonePort?: (ip: string) => number;
+  connectTimeoutMs?: number;
+}
+
+function hostPort(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
+  const timeout = o.connectTimeoutMs ?? 10_000;
+  return {
+    async connect(endpoint, via) {
+      const w = endpoint.workload;
+      if (!w.ambient) {
+        try {
+          return await TcpByteStream.connect(endpoint.ip, endpoint.port, timeout);
+        } catch (e) {
+          throw new ConnectFailure(`TCP connect to ${hostPort(endpoint.ip, endpoint.port)} failed: ${(e as Error).message}`, "UF");
+        }
+      }
+      const tls = o.tls();
+      if (!tls) throw new ConnectFailure("the waypoint has no certificate yet", "UF");
+      const src = via.tunnel.sourceIp;
+      try {
+        return await o.pool.connect({
+          host: endpoint.ip,
+          port: o.hbonePort?.(endpoint.ip) ?? 15008,
+          authority: hostPort(endpoint.ip, endpoint.port),
+          headers: {
+            forwarded: `for="${src.includes(":") ? `[${src}]` : src}"${via.service ? `;host=${via.service.hostname}` : ""}`,
+            baggage: via.tunnel.baggage,
+            traceparent: via.traceparent,
+          },
+          tls,
+          expectedIdentities: [w.identity],
+          // One pooled HTTP/2 connection per endpoint; tunnels on it are per client (see Http1UpstreamPool).
+          poolKey: `${w.identity}|${hostPort(endpoint.ip, o.hbonePort?.(endpoint.ip) ?? 15008)}`,
+        });
+      } catch (e) {
+        const status = e instanceof HboneError ? e.status : undefined;
+        throw new ConnectFailure(
+          `HBONE to ${hostPort(endpoint.ip, endpoint.port)} ${status ? `refused with ${status}` : "failed"}: ${(e as Error).message}`,
+          "UF",
+          status,
+        );
+      }
+    },
+  };
+}

@@ -1,0 +1,285 @@
+/**
+ * The waypoint's data plane, independent of how it was started: it accepts HBONE CONNECT streams,
+ * checks that each names a destination this waypoint serves, and serves what flows inside (HTTP/1.1,
+ * HTTP/2 with prior knowledge, or opaque TCP) through the request path. Everything it needs comes in as
+ * one bundle (WaypointInputs), so tests run it with a static view, test certificates and loopback
+ * sockets.
+ */
+import { logger } from "../core/log.ts";
+import type { KeyResolver } from "../policy/mod.ts";
+import { RequestBody } from "./body.ts";
+import type { UpstreamConnector } from "./connect.ts";
+import type { RequestContext, Tunnel } from "./context.ts";
+import { H2SessionPool, serveH2c } from "./h2c.ts";
+import type { Http1Downstream, Http1Request } from "./http1/downstream.ts";
+import { requestHead } from "./http1/forward.ts";
+import { serveHttp1 } from "./http1/serve.ts";
+import { Http1Upstream, Http1UpstreamPool } from "./http1/upstream.ts";
+import type { ByteStream } from "./io.ts";
+import { authorizeConnection, serveTcp } from "./tcp.ts";
+import type { RequestTelemetry } from "./telemetry.ts";
+import type { WaypointState } from "./state.ts";
+
+const log = logger("waypoint");
+
+/** A CONNECT stream as the HBONE server hands it over (src/hbone HboneStream). */
+export interface IncomingTunnel extends ByteStream {
+  readonly authority: string;
+  readonly headers: Record<string, string>;
+  readonly peerIdentity: string;
+  readonly peerAddress: string;
+  respond(status: number, headers?: Record<string, string>): void;
+}
+
+export interface WaypointLimits {
+  /** Largest HTTP/1.1 request head (431 above). Default 60 KiB (Envoy's). */
+  maxHeadBytes: number;
+  /** A keep-alive client connection idle this long is closed. Default 5 minutes. */
+  idleTimeoutMs: number;
+  /** A request head must arrive within this. Default 60 s. */
+  headTimeoutMs: number;
+  /** Request body bytes kept so retries and mirrors can send the body again. Default 1 MiB. */
+  recordLimit: number;
+  /** A mirrored request is given up after this. Default 30 s. */
+  mirrorTimeoutMs: number;
+}
+
+export interface WaypointInputs {
+  state: WaypointState;
+  /** Verification keys of JWT rules (src/waypoint/jwks.ts). */
+  keys: KeyResolver;
+  connector: UpstreamConnector;
+  telemetry: RequestTelemetry;
+  /** Clock for token expiry (tests). */
+  now?: () => Date;
+  limits?: Partial<WaypointLimits>;
+}
+
+const DEFAULT_LIMITS: WaypointLimits = {
+  maxHeadBytes: 60 * 1024,
+  idleTimeoutMs: 5 * 60_000,
+  headTimeoutMs: 60_000,
+  recordLimit: 1024 * 1024,
+  mirrorTimeoutMs: 30_000,
+};
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+// RFC 9110 token characters, for recognizing an HTTP/1 method.
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+
+type Sniffed = "h2" | "http1" | "tcp" | "more";
+
+/** What the first bytes of a tunnel are. */
+export function sniff(b: Uint8Array): Sniffed {
+  const n = Math.min(b.length, PREFACE.length);
+  let h2 = true;
+  for (let i = 0; i < n; i++) {
+    if (b[i] !== PREFACE[i]) {
+      h2 = false;
+      break;
+    }
+  }
+  if (h2) return n === PREFACE.length ? "h2" : "more";
+  for (let i = 0; i < b.length && i < 24; i++) {
+    const c = b[i]!;
+    if (c === 0x20) return i > 0 ? "http1" : "tcp";
+    if (c >= 128 || TCHAR[c] === 0) return "tcp";
+  }
+  return b.length >= 24 ? "tcp" : "more";
+}
+
+/** Service port protocols the waypoint does not parse (Istio's port naming and appProtocol). */
+const OPAQUE = new Set(["tcp", "tls", "https", "mongo", "mysql", "redis"]);
+
+function declaredOpaque(tunnel: Tunnel): boolean {
+  const d = tunnel.destination;
+  const p = d.service?.ports.find((x) => x.port === d.port);
+  const proto = (p?.appProtocol ?? p?.name ?? "").toLowerCase().split("-")[0]!;
+  return OPAQUE.has(proto);
+}
+
+function ipOf(addr: string): string {
+  const m = addr.match(/^\[([^\]]+)\]:\d+$/) ?? addr.match(/^([^:]+):\d+$/);
+  return m ? m[1]! : addr;
+}
+
+/** The address inside `for=` of a Forwarded header. */
+function forwardedFor(header: string | undefined): string | undefined {
+  const m = header?.match(/(?:^|[;,\s])for=("?)([^";,]+)\1/i);
+  if (!m) return undefined;
+  const v = m[2]!.trim();
+  const bracket = v.match(/^\[([^\]]+)\](?::\d+)?$/);
+  return bracket ? bracket[1] : v.replace(/:\d+$/, "");
+}
+
+export class WaypointProxy {
+  readonly inputs: WaypointInputs;
+  readonly limits: WaypointLimits;
+  readonly http1Pool = new Http1UpstreamPool();
+  readonly h2Sessions = new H2SessionPool();
+  #nextId = 1;
+  #downstreams = new Set<Http1Downstream>();
+  #accepting = true;
+  #open = 0;
+
+  constructor(inputs: WaypointInputs) {
+    this.inputs = inputs;
+    this.limits = { ...DEFAULT_LIMITS, ...inputs.limits };
+  }
+
+  /** Tunnels being served. */
+  get openTunnels(): number {
+    return this.#open;
+  }
+
+  /** The HBONE server's onStream. */
+  onStream = (t: IncomingTunnel): void => {
+    const state = this.inputs.state;
+    if (!this.#accepting || !state.waypoint) {
+      t.respond(503);
+      return;
+    }
+    const answer = state.destination(t.authority);
+    if (!answer.ok) {
+      log.info("tunnel refused", { authority: t.authority, peer: t.peerIdentity, status: answer.status, reason: answer.reason });
+      t.respond(answer.status);
+      return;
+    }
+    const peerIp = ipOf(t.peerAddress);
+    const claimed = forwardedFor(t.headers.forwarded);
+    // The client's own address: believed when it belongs to a workload with the identity the peer proved.
+    const claimedWorkload = claimed ? state.index.workloadByAddress(claimed) : undefined;
+    const sourceIp = claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimed! : peerIp;
+    const tunnel: Tunnel = {
+      id: this.#nextId++,
+      peerIdentity: t.peerIdentity,
+      peerIp,
+      sourceIp,
+      sourceWorkload: claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimedWorkload : undefined,
+      destination: answer.destination,
+      baggage: t.headers.baggage,
+    };
+    if (declaredOpaque(tunnel)) {
+      const pre = authorizeConnection(this.#tcpInputs(), tunnel);
+      if (!pre.decision.allowed) {
+        log.info("tcp connection denied", { source: tunnel.peerIdentity, authority: t.authority, reason: pre.decision.reason });
+        t.respond(401);
+        return;
+      }
+      t.respond(200);
+      this.#track(t);
+      void serveTcp(this.#tcpInputs(), tunnel, t, new Uint8Array(0), pre);
+      return;
+    }
+    t.respond(200);
+    this.#track(t);
+    let held: Buffer | null = null;
+    const onData = (chunk: Uint8Array) => {
+      const b = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+      held = held ? Buffer.concat([held, b]) : b;
+      const kind = sniff(held);
+      if (kind === "more") return;
+      t.off("data", onData);
+      t.off("end", onEnd);
+      t.pause();
+      const first = held;
+      held = null;
+      this.#serve(kind, tunnel, t, first);
+      t.resume();
+    };
+    const onEnd = () => {
+      t.off("data", onData);
+      if (held) this.#serve("tcp", tunnel, t, held);
+      else t.end();
+    };
+    t.on("data", onData);
+    t.on("end", onEnd);
+  };
+
+  #track(t: IncomingTunnel): void {
+    this.#open++;
+    t.on("close", () => this.#open--);
+  }
+
+  #tcpInputs() {
+    return { state: this.inputs.state, connector: this.inputs.connector };
+  }
+
+  #http1Inputs() {
+    const i = this.inputs;
+    return {
+      state: i.state,
+      keys: i.keys,
+      now: i.now,
+      connector: i.connector,
+      pool: this.http1Pool,
+      telemetry: i.telemetry,
+      limits: this.limits,
+      mirror: (ctx: RequestContext, req: Http1Request) => void this.#mirror(ctx, req),
+    };
+  }
+
+  #serve(kind: Sniffed, tunnel: Tunnel, t: IncomingTunnel, first: Uint8Array): void {
+    if (kind === "http1") {
+      const d = serveHttp1(this.#http1Inputs(), tunnel, t, first);
+      this.#downstreams.add(d);
+      d.onClose(() => this.#downstreams.delete(d));
+      if (!this.#accepting) d.drain();
+    } else if (kind === "h2") {
+      const i = this.inputs;
+      serveH2c(
+        { state: i.state, keys: i.keys, now: i.now, connector: i.connector, telemetry: i.telemetry, limits: this.limits, sessions: this.h2Sessions },
+        tunnel,
+        t,
+        first,
+      );
+    } else {
+      void serveTcp(this.#tcpInputs(), tunnel, t, first);
+    }
+  }
+
+  /** Fire and forget: a copy of the request to each mirror backend, its response dropped. */
+  async #mirror(ctx: RequestContext, req: Http1Request): Promise<void> {
+    const plan = ctx.plan!;
+    const body = req.framing.kind === "none" ? [] : await req.body.complete();
+    if (body === undefined) return; // too large to have been kept, or the client went away
+    for (const m of plan.mirrors) {
+      const svc = this.inputs.state.index.serviceByName(m.namespace, m.name);
+      const endpoint = svc && this.inputs.state.pickEndpoint(svc, m.port);
+      if (!svc || !endpoint) continue;
+      const hostname = plan.host.replace(/(:\d+)?$/, (port) => `-shadow${port}`);
+      const head = requestHead(ctx, { ...plan, service: svc, port: m.port, host: hostname }, req);
+      void (async () => {
+        let conn: Http1Upstream | undefined;
+        const timer = setTimeout(() => conn?.destroy(), this.limits.mirrorTimeoutMs);
+        try {
+          const io = await this.inputs.connector.connect(endpoint, { tunnel: ctx.tunnel, service: svc, traceparent: ctx.traceparent });
+          conn = new Http1Upstream(io, "mirror");
+          const copy = new RequestBody({ recordLimit: Infinity, pauseSource() {}, resumeSource() {} });
+          for (const c of body) copy.push(c);
+          copy.finish();
+          await conn.request(head, req.framing.kind === "none" ? null : copy, { method: ctx.method });
+          await conn.pipeBody({ write: () => true, onDrain() {} });
+        } catch (e) {
+          log.debug("mirrored request failed", { mirror: `${m.namespace}/${m.name}:${m.port}`, error: (e as Error).message });
+        } finally {
+          clearTimeout(timer);
+          if (conn && !conn.dead) conn.io.end();
+        }
+      })();
+    }
+  }
+
+  /** Stops taking new requests: idle keep-alive connections close, busy ones after their response. */
+  drain(): void {
+    this.#accepting = false;
+    for (const d of this.#downstreams) d.drain();
+  }
+
+  /** Closes upstream connections. */
+  close(): void {
+    this.http1Pool.close();
+    this.h2Sessions.close();
+  }
+}

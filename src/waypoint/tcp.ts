@@ -1,0 +1,80 @@
+/**
+ * Traffic that is not HTTP (a Service port declared TCP or TLS, or bytes that are neither HTTP/1.1 nor
+ * HTTP/2): the waypoint still enforces the policies that apply, at L4. HTTP attributes are unknown
+ * there, so an ALLOW rule that needs them never matches and a DENY rule that has them always does
+ * (src/policy fails closed both ways). Allowed connections are joined to an endpoint byte for byte.
+ */
+import { logger } from "../core/log.ts";
+import { authorizeAtWaypoint, type EnforcedDecision } from "../policy/mod.ts";
+import type { UpstreamConnector } from "./connect.ts";
+import type { Tunnel } from "./context.ts";
+import type { ByteStream } from "./io.ts";
+import { splice } from "./splice.ts";
+import type { Endpoint, WaypointState } from "./state.ts";
+
+const log = logger("waypoint");
+
+export interface TcpInputs {
+  state: WaypointState;
+  connector: UpstreamConnector;
+}
+
+/** The L4 decision for a connection of `tunnel`, and the endpoint it would go to. */
+export function authorizeConnection(inp: TcpInputs, tunnel: Tunnel): { decision: EnforcedDecision; endpoint?: Endpoint } {
+  const d = tunnel.destination;
+  const endpoint = d.service ? inp.state.pickEndpoint(d.service, d.port) : d.workload && { workload: d.workload, ip: d.ip, port: d.port };
+  const decision = authorizeAtWaypoint(inp.state.index, inp.state.waypoint!, { workload: endpoint?.workload, service: d.service }, {
+    source: { principal: tunnel.peerIdentity, ip: tunnel.sourceIp },
+    destination: { ip: endpoint?.ip, port: endpoint?.port ?? d.port },
+  });
+  return { decision, endpoint };
+}
+
+/** Joins an allowed connection to its endpoint; `initial` are bytes already read from the client. */
+export async function serveTcp(
+  inp: TcpInputs,
+  tunnel: Tunnel,
+  io: ByteStream,
+  initial: Uint8Array,
+  pre?: { decision: EnforcedDecision; endpoint?: Endpoint },
+): Promise<void> {
+  const started = performance.now();
+  const { decision, endpoint } = pre ?? authorizeConnection(inp, tunnel);
+  const d = tunnel.destination;
+  const fields = {
+    source: tunnel.peerIdentity,
+    sourceAddress: tunnel.sourceIp,
+    destination: d.service ? `${d.service.hostname}:${d.port}` : `${d.ip}:${d.port}`,
+  };
+  if (!decision.allowed) {
+    log.info("tcp connection denied", { ...fields, reason: decision.reason });
+    io.reset();
+    return;
+  }
+  if (!endpoint) {
+    log.info("tcp connection refused: no ready endpoint", fields);
+    io.reset();
+    return;
+  }
+  let upstream: ByteStream;
+  try {
+    upstream = await inp.connector.connect(endpoint, { tunnel, service: d.service, traceparent: "" });
+  } catch (e) {
+    log.warn("tcp connection to the endpoint failed", { ...fields, error: (e as Error).message });
+    io.reset();
+    return;
+  }
+  if (io.closed) {
+    upstream.reset();
+    return;
+  }
+  const r = await splice(io, initial, upstream, new Uint8Array(0));
+  log.info("tcp connection", {
+    ...fields,
+    upstream: `${endpoint.ip}:${endpoint.port}`,
+    sent: r.aToB,
+    received: r.bToA,
+    durationMs: Math.round(performance.now() - started),
+    ...(r.error ? { error: r.error.message } : {}),
+  });
+}
