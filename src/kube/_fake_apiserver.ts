@@ -396,6 +396,21 @@ export class FakeApiServer {
     return true;
   }
 
+  /** The service IP allocator: a ClusterIP Service without one gets the next free 10.96.x.y. */
+  #allocateClusterIP(o: KubeObject): void {
+    const spec = (o.spec ??= {}) as { type?: string; clusterIP?: string; clusterIPs?: string[] };
+    if ((spec.type ?? "ClusterIP") === "ExternalName" || spec.clusterIP) return;
+    const used = new Set([...this.#store.values()].map((s) => (s.obj.spec as { clusterIP?: string } | undefined)?.clusterIP));
+    for (let i = 100; i < 65000; i++) {
+      const ip = `10.96.${i >> 8}.${i & 255}`;
+      if (!used.has(ip)) {
+        spec.clusterIP = ip;
+        spec.clusterIPs = [ip];
+        return;
+      }
+    }
+  }
+
   // ---- watches ----
 
   #render(w: { served: ResourceType }, obj: KubeObject): KubeObject {
@@ -661,6 +676,7 @@ export class FakeApiServer {
       o.kind = def.kind;
       o.metadata = { ...o.metadata, uid: crypto.randomUUID(), creationTimestamp: new Date().toISOString(), generation: 1 };
       if (ns) o.metadata.namespace = ns;
+      if (def.kind === "Service") this.#allocateClusterIP(o);
       this.#write(def, key, o, "ADDED");
       rec.status = 201;
       return this.#json(res, 201, render(o));

@@ -1,0 +1,120 @@
+/**
+ * TokenReview authentication against the fake API server (which signs and reviews service-account tokens
+ * as kube-apiserver does): a ztunnel's projected token binds it to its pod's node, a waypoint's to its
+ * Gateway, and everything else is refused with a reason.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setLevel } from "../core/log.ts";
+import { mayIssue } from "../identity/mod.ts";
+import { FakeApiServer } from "./_fake_apiserver.ts";
+import { namespace, pod, seedShop, serviceAccount, waypointGateway } from "./_test_cluster.ts";
+import { KubeClient } from "./client.ts";
+import { fromKubeconfig } from "./connection.ts";
+import { KubernetesSource } from "./source.ts";
+import { isBootstrapToken, TokenReviewer } from "./token_review.ts";
+import { isWaypointGateway } from "./edge.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "mesh-kube-tr-"));
+let api: FakeApiServer;
+let client: KubeClient;
+let source: KubernetesSource;
+let reviewer: TokenReviewer;
+
+beforeAll(async () => {
+  setLevel("kube", "error");
+  api = await FakeApiServer.start();
+  client = new KubeClient(fromKubeconfig(api.writeKubeconfig(join(dir, "kubeconfig"))));
+  api.put(namespace("mesh-system"));
+  api.put(serviceAccount("mesh-system", "ztunnel"));
+  seedShop(api);
+  api.put(pod({ ns: "mesh-system", name: "ztunnel-aaaaa", node: "node-a", sa: "ztunnel", ip: "192.168.0.11", hostNetwork: true }));
+  api.put(pod({ ns: "mesh-system", name: "ztunnel-bbbbb", node: "node-b", sa: "ztunnel", ip: "192.168.0.12", hostNetwork: true }));
+  api.put(waypointGateway("shop", "wp"));
+  api.put(serviceAccount("shop", "wp"));
+  api.put(pod({ name: "wp-5f7d", node: "node-b", sa: "wp", ip: "10.244.2.30" }));
+  source = new KubernetesSource({ client, namespace: "mesh-system", onUpdate() {}, onError() {}, debounceMs: 10 });
+  await source.start(5000);
+  reviewer = new TokenReviewer({
+    client,
+    ztunnelServiceAccounts: ["mesh-system/ztunnel"],
+    pod: (ns, n) => source.get("Pod", ns, n),
+    isWaypoint: (ns, n) => {
+      const g = source.get("Gateway", ns, n);
+      return !!g && isWaypointGateway(g);
+    },
+  });
+});
+afterAll(async () => {
+  await source.close();
+  await api.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ztunnelToken = (podName: string, audiences = ["istio-ca"]) =>
+  api.serviceAccountToken({ namespace: "mesh-system", serviceAccount: "ztunnel", pod: { name: podName }, audiences });
+
+describe("TokenReviewer", () => {
+  test("a ztunnel's projected token names the node of the pod it is bound to", async () => {
+    const before = api.requests.filter((r) => r.resource.endsWith("tokenreviews")).length;
+    expect(await reviewer.authenticate(await ztunnelToken("ztunnel-aaaaa"))).toEqual({ kind: "node", node: "node-a" });
+    expect(await reviewer.authenticate(await ztunnelToken("ztunnel-bbbbb"))).toEqual({ kind: "node", node: "node-b" });
+    const reviews = api.requests.filter((r) => r.resource.endsWith("tokenreviews")).length - before;
+    expect(reviews).toBe(2);
+  });
+
+  test("node authorization: the node-a token gets node-a identities only", async () => {
+    const caller = await reviewer.authenticate(await ztunnelToken("ztunnel-aaaaa"));
+    const model = source.lastGood!;
+    expect(mayIssue(caller, "spiffe://cluster.local/ns/shop/sa/viewer", model)).toEqual({ ok: true });
+    const other = mayIssue(caller, "spiffe://cluster.local/ns/shop/sa/api", model);
+    expect(other.ok).toBe(false);
+    expect((other as { reason: string }).reason).toMatch(/only on other nodes/);
+  });
+
+  test("a waypoint's token (its Gateway's service account) names the Gateway", async () => {
+    const t = await api.serviceAccountToken({ namespace: "shop", serviceAccount: "wp", pod: { name: "wp-5f7d" }, audiences: ["istio-ca"] });
+    expect(await reviewer.authenticate(t)).toEqual({ kind: "gateway", namespace: "shop", name: "wp" });
+  });
+
+  test("refused: wrong audience, unbound token, other service accounts, a deleted pod, a forged token", async () => {
+    const refuse = async (t: string | Promise<string>, re: RegExp) => {
+      const e = await reviewer.authenticate(await t).then(() => undefined, (x) => x);
+      expect(e?.code).toBe("MESH_TOKEN_INVALID");
+      expect(e?.message).toMatch(re);
+    };
+    await refuse(ztunnelToken("ztunnel-aaaaa", ["https://kubernetes.default.svc.cluster.local"]), /did not authenticate|audiences/);
+    await refuse(api.serviceAccountToken({ namespace: "mesh-system", serviceAccount: "ztunnel", audiences: ["istio-ca"] }), /not bound to a pod/);
+    await refuse(api.serviceAccountToken({ namespace: "shop", serviceAccount: "viewer", pod: { name: "viewer" }, audiences: ["istio-ca"] }), /neither a ztunnel's/);
+    // A pod that runs as another account cannot borrow the ztunnel's account through a token bound to it.
+    await refuse(api.serviceAccountToken({ namespace: "shop", serviceAccount: "api", pod: { name: "viewer" }, audiences: ["istio-ca"] }), /does not run as api|neither/);
+    const gone = await ztunnelToken("ztunnel-bbbbb");
+    api.put(pod({ ns: "mesh-system", name: "ztunnel-ccccc", node: "node-c", sa: "ztunnel", hostNetwork: true }));
+    const c = await ztunnelToken("ztunnel-ccccc");
+    api.remove("Pod", "mesh-system", "ztunnel-ccccc");
+    await refuse(c, /did not authenticate.*no longer exists|does not exist/);
+    // A JWT with the right claims but not signed by the cluster.
+    const [h, p] = gone.split(".");
+    await refuse(`${h}.${p}.${"A".repeat(86)}`, /did not authenticate/);
+    await refuse("not-a-jwt", /did not authenticate/);
+  });
+
+  test("a cached review ends when the watch sees the pod go", async () => {
+    api.put(pod({ ns: "mesh-system", name: "ztunnel-ddddd", node: "node-d", sa: "ztunnel", hostNetwork: true }));
+    const deadline = Date.now() + 5000;
+    while (!source.get("Pod", "mesh-system", "ztunnel-ddddd") && Date.now() < deadline) await Bun.sleep(10);
+    const t = await ztunnelToken("ztunnel-ddddd");
+    expect(await reviewer.authenticate(t)).toEqual({ kind: "node", node: "node-d" });
+    api.remove("Pod", "mesh-system", "ztunnel-ddddd");
+    while (source.get("Pod", "mesh-system", "ztunnel-ddddd") && Date.now() < deadline) await Bun.sleep(10);
+    await expect(reviewer.authenticate(t)).rejects.toThrow(/Service-account token refused/);
+  });
+
+  test("bootstrap tokens and Kubernetes tokens are told apart by issuer", async () => {
+    expect(isBootstrapToken(await ztunnelToken("ztunnel-aaaaa"))).toBe(false);
+    const payload = Buffer.from(JSON.stringify({ iss: "mesh-control" })).toString("base64url");
+    expect(isBootstrapToken(`e30.${payload}.sig`)).toBe(true);
+  });
+});
