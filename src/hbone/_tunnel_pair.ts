@@ -15,10 +15,21 @@ import type { TlsMaterial } from "./tls.ts";
 
 const log = logger("hbone");
 
-interface SpliceData {
-  splice: SocketSplice;
-  stream: HboneStream;
-}
+/** One handler object for every upstream socket; the socket's data is its SocketSplice. */
+const upstreamHandlers: Bun.SocketHandler<SocketSplice> = {
+  ...spliceHandlers,
+  open(s) {
+    const splice = s.data;
+    splice.bind(s as Socket<unknown>);
+    const stream = splice.stream!;
+    if (stream.closed) return s.terminate();
+    stream.respond(200);
+    splice.attach(stream);
+  },
+  connectError(s) {
+    s.data.stream?.respond(503);
+  },
+};
 
 /** HBONE server that forwards every accepted CONNECT to its :authority over TCP. */
 export function startServerHalf(opts: {
@@ -35,23 +46,14 @@ export function startServerHalf(opts: {
     onStream(stream) {
       const target = parseAuthority(stream.authority);
       if (!target) return stream.respond(400);
-      Bun.connect<SpliceData>({
+      const splice = new SocketSplice();
+      splice.stream = stream;
+      Bun.connect<SocketSplice>({
         hostname: target.host,
         port: target.port,
         allowHalfOpen: true,
-        data: { stream } as SpliceData,
-        socket: {
-          ...spliceHandlers,
-          open(s: Socket<SpliceData>) {
-            s.data.splice = new SocketSplice(s as Socket<unknown>);
-            if (stream.closed) return s.terminate();
-            stream.respond(200);
-            s.data.splice.attach(stream);
-          },
-          connectError() {
-            stream.respond(503);
-          },
-        } as Bun.SocketHandler<SpliceData>,
+        data: splice,
+        socket: upstreamHandlers,
       }).catch(() => stream.respond(503));
     },
   });
@@ -67,8 +69,8 @@ export function startClientHalf(opts: {
   tls: TlsMaterial;
   expectedIdentities: string[];
   headers?: Record<string, string>;
-}): TCPSocketListener<{ splice: SocketSplice }> {
-  return Bun.listen<{ splice: SocketSplice }>({
+}): TCPSocketListener<SocketSplice> {
+  return Bun.listen<SocketSplice>({
     hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port ?? 0,
     allowHalfOpen: true,
@@ -76,7 +78,7 @@ export function startClientHalf(opts: {
       ...spliceHandlers,
       open(s) {
         const splice = new SocketSplice(s as Socket<unknown>);
-        s.data = { splice };
+        s.data = splice;
         s.setNoDelay(true);
         opts.pool.connect({
           address: opts.hbone,

@@ -102,11 +102,14 @@ export type ResponseCheck =
   | { ok: true; status: number; headers: Record<string, string> }
   | { ok: false; reason: string };
 
+const NO_FIELDS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
 /** Validates a response field section; returns the status and the regular fields. */
 export function checkResponse(fields: readonly string[]): ResponseCheck {
   let status = -1;
   let regular = false;
-  const headers: Record<string, string> = {};
+  // Most HBONE responses are a bare ":status: 200": share one empty object for them.
+  let headers = NO_FIELDS;
   for (let i = 0; i < fields.length; i += 2) {
     const name = fields[i];
     const value = fields[i + 1];
@@ -120,6 +123,7 @@ export function checkResponse(fields: readonly string[]): ResponseCheck {
     regular = true;
     if (!validName(name)) return { ok: false, reason: `invalid field name ${JSON.stringify(name)}` };
     if (CONNECTION_SPECIFIC.has(name)) return { ok: false, reason: `connection-specific field ${name}` };
+    if (headers === NO_FIELDS) headers = {};
     addField(headers, name, value);
   }
   if (status < 0) return { ok: false, reason: "missing :status" };

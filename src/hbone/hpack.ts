@@ -7,7 +7,7 @@
  * Strings are Latin-1 so that every octet round-trips unchanged.
  */
 import { DEFAULT_HEADER_TABLE_SIZE } from "./constants.ts";
-import { huffmanDecode, huffmanEncode, HuffmanError, huffmanLength } from "./huffman.ts";
+import { huffmanDecode, huffmanEncodeLatin1, HuffmanError, huffmanLengthLatin1 } from "./huffman.ts";
 import { STATIC_NAME_INDEX, STATIC_PAIR_INDEX, STATIC_TABLE } from "./hpack_static.ts";
 
 const STATIC_COUNT = STATIC_TABLE.length;
@@ -291,17 +291,15 @@ export class HpackEncoder {
   }
 
   #str(s: string): void {
-    const raw = Buffer.from(s, "latin1");
-    const hlen = this.#huffman === "never" ? Infinity : huffmanLength(raw);
-    const useHuff = this.#huffman === "always" || hlen < raw.length;
-    const len = useHuff ? hlen : raw.length;
+    const hlen = this.#huffman === "never" ? Infinity : huffmanLengthLatin1(s);
+    const useHuff = this.#huffman === "always" || hlen < s.length;
+    const len = useHuff ? hlen : s.length;
     this.#ensure(len + 6);
-    this.#pos = writeInt(this.#buf, this.#pos, len, 7, useHuff ? 0x80 : 0);
-    if (useHuff) this.#pos = huffmanEncode(raw, this.#buf, this.#pos);
-    else {
-      this.#buf.set(raw, this.#pos);
-      this.#pos += raw.length;
-    }
+    const buf = this.#buf;
+    let p = writeInt(buf, this.#pos, len, 7, useHuff ? 0x80 : 0);
+    if (useHuff) p = huffmanEncodeLatin1(s, buf, p);
+    else for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i) & 0xff;
+    this.#pos = p;
   }
 }
 

@@ -42,6 +42,13 @@ export function huffmanLength(src: Uint8Array, start = 0, end = src.length): num
   return (bits + 7) >>> 3;
 }
 
+/** Same as huffmanLength for a Latin-1 string (no intermediate buffer). */
+export function huffmanLengthLatin1(s: string): number {
+  let bits = 0;
+  for (let i = 0; i < s.length; i++) bits += lengths[s.charCodeAt(i) & 0xff];
+  return (bits + 7) >>> 3;
+}
+
 /** Huffman-encodes `src` into `dst` at `pos`; returns the new position. Pads with EOS's leading 1 bits. */
 export function huffmanEncode(src: Uint8Array, dst: Uint8Array, pos: number): number {
   let acc = 0;
@@ -49,6 +56,39 @@ export function huffmanEncode(src: Uint8Array, dst: Uint8Array, pos: number): nu
   for (let i = 0; i < src.length; i++) {
     let code = codes[src[i]];
     let len = lengths[src[i]];
+    if (len > 16) {
+      // Keep the accumulator within 31 bits: emit the high part of a long code first.
+      const hi = len - 16;
+      acc = (acc << hi) | (code >>> 16);
+      bits += hi;
+      while (bits >= 8) {
+        bits -= 8;
+        dst[pos++] = (acc >>> bits) & 0xff;
+      }
+      acc &= (1 << bits) - 1;
+      code &= 0xffff;
+      len = 16;
+    }
+    acc = (acc << len) | code;
+    bits += len;
+    while (bits >= 8) {
+      bits -= 8;
+      dst[pos++] = (acc >>> bits) & 0xff;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) dst[pos++] = ((acc << (8 - bits)) | (0xff >>> bits)) & 0xff;
+  return pos;
+}
+
+/** huffmanEncode for a Latin-1 string. */
+export function huffmanEncodeLatin1(src: string, dst: Uint8Array, pos: number): number {
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < src.length; i++) {
+    const sym = src.charCodeAt(i) & 0xff;
+    let code = codes[sym];
+    let len = lengths[sym];
     if (len > 16) {
       // Keep the accumulator within 31 bits: emit the high part of a long code first.
       const hi = len - 16;

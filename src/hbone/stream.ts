@@ -21,6 +21,17 @@ export interface HboneStreamEvents {
   close: (error?: HboneError) => void;
 }
 type Ev = keyof HboneStreamEvents;
+
+/**
+ * Receives a stream's events as one object, so that splicing allocates no closure per stream
+ * (SocketSplice implements it). Listeners added with on() still run too.
+ */
+export interface StreamSink {
+  onStreamData(chunk: Uint8Array): void;
+  onStreamEnd(): void;
+  onStreamDrain(): void;
+  onStreamClose(error?: HboneError): void;
+}
 type AnyFn = (...a: never[]) => void;
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -62,6 +73,7 @@ export class HboneStream {
   #inbox: Uint8Array[] | null = null;
   #inboxBytes = 0;
   #on: { [K in Ev]?: AnyFn | AnyFn[] } | null = null;
+  #sink: StreamSink | null = null;
 
   /** @internal */
   constructor(conn: H2Connection, id: number, sendWindow: number, recvWindow: number) {
@@ -135,7 +147,31 @@ export class HboneStream {
     return this.on(event, wrap);
   }
 
+  /** Sends every event to `sink`; like a "data" listener, this starts the flow. */
+  setSink(sink: StreamSink): this {
+    this.#sink = sink;
+    if (this.#inboxBytes > 0 || this.#state & S_REMOTE_ENDED) queueMicrotask(() => this.#drainInbox());
+    return this;
+  }
+
   #emit(event: Ev, arg?: unknown): void {
+    const sink = this.#sink;
+    if (sink !== null) {
+      switch (event) {
+        case "data":
+          sink.onStreamData(arg as Uint8Array);
+          break;
+        case "end":
+          sink.onStreamEnd();
+          break;
+        case "drain":
+          sink.onStreamDrain();
+          break;
+        case "close":
+          sink.onStreamClose(arg as HboneError | undefined);
+          break;
+      }
+    }
     const cur = this.#on?.[event];
     if (cur === undefined) return;
     if (typeof cur === "function") (cur as (a?: unknown) => void)(arg);
@@ -177,7 +213,7 @@ export class HboneStream {
 
   /** Delivering "data" now: not paused and somebody listens. */
   #flowing(): boolean {
-    return !(this.#state & S_PAUSED) && this.#on?.data !== undefined;
+    return !(this.#state & S_PAUSED) && (this.#sink !== null || this.#on?.data !== undefined);
   }
 
   /** Stops "data" events; the peer stops sending once the stream window is used up. */
@@ -303,6 +339,7 @@ export class HboneStream {
     }
     this.#emit("close", err);
     this.#on = null;
+    this.#sink = null;
   }
 
   #sendEnd(): void {
