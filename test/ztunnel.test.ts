@@ -8,7 +8,7 @@
  * plaintext reappears only on the link into the destination pod.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, uniquePrefix, waitFor } from "./lab_helpers.ts";
@@ -64,7 +64,9 @@ describe.skipIf(!isRoot)("ztunnel in the lab", () => {
 
   /** Config version a node's ztunnel applied (its admin /config_dump). */
   async function version(nodeNetns: string): Promise<number> {
-    const r = await inNs(nodeNetns, ["curl", "-s", "-m", "2", "http://127.0.0.1:15000/config_dump"]);
+    // The admin API asks for its local secret, named after the node's network namespace (src/admin/auth.ts).
+    const secret = readFileSync(`/run/mesh/admin/${statSync(`/run/netns/${nodeNetns}`).ino}-15000.secret`, "utf8").trim();
+    const r = await inNs(nodeNetns, ["curl", "-s", "-m", "2", "-H", `authorization: Bearer ${secret}`, "http://127.0.0.1:15000/config_dump"]);
     try {
       return (JSON.parse(r.stdout) as { version?: number }).version ?? -1;
     } catch {

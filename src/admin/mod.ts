@@ -1,2 +1,3 @@
 /** Process-level metrics, readiness and admin servers, and the contract between a role and the process. */
 export * from "./servers.ts";
+export * from "./auth.ts";

@@ -1,4 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { startAdminServers } from "./servers.ts";
 import { Registry } from "../telemetry/metrics.ts";
 
@@ -19,8 +20,10 @@ test("metrics, readiness and log levels over real HTTP", async () => {
   ready = true;
   r = await fetch(`http://127.0.0.1:${s.ports.ready}/healthz/ready`);
   expect(r.status).toBe(200);
-  const set = await fetch(`http://127.0.0.1:${s.ports.admin}/logging?scope=ztunnel&level=debug`, { method: "POST" });
+  // The admin API asks for its local secret (src/admin/auth.ts).
+  const headers = { authorization: `Bearer ${readFileSync(s.adminSecretPath!, "utf8").trim()}` };
+  const set = await fetch(`http://127.0.0.1:${s.ports.admin}/logging?scope=ztunnel&level=debug`, { method: "POST", headers });
   expect((await set.json()).ztunnel).toBe("debug");
-  const bad = await fetch(`http://127.0.0.1:${s.ports.admin}/logging?level=loud`, { method: "POST" });
+  const bad = await fetch(`http://127.0.0.1:${s.ports.admin}/logging?level=loud`, { method: "POST", headers });
   expect(bad.status).toBe(400);
 });

@@ -3,9 +3,11 @@
  * readiness on 15021, and the localhost admin API on 15000. Several roles in one process (`--role all`)
  * register into the same servers; the process is ready only when every role is.
  */
+import { rmSync } from "node:fs";
 import { Hono } from "hono";
 import { getLevels, logger, setLevel, type Level } from "../core/log.ts";
 import type { Registry } from "../telemetry/metrics.ts";
+import { AdminGuard, type AdminAuthOptions, ensureAdminSecret } from "./auth.ts";
 
 const log = logger("admin");
 
@@ -43,6 +45,16 @@ export interface AdminServers {
   close(): Promise<void>;
   /** Actual bound ports (useful with port 0 in tests). */
   ports: { metrics?: number; ready?: number; admin?: number };
+  /** Where the admin API's secret is (absent when the admin API is off or unauthenticated). */
+  adminSecretPath?: string;
+}
+
+export interface AdminServerOptions {
+  /**
+   * Authentication of the admin API (see ./auth.ts): on by default; `false` only for tests that call it
+   * without credentials. In-process callers (`admin.request()`) are never asked.
+   */
+  auth?: AdminAuthOptions | false;
 }
 
 export function splitAddr(addr: string, defaultPort: number): { hostname: string; port: number } {
@@ -55,7 +67,7 @@ export function splitAddr(addr: string, defaultPort: number): { hostname: string
  * The servers share their ports (SO_REUSEPORT) so a restarting process can start while its predecessor
  * drains (a ztunnel restart that keeps established connections); the kernel spreads requests over both.
  */
-export function startAdminServers(addrs: AdminAddresses, metrics: Registry): AdminServers {
+export function startAdminServers(addrs: AdminAddresses, metrics: Registry, options: AdminServerOptions = {}): AdminServers {
   const roles: RoleHandle[] = [];
   const admin = new Hono();
   const servers: { stop(force?: boolean): void }[] = [];
@@ -78,7 +90,8 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry): Adm
     } catch (e) {
       return c.json({ error: (e as Error).message }, 400);
     }
-    log.info("log level changed", { scope, level });
+    // Named apart from the line's own "scope" and "level" fields, which they would overwrite.
+    log.info("log level changed", { forScope: scope, to: level });
     return c.json(getLevels());
   });
   admin.get("/healthz/ready", (c) => {
@@ -119,19 +132,51 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry): Adm
     servers.push(s);
     ports.ready = s.port;
   }
+  let adminSecretPath: string | undefined;
   if (addrs.admin) {
     const { hostname, port } = splitAddr(addrs.admin, 15000);
-    const s = Bun.serve({ hostname, port, reusePort: true, fetch: admin.fetch });
+    const auth = options.auth;
+    let guard: AdminGuard | undefined;
+    const refused = auth === false ? undefined : metrics.counter("mesh_admin_refused_total", "Admin API requests refused for a missing or wrong credential");
+    const s = Bun.serve({
+      hostname,
+      port,
+      reusePort: true,
+      fetch: async (req, server) => {
+        if (auth === false) return admin.fetch(req);
+        // Fail closed: no guard yet means no request is served.
+        const verdict = guard ? await guard.check(req) : { ok: false as const, status: 401 as const, error: "The admin API is starting" };
+        if (!verdict.ok) {
+          refused?.inc();
+          log.warn("admin request refused", { path: new URL(req.url).pathname, remote: server.requestIP(req)?.address, reason: verdict.error });
+          return Response.json({ error: verdict.error }, { status: verdict.status, headers: { "www-authenticate": 'Bearer realm="mesh-admin"' } });
+        }
+        return admin.fetch(req);
+      },
+    });
     servers.push(s);
     ports.admin = s.port;
+    if (auth !== false) {
+      try {
+        const secret = ensureAdminSecret(s.port!, auth?.secretDir ? [auth.secretDir] : undefined);
+        guard = new AdminGuard(secret, auth?.verifyToken);
+        adminSecretPath = secret.path;
+      } catch (e) {
+        // Without a secret nobody can be let in: the admin API refuses everything, and says why.
+        log.error("admin API secret unavailable: every admin request will be refused", { error: (e as Error).message });
+      }
+    }
   }
   return {
     admin,
     ports,
+    adminSecretPath,
     addRole: (r) => void roles.push(r),
     readiness,
     async close() {
       for (const s of servers) s.stop(true);
+      // A secret of an ephemeral port (port 0: tests) is never shared with a successor: remove it.
+      if (adminSecretPath && addrs.admin && splitAddr(addrs.admin, 15000).port === 0) rmSync(adminSecretPath, { force: true });
     },
   };
 }

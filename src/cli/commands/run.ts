@@ -9,6 +9,7 @@ import { logger, setLevel, type Level } from "../../core/log.ts";
 import { startAdminServers, type RoleHandle } from "../../admin/mod.ts";
 import { Registry } from "../../telemetry/mod.ts";
 import { startControl } from "../../control/mod.ts";
+import { verifyBootstrapToken } from "../../identity/mod.ts";
 import { startZtunnel } from "../../ztunnel/mod.ts";
 import { startWaypoint } from "../../waypoint/mod.ts";
 
@@ -53,6 +54,8 @@ SIGTERM drains: listeners stop accepting, open connections get --drain-timeout t
     const roles = parseRoles(args);
     setLevel("default", String(args.flags["log-level"]) as Level);
     const metrics = new Registry();
+    // The admin API asks for its local secret (src/admin/auth.ts); the control role also takes admin tokens.
+    const controlDataDir = roles.includes("control") ? str(args, "data-dir") : undefined;
     const servers = startAdminServers(
       {
         metrics: str(args, "metrics-addr"),
@@ -60,6 +63,11 @@ SIGTERM drains: listeners stop accepting, open connections get --drain-timeout t
         admin: str(args, "admin-addr"),
       },
       metrics,
+      {
+        auth: {
+          verifyToken: controlDataDir ? async (t) => (await verifyBootstrapToken(controlDataDir, t)).kind === "admin" : undefined,
+        },
+      },
     );
     const ctx = { metrics, admin: servers.admin };
     const drainMs = parseDuration(str(args, "drain-timeout") ?? "20s");

@@ -1,0 +1,117 @@
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
+import { Registry } from "../telemetry/metrics.ts";
+import { adminSecretFile, ensureAdminSecret, findAdminSecret, netnsId } from "./auth.ts";
+import { startAdminServers } from "./servers.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "mesh-admin-auth-"));
+const secretDir = join(dir, "secrets");
+const dataDir = join(dir, "control-data");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function freePort(): Promise<number> {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+test("the admin API refuses a caller without the credential, and serves one with it; health and metrics stay open", async () => {
+  const reg = new Registry();
+  const port = await freePort();
+  const s = startAdminServers(
+    { metrics: "127.0.0.1:0", ready: "127.0.0.1:0", admin: `127.0.0.1:${port}` },
+    reg,
+    { auth: { secretDir, verifyToken: async (t) => (await verifyBootstrapToken(dataDir, t)).kind === "admin" } },
+  );
+  try {
+    s.admin.get("/config_dump", (c) => c.json({ node: "node-a" }));
+    s.addRole({ name: "ztunnel", readiness: () => ({ ready: true, reasons: [] }), stop: async () => {} });
+    const url = `http://127.0.0.1:${port}`;
+    // The secret: 0600 in a 0700 directory, named after this network namespace and the port.
+    expect(s.adminSecretPath).toBe(adminSecretFile(secretDir, port));
+    expect(s.adminSecretPath).toContain(`${netnsId()}-${port}.secret`);
+    expect(statSync(s.adminSecretPath!).mode & 0o777).toBe(0o600);
+    expect(statSync(secretDir).mode & 0o777).toBe(0o700);
+    const secret = readFileSync(s.adminSecretPath!, "utf8").trim();
+    expect(findAdminSecret(port, [join(dir, "elsewhere"), secretDir])).toEqual({ secret, path: s.adminSecretPath! });
+
+    for (const [path, method] of [["/config_dump", "GET"], ["/logging", "GET"], ["/logging?level=debug", "POST"], ["/healthz/ready", "GET"]] as const) {
+      const r = await fetch(url + path, { method });
+      expect(r.status).toBe(401);
+      expect(r.headers.get("www-authenticate")).toContain("Bearer");
+      expect((await r.json()).error).toContain(s.adminSecretPath!);
+    }
+    const wrong = await fetch(`${url}/logging?level=debug`, { method: "POST", headers: { authorization: `Bearer ${"x".repeat(secret.length)}` } });
+    expect(wrong.status).toBe(401);
+    expect((await wrong.json()).error).toContain("refused");
+    // Not a token of this control plane either (signed by another data dir's key).
+    const foreign = await createBootstrapToken(join(dir, "other-data"), { admin: true, ttlSeconds: 60 });
+    expect((await fetch(`${url}/config_dump`, { headers: { authorization: `Bearer ${foreign}` } })).status).toBe(401);
+    // The log level was not changed by any refused call.
+    const ok = await fetch(`${url}/logging`, { headers: { authorization: `Bearer ${secret}` } });
+    expect(ok.status).toBe(200);
+    expect((await ok.json()).default).not.toBe("debug");
+    expect(await (await fetch(`${url}/config_dump`, { headers: { authorization: `bearer ${secret}` } })).json()).toEqual({ node: "node-a" });
+    // An admin token of this control plane (mesh token create --admin) is accepted; a node token is not.
+    const admin = await createBootstrapToken(dataDir, { admin: true, ttlSeconds: 60 });
+    expect((await fetch(`${url}/config_dump`, { headers: { authorization: `Bearer ${admin}` } })).status).toBe(200);
+    const node = await createBootstrapToken(dataDir, { node: "node-a", ttlSeconds: 60 });
+    expect((await fetch(`${url}/config_dump`, { headers: { authorization: `Bearer ${node}` } })).status).toBe(401);
+    // Refusals are counted.
+    expect(reg.render()).toMatch(/mesh_admin_refused_total 7\b/);
+    // Readiness and metrics on their own ports need nothing.
+    expect((await fetch(`http://127.0.0.1:${s.ports.ready}/healthz/ready`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${s.ports.metrics}/metrics`)).status).toBe(200);
+  } finally {
+    await s.close();
+  }
+  // A fixed port's secret outlives the process, for the next one on that port.
+  expect(findAdminSecret(port, [secretDir])).toBeDefined();
+});
+
+test("an overlapping restart (same port, SO_REUSEPORT) answers the same secret", async () => {
+  const port = await freePort();
+  const a = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
+  const b = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
+  try {
+    expect(b.adminSecretPath).toBe(a.adminSecretPath!);
+    const secret = readFileSync(a.adminSecretPath!, "utf8").trim();
+    // Many requests: the kernel spreads them over both processes' sockets; every one is accepted.
+    const codes = await Promise.all(Array.from({ length: 20 }, () =>
+      fetch(`http://127.0.0.1:${port}/logging`, { headers: { authorization: `Bearer ${secret}` } }).then((r) => r.status)
+    ));
+    expect(new Set(codes)).toEqual(new Set([200]));
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test("ensureAdminSecret replaces a damaged file and agrees with itself", () => {
+  const d = join(dir, "damaged");
+  const first = ensureAdminSecret(1234, [d]);
+  expect(ensureAdminSecret(1234, [d])).toEqual(first);
+  writeFileSync(first.path, "garbage");
+  const second = ensureAdminSecret(1234, [d]);
+  expect(second.secret).not.toBe(first.secret);
+  expect(second.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+});
+
+test("an ephemeral port's secret is removed on close; without auth the port is open (tests only)", async () => {
+  const s = startAdminServers({ admin: "127.0.0.1:0" }, new Registry(), { auth: { secretDir } });
+  const path = s.adminSecretPath!;
+  expect(readFileSync(path, "utf8").trim().length).toBeGreaterThan(40);
+  await s.close();
+  expect(() => statSync(path)).toThrow();
+  const open = startAdminServers({ admin: "127.0.0.1:0" }, new Registry(), { auth: false });
+  try {
+    expect((await fetch(`http://127.0.0.1:${open.ports.admin}/logging`)).status).toBe(200);
+    expect(open.adminSecretPath).toBeUndefined();
+  } finally {
+    await open.close();
+  }
+});

@@ -1,0 +1,134 @@
+/**
+ * Authentication of the admin API (15000: /config_dump, /certs, /logging, the control role's root
+ * rotation). The port listens on localhost, but a local port is not a credential: any process of any user
+ * on the host (or in the pod's network namespace) could change log levels or rotate roots. So every
+ * request must carry `Authorization: Bearer <credential>`, where the credential is:
+ *
+ * - the process's local admin secret: 32 random bytes, created on first start in a file readable only by
+ *   its owner (mode 0600, directory 0700), named after the network namespace and the port the admin API
+ *   listens on: `/run/mesh/admin/<netns inode>-<port>.secret`. Whoever can read that file on this host
+ *   (root, or the user running the proxy) is an operator of this proxy; `mesh proxy-config --admin ADDR`
+ *   finds it by itself. It is reused by the next process on the same namespace and port, so an
+ *   overlapping restart (SO_REUSEPORT: the kernel spreads requests over both processes) answers one
+ *   credential. /run is a tmpfs: a reboot forgets it.
+ * - or, when the role can verify them (the control role holds the token-signing key), an admin token from
+ *   `mesh token create --admin`.
+ *
+ * /healthz/ready (15021) and /metrics (15020) stay open on their own ports.
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { chmodSync, linkSync, mkdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export interface AdminAuthOptions {
+  /** Where the secret file lives (default: /run/mesh/admin, or a per-user directory under the temp dir when /run is not writable). */
+  secretDir?: string;
+  /** Verifies a bearer token that is not the local secret (the control role: admin tokens). */
+  verifyToken?: (token: string) => Promise<boolean>;
+}
+
+export type AdminCheck = { ok: true; by: "secret" | "token" } | { ok: false; status: 401; error: string };
+
+/** Directories searched for admin secrets, in order. */
+export function adminSecretDirs(): string[] {
+  return ["/run/mesh/admin", join(tmpdir(), `mesh-admin-${process.getuid?.() ?? "user"}`)];
+}
+
+/** The kernel's id of this process's network namespace ("4026531840"), or "host" where there is none. */
+export function netnsId(): string {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/net"))?.[1] ?? "host";
+  } catch {
+    return "host";
+  }
+}
+
+export function adminSecretFile(dir: string, port: number, netns = netnsId()): string {
+  return join(dir, `${netns}-${port}.secret`);
+}
+
+const SECRET_RE = /^[A-Za-z0-9_-]{43,}$/;
+
+function readSecret(path: string): string | undefined {
+  try {
+    const s = readFileSync(path, "utf8").trim();
+    return SECRET_RE.test(s) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The secret of the admin API on `port` in this network namespace: the existing one, or a new one
+ * (created atomically, so two processes starting together agree on one). Returns its file too.
+ */
+export function ensureAdminSecret(port: number, dirs: string[] = adminSecretDirs()): { secret: string; path: string } {
+  let lastError: unknown;
+  for (const dir of dirs) {
+    const path = adminSecretFile(dir, port);
+    const existing = readSecret(path);
+    if (existing) return { secret: existing, path };
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      chmodSync(dir, 0o700);
+      const secret = randomBytes(32).toString("base64url");
+      const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+      writeFileSync(tmp, secret + "\n", { mode: 0o600 });
+      try {
+        unlinkSync(path); // an unreadable or damaged leftover
+      } catch { /* none */ }
+      try {
+        linkSync(tmp, path); // fails if another process created it meanwhile: then use theirs
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      } finally {
+        unlinkSync(tmp);
+      }
+      const agreed = readSecret(path);
+      if (agreed) return { secret: agreed, path };
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(`Cannot create the admin API secret in ${dirs.join(" or ")}: ${(lastError as Error)?.message ?? "unknown error"}`);
+}
+
+/** The secret a local caller uses for the admin API on `port` of this network namespace, if readable. */
+export function findAdminSecret(port: number, dirs: string[] = adminSecretDirs()): { secret: string; path: string } | undefined {
+  for (const dir of dirs) {
+    const path = adminSecretFile(dir, port);
+    const secret = readSecret(path);
+    if (secret) return { secret, path };
+  }
+  return undefined;
+}
+
+/** Checks each request's bearer credential against the local secret (constant time), then the token verifier. */
+export class AdminGuard {
+  readonly #secret: Buffer;
+  readonly #verify?: (token: string) => Promise<boolean>;
+  readonly secretPath: string;
+
+  constructor(secret: { secret: string; path: string }, verifyToken?: (token: string) => Promise<boolean>) {
+    this.#secret = Buffer.from(secret.secret);
+    this.secretPath = secret.path;
+    this.#verify = verifyToken;
+  }
+
+  async check(req: Request): Promise<AdminCheck> {
+    const h = req.headers.get("authorization");
+    const m = h ? /^Bearer\s+(\S+)\s*$/i.exec(h) : null;
+    if (!m) {
+      return { ok: false, status: 401, error: `The admin API needs a credential: send "Authorization: Bearer <secret>" with the secret from ${this.secretPath} (readable by the proxy's owner), or use mesh proxy-config` };
+    }
+    const given = Buffer.from(m[1]!);
+    if (given.length === this.#secret.length && timingSafeEqual(given, this.#secret)) return { ok: true, by: "secret" };
+    if (this.#verify && given.length > 64) {
+      try {
+        if (await this.#verify(m[1]!)) return { ok: true, by: "token" };
+      } catch { /* refused below */ }
+    }
+    return { ok: false, status: 401, error: "Admin credential refused: not this admin API's secret" + (this.#verify ? " nor a valid admin token" : "") };
+  }
+}

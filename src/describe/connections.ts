@@ -1,0 +1,72 @@
+/** Recent connections of a workload or Service, from the proxies' access logs (accepted, denied and why). */
+import type { AccessLogEntry } from "./live.ts";
+import type { ConnectionRow } from "./types.ts";
+
+export interface ConnectionFilter {
+  namespace: string;
+  /** workload names (a Service: its endpoints) */
+  workloads: string[];
+  /** its addresses (pod IPs, a Service VIP) */
+  addresses: string[];
+  /** a Service's hostname, matched against dst.service */
+  serviceHost?: string;
+}
+
+const ip = (addr: string | undefined) => addr?.replace(/^\[?([^\]]*?)\]?:\d+$/, "$1");
+
+function isDst(e: AccessLogEntry, f: ConnectionFilter): boolean {
+  const d = e.dst ?? {};
+  if (d.namespace === f.namespace && d.workload && f.workloads.includes(d.workload)) return true;
+  if (f.serviceHost && d.service === f.serviceHost) return true;
+  const a = ip(d.addr);
+  return a !== undefined && f.addresses.includes(a);
+}
+
+function isSrc(e: AccessLogEntry, f: ConnectionFilter): boolean {
+  const s = e.src ?? {};
+  if (s.namespace === f.namespace && s.workload && f.workloads.includes(s.workload)) return true;
+  const a = ip(s.addr);
+  return a !== undefined && f.addresses.includes(a);
+}
+
+function side(p: AccessLogEntry["dst"]): string {
+  if (!p) return "unknown";
+  if (p.workload) return `${p.namespace}/${p.workload}${p.addr ? ` (${p.addr})` : ""}`;
+  if (p.service) return `${p.service}${p.addr ? ` (${p.addr})` : ""}`;
+  return p.identity ?? p.addr ?? "unknown";
+}
+
+function resultOf(e: AccessLogEntry): string {
+  if (e.status !== undefined) return String(e.status);
+  switch (e.result) {
+    case "ok":
+      return "accepted";
+    case "denied":
+      return "denied";
+    case undefined:
+      return /refused|denied/i.test(e.msg) ? "denied" : e.msg;
+    default:
+      return e.result;
+  }
+}
+
+/** The matching lines, newest last, at most `limit`. */
+export function connectionsFor(entries: AccessLogEntry[], f: ConnectionFilter, limit = 20): ConnectionRow[] {
+  const rows: ConnectionRow[] = [];
+  for (const e of entries) {
+    const inbound = isDst(e, f);
+    const outbound = !inbound && isSrc(e, f);
+    if (!inbound && !outbound) continue;
+    rows.push({
+      time: e.time,
+      proxy: e.proxy ?? null,
+      direction: inbound ? "inbound" : "outbound",
+      peer: inbound ? side(e.src) : side(e.dst),
+      result: resultOf(e),
+      reason: e.reason ?? e.error ?? null,
+      id: e.id ?? null,
+    });
+  }
+  rows.sort((a, b) => a.time.localeCompare(b.time));
+  return rows.slice(-limit);
+}
