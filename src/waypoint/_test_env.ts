@@ -33,7 +33,7 @@ export const VIEWER = `spiffe://${TD}/ns/shop/sa/viewer`;
 export const STRANGER = `spiffe://${TD}/ns/other/sa/stranger`;
 export const API = `spiffe://${TD}/ns/shop/sa/api`;
 export const WAYPOINT = `spiffe://${TD}/ns/shop/sa/wp`;
-export const IPS = { viewer: "127.0.0.2", api: "127.0.0.3", api2: "127.0.0.5", mirror: "127.0.0.4", waypoint: "127.0.0.20" };
+export const IPS = { viewer: "127.0.0.2", api: "127.0.0.3", api2: "127.0.0.5", mirror: "127.0.0.4", locked: "127.0.0.6", waypoint: "127.0.0.20" };
 export const API_VIP = "10.96.0.20";
 
 /** What an app received. */
@@ -61,7 +61,7 @@ export function startEchoApp(name: string, host: string, seen: Seen[], port = 0)
     async fetch(req, server) {
       const url = new URL(req.url);
       if (url.pathname === "/ws") {
-        if (server.upgrade(req, { data: {} })) return undefined;
+        if (server.upgrade(req)) return undefined;
         return new Response("not a websocket request", { status: 400 });
       }
       const body = await req.text();
@@ -105,7 +105,8 @@ export function startEchoApp(name: string, host: string, seen: Seen[], port = 0)
 /** An h2c (prior knowledge) gRPC-style app: answers with a body and grpc-status trailers. */
 export function startH2App(host: string, seen: Seen[]): Promise<{ port: number; close(): void }> {
   const server = http2.createServer();
-  server.on("stream", (stream, headers) => {
+  server.on("stream", (s, headers) => {
+    const stream = s as http2.ServerHttp2Stream;
     const parts: Buffer[] = [];
     stream.on("data", (d: Buffer) => parts.push(d));
     stream.on("end", () => {
@@ -148,7 +149,7 @@ export function startPodZtunnel(host: string, tls: { cert: string; key: string; 
         stream.on("close", (e) => {
           if (e) sock.destroy();
         });
-        sock.on("data", (d) => {
+        sock.on("data", (d: Buffer) => {
           if (!stream.write(d)) sock.pause();
         });
         stream.on("drain", () => sock.resume());
@@ -180,6 +181,7 @@ export function baseYaml(ports: { api: number; api2: number; mirror: number; h2:
     pod("api-1", "api", IPS.api, "api", "    version: v1\n"),
     pod("api-2", "api", IPS.api2, "api", "    version: v2\n"),
     pod("mirror", "mirror", IPS.mirror, "mirror"),
+    pod("locked", "api", IPS.locked, "locked"),
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp\nspec:\n  clusterIP: ${API_VIP}\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.api}\n  - name: grpc\n    port: 9000\n    targetPort: ${ports.h2}`,
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: api-v2\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.22\n  selector:\n    version: v2\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.api2}`,
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: mirror\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.30\n  selector:\n    app: mirror\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.mirror}`,
@@ -252,6 +254,8 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
   for (const [ip, id] of [[IPS.api, API], [IPS.api2, API], [IPS.mirror, `spiffe://${TD}/ns/shop/sa/mirror`]] as const) {
     ztunnels.set(ip, startPodZtunnel(ip, await material(id), WAYPOINT));
   }
+  // A workload whose ztunnel admits someone else (as if another waypoint served it): refuses with 401.
+  ztunnels.set(IPS.locked, startPodZtunnel(IPS.locked, await material(API), STRANGER));
   const registry = new Registry();
   const state = new WaypointState("shop/wp");
   state.replace(modelOf(baseYaml(ports)), 1);

@@ -123,7 +123,7 @@ function headerMapOfH2(h: http2.IncomingHttpHeaders): HeaderMap {
 /** Serves HTTP/2 (prior knowledge) on `io`. */
 export function serveH2c(inp: H2Inputs, tunnel: Tunnel, io: ByteStream, initial: Uint8Array): void {
   const server = http2.createServer({ settings: { initialWindowSize: 1 << 20 } });
-  server.on("stream", (stream, headers) => void handleStream(inp, tunnel, stream, headers));
+  server.on("stream", (stream, headers) => void handleStream(inp, tunnel, stream as http2.ServerHttp2Stream, headers));
   server.on("sessionError", (e) => log.debug("h2c session error", { error: e.message }));
   const d = duplexOf(io, initial);
   server.emit("connection", d);

@@ -11,6 +11,8 @@ import { fieldTokens, fieldValues, type Framing, parseRequestHead, type RequestH
 
 export interface Http1Request {
   readonly head: RequestHead;
+  /** Bytes of the head on the wire. */
+  readonly headLength: number;
   /** The Host field ("" when absent). */
   readonly host: string;
   /** The client lets the connection carry another request after this one. */
@@ -189,6 +191,7 @@ export class Http1Downstream {
       });
       const req: Http1Request = {
         head,
+        headLength: r.length,
         host: hosts[0] ?? "",
         keepAlive,
         expectContinue: head.minor === 1 && fieldTokens(head.fields, "expect").includes("100-continue"),
@@ -373,7 +376,7 @@ export class Http1Response {
   closeAfter = false;
   headSent = false;
   finished = false;
-  /** Body bytes written (after framing). */
+  /** Bytes written to the client: head and body (as framed). */
   bytesWritten = 0;
   #d: Http1Downstream;
   #req: Http1Request | null;
@@ -449,6 +452,7 @@ export class Http1Response {
     const h = this.#pendingHead;
     if (h === null) return;
     this.#pendingHead = null;
+    this.bytesWritten += h.length;
     if (!this.#gone) this.#d.io.write(Buffer.from(h, "latin1"));
   };
 
@@ -457,10 +461,11 @@ export class Http1Response {
     const h = this.#pendingHead;
     if (h !== null) {
       this.#pendingHead = null;
+      this.bytesWritten += h.length;
       if (chunk.length <= 16 * 1024) {
-        const headLen = Buffer.byteLength(h, "latin1");
+        const headLen = h.length;
         const b = Buffer.allocUnsafe(headLen + chunk.length);
-        b.latin1Write(h, 0);
+        b.write(h, 0, "latin1");
         b.set(chunk, headLen);
         return this.#d.io.write(b);
       }

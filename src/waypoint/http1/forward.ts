@@ -97,7 +97,7 @@ export async function forwardHttp1(
   const plan = ctx.plan!;
   const head = requestHead(ctx, plan, req);
   const body: RequestBody | null = req.framing.kind === "none" ? null : req.body;
-  const headBytes = req.head.target.length + req.head.method.length + 12 + req.head.fields.reduce((n, s) => n + s.length + 2, 0);
+  const headBytes = req.headLength;
   const start = ctx.started;
   const deadline = plan.timeoutMs !== undefined ? start + plan.timeoutMs : Infinity;
   let tries = 0;

@@ -127,7 +127,7 @@ async function handle(inp: Http1Inputs, tunnel: Tunnel, req: Http1Request, res: 
   }
   if (res.headSent || res.clientGone) {
     if (!res.finished) res.abort();
-    inp.telemetry.record(ctx, { status: res.clientGone ? 0 : reply.status, flags: res.clientGone ? "DC" : reply.flags, details: reply.details, requestBytes: req.body.received, responseBytes: res.bytesWritten, tries, upstream });
+    inp.telemetry.record(ctx, { status: res.clientGone ? 0 : reply.status, flags: res.clientGone ? "DC" : reply.flags, details: reply.details, requestBytes: req.headLength + req.body.received, responseBytes: res.bytesWritten, tries, upstream });
     return;
   }
   const sent = sendLocal(res, req, reply);
@@ -135,7 +135,7 @@ async function handle(inp: Http1Inputs, tunnel: Tunnel, req: Http1Request, res: 
     status: reply.status,
     flags: reply.flags,
     details: reply.details,
-    requestBytes: req.body.received,
+    requestBytes: req.headLength + req.body.received,
     responseBytes: sent,
     tries,
     upstream,
