@@ -149,6 +149,20 @@ export function controlApi(d: ApiDeps): Hono<ApiEnv> {
     return c.json(d.status());
   });
 
+  // The configuration being served, for operators' tools (`mesh describe`, `mesh proxy-status`).
+  app.get(PATHS.config, async (c) => {
+    let caller: Caller | undefined = c.env.peer.caller;
+    try {
+      caller = (await tokenCaller(c, d.ca())) ?? caller;
+    } catch (e) {
+      return fail(c, 401, (e as MeshError).code ?? ErrorCode.TokenInvalid, (e as Error).message);
+    }
+    if (caller?.kind !== "admin") {
+      return fail(c, 401, ErrorCode.TokenInvalid, "The configuration needs an admin token (mesh token create --admin) or local access to the data dir");
+    }
+    return c.json({ version: d.status().version, model: d.model() ?? null });
+  });
+
   app.notFound((c) => c.json({ error: `No such endpoint: ${c.req.method} ${c.req.path}`, code: ErrorCode.Usage }, 404));
   app.onError((e, c) => {
     log.error("request failed", { path: c.req.path, error: String(e) });

@@ -7,7 +7,16 @@
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { buildModel, type Diagnostic, formatDiagnostic, hasErrors, parseFile, type ParsedFile } from "../config/mod.ts";
+import {
+  buildModel,
+  type ConfigFile,
+  type Diagnostic,
+  formatDiagnostic,
+  hasErrors,
+  parseFile,
+  type ParsedFile,
+  type SourcePosition,
+} from "../config/mod.ts";
 import { configFilePaths } from "../platform/config_files.ts";
 import type { MeshModel } from "../model/types.ts";
 import { logger } from "../core/log.ts";
@@ -32,6 +41,8 @@ export interface ConfigSourceOptions {
   debounceMs?: number;
   /** Safety net for file systems without change events (network mounts): compare mtimes this often. */
   pollMs?: number;
+  /** Use file change events (default true); false leaves only polling. */
+  watch?: boolean;
   onUpdate: (u: ConfigUpdate) => void;
   onError: (e: ConfigError) => void;
 }
@@ -58,6 +69,8 @@ export class ConfigSource {
   #closed = false;
   lastError?: ConfigError;
   lastGood?: MeshModel;
+  /** Files read and parsed since start (a change in a directory re-reads only what changed). */
+  readonly stats = { reads: 0, parses: 0, builds: 0 };
   warnings: Diagnostic[] = [];
 
   constructor(opts: ConfigSourceOptions) {
@@ -72,7 +85,7 @@ export class ConfigSource {
     await this.#reload(Date.now());
     const dir = this.#isDir ? this.path : dirname(this.path);
     const own = basename(this.path);
-    try {
+    if (this.#o.watch !== false) try {
       // The directory, not the file: editors and ConfigMap updates replace files by rename.
       this.#watcher = watch(dir, (_event, filename) => {
         if (this.#isDir) {
@@ -112,7 +125,7 @@ export class ConfigSource {
   #schedule(): void {
     this.#firstEventAt ??= Date.now();
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.#fire(), this.#o.debounceMs ?? 100);
+    this.#timer = setTimeout(() => void this.#fire(), this.#o.debounceMs ?? 50);
   }
 
   async #fire(): Promise<void> {
@@ -174,12 +187,14 @@ export class ConfigSource {
       if (cached && !all && !dirty.has(p)) continue;
       try {
         const [st, text] = await Promise.all([stat(p), readFile(p, "utf8")]);
+        this.stats.reads++;
         if (cached && cached.text === text) {
           cached.mtimeMs = st.mtimeMs;
           cached.size = st.size;
           continue;
         }
-        this.#files.set(p, { mtimeMs: st.mtimeMs, size: st.size, text, parsed: parseFile({ path: p, text }) });
+        this.#files.set(p, { mtimeMs: st.mtimeMs, size: st.size, text, parsed: lighten({ path: p, text }, parseFile({ path: p, text })) });
+        this.stats.parses++;
         changed = true;
       } catch (e) {
         // Vanished between listing and reading (an editor's rename): the next event reads it again.
@@ -194,6 +209,7 @@ export class ConfigSource {
     if (!changed && this.lastGood && !this.lastError) return;
     const t0 = performance.now();
     const { model, diagnostics } = buildModel([...this.#files.values()].map((f) => f.parsed));
+    this.stats.builds++;
     if (hasErrors(diagnostics)) return this.#fail(diagnostics);
     this.lastGood = model;
     this.lastError = undefined;
@@ -205,6 +221,7 @@ export class ConfigSource {
       services: model.services.length,
       warnings: diagnostics.length,
       buildMs: Math.round(performance.now() - t0),
+      sinceChangeMs: Date.now() - changeStartedAt,
     });
     this.#o.onUpdate({ model, changeStartedAt, warnings: diagnostics });
   }
@@ -221,4 +238,26 @@ export class ConfigSource {
     });
     this.#o.onError(this.lastError);
   }
+}
+
+/**
+ * A parsed file that does not keep its YAML syntax tree. The tree (what `locate` reads) is several times
+ * the size of the values; a big mesh kept hundreds of megabytes alive for positions that only a diagnostic
+ * needs. Each object's own position (its `source` in the model) is kept; any deeper position re-parses
+ * the file once, on demand.
+ */
+function lighten(file: ConfigFile, parsed: ParsedFile): ParsedFile {
+  const roots: SourcePosition[] = parsed.objects.map((o) => o.locate([]));
+  let full: ParsedFile | undefined;
+  const again = () => (full ??= parseFile(file));
+  return {
+    file: parsed.file,
+    diagnostics: parsed.diagnostics,
+    objects: parsed.objects.map((o, i) => ({
+      file: o.file,
+      doc: o.doc,
+      value: o.value,
+      locate: (path, opts) => (path.length === 0 && !opts?.key ? roots[i]! : again().objects[i]!.locate(path, opts)),
+    })),
+  };
 }

@@ -37,7 +37,7 @@ export interface ControlOptions {
   dataDir: string;
   /** "ADDR:15012" */
   listen: string;
-  /** Debounce of config file events (default 100 ms). */
+  /** Debounce of config file events (default 50 ms). */
   debounceMs?: number;
   /** Lifetime of control-plane client certificates (default 1 h). */
   clientCertTtlSeconds?: number;
@@ -84,11 +84,23 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
   let warnings = 0;
   let stopped = false;
 
+  // Building a version of a big mesh leaves a lot of garbage (YAML trees, the previous model); collecting it
+  // once the pushes are out keeps the resident size near the live size instead of the high-water mark.
+  let gcTimer: ReturnType<typeof setTimeout> | undefined;
+  const collectSoon = () => {
+    if (gcTimer) return; // throttled, not postponed: a steady stream of changes still gets collected
+    gcTimer = setTimeout(() => {
+      gcTimer = undefined;
+      Bun.gc(true);
+    }, 1000);
+    gcTimer.unref?.();
+  };
   const publish = (model: MeshModel, changeStartedAt?: number) => {
     if (!ca) return;
     const version = xds.setConfig(model, ca.trustBundlePem, { changeStartedAt });
     m.version.set({}, version);
     void writeJsonAtomic(statePath, { lastVersion: version } satisfies PersistedState);
+    collectSoon();
   };
 
   const source = new ConfigSource({
@@ -114,10 +126,16 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
       warnings = u.warnings.length;
       served = u.model;
       publish(u.model, u.changeStartedAt);
-      void writeJsonAtomic(lastGoodPath, u.model);
+      saveLastGood(u.model);
     },
     onError: (e) => onError(e),
   });
+  // Serializing a big model takes tens of milliseconds: not on the push path, and once per burst.
+  let saveTimer: ReturnType<typeof setTimeout> | undefined;
+  function saveLastGood(model: MeshModel) {
+    clearTimeout(saveTimer);
+    saveTimer = setTimeout(() => void writeJsonAtomic(lastGoodPath, model), 1000);
+  }
   function onError(e: ConfigError) {
     lastError = e;
     m.configErrors.inc();
@@ -255,6 +273,11 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
       if (stopped) return;
       stopped = true;
       clearTimeout(renewTimer);
+      clearTimeout(gcTimer);
+      if (saveTimer) {
+        clearTimeout(saveTimer);
+        if (served) await writeJsonAtomic(lastGoodPath, served);
+      }
       unsubscribe();
       source.close();
       xds.closeAll();

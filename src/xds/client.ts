@@ -147,6 +147,7 @@ export class XdsClient {
   }
 
   async stop(): Promise<void> {
+    if (this.#saveTimer) this.#flushLastKnownGood();
     this.#running = false;
     this.#wake?.();
     this.#stream?.close();
@@ -521,22 +522,25 @@ export class XdsClient {
   }
 
   #saveTimer?: ReturnType<typeof setTimeout>;
-  /** Coalesced: a burst of versions writes the file once. */
+  /** Coalesced: a burst of versions writes the file once. stop() writes what is pending. */
   #saveLastKnownGood(): void {
+    if (!this.#file("view") || this.#saveTimer) return;
+    this.#saveTimer = setTimeout(() => this.#flushLastKnownGood(), 50);
+  }
+
+  #flushLastKnownGood(): void {
+    clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
     const f = this.#file("view");
-    if (!f || this.#saveTimer) return;
-    this.#saveTimer = setTimeout(() => {
-      this.#saveTimer = undefined;
-      const h = this.#held;
-      if (!h) return;
-      const resources = Object.fromEntries(COLLECTIONS.map((c) => [c, [...h.maps[c].values()]]));
-      const doc = { type: "snapshot", version: h.version, epoch: h.epoch, meshConfig: h.meshConfig, trustBundlePem: h.trustBundlePem, resources };
-      try {
-        writeAtomic(f, JSON.stringify(doc), 0o600);
-      } catch (e) {
-        log.warn("cannot save last-known-good configuration", { file: f, error: String(e) });
-      }
-    }, 50);
+    const h = this.#held;
+    if (!f || !h || this.#source !== "control-plane") return;
+    const resources = Object.fromEntries(COLLECTIONS.map((c) => [c, [...h.maps[c].values()]]));
+    const doc = { type: "snapshot", version: h.version, epoch: h.epoch, meshConfig: h.meshConfig, trustBundlePem: h.trustBundlePem, resources };
+    try {
+      writeAtomic(f, JSON.stringify(doc), 0o600);
+    } catch (e) {
+      log.warn("cannot save last-known-good configuration", { file: f, error: String(e) });
+    }
   }
 
   #loadClientCert(): void {

@@ -8,6 +8,8 @@
  *                       control-plane client certificate (URI SAN spiffe://<td>/mesh/node/<n> ...)
  *   POST /v1/csr        client certificate (mTLS) -> workload certificate, under node authorization
  *   GET  /v1/status     admin token (Bearer) or an admin client certificate -> StatusReport
+ *   GET  /v1/config     admin token (Bearer) or an admin client certificate -> the MeshModel being served
+ *                       (null before the first valid configuration), for `mesh describe` and `proxy-status`
  * The config stream:
  *   POST /v1/stream     client certificate (mTLS). The request body carries client frames, the response
  *                       body server frames; both are newline-delimited JSON, one message per line.
@@ -38,6 +40,7 @@ export const PATHS = {
   csr: "/v1/csr",
   stream: "/v1/stream",
   status: "/v1/status",
+  config: "/v1/config",
 } as const;
 
 /** The keyed lists of a MeshModel that travel as individual resources. */

@@ -213,8 +213,15 @@ export class XdsServer {
     if (waiting.size) {
       this.#changes.push({ version: state.version, startedAt: state.changeStartedAt, waiting, proxies: waiting.size });
     }
-    log.debug("new version", { version: state.version, prepareMs: Date.now() - now, proxies: waiting.size });
+    const prepared = Date.now();
     for (const c of this.#connections) this.#maybePush(c);
+    log.debug("new version pushed", {
+      version: state.version,
+      sinceChangeMs: prepared - state.changeStartedAt,
+      prepareMs: prepared - now,
+      pushMs: Date.now() - prepared,
+      proxies: waiting.size,
+    });
     this.#prune();
     return state.version;
   }
@@ -323,7 +330,7 @@ export class XdsServer {
         break;
     }
     this.#maybePush(c);
-    this.#prune();
+    this.#schedulePrune();
   }
 
   _disconnect(c: Connection): void {
@@ -337,7 +344,7 @@ export class XdsServer {
     this.#answered(c, Infinity);
     log.info("proxy disconnected", { proxy: c.key, connection: c.id });
     this.#emit({ type: "disconnect", proxy: c.key, connection: c.id });
-    this.#prune();
+    this.#schedulePrune();
   }
 
   // ---- push ----
@@ -387,7 +394,10 @@ export class XdsServer {
     this.#m?.pushes.inc({ type: base ? "delta" : "snapshot" });
     this.#emit({ type: "push", proxy: c.key, connection: c.id, version: latest.version, kind: base ? "delta" : "snapshot", bytes });
     try {
-      for (const ch of chunks) if (ch.length) c.sink.write(ch);
+      // A write costs about as much per call as per byte for small messages: send deltas in one piece, and
+      // snapshots as their shared chunks (copying megabytes per proxy would cost more).
+      if (base) c.sink.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bytes));
+      else for (const ch of chunks) if (ch.length) c.sink.write(ch);
     } catch (e) {
       log.warn("push failed", { proxy: c.key, error: String(e) });
       c.sink.close();
@@ -472,6 +482,17 @@ export class XdsServer {
       shared.remove,
       encoder.encode(`${sep(shared.hasRemove, removes)}}}\n`),
     ];
+  }
+
+  #pruneTimer?: ReturnType<typeof setTimeout>;
+  /** Pruning looks at every connection: after a burst of ACKs, once is enough. */
+  #schedulePrune(): void {
+    if (this.#pruneTimer) return;
+    this.#pruneTimer = setTimeout(() => {
+      this.#pruneTimer = undefined;
+      this.#prune();
+    }, 50);
+    this.#pruneTimer.unref?.();
   }
 
   /** Drops versions no proxy can be brought forward from. */
