@@ -24,6 +24,7 @@ import { ALPN_H2, TLS13_ONLY } from "../src/hbone/tls.ts";
 const [mode, certs, ...rest] = process.argv.slice(2);
 // The bench asks for a full GC before it reads RSS, so that it measures live memory, not garbage.
 process.on("SIGUSR2", () => Bun.gc(true));
+process.on("SIGTERM", () => process.exit(0));
 const HOST = "127.0.0.1";
 const SERVER_ID = "spiffe://cluster.local/ns/bench/sa/server";
 const read = (f: string) => readFileSync(join(certs, f), "utf8");

@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- hbone [--seconds S] [--conns N] [--rtt N] [--only a,b] [--format text|json]`
+ * `npm run bench -- hbone [--rounds R] [--seconds S] [--conns N] [--rtt N] [--only a,b] [--format text|json]`
  *
  * One TCP tunnel pair on loopback (client half + server half, each its own process), five ways:
  *   hbone      ours: src/hbone (HTTP/2 CONNECT over mTLS on Bun TLS sockets, one pooled connection)
@@ -7,9 +7,10 @@
  *   haproxy    two HAProxy 2.6 processes, mTLS between them (TLS 1.3, one thread each)
  *   bun-tls    a plain mTLS tunnel on Bun TLS sockets (a TLS connection per tunnel, no HTTP/2)
  *   direct     no proxy
- * Per path: single-stream throughput (iperf3, S seconds), 1-byte round trip p50/p99, new tunnels per
- * second (connect, 1 byte there and back, close; 8 workers), RSS of both halves idle and with N open
- * tunnels (KB per tunnel). Prints a table with ratios and the issue's goals.
+ * Per path: single-stream throughput (iperf3, S seconds), 1-byte round trip p50/p99 (N round trips),
+ * new tunnels per second (connect, 1 byte there and back, close; 8 workers, 1 s), each the median of
+ * R rounds that visit the paths in turn; RSS of both halves idle and with N open tunnels (KB per
+ * tunnel). Prints a table with ratios and the issue's goals.
  */
 import { type Subprocess, spawn } from "bun";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -26,6 +27,7 @@ const PATHS = ["hbone", "node-h2", "haproxy", "bun-tls", "direct"] as const;
 type PathName = (typeof PATHS)[number];
 
 interface Opts {
+  rounds: number;
   seconds: number;
   conns: number;
   rtt: number;
@@ -44,16 +46,17 @@ interface Result {
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { seconds: 3, conns: 1000, rtt: 3000, only: [...PATHS], format: "text" };
+  const o: Opts = { rounds: 3, seconds: 2, conns: 1000, rtt: 1000, only: [...PATHS], format: "text" };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const v = args[++i];
     if (a === "--seconds") o.seconds = Number(v);
+    else if (a === "--rounds") o.rounds = Number(v);
     else if (a === "--conns") o.conns = Number(v);
     else if (a === "--rtt") o.rtt = Number(v);
     else if (a === "--format") o.format = v === "json" ? "json" : "text";
     else if (a === "--only") o.only = v.split(",").filter((x): x is PathName => (PATHS as readonly string[]).includes(x));
-    else throw new Error(`Unknown option "${a}": use --seconds, --conns, --rtt, --only, --format`);
+    else throw new Error(`Unknown option "${a}": use --rounds, --seconds, --conns, --rtt, --only, --format`);
   }
   return o;
 }
@@ -180,63 +183,116 @@ async function startPath(name: PathName, dir: string, targets: Ports): Promise<R
   return { entry, pids: ps.map((p) => p.pid), procs: ps, gc: name !== "haproxy" };
 }
 
-async function measure(name: PathName, dir: string, targets: Ports, o: Opts): Promise<Result> {
-  const r: Result = {};
-  const path = await startPath(name, dir, targets);
-  try {
-    const rss = () => path.pids.reduce((n, pid) => n + rssKb(pid), 0);
-    const settle = async () => {
-      // Bun processes collect garbage on SIGUSR2 (see _hbone_proxy.ts); HAProxy has no GC to wait for.
-      if (path.gc) for (const pid of path.pids) process.kill(pid, "SIGUSR2");
-      await Bun.sleep(400);
+const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined);
+
+async function iperf(port: number, seconds: number): Promise<number> {
+  const ip = spawn(["iperf3", "-c", HOST, "-p", String(port), "-t", String(seconds), "-J"], { stdout: "pipe", stderr: "pipe" });
+  procs.add(ip);
+  const out = await new Response(ip.stdout).text();
+  await ip.exited;
+  procs.delete(ip);
+  const j = JSON.parse(out);
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return j.end.sum_received.bits_per_second / 1e9;
+}
+
+/** Memory of one path: idle, then per open tunnel (a warm-up round of N tunnels, then the measured one). */
+async function measureMemory(name: PathName, path: RunningPath, o: Opts, r: Result): Promise<void> {
+  const rss = () => path.pids.reduce((n, pid) => n + rssKb(pid), 0);
+  const settle = async () => {
+    // Bun processes collect garbage on SIGUSR2 (see _hbone_proxy.ts); HAProxy has no GC to wait for.
+    if (path.gc) for (const pid of path.pids) process.kill(pid, "SIGUSR2");
+    await Bun.sleep(400);
+  };
+  const holdTunnels = async () => {
+    const holder = start([BUN, TOOLS, "hold", String(path.entry.echo), String(o.conns)]);
+    await waitLine(holder, `held ${o.conns}`, 60_000);
+    return async () => {
+      holder.stdin.end();
+      await holder.exited;
+      procs.delete(holder);
+      await Bun.sleep(300);
     };
-    const holdTunnels = async () => {
-      const holder = start([BUN, TOOLS, "hold", String(path.entry.echo), String(o.conns)]);
-      await waitLine(holder, `held ${o.conns}`, 60_000);
-      return async () => {
-        holder.stdin.end();
-        await holder.exited;
-        procs.delete(holder);
-        await Bun.sleep(300);
-      };
-    };
-    // Warm up: one tunnel end to end (and the pooled HTTP/2 connection for the HTTP/2 pairs).
-    await runJson([BUN, TOOLS, "rtt", String(path.entry.echo), "50"]);
-    if (path.pids.length) {
-      await settle();
-      r.rss_idle_mb = rss() / 1024;
-      progress(`${name}: holding ${o.conns} tunnels (a warm-up round, then the measured one)`);
-      // The first burst leaves allocator high-water behind in every runtime; measure the second.
-      await (await holdTunnels())();
-      await settle();
-      const before = rss();
-      const release = await holdTunnels();
-      await settle();
-      r.kb_per_tunnel = (rss() - before) / o.conns;
-      await release();
+  };
+  await settle();
+  r.rss_idle_mb = rss() / 1024;
+  progress(`${name}: holding ${o.conns} tunnels (a warm-up round, then the measured one)`);
+  // The first burst leaves allocator high-water behind in every runtime; the second one is measured.
+  await (await holdTunnels())();
+  await settle();
+  const before = rss();
+  const release = await holdTunnels();
+  await settle();
+  r.kb_per_tunnel = (rss() - before) / o.conns;
+  await release();
+}
+
+/**
+ * Every path is started first; then each measurement runs in rounds that visit the paths in turn, and
+ * the median of the rounds is kept, so that a change in the machine's load hits all paths alike.
+ */
+async function measureAll(o: Opts, dir: string, targets: Ports): Promise<Partial<Record<PathName, Result>>> {
+  const results: Partial<Record<PathName, Result>> = {};
+  const running = new Map<PathName, RunningPath>();
+  const samples = new Map<PathName, { gbps: number[]; p50: number[]; p99: number[]; cps: number[] }>();
+  const guard = async (name: PathName, f: () => Promise<void>) => {
+    const r = results[name]!;
+    if (r.error) return;
+    try {
+      await f();
+    } catch (e) {
+      r.error = (e as Error).message.slice(0, 300);
     }
-    progress(`${name}: throughput (${o.seconds} s)`);
-    const ip = spawn(["iperf3", "-c", HOST, "-p", String(path.entry.iperf), "-t", String(o.seconds), "-J"], { stdout: "pipe", stderr: "pipe" });
-    procs.add(ip);
-    const ipOut = await new Response(ip.stdout).text();
-    await ip.exited;
-    procs.delete(ip);
-    const ipJson = JSON.parse(ipOut);
-    if (ipJson.error) throw new Error(`iperf3: ${ipJson.error}`);
-    r.gbps = ipJson.end.sum_received.bits_per_second / 1e9;
-    progress(`${name}: round trips`);
-    const lat = await runJson([BUN, TOOLS, "rtt", String(path.entry.echo), String(o.rtt)]);
-    r.p50_us = lat.p50_us;
-    r.p99_us = lat.p99_us;
-    progress(`${name}: new tunnels`);
-    const cr = await runJson([BUN, TOOLS, "connrate", String(path.entry.echo), "2", "8"]);
-    r.tunnels_per_s = cr.cps;
-  } catch (e) {
-    r.error = (e as Error).message.slice(0, 300);
+  };
+  try {
+    for (const name of o.only) {
+      results[name] = {};
+      samples.set(name, { gbps: [], p50: [], p99: [], cps: [] });
+      progress(`${name}: starting`);
+      await guard(name, async () => {
+        const p = await startPath(name, dir, targets);
+        running.set(name, p);
+        // One tunnel end to end (and the pooled HTTP/2 connection of the HTTP/2 pairs).
+        await runJson([BUN, TOOLS, "rtt", String(p.entry.echo), "50"]);
+      });
+    }
+    for (const name of o.only) {
+      const p = running.get(name);
+      if (p && p.pids.length) await guard(name, () => measureMemory(name, p, o, results[name]!));
+    }
+    for (let round = 1; round <= o.rounds; round++) {
+      progress(`throughput, round ${round} of ${o.rounds} (${o.seconds} s per path)`);
+      for (const name of o.only) {
+        const p = running.get(name);
+        if (p) await guard(name, async () => void samples.get(name)!.gbps.push(await iperf(p.entry.iperf, o.seconds)));
+      }
+    }
+    for (let round = 1; round <= o.rounds; round++) {
+      progress(`1-byte round trips and new tunnels, round ${round} of ${o.rounds}`);
+      for (const name of o.only) {
+        const p = running.get(name);
+        if (!p) continue;
+        await guard(name, async () => {
+          const lat = await runJson([BUN, TOOLS, "rtt", String(p.entry.echo), String(o.rtt)]);
+          samples.get(name)!.p50.push(lat.p50_us);
+          samples.get(name)!.p99.push(lat.p99_us);
+          const cr = await runJson([BUN, TOOLS, "connrate", String(p.entry.echo), "1", "8"]);
+          samples.get(name)!.cps.push(cr.cps);
+        });
+      }
+    }
   } finally {
-    for (const p of path.procs) stop(p);
+    for (const p of running.values()) for (const x of p.procs) stop(x);
   }
-  return r;
+  for (const name of o.only) {
+    const r = results[name]!;
+    const s = samples.get(name)!;
+    r.gbps = median(s.gbps);
+    r.p50_us = median(s.p50);
+    r.p99_us = median(s.p99);
+    r.tunnels_per_s = median(s.cps);
+  }
+  return results;
 }
 
 function fmt(v: number | undefined, digits = 1): string {
@@ -264,10 +320,7 @@ export async function main(args: string[]): Promise<number> {
     const echo = start([BUN, TOOLS, "echo", String(targets.echo)]);
     await waitLine(echo, "ready");
     await waitPort(targets.iperf);
-    for (const name of o.only) {
-      progress(`${name}: starting`);
-      results[name] = await measure(name, dir, targets, o);
-    }
+    Object.assign(results, await measureAll(o, dir, targets));
   } finally {
     for (const p of procs) p.kill();
     procs.clear();
