@@ -4,11 +4,15 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { startTestWaypoint, type TestWaypoint } from "./_test_env.ts";
+import { join } from "node:path";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
 
-const REF = "/work/shared/reference/jwt";
-const DEMO = readFileSync(`${REF}/demo.jwt`, "utf8").trim();
-const DEMO_JWKS = readFileSync("/work/main/config/mesh.yaml", "utf8").match(/jwks: '(.*)'/)![1]!;
+const DATA = join(import.meta.dir, "testdata", "jwt");
+const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
+const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(DATA, "demo-jwks.json"), "utf8")));
+const ISSUER_JWKS = JSON.parse(readFileSync(join(DATA, "test-issuer-jwks.json"), "utf8")) as { keys: object[] };
+const TOKENS = JSON.parse(readFileSync(join(DATA, "tokens.json"), "utf8")) as Record<string, string>;
 
 let wp: TestWaypoint;
 beforeAll(async () => {
@@ -78,5 +82,186 @@ spec:
     expect(r.status).toBe(401);
     expect(r.body).toBe("Jwt verification fails");
     expect(String(r.headers["www-authenticate"])).toContain('error="invalid_token"');
+  });
+});
+
+/** A JWKS server (the issuer's key endpoint), counting fetches; its key set can be replaced (rotation). */
+function startJwksServer(): { url: string; fetches: () => number; setKeys(keys: object[]): void; fail(on: boolean): void; stop(): void } {
+  let keys: object[] = ISSUER_JWKS.keys;
+  let fetches = 0;
+  let failing = false;
+  const s = Bun.serve({
+    hostname: "127.0.0.7",
+    port: 0,
+    fetch() {
+      fetches++;
+      if (failing) return new Response("down", { status: 500 });
+      return Response.json({ keys });
+    },
+  });
+  return {
+    url: `http://127.0.0.7:${s.port}/jwks.json`,
+    fetches: () => fetches,
+    setKeys: (k) => (keys = k),
+    fail: (on) => (failing = on),
+    stop: () => s.stop(true),
+  };
+}
+
+const DEFAULT_POLICY = `  rules:
+  - from:
+    - source:
+        requestPrincipals: ["test-issuer-1@istio.io/sub-1", "test-issuer-2@istio.io/*"]`;
+
+describe("RequestAuthentication with a remote JWKS (Istio's test issuers)", () => {
+  let jwks: ReturnType<typeof startJwksServer>;
+  const configure = (ruleExtra = "", policy = DEFAULT_POLICY, url = jwks.url) =>
+    wp.configure(`apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: issuers
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: api
+  jwtRules:
+  - issuer: test-issuer-1@istio.io
+    jwksUri: ${url}
+${ruleExtra}  - issuer: test-issuer-2@istio.io
+    jwksUri: ${url}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: tokens
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: api
+  action: ALLOW
+${policy}`);
+  beforeAll(() => {
+    jwks = startJwksServer();
+  });
+  afterAll(() => jwks.stop());
+  const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+
+  test("a valid token: 200; the key set is fetched once and cached", async () => {
+    configure();
+    const before = jwks.fetches();
+    for (let i = 0; i < 5; i++) expect((await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1!) })).status).toBe(200);
+    expect(jwks.fetches() - before).toBe(1);
+  });
+
+  test("expired: 401 Jwt is expired; unknown issuer: 401; no token: 403; garbage: 401", async () => {
+    configure();
+    const expired = await wp.request({ path: "/get", headers: bearer(TOKENS.TokenExpired!) });
+    expect([expired.status, expired.body]).toEqual([401, "Jwt is expired"]);
+    const issuer3 = await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer3!) });
+    expect([issuer3.status, issuer3.body]).toEqual([401, "Jwt issuer is not configured"]);
+    expect((await wp.request({ path: "/get" })).status).toBe(403);
+    expect((await wp.request({ path: "/get", headers: bearer("not.a.jwt") })).status).toBe(401);
+  });
+
+  test("wrong audience: 403 Audiences in Jwt are not allowed", async () => {
+    configure("    audiences: [bar]\n");
+    const r = await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1WithAud!) });
+    expect([r.status, r.body]).toEqual([403, "Audiences in Jwt are not allowed"]);
+    configure("    audiences: [foo]\n");
+    expect((await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1WithAud!) })).status).toBe(200);
+  });
+
+  test("claim-based rules: request.auth.claims[groups]", async () => {
+    configure("", `  rules:
+  - when:
+    - key: request.auth.claims[groups]
+      values: ["group-1"]`);
+    expect((await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1!) })).status).toBe(200);
+    expect((await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer2!) })).status).toBe(403);
+  });
+
+  test("a token with a key id the cached set lacks makes the waypoint fetch the set again (key rotation)", async () => {
+    configure();
+    await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1!) });
+    const { publicKey, privateKey } = await generateKeyPair("RS256");
+    const jwk = { ...(await exportJWK(publicKey)), kid: "rotated-key", alg: "RS256", use: "sig" };
+    const token = await new SignJWT({ groups: ["group-1"] })
+      .setProtectedHeader({ alg: "RS256", kid: "rotated-key" })
+      .setIssuer("test-issuer-1@istio.io")
+      .setSubject("sub-1")
+      .setExpirationTime("1h")
+      .sign(privateKey);
+    jwks.setKeys([...ISSUER_JWKS.keys, jwk]);
+    const before = jwks.fetches();
+    const r = await wp.request({ path: "/get", headers: bearer(token) });
+    expect(r.status).toBe(200);
+    expect(jwks.fetches() - before).toBe(1);
+    jwks.setKeys(ISSUER_JWKS.keys);
+  });
+
+  test("the key set cannot be fetched: tokens are refused (401), never let through", async () => {
+    jwks.fail(true);
+    try {
+      // A key set never fetched before (a cached one keeps serving through an issuer outage).
+      configure("", DEFAULT_POLICY, `${jwks.url}?never-fetched`);
+      const r = await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1!) });
+      expect(r.status).toBe(401);
+    } finally {
+      jwks.fail(false);
+    }
+  });
+
+  test("forwardOriginalToken keeps the token; outputClaimToHeaders copies a claim", async () => {
+    configure(`    forwardOriginalToken: true
+    outputClaimToHeaders:
+    - header: x-jwt-sub
+      claim: sub
+`);
+    const r = await wp.request({ path: "/get", headers: bearer(TOKENS.TokenIssuer1!) });
+    const seen = r.json<{ headers: Record<string, string> }>().headers;
+    expect(seen.authorization).toBe(`Bearer ${TOKENS.TokenIssuer1}`);
+    expect(seen["x-jwt-sub"]).toBe("sub-1");
+  });
+});
+
+describe("telemetry", () => {
+  beforeAll(() => wp.configure());
+
+  test("Istio's request metrics with reporter=waypoint", async () => {
+    await wp.request({ path: "/status/418" });
+    const text = wp.registry.render();
+    const line = text.split("\n").find((l) => l.startsWith("istio_requests_total{") && l.includes('response_code="418"'))!;
+    expect(line).toBeDefined();
+    for (const label of ['reporter="waypoint"', `source_principal="${VIEWER}"`, 'source_workload="viewer"', 'destination_service="api.shop.svc.cluster.local"', 'request_protocol="http"', 'connection_security_policy="mutual_tls"']) {
+      expect(line).toContain(label);
+    }
+    expect(line).toMatch(/destination_workload="api-[12]"/);
+    for (const m of ["istio_request_duration_milliseconds_bucket", "istio_request_bytes_sum", "istio_response_bytes_count"]) {
+      expect(text).toContain(m + "{reporter=\"waypoint\"");
+    }
+  });
+
+  test("an access log line per request", async () => {
+    const before = wp.logs.filter((l) => l.scope === "access").length;
+    await wp.request({ path: "/get?x=1", headers: { "x-request-id": "req-42" } });
+    const lines = wp.logs.filter((l) => l.scope === "access");
+    expect(lines.length).toBe(before + 1);
+    const l = lines.pop()!;
+    expect(l).toMatchObject({ method: "GET", path: "/get?x=1", status: 200, flags: "-", source: VIEWER, requestId: "req-42" });
+    expect(typeof l.durationMs).toBe("number");
+  });
+
+  test("traceparent: the client's trace continues through a span of ours; one is started when absent", async () => {
+    const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const r = await wp.request({ path: "/get", headers: { traceparent: `00-${trace}-00f067aa0ba902b7-01` } });
+    const sent = r.json<{ headers: Record<string, string> }>().headers.traceparent!;
+    expect(sent).toMatch(new RegExp(`^00-${trace}-[0-9a-f]{16}-01$`));
+    expect(sent).not.toContain("00f067aa0ba902b7");
+    const fresh = (await wp.request({ path: "/get" })).json<{ headers: Record<string, string> }>().headers.traceparent!;
+    expect(fresh).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    const log = wp.logs.filter((l) => l.scope === "access").pop()!;
+    expect(log.traceId).toBe(fresh.slice(3, 35));
   });
 });

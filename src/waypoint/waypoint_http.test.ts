@@ -148,7 +148,7 @@ describe("HTTP/2 with prior knowledge (gRPC-style)", () => {
 
   test("request and response bodies and the grpc-status trailer pass through", async () => {
     const r = await call("/shop.Api/Get", "question");
-    expect(r.headers[":status"]).toBe(200);
+    expect(Number(r.headers[":status"])).toBe(200);
     expect(r.body).toBe("reply:question");
     expect(r.trailers["grpc-status"]).toBe("0");
     const seen = wp.apps.seen.filter((s) => s.app === "h2").pop()!;
@@ -173,7 +173,7 @@ spec:
         paths: ["/shop.Admin/*"]`);
     try {
       const r = await call("/shop.Admin/Drop", "x");
-      expect(r.headers[":status"]).toBe(200);
+      expect(Number(r.headers[":status"])).toBe(200);
       expect(r.headers["grpc-status"]).toBe("7");
       const ok = await call("/shop.Api/Get", "y");
       expect(ok.trailers["grpc-status"]).toBe("0");
