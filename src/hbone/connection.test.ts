@@ -390,3 +390,31 @@ describe("half-close and GOAWAY", () => {
     expect(() => p.conn.openStream([":method", "CONNECT", ":authority", "a:3"])).toThrow();
   });
 });
+
+describe("keepalive", () => {
+  test("an idle connection is pinged, and dropped when the PING goes unanswered", async () => {
+    const p = new ScriptedPeer("server", { pingIntervalMs: 40, pingTimeoutMs: 80 });
+    p.handshake();
+    await p.frames();
+    await Bun.sleep(120);
+    const fs = await p.frames();
+    expect(fs.some((f) => f.type === FrameType.PING && !(f.flags & Flag.ACK))).toBe(true);
+    expect(p.conn.closed).toBe(false);
+    for (let i = 0; i < 50 && !p.conn.closed; i++) await Bun.sleep(10);
+    expect(p.conn.closed).toBe(true);
+    expect(String(p.closeError?.message)).toContain("PING");
+  });
+
+  test("an answered PING keeps the connection", async () => {
+    const p = new ScriptedPeer("server", { pingIntervalMs: 40, pingTimeoutMs: 80 });
+    p.handshake();
+    for (let i = 0; i < 8; i++) {
+      await Bun.sleep(30);
+      for (const f of await p.frames()) {
+        if (f.type === FrameType.PING && !(f.flags & Flag.ACK)) p.frame(FrameType.PING, Flag.ACK, 0, f.payload);
+      }
+    }
+    expect(p.conn.closed).toBe(false);
+    p.conn.destroy();
+  });
+});

@@ -35,6 +35,7 @@ import {
   writeSettingsAck,
   writeWindowUpdate,
 } from "./frame.ts";
+import { type FlowState, growSendWindow, receiveBytes, releaseBytes, sendable, spend } from "./flow.ts";
 import { checkRequest, checkResponse } from "./headers.ts";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { OutBuf } from "./outbuf.ts";
@@ -116,10 +117,8 @@ export class H2Connection implements FrameHandler, PeerInfo {
   #peerMaxStreams = Infinity;
   #gotPeerSettings = false;
 
-  // flow control
-  #sendWindow = DEFAULT_WINDOW;
-  #recvWindow: number;
-  #recvUnacked = 0;
+  /** Connection-level flow control. */
+  #flow: FlowState = { sendWindow: DEFAULT_WINDOW, recvWindow: DEFAULT_WINDOW, recvUnacked: 0 };
 
   #streams = new Map<number, HboneStream>();
   #blocked = new Set<HboneStream>();
@@ -162,7 +161,6 @@ export class H2Connection implements FrameHandler, PeerInfo {
     this.settings = { ...defaultSettings(opts.isClient), ...opts.settings };
     this.#t = transport;
     this.#nextLocalId = opts.isClient ? 1 : 2;
-    this.#recvWindow = DEFAULT_WINDOW;
     this.#parser = new FrameParser(this, { expectPreface: !opts.isClient, maxFrameSize: this.settings.maxFrameSize });
   }
 
@@ -180,7 +178,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
     writeSettings(this.#out, list);
     if (s.connectionWindow > DEFAULT_WINDOW) {
       writeWindowUpdate(this.#out, 0, s.connectionWindow - DEFAULT_WINDOW);
-      this.#recvWindow = s.connectionWindow;
+      this.#flow.recvWindow = s.connectionWindow;
     }
     this.#flush();
     if (s.pingIntervalMs > 0) {
@@ -321,9 +319,9 @@ export class H2Connection implements FrameHandler, PeerInfo {
 
   /** @internal frames up to `len` bytes as DATA within the windows; returns how many were framed */
   sendData(s: HboneStream, data: Uint8Array, off: number, len: number): number {
-    if (this.#closed) return 0;
-    let room = Math.min(len, s.sendWindow, this.#sendWindow, OUT_HIGH * 2 - this.#out.length);
-    if (room <= 0 || this.#out.length >= OUT_HIGH) return 0;
+    if (this.#closed || this.#out.length >= OUT_HIGH) return 0;
+    let room = sendable(this.#flow, s, Math.min(len, OUT_HIGH * 2 - this.#out.length));
+    if (room === 0) return 0;
     const total = room;
     const max = this.#peerMaxFrame;
     while (room > 0) {
@@ -332,8 +330,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       off += n;
       room -= n;
     }
-    s.sendWindow -= total;
-    this.#sendWindow -= total;
+    spend(this.#flow, s, total);
     this.#scheduleFlush();
     return total;
   }
@@ -364,19 +361,16 @@ export class H2Connection implements FrameHandler, PeerInfo {
   /** @internal the application took `n` bytes of stream `s`: give the window back in batches */
   consumed(s: HboneStream | null, n: number, discarded = false): void {
     if (this.#closed) return;
-    this.#recvUnacked += n;
-    if (this.#recvUnacked >= this.settings.connectionWindow >>> 2) {
-      writeWindowUpdate(this.#out, 0, this.#recvUnacked);
-      this.#recvWindow += this.#recvUnacked;
-      this.#recvUnacked = 0;
+    const conn = releaseBytes(this.#flow, n, this.settings.connectionWindow);
+    if (conn > 0) {
+      writeWindowUpdate(this.#out, 0, conn);
       this.#scheduleFlush();
     }
+    // A stream the peer has finished sending on needs no more window.
     if (s === null || discarded || s.remoteEnded || s.closed) return;
-    s.recvUnacked += n;
-    if (s.recvUnacked >= this.settings.streamWindow >>> 2) {
-      writeWindowUpdate(this.#out, s.id, s.recvUnacked);
-      s.recvWindow += s.recvUnacked;
-      s.recvUnacked = 0;
+    const inc = releaseBytes(s, n, this.settings.streamWindow);
+    if (inc > 0) {
+      writeWindowUpdate(this.#out, s.id, inc);
       this.#scheduleFlush();
     }
   }
@@ -444,8 +438,9 @@ export class H2Connection implements FrameHandler, PeerInfo {
     if (this.#contStream !== 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "Expected CONTINUATION");
     if (!this.#gotPeerSettings) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "First frame is not SETTINGS");
     if (id === 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "DATA on stream 0");
-    this.#recvWindow -= length;
-    if (this.#recvWindow < 0) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Connection window exceeded");
+    if (!receiveBytes(this.#flow, length)) {
+      throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Connection window exceeded");
+    }
     this.#dataLen = length;
     this.#dataDelivered = 0;
     const s = this.#streams.get(id);
@@ -460,8 +455,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       this.#streamError(id, H2Code.STREAM_CLOSED);
       return;
     }
-    s.recvWindow -= length;
-    if (s.recvWindow < 0) {
+    if (!receiveBytes(s, length)) {
       this.#dataStream = null;
       this.#streamError(id, H2Code.FLOW_CONTROL_ERROR);
       return;
@@ -655,8 +649,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
           const delta = v - this.#peerInitialWindow;
           this.#peerInitialWindow = v;
           for (const s of this.#streams.values()) {
-            s.sendWindow += delta;
-            if (s.sendWindow > MAX_WINDOW) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Stream window overflow");
+            if (!growSendWindow(s, delta)) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Stream window overflow");
           }
           break;
         }
@@ -721,8 +714,9 @@ export class H2Connection implements FrameHandler, PeerInfo {
     const inc = ((p[0] & 0x7f) << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
     if (id === 0) {
       if (inc === 0) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection");
-      this.#sendWindow += inc;
-      if (this.#sendWindow > MAX_WINDOW) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Connection window overflow");
+      if (!growSendWindow(this.#flow, inc)) {
+        throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Connection window overflow");
+      }
       this.#serviceBlocked();
       return;
     }
@@ -732,9 +726,8 @@ export class H2Connection implements FrameHandler, PeerInfo {
       return;
     }
     if (inc === 0) return this.#streamError(id, H2Code.PROTOCOL_ERROR);
-    s.sendWindow += inc;
-    if (s.sendWindow > MAX_WINDOW) return this.#streamError(id, H2Code.FLOW_CONTROL_ERROR);
-    if (this.#blocked.has(s) && this.#sendWindow > 0) s.flushPending();
+    if (!growSendWindow(s, inc)) return this.#streamError(id, H2Code.FLOW_CONTROL_ERROR);
+    if (this.#blocked.has(s) && this.#flow.sendWindow > 0) s.flushPending();
   }
 
   // ---- helpers -----------------------------------------------------------------------------------
@@ -771,7 +764,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
   #serviceBlocked(): void {
     if (this.#blocked.size === 0) return;
     for (const s of this.#blocked) {
-      if (this.#sendWindow <= 0 || this.#out.length >= OUT_HIGH || this.#closed) break;
+      if (this.#flow.sendWindow <= 0 || this.#out.length >= OUT_HIGH || this.#closed) break;
       if (s.sendWindow > 0) s.flushPending();
     }
   }

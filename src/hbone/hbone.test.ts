@@ -169,4 +169,27 @@ describe("HBONE loopback", () => {
       await pool.close();
     }
   });
+
+  test("server drain: the stream in flight finishes, the pool moves to a new connection", async () => {
+    const pool = new HbonePool();
+    try {
+      const first = await pool.connect(connectOpts(server.port));
+      const firstConn = first.conn;
+      server.drain();
+      // Wait for the GOAWAY to reach the client.
+      for (let i = 0; i < 100 && !firstConn.draining; i++) await Bun.sleep(10);
+      expect(firstConn.draining).toBe(true);
+      const second = await pool.connect(connectOpts(server.port));
+      expect(second.conn).not.toBe(firstConn);
+      const [a, b] = await Promise.all([echo(first, Buffer.from("in flight")), echo(second, Buffer.from("new"))]);
+      expect(a.bytes.toString()).toBe("in flight");
+      expect(a.err).toBeUndefined();
+      expect(b.bytes.toString()).toBe("new");
+      for (let i = 0; i < 100 && !firstConn.closed; i++) await Bun.sleep(10);
+      expect(firstConn.closed).toBe(true);
+      expect(pool.connections).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
 });

@@ -32,7 +32,7 @@
  * httpServer.emit("connection", toDuplex(stream));
  */
 export { HboneServer } from "./server.ts";
-export type { ConnectionInfo, HboneServerOptions, ServerTls } from "./server.ts";
+export type { ConnectionInfo, HboneServerOptions, HboneServerStats, ServerTls } from "./server.ts";
 export { HbonePool } from "./pool.ts";
 export type { HboneConnectOptions, HbonePoolOptions } from "./pool.ts";
 export { HboneStream } from "./stream.ts";

@@ -64,6 +64,20 @@ interface ConnData {
   server: HboneServer;
   conn: H2Connection | null;
   context: unknown;
+  /** Peer address, kept from before the handshake: a failed socket no longer knows it. */
+  peer: string;
+}
+
+/** Counters for metrics: what the server accepted and refused. */
+export interface HboneServerStats {
+  /** TCP connections accepted. */
+  accepted: number;
+  /** Connections closed before TLS: no certificate for them (callback returned undefined or threw). */
+  noCertificate: number;
+  /** TLS handshakes refused: bad or missing client certificate, no SPIFFE ID, not TLS 1.3 or h2. */
+  handshakeRefused: number;
+  /** HTTP/2 connections established. */
+  established: number;
 }
 
 const tlsHandlers = {
@@ -102,6 +116,8 @@ export class HboneServer {
   #sockets = new Set<Socket<ConnData>>();
   #closing = false;
   #onIdle: (() => void) | null = null;
+  /** Counters since start (export them as metrics). */
+  readonly stats: HboneServerStats = { accepted: 0, noCertificate: 0, handshakeRefused: 0, established: 0 };
 
   private constructor(opts: HboneServerOptions) {
     this.#opts = opts;
@@ -158,8 +174,17 @@ export class HboneServer {
     });
   }
 
+  /**
+   * Sends GOAWAY on every open connection and keeps listening: streams in flight finish, clients open
+   * new connections for new streams (for example after a certificate change, or before a restart).
+   */
+  drain(): void {
+    for (const s of this.#sockets) s.data.conn?.close(30_000);
+  }
+
   #accept(raw: Socket<RawData>): void {
     if (this.#closing) return raw.terminate();
+    this.stats.accepted++;
     let material: ServerTls | undefined;
     try {
       const t = this.#opts.tls;
@@ -177,12 +202,13 @@ export class HboneServer {
       material = undefined;
     }
     if (!material) {
+      this.stats.noCertificate++;
       log.debug("hbone connection refused: no certificate for it", { local: `${raw.localAddress}:${raw.localPort}` });
       return raw.terminate();
     }
     try {
       const [, tls] = raw.upgradeTLS<ConnData>({
-        data: { server: this, conn: null, context: material.context },
+        data: { server: this, conn: null, context: material.context, peer: `${raw.remoteAddress}:${raw.remotePort}` },
         tls: serverTlsOptions(material) as Bun.TLSOptions,
         socket: tlsHandlers,
       });
@@ -198,14 +224,16 @@ export class HboneServer {
   _handshake(s: Socket<ConnData>, ok: boolean, err: Error | null): void {
     const [reason, identity] = checkClientPeer(s as never, ok, err);
     if (reason) {
-      log.warn("hbone connection refused", { reason, peer: `${s.remoteAddress}:${s.remotePort}` });
+      this.stats.handshakeRefused++;
+      log.warn("hbone connection refused", { reason, peer: s.data.peer });
       s.terminate();
       return;
     }
     s.timeout(0);
+    this.stats.established++;
     const conn = new H2Connection(s as never, { isClient: false, settings: this.#opts.settings });
     conn.peerIdentity = identity;
-    conn.peerAddress = `${s.remoteAddress}:${s.remotePort}`;
+    conn.peerAddress = s.data.peer;
     conn.localAddress = `${s.localAddress}:${s.localPort}`;
     conn.context = s.data.context;
     conn.onStream = this.#opts.onStream;

@@ -11,6 +11,7 @@
 import { H2Code } from "./constants.ts";
 import { HboneError, resetError } from "./errors.ts";
 import type { H2Connection } from "./connection.ts";
+import type { FlowState } from "./flow.ts";
 import { ErrorCode } from "../core/mod.ts";
 
 /** Events of an HboneStream and their listener signatures. */
@@ -46,7 +47,7 @@ const S_END_EMITTED = 32;
 const S_PAUSED = 64;
 const S_CLOSED = 128;
 
-export class HboneStream {
+export class HboneStream implements FlowState {
   readonly id: number;
   /** @internal */ readonly conn: H2Connection;
 

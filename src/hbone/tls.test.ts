@@ -110,6 +110,8 @@ describe("server side", () => {
       expect(info.localAddress).toBe("127.0.0.1");
       expect(info.localPort).toBe(server.port);
       expect(info.fd).toBeGreaterThan(0);
+      expect(server.stats.noCertificate).toBeGreaterThanOrEqual(1);
+      expect(server.stats.handshakeRefused).toBeGreaterThanOrEqual(3);
     } finally {
       current = certA;
       await pool.close();
