@@ -20,12 +20,10 @@ export interface Frame {
 class Collector implements FrameHandler {
   frames: Frame[] = [];
   #data: Uint8Array[] = [];
-  #dataHdr: { stream: number; flags: number } | null = null;
   onFrame(type: number, flags: number, stream: number, payload: Uint8Array): void {
     this.frames.push({ type, flags, stream, payload: payload.slice() });
   }
-  onDataFrame(stream: number, flags: number): void {
-    this.#dataHdr = { stream, flags };
+  onDataFrame(): void {
     this.#data = [];
   }
   onData(_s: number, chunk: Uint8Array): void {
@@ -33,7 +31,6 @@ class Collector implements FrameHandler {
   }
   onDataEnd(stream: number, flags: number): void {
     this.frames.push({ type: FrameType.DATA, flags, stream, payload: Buffer.concat(this.#data) });
-    this.#dataHdr = null;
   }
 }
 

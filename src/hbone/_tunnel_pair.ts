@@ -10,7 +10,6 @@ import { parseAuthority } from "./headers.ts";
 import { HbonePool } from "./pool.ts";
 import { HboneServer } from "./server.ts";
 import { SocketSplice, spliceHandlers } from "./splice.ts";
-import type { HboneStream } from "./stream.ts";
 import type { TlsMaterial } from "./tls.ts";
 
 const log = logger("hbone");

@@ -15,12 +15,8 @@ import {
   FrameType,
   H2Code,
   h2CodeName,
-  HBONE,
-  MAX_MAX_FRAME_SIZE,
   MAX_WINDOW,
-  MIN_MAX_FRAME_SIZE,
   PREFACE,
-  Setting,
 } from "./constants.ts";
 import { H2ProtocolError, HboneError, resetError } from "./errors.ts";
 import {
@@ -37,8 +33,11 @@ import {
 } from "./frame.ts";
 import { type FlowState, growSendWindow, receiveBytes, releaseBytes, sendable, spend } from "./flow.ts";
 import { checkRequest, checkResponse } from "./headers.ts";
+import { applyPeerSettings, defaultSettings, type H2Settings, initialPeerSettings, ourSettings, type PeerSettings } from "./settings.ts";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { OutBuf } from "./outbuf.ts";
+
+export type { H2Settings } from "./settings.ts";
 import { HboneStream } from "./stream.ts";
 
 /** Where a connection writes. Bun's Socket fits: write(data, offset, length) -> bytes taken or -1. */
@@ -51,32 +50,6 @@ export interface Transport {
   /** Stop / restart reading (bounded memory when the peer does not read our replies). */
   pause?(): void;
   resume?(): void;
-}
-
-/** HTTP/2 settings we advertise, and limits we apply. Defaults are HBONE's (reference/HBONE.md 2). */
-export interface H2Settings {
-  streamWindow: number;
-  connectionWindow: number;
-  maxFrameSize: number;
-  maxHeaderListSize: number;
-  /** Streams the peer may open (server), advertised as SETTINGS_MAX_CONCURRENT_STREAMS. */
-  maxConcurrentStreams: number;
-  /** Keepalive PING after this much silence; 0 disables. */
-  pingIntervalMs: number;
-  /** Close when a PING is unanswered for this long. */
-  pingTimeoutMs: number;
-}
-
-export function defaultSettings(isClient: boolean): H2Settings {
-  return {
-    streamWindow: HBONE.streamWindow,
-    connectionWindow: HBONE.connectionWindow,
-    maxFrameSize: HBONE.maxFrameSize,
-    maxHeaderListSize: isClient ? HBONE.clientMaxHeaderListSize : HBONE.serverMaxHeaderListSize,
-    maxConcurrentStreams: HBONE.serverMaxConcurrentStreams,
-    pingIntervalMs: HBONE.pingIntervalMs,
-    pingTimeoutMs: HBONE.pingTimeoutMs,
-  };
 }
 
 /** Facts about the peer, filled in by the TLS layer. */
@@ -111,10 +84,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
   /** GOAWAY received, or we started draining: no new streams on this connection. */
   onDrain: (() => void) | null = null;
 
-  // peer's settings
-  #peerMaxFrame = MIN_MAX_FRAME_SIZE;
-  #peerInitialWindow = DEFAULT_WINDOW;
-  #peerMaxStreams = Infinity;
+  #peer: PeerSettings = initialPeerSettings();
   #gotPeerSettings = false;
 
   /** Connection-level flow control. */
@@ -168,13 +138,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
   start(): void {
     const s = this.settings;
     if (this.isClient) this.#out.bytes(PREFACE);
-    const list: [number, number][] = [
-      [Setting.INITIAL_WINDOW_SIZE, s.streamWindow],
-      [Setting.MAX_FRAME_SIZE, s.maxFrameSize],
-      [Setting.MAX_HEADER_LIST_SIZE, s.maxHeaderListSize],
-    ];
-    if (this.isClient) list.unshift([Setting.ENABLE_PUSH, 0]);
-    else list.unshift([Setting.MAX_CONCURRENT_STREAMS, s.maxConcurrentStreams]);
+    const list = ourSettings(s, this.isClient);
     writeSettings(this.#out, list);
     if (s.connectionWindow > DEFAULT_WINDOW) {
       writeWindowUpdate(this.#out, 0, s.connectionWindow - DEFAULT_WINDOW);
@@ -206,7 +170,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
   }
   /** Streams the peer lets us have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). */
   get peerMaxConcurrentStreams(): number {
-    return this.#peerMaxStreams;
+    return this.#peer.maxConcurrentStreams;
   }
   get hasPeerSettings(): boolean {
     return this.#gotPeerSettings;
@@ -227,10 +191,10 @@ export class H2Connection implements FrameHandler, PeerInfo {
     const id = this.#nextLocalId;
     this.#nextLocalId += 2;
     if (this.#nextLocalId > MAX_WINDOW) this.#startDrain(); // stream ids exhausted: no more after this one
-    const s = new HboneStream(this, id, this.#peerInitialWindow, this.settings.streamWindow);
+    const s = new HboneStream(this, id, this.#peer.initialWindow, this.settings.streamWindow);
     this.#streams.set(id, s);
     this.#localOpen++;
-    writeHeaders(this.#out, id, this.#encoder.encode(fields), false, this.#peerMaxFrame);
+    writeHeaders(this.#out, id, this.#encoder.encode(fields), false, this.#peer.maxFrameSize);
     this.#scheduleFlush();
     return s;
   }
@@ -323,7 +287,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
     let room = sendable(this.#flow, s, Math.min(len, OUT_HIGH * 2 - this.#out.length));
     if (room === 0) return 0;
     const total = room;
-    const max = this.#peerMaxFrame;
+    const max = this.#peer.maxFrameSize;
     while (room > 0) {
       const n = room < max ? room : max;
       writeData(this.#out, s.id, data, off, n, false);
@@ -354,7 +318,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
     if (this.#closed) return;
     const fields = [":status", String(status)];
     if (headers) for (const k in headers) fields.push(k.toLowerCase(), headers[k]);
-    writeHeaders(this.#out, s.id, this.#encoder.encode(fields), endStream, this.#peerMaxFrame);
+    writeHeaders(this.#out, s.id, this.#encoder.encode(fields), endStream, this.#peer.maxFrameSize);
     this.#scheduleFlush();
   }
 
@@ -562,7 +526,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       return;
     }
     const req = checkRequest(fields);
-    const stream = new HboneStream(this, id, this.#peerInitialWindow, this.settings.streamWindow);
+    const stream = new HboneStream(this, id, this.#peer.initialWindow, this.settings.streamWindow);
     this.#streams.set(id, stream);
     this.#peerOpen++;
     if (!req.ok) {
@@ -625,45 +589,14 @@ export class H2Connection implements FrameHandler, PeerInfo {
       if (p.length !== 0) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, "SETTINGS ACK with a payload");
       return;
     }
-    if (p.length % 6 !== 0) throw new H2ProtocolError(H2Code.FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6");
-    for (let o = 0; o < p.length; o += 6) {
-      const key = (p[o] << 8) | p[o + 1];
-      const v = ((p[o + 2] << 24) | (p[o + 3] << 16) | (p[o + 4] << 8) | p[o + 5]) >>> 0;
-      switch (key) {
-        case Setting.HEADER_TABLE_SIZE:
-          this.#encoder.setMaxTableSize(v);
-          break;
-        case Setting.ENABLE_PUSH:
-          if (v > 1) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH above 1");
-          if (v === 1 && !this.isClient) {
-            // fine: a client may allow push; we never push
-          } else if (v === 1 && this.isClient) {
-            throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "A server sent SETTINGS_ENABLE_PUSH=1");
-          }
-          break;
-        case Setting.MAX_CONCURRENT_STREAMS:
-          this.#peerMaxStreams = v;
-          break;
-        case Setting.INITIAL_WINDOW_SIZE: {
-          if (v > MAX_WINDOW) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE too large");
-          const delta = v - this.#peerInitialWindow;
-          this.#peerInitialWindow = v;
-          for (const s of this.#streams.values()) {
-            if (!growSendWindow(s, delta)) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Stream window overflow");
-          }
-          break;
-        }
-        case Setting.MAX_FRAME_SIZE:
-          if (v < MIN_MAX_FRAME_SIZE || v > MAX_MAX_FRAME_SIZE) {
-            throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range");
-          }
-          this.#peerMaxFrame = v;
-          break;
-        case Setting.ENABLE_CONNECT_PROTOCOL:
-          if (v > 1) throw new H2ProtocolError(H2Code.PROTOCOL_ERROR, "SETTINGS_ENABLE_CONNECT_PROTOCOL above 1");
-          break;
-        default:
-          break; // MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored
+    const peer = this.#peer;
+    const before = peer.initialWindow;
+    applyPeerSettings(p, peer, this.isClient);
+    if (peer.headerTableSize !== undefined) this.#encoder.setMaxTableSize(peer.headerTableSize);
+    const delta = peer.initialWindow - before;
+    if (delta !== 0) {
+      for (const s of this.#streams.values()) {
+        if (!growSendWindow(s, delta)) throw new H2ProtocolError(H2Code.FLOW_CONTROL_ERROR, "Stream window overflow");
       }
     }
     this.#gotPeerSettings = true;
