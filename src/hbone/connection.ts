@@ -414,9 +414,10 @@ export class H2Connection implements FrameHandler, PeerInfo {
       this.#dataStream = null;
       return;
     }
-    if (s.remoteEnded || !s.responded && this.isClient) {
+    if (s.remoteEnded || (!s.responded && this.isClient)) {
+      // After END_STREAM: STREAM_CLOSED; before the response HEADERS: a malformed response.
       this.#dataStream = null;
-      this.#streamError(id, H2Code.STREAM_CLOSED);
+      this.#streamError(id, s.remoteEnded ? H2Code.STREAM_CLOSED : H2Code.PROTOCOL_ERROR);
       return;
     }
     if (!receiveBytes(s, length)) {
@@ -557,6 +558,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       // Trailers on a CONNECT stream are not allowed (RFC 9113 8.5).
       return this.#streamError(s.id, H2Code.PROTOCOL_ERROR);
     }
+    if (this.#decoder.lastListSize > this.settings.maxHeaderListSize) return this.#streamError(s.id, H2Code.PROTOCOL_ERROR);
     const res = checkResponse(fields);
     if (!res.ok || res.status === 101) return this.#streamError(s.id, H2Code.PROTOCOL_ERROR);
     if (res.status < 200) {

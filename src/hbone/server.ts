@@ -222,7 +222,7 @@ export class HboneServer {
 
   /** @internal */
   _handshake(s: Socket<ConnData>, ok: boolean, err: Error | null): void {
-    const [reason, identity] = checkClientPeer(s as never, ok, err);
+    const [reason, identity] = checkClientPeer(s as never, ok, err, this.#opts.trustDomain);
     if (reason) {
       this.stats.handshakeRefused++;
       log.warn("hbone connection refused", { reason, peer: s.data.peer });

@@ -207,3 +207,21 @@ describe("SPIFFE IDs from SANs", () => {
     expect(isSpiffeId("spiffe://cluster.local/ns/x/sa/")).toBe(false);
   });
 });
+
+describe("trust domain", () => {
+  test("a client outside the configured trust domain is refused", async () => {
+    const td = HboneServer.listen({ hostname: "127.0.0.1", port: 0, tls: certA, trustDomain: "cluster.local", onStream: echo });
+    const pool = new HbonePool({ connectTimeoutMs: 3000 });
+    try {
+      const base = { address: `127.0.0.1:${td.port}`, authority: "1.1.1.1:80", expectedIdentities: [A] };
+      expect(await ping(await pool.connect({ ...base, tls: clientTls }), "in")).toBe("in");
+      const foreign = await ca.issue("spiffe://other.domain/ns/tls/sa/client");
+      const e = await pool.connect({ ...base, tls: foreign }).catch((e) => e);
+      expect(e).toBeInstanceOf(Error);
+      expect(td.stats.handshakeRefused).toBe(1);
+    } finally {
+      await pool.close();
+      await td.close({ timeoutMs: 500 });
+    }
+  });
+});

@@ -130,11 +130,22 @@ export function checkServerPeer(
 }
 
 /** Server side: the client presented a verified certificate carrying a SPIFFE ID. */
-export function checkClientPeer(s: HandshakeSocket, ok: boolean, authError: Error | null): [string, string] {
+export function checkClientPeer(
+  s: HandshakeSocket,
+  ok: boolean,
+  authError: Error | null,
+  trustDomain?: string,
+): [string, string] {
   if (!ok || !s.authorized) return [`client certificate rejected: ${authError?.message ?? "not authorized"}`, ""];
   const proto = checkProtocol(s);
   if (proto) return [proto, ""];
-  const ids = spiffeIdsFromSan(s.getPeerCertificate()?.subjectaltname);
+  let ids = spiffeIdsFromSan(s.getPeerCertificate()?.subjectaltname);
   if (ids.length === 0) return ["client certificate has no SPIFFE ID", ""];
+  if (trustDomain !== undefined) {
+    // reference/HBONE.md 5: some client identity must be in the local trust domain.
+    const prefix = `spiffe://${trustDomain}/`;
+    ids = ids.filter((id) => id.startsWith(prefix));
+    if (ids.length === 0) return [`client identity is not in trust domain "${trustDomain}"`, ""];
+  }
   return ["", ids[0]];
 }
