@@ -54,6 +54,8 @@ export interface HboneServerOptions {
    * which drains while the new one accepts). Bun.listen honours it at run time.
    */
   reusePort?: boolean;
+  /** When set, a client identity outside this trust domain is refused at the handshake. */
+  trustDomain?: string;
 }
 
 interface RawData {
