@@ -69,8 +69,8 @@ test("the admin API refuses a caller without the credential, and serves one with
   } finally {
     await s.close();
   }
-  // A fixed port's secret outlives the process, for the next one on that port.
-  expect(findAdminSecret(port, [secretDir])).toBeDefined();
+  // The last process on the port took its secret with it.
+  expect(findAdminSecret(port, [secretDir])).toBeUndefined();
 });
 
 test("an overlapping restart (same port, SO_REUSEPORT) answers the same secret", async () => {
@@ -114,4 +114,15 @@ test("an ephemeral port's secret is removed on close; without auth the port is o
   } finally {
     await open.close();
   }
+});
+
+test("the last process on a fixed port removes the secret; one that leaves a successor keeps it", async () => {
+  const port = await freePort();
+  const a = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
+  const b = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
+  const path = a.adminSecretPath!;
+  await a.close();
+  expect(findAdminSecret(port, [secretDir])?.path).toBe(path);
+  await b.close();
+  expect(findAdminSecret(port, [secretDir])).toBeUndefined();
 });

@@ -8,18 +8,19 @@
  *   its owner (mode 0600, directory 0700), named after the network namespace and the port the admin API
  *   listens on: `/run/mesh/admin/<netns inode>-<port>.secret`. Whoever can read that file on this host
  *   (root, or the user running the proxy) is an operator of this proxy; `mesh proxy-config --admin ADDR`
- *   finds it by itself. It is reused by the next process on the same namespace and port, so an
- *   overlapping restart (SO_REUSEPORT: the kernel spreads requests over both processes) answers one
- *   credential. /run is a tmpfs: a reboot forgets it.
+ *   finds it by itself. A process starting while another serves the same namespace and port reuses it,
+ *   so an overlapping restart (SO_REUSEPORT: the kernel spreads requests over both processes) answers one
+ *   credential; the last process on the port removes it when it stops. /run is a tmpfs: a reboot
+ *   forgets it.
  * - or, when the role can verify them (the control role holds the token-signing key), an admin token from
  *   `mesh token create --admin`.
  *
  * /healthz/ready (15021) and /metrics (15020) stay open on their own ports.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, linkSync, mkdirSync, readFileSync, readlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
 export interface AdminAuthOptions {
   /** Where the secret file lives (default: /run/mesh/admin, or a per-user directory under the temp dir when /run is not writable). */
@@ -92,6 +93,17 @@ export function ensureAdminSecret(port: number, dirs: string[] = adminSecretDirs
     }
   }
   throw new Error(`Cannot create the admin API secret in ${dirs.join(" or ")}: ${(lastError as Error)?.message ?? "unknown error"}`);
+}
+
+/** Writes the secret back if its file disappeared (a predecessor on the same port removed it on exit). */
+export function restoreSecret(s: { secret: string; path: string }): void {
+  if (readSecret(s.path) !== undefined) return;
+  try {
+    mkdirSync(dirname(s.path), { recursive: true, mode: 0o700 });
+    const tmp = `${s.path}.${process.pid}.restore`;
+    writeFileSync(tmp, s.secret + "\n", { mode: 0o600 });
+    renameSync(tmp, s.path);
+  } catch { /* next round */ }
 }
 
 /** The secret a local caller uses for the admin API on `port` of this network namespace, if readable. */

@@ -7,7 +7,7 @@ import { rmSync } from "node:fs";
 import { Hono } from "hono";
 import { getLevels, logger, setLevel, type Level } from "../core/log.ts";
 import type { Registry } from "../telemetry/metrics.ts";
-import { AdminGuard, type AdminAuthOptions, ensureAdminSecret } from "./auth.ts";
+import { AdminGuard, type AdminAuthOptions, ensureAdminSecret, restoreSecret } from "./auth.ts";
 
 const log = logger("admin");
 
@@ -133,6 +133,7 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry, opti
     ports.ready = s.port;
   }
   let adminSecretPath: string | undefined;
+  let secretKeeper: ReturnType<typeof setInterval> | undefined;
   if (addrs.admin) {
     const { hostname, port } = splitAddr(addrs.admin, 15000);
     const auth = options.auth;
@@ -161,6 +162,9 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry, opti
         const secret = ensureAdminSecret(s.port!, auth?.secretDir ? [auth.secretDir] : undefined);
         guard = new AdminGuard(secret, auth?.verifyToken);
         adminSecretPath = secret.path;
+        // A predecessor that stopped while this process was starting may have removed the shared file.
+        secretKeeper = setInterval(() => restoreSecret(secret), 10_000);
+        (secretKeeper as { unref?: () => void }).unref?.();
       } catch (e) {
         // Without a secret nobody can be let in: the admin API refuses everything, and says why.
         log.error("admin API secret unavailable: every admin request will be refused", { error: (e as Error).message });
@@ -175,8 +179,40 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry, opti
     readiness,
     async close() {
       for (const s of servers) s.stop(true);
-      // A secret of an ephemeral port (port 0: tests) is never shared with a successor: remove it.
-      if (adminSecretPath && addrs.admin && splitAddr(addrs.admin, 15000).port === 0) rmSync(adminSecretPath, { force: true });
+      clearInterval(secretKeeper);
+      // The secret goes with the last process on its port: a successor still listening (an overlapping
+      // restart) keeps it. An ephemeral port (0: tests) is never shared.
+      if (adminSecretPath && addrs.admin) {
+        const { hostname, port } = splitAddr(addrs.admin, 15000);
+        if (port === 0 || !(await listening(hostname, ports.admin!))) rmSync(adminSecretPath, { force: true });
+      }
     },
   };
+}
+
+/** Whether something still accepts connections at host:port (another process sharing it). */
+async function listening(hostname: string, port: number): Promise<boolean> {
+  const host = hostname === "0.0.0.0" ? "127.0.0.1" : hostname === "::" ? "::1" : hostname;
+  return await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 500);
+    Bun.connect({
+      hostname: host,
+      port,
+      socket: {
+        open(s) {
+          clearTimeout(timer);
+          s.end();
+          resolve(true);
+        },
+        data() {},
+        connectError() {
+          clearTimeout(timer);
+          resolve(false);
+        },
+      },
+    }).catch(() => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
 }

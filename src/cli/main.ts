@@ -7,10 +7,13 @@ import { helpText, parseArgs } from "./args.ts";
 import type { Command, CommandIO } from "./command.ts";
 import { MeshError } from "../core/errors.ts";
 import { check } from "./commands/check.ts";
+import { describe } from "./commands/describe.ts";
 import { explain } from "./commands/explain.ts";
 import { httpbin } from "./commands/httpbin.ts";
 import { iptables } from "./commands/iptables.ts";
 import { lab } from "./commands/lab.ts";
+import { proxyConfigCommand } from "./commands/proxy_config.ts";
+import { proxyStatusCommand } from "./commands/proxy_status.ts";
 import { run } from "./commands/run.ts";
 import { status } from "./commands/status.ts";
 import { token } from "./commands/token.ts";
@@ -18,10 +21,13 @@ import { version } from "./commands/version.ts";
 // One line per command; keep sorted.
 const commands: Command[] = [
   check,
+  describe,
   explain,
   httpbin,
   iptables,
   lab,
+  proxyConfigCommand,
+  proxyStatusCommand,
   run,
   status,
   token,

@@ -12,6 +12,7 @@ import {
   type CertificateAuthority,
   describeCaller,
   mayIssue,
+  TOKEN_ISSUER,
   verifyBootstrapToken,
 } from "../identity/mod.ts";
 import type { Counter } from "../telemetry/metrics.ts";
@@ -39,6 +40,11 @@ export interface ApiDeps {
   status: () => StatusReport;
   csrTotal: Counter;
   clientCertTtlSeconds: number;
+  /**
+   * On Kubernetes (--kubernetes): the caller a projected service-account token proves, through a TokenReview
+   * (src/kube). Bootstrap tokens (issuer mesh-control) are still verified locally.
+   */
+  serviceAccountToken?: (token: string) => Promise<Caller>;
 }
 
 export function proxyIdOf(c: Caller): ProxyId | undefined {
@@ -51,12 +57,26 @@ function fail(c: Context<ApiEnv>, status: 400 | 401 | 403 | 413 | 503, code: str
   return c.json({ error, code }, status);
 }
 
-async function tokenCaller(c: Context<ApiEnv>, ca: CertificateAuthority): Promise<Caller | undefined> {
+async function tokenCaller(
+  c: Context<ApiEnv>,
+  ca: CertificateAuthority,
+  serviceAccountToken?: (token: string) => Promise<Caller>,
+): Promise<Caller | undefined> {
   const h = c.req.header("authorization");
   if (!h) return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(h);
   if (!m) throw new MeshError(ErrorCode.TokenInvalid, 'Malformed Authorization header: use "Bearer <token>"');
+  if (serviceAccountToken && issuerOf(m[1]!) !== TOKEN_ISSUER) return await serviceAccountToken(m[1]!);
   return await verifyBootstrapToken(ca, m[1]!);
+}
+
+/** The unverified `iss` of a JWT: only to pick which verifier to ask. */
+function issuerOf(token: string): string | undefined {
+  try {
+    return (JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8")) as { iss?: string }).iss;
+  } catch {
+    return undefined;
+  }
 }
 
 async function jsonBody(c: Context<ApiEnv>): Promise<unknown> {
@@ -74,10 +94,12 @@ export function controlApi(d: ApiDeps): Hono<ApiEnv> {
     const ca = d.ca();
     let caller: Caller | undefined;
     try {
-      caller = (await tokenCaller(c, ca)) ?? c.env.peer.caller;
+      caller = (await tokenCaller(c, ca, d.serviceAccountToken)) ?? c.env.peer.caller;
     } catch (e) {
       log.warn("bootstrap refused", { remote: c.env.peer.remote, reason: (e as Error).message });
-      return fail(c, 401, (e as MeshError).code ?? ErrorCode.TokenInvalid, (e as Error).message);
+      // The API server could not be asked (TokenReview): try again later, the token may be fine.
+      const unreachable = (e as MeshError).code === ErrorCode.Unreachable;
+      return fail(c, unreachable ? 503 : 401, (e as MeshError).code ?? ErrorCode.TokenInvalid, (e as Error).message);
     }
     if (!caller) {
       return fail(c, 401, ErrorCode.TokenInvalid, "Missing credentials: send Authorization: Bearer <token from mesh token create>");

@@ -8,8 +8,8 @@ export interface ConnectionFilter {
   workloads: string[];
   /** its addresses (pod IPs, a Service VIP) */
   addresses: string[];
-  /** a Service's hostname, matched against dst.service */
-  serviceHost?: string;
+  /** Service hostnames (its own, or the workload's Services'), matched against dst.service */
+  serviceHosts?: string[];
 }
 
 const ip = (addr: string | undefined) => addr?.replace(/^\[?([^\]]*?)\]?:\d+$/, "$1");
@@ -17,7 +17,7 @@ const ip = (addr: string | undefined) => addr?.replace(/^\[?([^\]]*?)\]?:\d+$/, 
 function isDst(e: AccessLogEntry, f: ConnectionFilter): boolean {
   const d = e.dst ?? {};
   if (d.namespace === f.namespace && d.workload && f.workloads.includes(d.workload)) return true;
-  if (f.serviceHost && d.service === f.serviceHost) return true;
+  if (d.service && f.serviceHosts?.includes(d.service)) return true;
   const a = ip(d.addr);
   return a !== undefined && f.addresses.includes(a);
 }
@@ -37,7 +37,10 @@ function side(p: AccessLogEntry["dst"]): string {
 }
 
 function resultOf(e: AccessLogEntry): string {
-  if (e.status !== undefined) return String(e.status);
+  if (e.status !== undefined) {
+    const verdict = e.status === 401 || e.status === 403 ? "denied" : e.status >= 500 ? "failed" : "accepted";
+    return `${verdict} (HTTP ${e.status})`;
+  }
   switch (e.result) {
     case "ok":
       return "accepted";
@@ -63,6 +66,7 @@ export function connectionsFor(entries: AccessLogEntry[], f: ConnectionFilter, l
       direction: inbound ? "inbound" : "outbound",
       peer: inbound ? side(e.src) : side(e.dst),
       result: resultOf(e),
+      request: e.method ? `${e.method} ${e.path ?? ""}`.trim() : null,
       reason: e.reason ?? e.error ?? null,
       id: e.id ?? null,
     });

@@ -184,7 +184,7 @@ group("describe with live facts", () => {
 
   test("killed ztunnel: captured in the configuration but not served; NACK and missing certificate are warned", () => {
     const live = base();
-    live.proxies = live.proxies.filter((p) => p.kind === "waypoint");
+    live.proxies = live.proxies!.filter((p) => p.kind === "waypoint");
     const d = pod(withWaypoint, "ambient-ns/product-api", live);
     expect(d.ztunnel).toMatchObject({ connected: false, ready: false });
     expect(d.capture).toMatchObject({ captured: true, effective: false });
@@ -193,7 +193,7 @@ group("describe with live facts", () => {
     expect(formatDescription(d)).toContain("Captured: YES in the configuration, but NOT SERVED now");
 
     const nacked = base();
-    nacked.proxies[0] = { ...nacked.proxies[0]!, ackedVersion: 6, nack: { version: 7, reason: "bad view", at: "2025-01-01T11:59:00Z" }, certificates: [] };
+    nacked.proxies![0] = { ...nacked.proxies![0]!, ackedVersion: 6, nack: { version: 7, reason: "bad view", at: "2025-01-01T11:59:00Z" }, certificates: [] };
     const n = pod(withWaypoint, "ambient-ns/product-api", nacked);
     expect(n.ztunnel).toMatchObject({ synced: false, nack: { version: 7, reason: "bad view" } });
     expect(n.warnings).toEqual(expect.arrayContaining([
@@ -210,15 +210,20 @@ group("describe with live facts", () => {
       JSON.stringify({ time: "2025-01-01T11:59:30Z", level: "warn", scope: "access", msg: "connection refused", direction: "inbound", reporter: "destination", src: { addr: "10.244.1.10:5001", workload: "product-viewer", namespace: "ambient-ns" }, dst: { addr: "10.244.2.10:80", workload: "product-api", namespace: "ambient-ns" }, result: "denied", reason: "bypass refused", conn_id: "abc" }),
       JSON.stringify({ time: "2025-01-01T11:59:40Z", level: "info", scope: "access", msg: "connection complete", src: { addr: "10.244.1.10:5002", workload: "product-viewer", namespace: "ambient-ns" }, dst: { addr: "10.244.9.9:80", workload: "other", namespace: "x" }, result: "ok" }),
     ].join("\n");
-    const live = { ...base(), accessLog: parseAccessLog(lines, "ztunnel/node-b") };
-    expect(live.accessLog.length).toBe(3);
+    const waypointLines = [
+      JSON.stringify({ time: "2025-01-01T11:59:50Z", level: "info", scope: "access", msg: "request", method: "GET", path: "/headers", status: 403, details: "rbac: no ALLOW policy matched", source: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa", sourceAddress: "10.244.1.10", destination: "product-api.ambient-ns.svc.cluster.local:8000", traceId: "4bf92f3577b34da6a3ce929d0e0e4736" }),
+    ].join("\n");
+    const live = { ...base(), accessLog: [...parseAccessLog(lines, "ztunnel/node-b"), ...parseAccessLog(waypointLines, "waypoint/ambient-ns/product-api-waypoint")] };
+    expect(live.accessLog.length).toBe(4);
     const d = pod(withWaypoint, "ambient-ns/product-api", live);
     expect(d.connections).toEqual([
-      { time: "2025-01-01T11:58:00Z", proxy: "ztunnel/node-b", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5000)", result: "accepted", reason: null, id: null },
-      { time: "2025-01-01T11:59:30Z", proxy: "ztunnel/node-b", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5001)", result: "denied", reason: "bypass refused", id: "abc" },
+      { time: "2025-01-01T11:58:00Z", proxy: "ztunnel/node-b", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5000)", result: "accepted", request: null, reason: null, id: null },
+      { time: "2025-01-01T11:59:30Z", proxy: "ztunnel/node-b", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5001)", result: "denied", request: null, reason: "bypass refused", id: "abc" },
+      { time: "2025-01-01T11:59:50Z", proxy: "waypoint/ambient-ns/product-api-waypoint", direction: "inbound", peer: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa", result: "denied (HTTP 403)", request: "GET /headers", reason: "rbac: no ALLOW policy matched", id: "4bf92f3577b34da6a3ce929d0e0e4736" },
     ]);
     const v = pod(withWaypoint, "ambient-ns/product-viewer", live);
-    expect(v.connections!.map((c) => [c.direction, c.result])).toEqual([["outbound", "accepted"], ["outbound", "denied"], ["outbound", "accepted"]]);
+    expect(v.connections!.map((c) => [c.direction, c.result])).toEqual([["outbound", "accepted"], ["outbound", "denied"], ["outbound", "accepted"], ["outbound", "denied (HTTP 403)"]]);
+    expect(formatDescription(d)).toContain("DENIED (HTTP 403) GET /headers: rbac: no ALLOW policy matched  [id 4bf92f3577b34da6a3ce929d0e0e4736]");
     expect(formatDescription(d)).toContain("<- ambient-ns/product-viewer (10.244.1.10:5001): DENIED: bypass refused  [id abc]");
   });
 });

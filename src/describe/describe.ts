@@ -108,7 +108,8 @@ function sourceText(s: { file: string; line: number; col: number } | undefined):
 }
 
 function basedOn(live: LiveFacts | undefined): string {
-  return live ? `${live.source}, configuration version ${live.latestVersion}` : "the configuration only (offline: no proxy was asked)";
+  if (!live) return "the configuration only (offline: no proxy was asked)";
+  return live.latestVersion !== undefined ? `${live.source}, configuration version ${live.latestVersion}` : live.source;
 }
 
 function captureOf(index: ModelIndex, w: Workload, ztunnelOk: boolean | null): CaptureSummary {
@@ -170,16 +171,16 @@ export function describeWorkload(index: ModelIndex, w: Workload, opts: DescribeO
   const live = opts.live;
   const services = index.servicesOfWorkload(w.uid);
   const zt = w.node ? ztunnelSummary(w.node, live) : null;
-  const ztOk = live ? (zt ? zt.connected === true && zt.ready !== false : false) : null;
+  const ztOk = live?.proxies ? (zt ? zt.connected === true && zt.ready !== false : false) : null;
   const capture = captureOf(index, w, ztOk);
   const { waypoints, notes } = workloadWaypoints(index, w, services, live);
   const paths = inboundPaths(index, w, services);
   const warnings: string[] = [];
   for (const wp of waypoints) if (!wp.exists) warnings.push(`waypoint ${wp.gateway} (${wp.via}) does not exist: every connection ${wp.servesFor === "the workload itself (traffic to its address)" ? "to it" : `through ${wp.servesFor}`} is denied`);
-  if (live && zt && zt.connected === false && capture.captured) warnings.push(`the ztunnel of ${w.node} is not connected to the control plane`);
+  if (live?.proxies && zt && zt.connected === false && capture.captured) warnings.push(`the ztunnel of ${w.node} is not connected to the control plane`);
   if (zt?.nack) warnings.push(`the ztunnel of ${w.node} refused configuration v${zt.nack.version}: ${zt.nack.reason}`);
   const cert = certificateSummary(w.identity, `ztunnel/${w.node}`, live);
-  if (live && capture.captured && cert.issued === false) warnings.push(`no certificate issued for ${w.identity} yet: its ztunnel cannot serve it`);
+  if (live?.proxies && capture.captured && cert.issued === false) warnings.push(`no certificate issued for ${w.identity} yet: its ztunnel cannot serve it`);
   if (cert.expires?.startsWith("EXPIRED")) warnings.push(`the certificate of ${w.identity} has expired`);
   return {
     kind: w.kind,
@@ -203,7 +204,12 @@ export function describeWorkload(index: ModelIndex, w: Workload, opts: DescribeO
     policies: policyRows(index, w, paths),
     peerAuthentication: peerAuthOf(index, w),
     connections: live?.accessLog
-      ? connectionsFor(live.accessLog, { namespace: w.namespace, workloads: [w.name], addresses: w.addresses }, opts.connections)
+      ? connectionsFor(live.accessLog, {
+        namespace: w.namespace,
+        workloads: [w.name],
+        addresses: w.addresses,
+        serviceHosts: services.map((s) => s.hostname),
+      }, opts.connections)
       : null,
     basedOn: basedOn(live),
     warnings,
@@ -267,7 +273,7 @@ export function describeService(index: ModelIndex, s: Service, opts: DescribeOpt
         namespace: s.namespace,
         workloads: [],
         addresses: s.vip ? [s.vip] : [],
-        serviceHost: s.hostname,
+        serviceHosts: [s.hostname],
       }, opts.connections)
       : null,
     basedOn: basedOn(live),

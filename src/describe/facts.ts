@@ -12,7 +12,7 @@ export function relative(iso: string, now: number): string {
 
 /** The newest connection of a proxy (an overlapping restart shows two for a moment). */
 export function proxyById(live: LiveFacts | undefined, id: string): ProxyFact | undefined {
-  const all = live?.proxies.filter((p) => p.id === id) ?? [];
+  const all = live?.proxies?.filter((p) => p.id === id) ?? [];
   return all.sort((a, b) => b.connectedSince.localeCompare(a.connectedSince))[0];
 }
 
@@ -31,9 +31,9 @@ export function ztunnelSummary(node: string, live: LiveFacts | undefined): Ztunn
     remote: null,
     state: "not asked (configuration only)",
   };
-  if (!live) return base;
+  if (!live?.proxies) return base;
   const p = proxyById(live, proxy);
-  base.latestVersion = live.latestVersion;
+  base.latestVersion = live.latestVersion ?? null;
   if (!p) {
     return {
       ...base,
@@ -66,7 +66,7 @@ export function ztunnelSummary(node: string, live: LiveFacts | undefined): Ztunn
 }
 
 export function certificateSummary(identity: string, holder: string, live: LiveFacts | undefined): CertificateSummary {
-  if (!live) return { identity, issued: null, notAfter: null, expires: null, heldBy: null };
+  if (!live?.proxies) return { identity, issued: null, notAfter: null, expires: null, heldBy: null };
   // The holder's record first; any proxy's otherwise (the workload may have moved).
   const records = live.proxies.flatMap((p) => p.certificates.filter((c) => c.identity === identity).map((c) => ({ p, c })));
   const mine = records.filter((r) => r.p.id === holder);

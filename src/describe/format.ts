@@ -28,7 +28,8 @@ function connections(lines: string[], rows: ConnectionRow[] | null) {
   }
   for (const c of rows) {
     const arrow = c.direction === "inbound" ? "<-" : "->";
-    lines.push(`  ${c.time}  ${(c.proxy ?? "").padEnd(20)} ${arrow} ${c.peer}: ${c.result.toUpperCase()}${c.reason ? `: ${c.reason}` : ""}${c.id ? `  [id ${c.id}]` : ""}`);
+    const verdict = c.result.replace(/^\w+/, (w) => w.toUpperCase());
+    lines.push(`  ${c.time}  ${(c.proxy ?? "").padEnd(20)} ${arrow} ${c.peer}: ${verdict}${c.request ? ` ${c.request}` : ""}${c.reason ? `: ${c.reason}` : ""}${c.id ? `  [id ${c.id}]` : ""}`);
   }
 }
 

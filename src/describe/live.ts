@@ -56,14 +56,19 @@ export interface LiveFacts {
   now: number;
   /** Where they came from ("control plane 10.99.0.2:15012"). */
   source: string;
-  /** The latest configuration version the control plane serves, and when it was made. */
-  latestVersion: number;
+  /** The latest configuration version the control plane serves, and when it was made (absent: not asked). */
+  latestVersion?: number;
   latestAt?: string;
-  proxies: ProxyFact[];
+  /** The proxies connected to the control plane; absent when it was not asked (access logs only). */
+  proxies?: ProxyFact[];
   /** /healthz/ready of a proxy, by proxy id, when it could be asked. */
   readiness?: Record<string, ReadinessFact>;
   /** Recent access-log lines of the proxies, oldest first; absent when no log was read. */
   accessLog?: AccessLogEntry[];
+}
+
+function defined(o: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
@@ -93,6 +98,15 @@ export function parseAccessLog(text: string, proxy?: string): AccessLogEntry[] {
       continue;
     }
     if (o.scope !== "access" && !(o.src && o.dst)) continue;
+    // Two shapes: the ztunnel's (src/dst objects, result) and the waypoint's (one line per request:
+    // source identity, sourceAddress, destination "host:port", upstream "ip:port", status, details, traceId).
+    const src = part(o.src) ?? (str(o.source) || str(o.sourceAddress) ? { identity: str(o.source), addr: str(o.sourceAddress) } : undefined);
+    let dst: Record<string, string | undefined> | undefined = part(o.dst);
+    if (!dst && str(o.destination)) {
+      const d = str(o.destination)!;
+      const host = d.replace(/:\d+$/, "");
+      dst = /^[\d.]+$|:/.test(host) ? { addr: d } : { service: host, addr: str(o.upstream) };
+    }
     out.push({
       time: str(o.time) ?? "",
       proxy,
@@ -100,16 +114,16 @@ export function parseAccessLog(text: string, proxy?: string): AccessLogEntry[] {
       msg: str(o.msg) ?? "",
       direction: str(o.direction),
       reporter: str(o.reporter),
-      src: part(o.src),
-      dst: part(o.dst),
+      src: src && defined(src),
+      dst: dst && defined(dst),
       waypoint: str(o.waypoint),
       result: str(o.result),
       status: typeof o.status === "number" ? o.status : undefined,
       method: str(o.method),
       path: str(o.path),
-      reason: str(o.reason),
+      reason: str(o.reason) ?? str(o.details),
       error: str(o.error),
-      id: str(o.conn_id) ?? str(o.connection_id) ?? str(o.trace_id) ?? str(o.id),
+      id: str(o.conn_id) ?? str(o.connection_id) ?? str(o.trace_id) ?? str(o.traceId) ?? str(o.id),
     });
   }
   return out;

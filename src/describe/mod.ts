@@ -9,3 +9,24 @@ export { type AccessLogEntry, type LiveFacts, parseAccessLog, type ProxyFact, ty
 export { connectionsFor, type ConnectionFilter } from "./connections.ts";
 export { relative } from "./facts.ts";
 export type * from "./types.ts";
+export {
+  type ConfigDump,
+  certRecords,
+  formatLogLevels,
+  formatProxyConfig,
+  PROXY_CONFIG_KINDS,
+  type ProxyConfig,
+  proxyConfig,
+  type ProxyConfigKind,
+  proxyIdOfDump,
+} from "./proxy_config.ts";
+export {
+  expectedProxies,
+  formatProxyStatus,
+  type ProxyState,
+  proxyStatus,
+  type ProxyStatusOptions,
+  type ProxyStatusReport,
+  type ProxyStatusRow,
+  type StatusInput,
+} from "./proxy_status.ts";

@@ -115,8 +115,10 @@ export interface ConnectionRow {
   proxy: string | null;
   direction: "inbound" | "outbound" | "unknown";
   peer: string;
-  /** "accepted", "denied", "failed", "reset" or an HTTP status */
+  /** "accepted", "denied", "failed", "reset"; at a waypoint with the HTTP status: "denied (HTTP 403)" */
   result: string;
+  /** "GET /get" for a request logged by a waypoint */
+  request: string | null;
   reason: string | null;
   id: string | null;
 }

@@ -35,7 +35,7 @@ export function waypointRef(
   const via = binding.via === "namespace-label" ? `${VIA[binding.via]} ${on.namespace}` : `${VIA[binding.via]} ${on.namespace}/${on.name}`;
   let connected: boolean | null = null;
   let state = w ? `listens on ${w.addresses.length ? w.addresses.map((a) => `${a}:${w.port}`).join(", ") : `*:${w.port}`}` : "MISSING: no such istio-waypoint Gateway";
-  if (live && w) {
+  if (live?.proxies && w) {
     const p = proxyById(live, `waypoint/${binding.gateway}`);
     connected = p !== undefined;
     state += p
