@@ -46,6 +46,8 @@ export interface XdsServerOptions {
   /** First version number (the control role continues from the last one it persisted). */
   firstVersion?: number;
   maxConcurrentSnapshots?: number;
+  /** Log connections and refusals (default true). */
+  log?: boolean;
 }
 
 interface VersionState {
@@ -135,7 +137,10 @@ export class XdsServer {
     nacks: Counter;
   };
 
+  #log: boolean;
+
   constructor(opts: XdsServerOptions = {}) {
+    this.#log = opts.log ?? true;
     this.#nextVersion = Math.max(1, opts.firstVersion ?? 1);
     this.#snapshotSlots = opts.maxConcurrentSnapshots ?? 8;
     if (opts.metrics) {
@@ -226,12 +231,28 @@ export class XdsServer {
     return state.version;
   }
 
+  /**
+   * Runs a model through the version, snapshot and delta paths of a throwaway server, so that the JIT has
+   * optimized them before the first real change of a big mesh (which is otherwise about twice as slow).
+   */
+  static warmUp(model: MeshModel): void {
+    const s = new XdsServer({ log: false });
+    s.setConfig(model, "");
+    const sinkOf = () => ({ write: () => {}, close: () => {} });
+    const nodes = [...new Set(model.workloads.slice(0, 50).map((w) => w.node))];
+    const conns = nodes.map((node) => s.connect({ kind: "ztunnel", node }, sinkOf(), { remote: "warm-up" }));
+    for (const c of conns) c.receive({ type: "hello" });
+    for (const c of conns) c.receive({ type: "ack", version: 1 });
+    s.setConfig(model, "");
+    for (const c of conns) c.closedByPeer();
+  }
+
   /** Attaches an authenticated stream. Nothing is sent until the proxy's hello arrives. */
   connect(proxy: ProxyId, sink: StreamSink, info: { remote: string; clientCertNotAfter?: Date }): Connection {
     const c = new Connection(this, this.#nextConnId++, proxy, sink, info.remote, info.clientCertNotAfter);
     this.#connections.add(c);
     this.#m?.connected.inc({ kind: proxy.kind });
-    log.info("proxy connected", { proxy: c.key, connection: c.id, remote: info.remote });
+    if (this.#log) log.info("proxy connected", { proxy: c.key, connection: c.id, remote: info.remote });
     this.#emit({ type: "connect", proxy: c.key, connection: c.id });
     return c;
   }
@@ -342,7 +363,7 @@ export class XdsServer {
     c.inFlight = undefined;
     if (c.waitingForSnapshotSlot) this.#snapshotQueue = this.#snapshotQueue.filter((x) => x !== c);
     this.#answered(c, Infinity);
-    log.info("proxy disconnected", { proxy: c.key, connection: c.id });
+    if (this.#log) log.info("proxy disconnected", { proxy: c.key, connection: c.id });
     this.#emit({ type: "disconnect", proxy: c.key, connection: c.id });
     this.#schedulePrune();
   }
