@@ -134,10 +134,11 @@ export class KubernetesSource {
   }
 
   /** Builds the model now (the debounce is skipped). */
-  async refresh(): Promise<void> {
+  refresh(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#build();
+    return Promise.resolve();
   }
 
   async close(): Promise<void> {
