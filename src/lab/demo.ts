@@ -49,6 +49,8 @@ interface Ran {
 }
 
 const VIEWER = "ambient-ns/product-viewer";
+/** How a failed check says that the control plane refused the configuration (tests look for it). */
+export const REFUSED = "the control plane kept its last good configuration";
 const URL_BASE = "http://product-api:8000";
 const VIEWER_PRINCIPAL = "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa";
 const API_PRINCIPAL = "spiffe://cluster.local/ns/ambient-ns/sa/product-api-sa";
@@ -159,6 +161,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const curl = (extra: string[], path: string) => ["lab", "exec", ...P, VIEWER, "--", "curl", "-sS", "-m", "5", ...extra, `${URL_BASE}${path}`];
   const statusOf = (extra: string[], path: string) => curl(["-o", "/dev/null", "-w", "%{http_code}", ...extra], path);
   const code = (r: Ran) => r.stdout.trim() || "000";
+  /** What the control plane said about the configuration it was given last (from its log). */
+  const controlVerdict = async (): Promise<string> => {
+    const status = JSON.parse((await run([mesh, "lab", "status", ...P, "--format", "json"])).stdout || "null") as
+      | { entries: { id: string; log?: string }[] }
+      | null;
+    const log = status?.entries.find((e) => e.id === "control")?.log;
+    if (!log) return "no control plane log";
+    const refused = readFileSync(log, "utf8").trimEnd().split("\n").reverse().find((l) => l.includes("keeping the last good"));
+    if (!refused) return "the control plane accepted the configuration";
+    const first = (JSON.parse(refused) as { first?: string[] }).first?.[0] ?? "";
+    return `${REFUSED}: ${first}`;
+  };
 
   try {
     heading("Bring the lab up: two nodes, product-viewer on node-a, product-api (httpbin) on node-b");
@@ -198,7 +212,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     show(`mesh lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
     const denied = await until(headersArgs, (r) => r.code !== 0);
     output(denied.stdout + denied.stderr || `(no response; curl exit ${denied.code})`);
-    verdict("l7-no-waypoint", "the request is denied (the connection is refused, no HTTP response)", denied.code !== 0 && !denied.stdout.includes('"headers"'), `curl exit ${denied.code}`);
+    const isDenied = denied.code !== 0 && !denied.stdout.includes('"headers"');
+    verdict("l7-no-waypoint", "the request is denied (the connection is refused, no HTTP response)", isDenied, isDenied ? "" : `curl exit ${denied.code}; ${await controlVerdict()}`);
     say("\nWhy, before anything runs:");
     const check = await meshCmd(["check", noWaypoint], ["check", rel(noWaypoint)]);
     verdict("check", "mesh check names the policy and the missing waypoint (exit 1)", check.code === 1 && /waypoint/.test(check.stdout + check.stderr) && (check.stdout + check.stderr).includes("require-get-on-products"), `exit ${check.code}`);
