@@ -237,16 +237,18 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
 
   const ok = checks.every((c) => c.ok);
   heading(ok ? "All steps behaved as the article says" : `${checks.filter((c) => !c.ok).length} check(s) failed`);
+  for (const c of checks.filter((x) => !x.ok)) say(`  ${c.step}: expected ${c.expectation}; ${c.detail}`);
   if (opts.down) {
     await meshCmd(["lab", "down", ...P]);
   } else {
+    const cli = `sudo ${rel(mesh)}`;
     say(`The lab is still up with ${rel(config)}. Explore it:`);
-    say(`  sudo mesh lab status${shownP}                       what runs where, health, log paths`);
-    say(`  sudo mesh lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
-    say(`  sudo mesh lab exec${shownP} node/node-b -- curl -s localhost:15020/metrics   the ztunnel's metrics`);
-    say(`  sudo mesh lab exec${shownP} node/node-a -- iptables -t nat -S               the capture rules`);
-    say(`  sudo mesh lab apply${shownP} FILE                      push a changed configuration`);
-    say(`Take it down: sudo mesh lab down${shownP}    ("mesh" is ${rel(mesh)})`);
+    say(`  ${cli} lab status${shownP}                  what runs where, health, log paths`);
+    say(`  ${cli} lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
+    say(`  ${cli} lab exec${shownP} node/node-b -- curl -s localhost:15020/metrics    the ztunnel's metrics`);
+    say(`  ${cli} lab exec${shownP} node/node-a -- iptables -t nat -S                capture rules`);
+    say(`  ${cli} lab apply${shownP} FILE                  push a changed configuration`);
+    say(`Take it down: ${cli} lab down${shownP}`);
   }
   return { ok, checks };
 }
