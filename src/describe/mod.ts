@@ -21,6 +21,8 @@ export {
   proxyIdOfDump,
 } from "./proxy_config.ts";
 export {
+  type ConfigDiagnostic,
+  configErrors,
   expectedProxies,
   formatProxyStatus,
   type ProxyState,

@@ -19,6 +19,22 @@ export interface StatusInput {
   version: number;
   versionAt: string;
   proxies: ProxyFact[];
+  /** Set while the control plane's configuration source is invalid (it keeps serving the last good one). */
+  config?: { source?: string; lastError?: { at: string; diagnostics: ConfigDiagnostic[] } };
+}
+
+export interface ConfigDiagnostic {
+  file: string;
+  line: number;
+  col: number;
+  severity: string;
+  message: string;
+  rule: string;
+}
+
+/** "file:line:col: message [rule]" for the errors of a refused configuration. */
+export function configErrors(lastError: { diagnostics: ConfigDiagnostic[] }): string[] {
+  return lastError.diagnostics.filter((d) => d.severity === "error").map((d) => `${d.line > 0 ? `${d.file}:${d.line}:${d.col}` : d.file}: ${d.message} [${d.rule}]`);
 }
 
 export type ProxyState = "SYNCED" | "PENDING" | "STALE" | "NACK" | "NOT CONNECTED";
@@ -49,7 +65,9 @@ export interface ProxyStatusReport {
   latestVersion: number;
   latestAt: string;
   proxies: ProxyStatusRow[];
-  /** Every problem of every proxy, prefixed with its id. */
+  /** Set while the configuration source is invalid: since when, and its errors. */
+  configError: { at: string; errors: string[] } | null;
+  /** Every problem (each proxy's prefixed with its id). */
   problems: string[];
   ok: boolean;
 }
@@ -141,7 +159,12 @@ export function proxyStatus(
   }
   rows.sort((a, b) => a.id.localeCompare(b.id) || (a.connectedSince ?? "").localeCompare(b.connectedSince ?? ""));
   const problems = rows.flatMap((r) => r.problems.map((x) => `${r.id}: ${x}`));
-  return { controlPlane, latestVersion: status.version, latestAt: status.versionAt, proxies: rows, problems, ok: problems.length === 0 };
+  const lastError = status.config?.lastError;
+  const configError = lastError ? { at: lastError.at, errors: configErrors(lastError) } : null;
+  if (configError) {
+    problems.unshift(`configuration: the control plane refuses ${status.config?.source ?? "its configuration"} since ${relative(configError.at, now)} (${configError.errors.length} error${configError.errors.length === 1 ? "" : "s"}, first: ${configError.errors[0] ?? "unknown"}); it keeps serving version ${status.version}`);
+  }
+  return { controlPlane, latestVersion: status.version, latestAt: status.versionAt, proxies: rows, configError, problems, ok: problems.length === 0 };
 }
 
 export function formatProxyStatus(r: ProxyStatusReport, now = Date.now()): string {

@@ -8,7 +8,7 @@ import type { Command } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/errors.ts";
 import { formatDiagnostic, hasErrors, parseConfig } from "../../config/mod.ts";
 import { readConfigFiles } from "../../platform/config_files.ts";
-import { describe as describeTarget, formatDescription, type LiveFacts, parseTarget } from "../../describe/mod.ts";
+import { configErrors, describe as describeTarget, formatDescription, type LiveFacts, parseTarget } from "../../describe/mod.ts";
 import {
   argvFrom,
   askControl,
@@ -108,7 +108,13 @@ Exit status: 0 when described, 1 when the target or the control plane cannot be 
         readiness,
         accessLog: logs.length ? readAccessLogs(logs) : undefined,
       };
-      if (status.config.lastError) warnings.push(`the control plane's configuration file is invalid (since ${status.config.lastError.at}): it serves the last good one, version ${status.version}`);
+      if (status.config.lastError) {
+        const errors = configErrors(status.config.lastError);
+        warnings.push(
+          `the control plane refuses its configuration file ${status.config.source} (since ${status.config.lastError.at}, ${errors.length} error${errors.length === 1 ? "" : "s"}): this describes version ${status.version}, the last good one it still serves`,
+          ...errors.slice(0, 5),
+        );
+      }
       d = describeTarget(model, target, { live, connections: limit });
     }
     d.warnings.push(...warnings);
