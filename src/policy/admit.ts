@@ -6,7 +6,7 @@
  */
 import type { JwtRule, ModelIndex, Service, Waypoint, Workload } from "../model/mod.ts";
 import { requestAuthenticationsFor } from "../model/mod.ts";
-import type { AuthnResult, KeyResolver } from "./jwt.ts";
+import type { AuthnResult, KeyResolver, VerifiedTokens } from "./jwt.ts";
 import { authenticate } from "./jwt.ts";
 import type { EnforcedDecision } from "./placement.ts";
 import { authorizeAtWaypoint } from "./placement.ts";
@@ -38,6 +38,7 @@ export function jwtRulesFor(
 /**
  * Authenticate then authorize one request at `waypoint`. `req.http` is required; `req.auth` is filled
  * from the token. `keys` resolves each rule's key set (inlineKeySet for inline jwks; a fetched set for jwksUri).
+ * `verified`: an optional cache of tokens whose signature already checked out (the waypoint's).
  */
 export async function admitRequest(
   index: ModelIndex,
@@ -46,11 +47,12 @@ export async function admitRequest(
   req: AuthzRequest & { http: NonNullable<AuthzRequest["http"]> },
   keys: KeyResolver,
   now?: Date,
+  verified?: VerifiedTokens,
 ): Promise<Admission> {
   const rules = jwtRulesFor(index, waypoint, dest);
   const q = req.http.path.indexOf("?");
   const query = new URLSearchParams(q >= 0 ? req.http.path.slice(q + 1).split("#")[0] : "");
-  const authn = await authenticate(rules, { headers: req.http.headers, query, method: req.http.method }, keys, now);
+  const authn = await authenticate(rules, { headers: req.http.headers, query, method: req.http.method }, keys, now, verified);
   if (authn.status === "invalid") {
     return {
       status: authn.httpStatus,

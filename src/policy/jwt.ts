@@ -56,6 +56,16 @@ export type AuthnResult =
   }
   | { status: "invalid"; error: string; httpStatus: 401 | 403; rule?: JwtRule };
 
+/**
+ * Tokens whose signature already verified with a rule's keys (a proxy's cache; optional). A token found
+ * here skips the signature check only: its expiry and not-before are checked on every request, and the
+ * rule's audiences too. Keyed by the rule object, so a new configuration starts with no entries.
+ */
+export interface VerifiedTokens {
+  get(rule: JwtRule, token: string): JWTPayload | undefined;
+  set(rule: JwtRule, token: string, payload: JWTPayload): void;
+}
+
 /** Envoy's messages, so logs and `mesh explain` read like Istio's. */
 export const JwtError = {
   BadFormat: "Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections",
@@ -192,7 +202,27 @@ function joseError(e: unknown): string {
   return JwtError.VerificationFails;
 }
 
-async function verifyWith(token: string, rule: JwtRule, keys: KeyResolver, now: Date): Promise<Verified> {
+/** exp and nbf as jose's jwtVerify checks them, for a token whose signature was verified before. */
+function timeClaimsError(payload: JWTPayload, now: Date): string | undefined {
+  const t = Math.floor(now.getTime() / 1000);
+  if (typeof payload.exp === "number" && payload.exp <= t - CLOCK_SKEW_SECONDS) return JwtError.Expired;
+  if (typeof payload.nbf === "number" && payload.nbf > t + CLOCK_SKEW_SECONDS) return JwtError.NotYetValid;
+  return undefined;
+}
+
+async function verifyWith(
+  token: string,
+  rule: JwtRule,
+  keys: KeyResolver,
+  now: Date,
+  verified?: VerifiedTokens,
+): Promise<Verified> {
+  const known = verified?.get(rule, token);
+  if (known) {
+    const err = timeClaimsError(known, now);
+    if (err) return { ok: false, error: err, httpStatus: 401 };
+    return checkAudiences(known, rule);
+  }
   let getKey: JWTVerifyGetKey;
   try {
     getKey = await keys(rule);
@@ -209,6 +239,11 @@ async function verifyWith(token: string, rule: JwtRule, keys: KeyResolver, now: 
   } catch (e) {
     return { ok: false, error: joseError(e), httpStatus: 401 };
   }
+  verified?.set(rule, token, payload);
+  return checkAudiences(payload, rule);
+}
+
+function checkAudiences(payload: JWTPayload, rule: JwtRule): Verified {
   if (rule.audiences && rule.audiences.length) {
     const want = new Set(rule.audiences.map(normAudience));
     if (!audiencesOf(payload).some((a) => want.has(normAudience(a)))) {
@@ -218,7 +253,7 @@ async function verifyWith(token: string, rule: JwtRule, keys: KeyResolver, now: 
   return { ok: true, payload, rule };
 }
 
-async function verifyToken(f: Found, keys: KeyResolver, now: Date): Promise<Verified> {
+async function verifyToken(f: Found, keys: KeyResolver, now: Date, verified?: VerifiedTokens): Promise<Verified> {
   let iss: unknown;
   try {
     decodeProtectedHeader(f.token);
@@ -230,7 +265,7 @@ async function verifyToken(f: Found, keys: KeyResolver, now: Date): Promise<Veri
   if (candidates.length === 0) return { ok: false, error: JwtError.UnknownIssuer, httpStatus: 401 };
   const failures: Verified[] = [];
   for (const rule of candidates) {
-    const v = await verifyWith(f.token, rule, keys, now);
+    const v = await verifyWith(f.token, rule, keys, now, verified);
     if (v.ok) return v;
     failures.push(v);
   }
@@ -249,12 +284,16 @@ function claimAt(payload: JWTPayload, path: string): string | undefined {
   return undefined;
 }
 
-/** Authenticate one request against the jwtRules of every RequestAuthentication that applies. */
+/**
+ * Authenticate one request against the jwtRules of every RequestAuthentication that applies.
+ * `cache`, when given, remembers tokens whose signature checked out (see VerifiedTokens).
+ */
 export async function authenticate(
   rules: readonly JwtRule[],
   req: AuthnRequest,
   keys: KeyResolver,
   now: Date = new Date(),
+  cache?: VerifiedTokens,
 ): Promise<AuthnResult> {
   if (rules.length === 0) return { status: "none", reason: "no RequestAuthentication applies" };
   if (isCorsPreflight(req)) return { status: "none", reason: "CORS preflight request: authentication skipped" };
@@ -262,7 +301,7 @@ export async function authenticate(
   if (found.length === 0) return { status: "none", reason: "no token presented" };
   const verified: { f: Found; v: Extract<Verified, { ok: true }> }[] = [];
   for (const f of found) {
-    const v = await verifyToken(f, keys, now);
+    const v = await verifyToken(f, keys, now, cache);
     if (!v.ok) {
       const rule = f.rules.length === 1 ? f.rules[0] : undefined;
       return { status: "invalid", error: v.error, httpStatus: v.httpStatus, ...(rule ? { rule } : {}) };

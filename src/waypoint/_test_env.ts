@@ -27,6 +27,7 @@ import { JwksKeys } from "./jwks.ts";
 import { WaypointProxy, type WaypointLimits } from "./proxy.ts";
 import { WaypointState } from "./state.ts";
 import { RequestTelemetry } from "./telemetry.ts";
+import { TokenCache } from "./token_cache.ts";
 
 export const TD = "cluster.local";
 export const VIEWER = `spiffe://${TD}/ns/shop/sa/viewer`;
@@ -192,6 +193,7 @@ export function baseYaml(ports: { api: number; api2: number; mirror: number; h2:
 
 export interface TestWaypoint {
   proxy: WaypointProxy;
+  tokens: TokenCache;
   state: WaypointState;
   registry: Registry;
   server: HboneServer;
@@ -267,9 +269,11 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
     logs.push(o);
     if (logs.length > 5000) logs.shift();
   });
+  const tokens = new TokenCache();
   const proxy = new WaypointProxy({
     state,
     keys: new JwksKeys({ timeoutMs: 2000, cooldownMs: 0 }).resolve,
+    tokens,
     connector: hboneConnector({ pool, tls: () => wpTls, hbonePort: (ip) => ztunnels.get(ip)?.port ?? 1 }),
     telemetry: new RequestTelemetry(registry),
     limits,
@@ -317,6 +321,7 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
 
   return {
     proxy,
+    tokens,
     state,
     registry,
     server,

@@ -30,6 +30,7 @@ import { JwksKeys } from "./jwks.ts";
 import { WaypointProxy } from "./proxy.ts";
 import { WaypointState } from "./state.ts";
 import { RequestTelemetry } from "./telemetry.ts";
+import { TokenCache } from "./token_cache.ts";
 
 export { WaypointProxy, sniff } from "./proxy.ts";
 export type { IncomingTunnel, WaypointInputs, WaypointLimits } from "./proxy.ts";
@@ -40,6 +41,7 @@ export type { UpstreamConnector, HboneConnectorOptions } from "./connect.ts";
 export { JwksKeys } from "./jwks.ts";
 export type { JwksOptions } from "./jwks.ts";
 export { RequestTelemetry, nextTraceparent } from "./telemetry.ts";
+export { TokenCache } from "./token_cache.ts";
 
 const log = logger("waypoint");
 
@@ -113,6 +115,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   const proxy = new WaypointProxy({
     state,
     keys: keys.resolve,
+    tokens: new TokenCache(),
     connector: hboneConnector({ pool, tls: material }),
     telemetry,
   });

@@ -6,7 +6,7 @@
  * sockets.
  */
 import { logger } from "../core/log.ts";
-import type { KeyResolver } from "../policy/mod.ts";
+import type { KeyResolver, VerifiedTokens } from "../policy/mod.ts";
 import { RequestBody } from "./body.ts";
 import type { UpstreamConnector } from "./connect.ts";
 import type { RequestContext, Tunnel } from "./context.ts";
@@ -48,6 +48,8 @@ export interface WaypointInputs {
   state: WaypointState;
   /** Verification keys of JWT rules (src/waypoint/jwks.ts). */
   keys: KeyResolver;
+  /** Tokens whose signature already verified (src/waypoint/token_cache.ts). */
+  tokens?: VerifiedTokens;
   connector: UpstreamConnector;
   telemetry: RequestTelemetry;
   /** Clock for token expiry (tests). */
@@ -211,6 +213,7 @@ export class WaypointProxy {
     return {
       state: i.state,
       keys: i.keys,
+      tokens: i.tokens,
       now: i.now,
       connector: i.connector,
       pool: this.http1Pool,
@@ -229,7 +232,7 @@ export class WaypointProxy {
     } else if (kind === "h2") {
       const i = this.inputs;
       serveH2c(
-        { state: i.state, keys: i.keys, now: i.now, connector: i.connector, telemetry: i.telemetry, limits: this.limits, sessions: this.h2Sessions },
+        { state: i.state, keys: i.keys, tokens: i.tokens, now: i.now, connector: i.connector, telemetry: i.telemetry, limits: this.limits, sessions: this.h2Sessions },
         tunnel,
         t,
         first,

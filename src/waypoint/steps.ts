@@ -6,7 +6,7 @@
  */
 import type { HeaderMap } from "../route/mod.ts";
 import { applyHeaderModifier, routeRequest } from "../route/mod.ts";
-import { admitRequest, type KeyResolver } from "../policy/mod.ts";
+import { admitRequest, type KeyResolver, type VerifiedTokens } from "../policy/mod.ts";
 import type { ForwardPlan, LocalReply, RequestContext } from "./context.ts";
 import { accessDenied, noRoute, redirect, routeError, unauthenticated } from "./local_reply.ts";
 import type { WaypointState } from "./state.ts";
@@ -14,6 +14,8 @@ import type { WaypointState } from "./state.ts";
 export interface StepInputs {
   state: WaypointState;
   keys: KeyResolver;
+  /** Tokens whose signature already verified (src/waypoint/token_cache.ts); absent: every token is verified. */
+  tokens?: VerifiedTokens;
   /** Clock for token expiry (tests). */
   now?: () => Date;
 }
@@ -29,7 +31,7 @@ export const chooseEndpoint: Step = (ctx, { state }) => {
 };
 
 /** RequestAuthentication then AuthorizationPolicy: 401 for a bad token, 403 when denied. */
-export const admit: Step = async (ctx, { state, keys, now }) => {
+export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
   const waypoint = state.waypoint!;
   const d = ctx.tunnel.destination;
   const admission = await admitRequest(
@@ -43,6 +45,7 @@ export const admit: Step = async (ctx, { state, keys, now }) => {
     },
     keys,
     now?.(),
+    tokens,
   );
   ctx.admission = admission;
   if (admission.status === 401 || (admission.status === 403 && !admission.decision)) {

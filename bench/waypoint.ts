@@ -1,0 +1,324 @@
+/**
+ * `npm run bench -- waypoint [--duration S] [--connections N] [--rounds N] [--keep]`
+ *
+ * The waypoint against HAProxy's jwt_verify, in one lab, in one run. Both do the same work per request:
+ * verify an RS256 JWT (Istio's demo token: signature, issuer, expiry), authorize (POST to /anything*
+ * only, for that issuer's principals), route by path to the app, strip the token. Load: wrk from a pod,
+ * fixed concurrency, 1 KB POST bodies, keep-alive connections.
+ *
+ *   waypoint path: client pod -> ztunnel (node-a) -> HBONE -> waypoint -> HBONE -> ztunnel (node-b) -> httpbin
+ *   HAProxy path:  client pod (outside the mesh) -> HAProxy pod -> httpbin pod (plain HTTP)
+ *
+ * Reported per proxy: requests/s, p50/p99 latency (wrk), the proxy process's own CPU (utime+stime from
+ * /proc over the run), requests/s per core, vCPU per 1000 rps, and RSS at the end of the run. The
+ * waypoint also terminates and originates mTLS (HBONE) on both sides; HAProxy here speaks plain HTTP.
+ */
+import { createPublicKey } from "node:crypto";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+const ROOT = resolve(import.meta.dir, "..");
+const MESH = join(ROOT, "dist", "mesh");
+const JWT = join(ROOT, "src", "waypoint", "testdata", "jwt");
+
+interface Opts {
+  duration: number;
+  connections: number;
+  rounds: number;
+  keep: boolean;
+}
+
+function parseOpts(args: string[]): Opts {
+  const o: Opts = { duration: 10, connections: 32, rounds: 2, keep: false };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--keep") o.keep = true;
+    else if (a === "--duration") o.duration = Number(args[++i]);
+    else if (a === "--connections") o.connections = Number(args[++i]);
+    else if (a === "--rounds") o.rounds = Number(args[++i]);
+    else throw new Error(`Unknown option ${a}: use --duration S, --connections N, --rounds N, --keep`);
+  }
+  return o;
+}
+
+function run(argv: string[], timeoutMs = 120_000): { code: number; out: string; err: string } {
+  const r = Bun.spawnSync(argv, { stdout: "pipe", stderr: "pipe", timeout: timeoutMs });
+  return { code: r.exitCode ?? -1, out: r.stdout.toString(), err: r.stderr.toString() };
+}
+
+function config(dir: string, pubPem: string): string {
+  const haproxyCfg = join(dir, "haproxy.cfg");
+  writeFileSync(join(dir, "demo-pub.pem"), pubPem);
+  writeFileSync(
+    haproxyCfg,
+    `global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+frontend fe
+  bind 10.244.2.12:8080
+  # Authentication: an RS256 token of testing@secure.istio.io, signature verified, not expired.
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
+  http-request deny deny_status 401 unless { var(txn.alg) -m str RS256 }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"${join(dir, "demo-pub.pem")}") -m int 1 }
+  http-request set-var(txn.iss) var(txn.bearer),jwt_payload_query('$.iss')
+  http-request deny deny_status 401 unless { var(txn.iss) -m str testing@secure.istio.io }
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('$.exp','int')
+  http-request set-var(txn.now) date
+  http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
+  # Authorization: POST to /anything* only.
+  http-request deny deny_status 403 unless METH_POST { path_beg /anything }
+  http-request del-header authorization
+  # Routing by path.
+  use_backend app if { path_beg /anything }
+  default_backend app
+backend app
+  http-reuse always
+  server app 10.244.2.11:80
+`,
+  );
+  const jwks = JSON.stringify(JSON.parse(readFileSync(join(JWT, "demo-jwks.json"), "utf8")));
+  const pod = (name: string, ns: string, node: string, ip: string, command: string[], ports: number[]) => `apiVersion: v1
+kind: Pod
+metadata:
+  name: ${name}
+  namespace: ${ns}
+  labels:
+    app: ${name}
+spec:
+  nodeName: ${node}
+  serviceAccountName: default
+  containers:
+  - name: c
+    command: ${JSON.stringify(command)}
+    ports: ${JSON.stringify(ports.map((p) => ({ containerPort: p })))}
+status:
+  podIP: ${ip}`;
+  return [
+    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench\n  labels:\n    istio.io/dataplane-mode: ambient`,
+    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: plain`,
+    `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: bench`,
+    `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: plain`,
+    pod("client", "bench", "node-a", "10.244.1.10", ["sleep", "infinity"], []),
+    pod("app", "bench", "node-b", "10.244.2.10", ["mesh", "httpbin", "--port", "80"], [80]),
+    pod("plain-client", "plain", "node-a", "10.244.1.11", ["sleep", "infinity"], []),
+    pod("plain-app", "plain", "node-b", "10.244.2.11", ["mesh", "httpbin", "--port", "80"], [80]),
+    pod("haproxy", "plain", "node-b", "10.244.2.12", ["/usr/sbin/haproxy", "-db", "-f", haproxyCfg], [8080]),
+    `apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: bench
+  labels:
+    istio.io/use-waypoint: waypoint
+spec:
+  clusterIP: 10.96.0.20
+  selector:
+    app: app
+  ports:
+  - name: http
+    port: 8000
+    targetPort: 80`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: waypoint
+  namespace: bench
+spec:
+  gatewayClassName: istio-waypoint
+  listeners:
+  - name: mesh
+    port: 15008
+    protocol: HBONE
+  addresses:
+  - type: IPAddress
+    value: 10.244.2.20`,
+    `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: jwt
+  namespace: bench
+spec:
+  selector:
+    matchLabels:
+      app: app
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    jwks: '${jwks}'`,
+    `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: post-anything
+  namespace: bench
+spec:
+  selector:
+    matchLabels:
+      app: app
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        requestPrincipals: ["testing@secure.istio.io/*"]
+    to:
+    - operation:
+        methods: ["POST"]
+        paths: ["/anything*"]`,
+    `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: api
+  namespace: bench
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: api
+    port: 8000
+  rules:
+  - matches:
+    - path:
+        type: PathPrefix
+        value: /anything
+    backendRefs:
+    - name: api
+      port: 8000`,
+  ].join("\n---\n") + "\n";
+}
+
+/** utime+stime of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
+}
+
+function rssMb(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  requests: number;
+}
+
+function ms(v: string, unit: string): number {
+  const n = Number(v);
+  return unit === "us" ? n / 1000 : unit === "s" ? n * 1000 : n;
+}
+
+function parseWrk(out: string): WrkResult {
+  const num = (re: RegExp) => Number(out.match(re)?.[1] ?? NaN);
+  const pct = (p: string) => {
+    const m = out.match(new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`));
+    return m ? ms(m[1]!, m[2]!) : NaN;
+  };
+  const errs = out.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/);
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    p50: pct("50"),
+    p99: pct("99"),
+    errors: errs ? errs.slice(1).reduce((n, x) => n + Number(x), 0) : 0,
+    non2xx: num(/Non-2xx or 3xx responses: (\d+)/) || 0,
+    requests: num(/(\d+) requests in/),
+  };
+}
+
+interface Row {
+  name: string;
+  wrk: WrkResult;
+  cpu: number;
+  rss: number;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const o = parseOpts(args);
+  if (process.getuid?.() !== 0) {
+    console.log("bench waypoint needs root (it runs in the lab): sudo npm run bench -- waypoint");
+    return 1;
+  }
+  if (!existsSync(MESH)) {
+    const b = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "inherit", stderr: "inherit" });
+    if (b.exitCode !== 0) return 1;
+  }
+  const prefix = `wb${(process.pid % 10000).toString(36)}`;
+  const P = ["--prefix", prefix];
+  const dir = mkdtempSync(join(tmpdir(), "mesh-bench-waypoint-"));
+  const token = readFileSync(join(JWT, "demo.jwt"), "utf8").trim();
+  const jwk = (JSON.parse(readFileSync(join(JWT, "demo-jwks.json"), "utf8")) as { keys: object[] }).keys[0]!;
+  const pubPem = createPublicKey({ key: jwk as never, format: "jwk" }).export({ type: "spki", format: "pem" }).toString();
+  const lua = join(dir, "post.lua");
+  writeFileSync(lua, `wrk.method = "POST"\nwrk.body = string.rep("x", 1024)\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+  const file = join(dir, "bench.yaml");
+  writeFileSync(file, config(dir, pubPem));
+  try {
+    console.log(`lab up (prefix ${prefix}) ...`);
+    const up = run([MESH, "lab", "up", file, ...P, "--timeout", "60"], 150_000);
+    if (up.code !== 0) {
+      console.log(up.out + up.err);
+      return 1;
+    }
+    const state = JSON.parse(readFileSync(`/run/mesh-lab/${prefix}/state.json`, "utf8")) as { processes: { id: string; pid: number }[] };
+    const pidOf = (id: string) => state.processes.find((p) => p.id === id)!.pid;
+    const targets = [
+      { name: "waypoint (mesh)", pid: pidOf("waypoint/bench/waypoint"), pod: "bench/client", url: "http://10.96.0.20:8000/anything/bench" },
+      { name: "HAProxy 2.6 jwt_verify", pid: pidOf("pod/plain/haproxy"), pod: "plain/plain-client", url: "http://10.244.2.12:8080/anything/bench" },
+    ];
+    // Sanity: both answer 200 with the token, and refuse without it.
+    for (const t of targets) {
+      const ok = run([MESH, "lab", "exec", ...P, t.pod, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", "x", "-H", `Authorization: Bearer ${token}`, t.url]);
+      const no = run([MESH, "lab", "exec", ...P, t.pod, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", "x", t.url]);
+      const bad = run([MESH, "lab", "exec", ...P, t.pod, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-d", "x", "-H", `Authorization: Bearer ${token.slice(0, -2)}xx`, t.url]);
+      console.log(`${t.name}: with token ${ok.out}, without ${no.out}, tampered ${bad.out}`);
+      if (ok.out !== "200" || bad.out !== "401" || no.out === "200") {
+        console.log("the two proxies do not enforce the same check: stopping");
+        return 1;
+      }
+    }
+    const rows: Row[] = [];
+    for (let round = 0; round < o.rounds; round++) {
+      for (const t of targets) {
+        // Warm-up: connections, pools, JIT.
+        run([MESH, "lab", "exec", ...P, t.pod, "--", "wrk", "-t1", `-c${o.connections}`, "-d2s", "-s", lua, t.url], 60_000);
+        const cpu0 = cpuSeconds(t.pid);
+        const t0 = performance.now();
+        const w = run([MESH, "lab", "exec", ...P, t.pod, "--", "wrk", "-t1", `-c${o.connections}`, `-d${o.duration}s`, "--latency", "-s", lua, t.url], (o.duration + 60) * 1000);
+        const elapsed = (performance.now() - t0) / 1000;
+        const cpu = (cpuSeconds(t.pid) - cpu0) / elapsed;
+        const wrk = parseWrk(w.out);
+        rows.push({ name: t.name, wrk, cpu, rss: rssMb(t.pid) });
+        console.log(`round ${round + 1} ${t.name}: ${wrk.rps.toFixed(0)} rps, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms, cpu ${cpu.toFixed(2)} cores, rss ${rssMb(t.pid).toFixed(0)} MB${wrk.non2xx || wrk.errors ? `, NON-2xx ${wrk.non2xx} errors ${wrk.errors}` : ""}`);
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    console.log(`\n| proxy | req/s | p50 ms | p99 ms | proxy CPU (cores) | req/s per core | vCPU per 1000 rps | RSS MB |`);
+    console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
+    for (const t of targets) {
+      const rs = rows.filter((r) => r.name === t.name);
+      const rps = median(rs.map((r) => r.wrk.rps));
+      const cpu = median(rs.map((r) => r.cpu));
+      console.log(
+        `| ${t.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.wrk.p50)).toFixed(2)} | ${median(rs.map((r) => r.wrk.p99)).toFixed(2)} | ${cpu.toFixed(2)} | ${(rps / cpu).toFixed(0)} | ${(cpu / (rps / 1000)).toFixed(3)} | ${median(rs.map((r) => r.rss)).toFixed(0)} |`,
+      );
+    }
+    console.log(`\n${o.connections} connections, wrk -t1, ${o.duration} s per run, median of ${o.rounds} round(s); 1 KB POST bodies with the JWT; 2 vCPUs shared by everything.`);
+    return 0;
+  } finally {
+    if (!o.keep) run([MESH, "lab", "down", ...P], 60_000);
+    else console.log(`lab left up: ${MESH} lab down --prefix ${prefix}`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.main) process.exit(await main(process.argv.slice(2)));
