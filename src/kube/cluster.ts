@@ -96,9 +96,12 @@ export class KubernetesPlane {
     return [`${s}.svc`, `${s}.svc.cluster.local`, s];
   }
 
-  /** Lists everything (up to syncTimeoutMs), publishes the first model, starts the controller. */
+  /**
+   * Lists everything (waiting up to syncTimeoutMs, default 15 s: the MeshConfig's trust domain decides the CA),
+   * publishes the first model, starts the controller.
+   */
   async start(): Promise<void> {
-    await this.source.start(this.#o.syncTimeoutMs ?? 30_000);
+    await this.source.start(this.#o.syncTimeoutMs ?? 15_000);
     this.controller.start();
   }
 

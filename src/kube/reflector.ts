@@ -141,6 +141,7 @@ export class Reflector {
       }
       const timeoutSeconds = this.#o.watchTimeoutSeconds ?? Math.round(240 + Math.random() * 120);
       let events = 0;
+      const watchStarted = Date.now();
       try {
         for await (
           const ev of this.#client.watch(this.#served, {
@@ -163,6 +164,11 @@ export class Reflector {
         // A normal end (timeoutSeconds): resume from the last resourceVersion at once.
         this.#o.onRestart?.("timeout");
         if (events > 0) delay = b.initialMs;
+        else if (Date.now() - watchStarted < 1000) {
+          // Ended at once with nothing in it (a proxy in the way?): not a reason to spin.
+          await this.#sleep(delay);
+          delay = Math.min(b.maxMs, delay * 2);
+        }
       } catch (e) {
         if (this.#stopped) return;
         if (e instanceof KubeApiError && (e.status === 410 || e.reason === "Expired" || e.reason === "Gone")) {
@@ -193,7 +199,7 @@ export class Reflector {
           signal: this.#ac.signal,
         });
         const next = new Map<string, KubeObject>();
-        for (const it of items) next.set(key(it.metadata.namespace, it.metadata.name), it);
+        for (const it of items) next.set(key(it.metadata.namespace, it.metadata.name), slim(it));
         this.#store = next;
         this.#rv = resourceVersion;
         this.#served = r;
@@ -229,9 +235,15 @@ export class Reflector {
     if (!obj.apiVersion || !obj.kind) Object.assign(obj, { apiVersion: this.#served.group ? `${this.#served.group}/${this.#served.version}` : this.#served.version, kind: this.resource.kind });
     const k = key(obj.metadata.namespace, obj.metadata.name);
     if (type === "DELETED") this.#store.delete(k);
-    else this.#store.set(k, obj);
+    else this.#store.set(k, slim(obj));
     this.#o.onChange();
   }
+}
+
+/** managedFields are server-side-apply bookkeeping, often the largest part of an object: not kept. */
+function slim(o: KubeObject): KubeObject {
+  if (o.metadata?.managedFields !== undefined) delete o.metadata.managedFields;
+  return o;
 }
 
 function key(namespace: string | undefined, name: string): string {
