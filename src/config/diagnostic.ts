@@ -26,6 +26,25 @@ export function hasErrors(ds: readonly Diagnostic[]): boolean {
   return ds.some((d) => d.severity === "error");
 }
 
+/**
+ * Errors that `mesh check` reports but that the data plane already enforces safely (fail closed), so a
+ * control plane must still serve the configuration that carries them. Refusing it would keep the last
+ * good configuration, which is usually the LESS strict one: applying an L7 policy with no waypoint would
+ * then silently leave traffic allowed. Every other error (syntax, schema, duplicates...) means the model
+ * would not say what the user wrote, and the last good configuration keeps serving.
+ */
+export const ENFORCED_FAIL_CLOSED: ReadonlySet<string> = new Set([
+  "l7-without-waypoint", // the destination ztunnel denies every connection
+  "missing-waypoint", // the destination ztunnel admits only a waypoint that does not exist: nothing
+  "waypoint-class", // the Gateway is not a waypoint: its destinations' L7 policies fail closed
+  "policy-attachment", // ignored object; the policies it meant to bind fail closed
+]);
+
+/** Errors that make a configuration unservable (see ENFORCED_FAIL_CLOSED for the ones that do not). */
+export function blockingErrors(ds: readonly Diagnostic[]): Diagnostic[] {
+  return ds.filter((d) => d.severity === "error" && !ENFORCED_FAIL_CLOSED.has(d.rule));
+}
+
 /** Sorted by file, line, column, then rule, so output is stable whatever order the rules ran in. */
 export function sortDiagnostics(ds: readonly Diagnostic[]): Diagnostic[] {
   return [...ds].sort((a, b) =>

@@ -13,7 +13,7 @@
 export type { ConfigFile, ParsedFile, Path as SourcePath, Position as SourcePosition, SourceObject } from "./source.ts";
 export { parseFile } from "./source.ts";
 export type { Diagnostic } from "./diagnostic.ts";
-export { formatDiagnostic, hasErrors, sortDiagnostics, summarize } from "./diagnostic.ts";
+export { blockingErrors, ENFORCED_FAIL_CLOSED, formatDiagnostic, hasErrors, sortDiagnostics, summarize } from "./diagnostic.ts";
 export type { LoadResult } from "./load.ts";
 export { buildModel, modelFromObjects, parseConfig } from "./load.ts";
 export { hasL7, l7Attributes } from "./l7.ts";
