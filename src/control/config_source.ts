@@ -36,6 +36,23 @@ export interface ConfigError {
   diagnostics: Diagnostic[];
 }
 
+/**
+ * What the control role needs from where its configuration comes from: a file or directory (ConfigSource,
+ * below) or the cluster (KubernetesPlane's source, src/kube). Both report through the same
+ * ConfigUpdate/ConfigError callbacks.
+ */
+export interface ModelSource {
+  /** Where the configuration comes from, for status and log lines. */
+  readonly path: string;
+  /** Reads everything once (reporting through the callbacks), then follows changes. */
+  start(): Promise<void>;
+  /** Re-reads now. */
+  refresh(): Promise<void>;
+  close(): void | Promise<void>;
+  /** Rehearses a build off the clock (file mode). */
+  warmUp?(): void;
+}
+
 export interface ConfigSourceOptions {
   path: string;
   debounceMs?: number;
@@ -104,6 +121,12 @@ export class ConfigSource {
     }
     const pollMs = this.#o.pollMs ?? 2000;
     if (pollMs > 0) this.#poll = setInterval(() => void this.#pollOnce(), pollMs);
+  }
+
+  /** Builds the current files once more and drops the result: warms the JIT for the first real change. */
+  warmUp(): void {
+    if (this.#closed || this.#running || !this.#files.size) return;
+    buildModel([...this.#files.values()].map((f) => f.parsed));
   }
 
   close(): void {

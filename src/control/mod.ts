@@ -23,7 +23,8 @@ import { CertificateAuthority } from "../identity/mod.ts";
 import type { MeshModel } from "../model/types.ts";
 import { type StatusReport, XdsServer } from "../xds/mod.ts";
 import { controlApi } from "./api.ts";
-import { type ConfigError, ConfigSource } from "./config_source.ts";
+import { type KubernetesOptions, KubernetesPlane } from "../kube/mod.ts";
+import { type ConfigError, ConfigSource, type ConfigUpdate, type ModelSource } from "./config_source.ts";
 import { ControlListener } from "./listener.ts";
 
 const log = logger("control");
@@ -41,6 +42,8 @@ export interface ControlOptions {
   debounceMs?: number;
   /** Lifetime of control-plane client certificates (default 1 h). */
   clientCertTtlSeconds?: number;
+  /** --kubernetes: settings for tests (API connection environment, timings, waypoint image). */
+  kube?: Partial<Omit<KubernetesOptions, "kubeconfig" | "onUpdate" | "onError">>;
 }
 
 /** The running control role. Beyond RoleHandle, tests and the lab reach the parts directly. */
@@ -59,10 +62,8 @@ interface PersistedState {
 }
 
 export async function startControl(opts: ControlOptions, ctx: RoleContext): Promise<ControlHandle> {
-  if (opts.kubernetes) {
-    throw new MeshError(ErrorCode.Usage, "--kubernetes is not available in this build: use --config FILE|DIR");
-  }
-  if (!opts.config) throw new MeshError(ErrorCode.Usage, "--role control needs --config FILE|DIR");
+  if (opts.kubernetes && opts.config) throw new MeshError(ErrorCode.Usage, "--role control takes --config FILE|DIR or --kubernetes, not both");
+  if (!opts.kubernetes && !opts.config) throw new MeshError(ErrorCode.Usage, "--role control needs --config FILE|DIR or --kubernetes");
   await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
   const statePath = join(opts.dataDir, "control-state.json");
   const lastGoodPath = join(opts.dataDir, "control-last-good.json");
@@ -103,33 +104,46 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     collectSoon();
   };
 
-  const source = new ConfigSource({
-    path: opts.config,
-    debounceMs: opts.debounceMs,
-    onUpdate: (u) => {
-      if (ca && u.model.meshConfig.trustDomain !== ca.trustDomain) {
-        const e: ConfigError = {
-          at: new Date(),
-          diagnostics: [{
-            file: opts.config!,
-            line: 0,
-            col: 0,
-            severity: "error",
-            message: `trustDomain changed from "${ca.trustDomain}" to "${u.model.meshConfig.trustDomain}": every certificate would change identity; restart the control role (and re-issue tokens) to apply it`,
-            rule: "trust-domain-change",
-          }],
-        };
-        onError(e);
-        return;
-      }
-      lastError = undefined;
-      warnings = u.warnings.length;
-      served = u.model;
-      publish(u.model, u.changeStartedAt);
-      saveLastGood(u.model);
-    },
-    onError: (e) => onError(e),
-  });
+  const onUpdate = (u: ConfigUpdate) => {
+    if (ca && u.model.meshConfig.trustDomain !== ca.trustDomain) {
+      const e: ConfigError = {
+        at: new Date(),
+        diagnostics: [{
+          file: opts.config ?? "kubernetes",
+          line: 0,
+          col: 0,
+          severity: "error",
+          message: `trustDomain changed from "${ca.trustDomain}" to "${u.model.meshConfig.trustDomain}": every certificate would change identity; restart the control role (and re-issue tokens) to apply it`,
+          rule: "trust-domain-change",
+        }],
+      };
+      onError(e);
+      return;
+    }
+    lastError = undefined;
+    warnings = u.warnings.length;
+    served = u.model;
+    publish(u.model, u.changeStartedAt);
+    saveLastGood(u.model);
+  };
+  // The cluster (src/kube) or a file: the same model, the same callbacks.
+  let kube: KubernetesPlane | undefined;
+  let source: ModelSource;
+  if (opts.kubernetes) {
+    const k = new KubernetesPlane({
+      kubeconfig: opts.kubeconfig,
+      onUpdate,
+      onError: (e) => onError(e),
+      debounceMs: opts.debounceMs,
+      metrics: ctx.metrics,
+      port: splitAddr(opts.listen, 15012).port,
+      ...opts.kube,
+    });
+    kube = k;
+    source = { path: k.source.path, start: () => k.start(), refresh: () => k.source.refresh(), close: () => k.close() };
+  } else {
+    source = new ConfigSource({ path: opts.config!, debounceMs: opts.debounceMs, onUpdate, onError: (e) => onError(e) });
+  }
   // Serializing a big model takes tens of milliseconds: not on the push path, and once per burst.
   let saveTimer: ReturnType<typeof setTimeout> | undefined;
   function saveLastGood(model: MeshModel) {
@@ -159,7 +173,8 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
 
   const serverNames = () => {
     const { hostname: host } = splitAddr(opts.listen, 15012);
-    const names = ["localhost", "127.0.0.1", "::1", hostname()];
+    // On Kubernetes proxies dial the control role's Service by name.
+    const names = ["localhost", "127.0.0.1", "::1", hostname(), ...(kube?.serverNames ?? [])];
     if (host && host !== "0.0.0.0" && host !== "::") names.unshift(host);
     for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.push(a.address.replace(/%.*$/, ""));
     return names;
@@ -194,15 +209,27 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     status,
     csrTotal: m.csr,
     clientCertTtlSeconds: opts.clientCertTtlSeconds ?? 3600,
+    serviceAccountToken: kube && ((t: string) => kube!.authenticate(t)),
   });
   try {
     listener = await ControlListener.start({ listen: opts.listen, tls, trustDomain: theCa.trustDomain, app, xds });
   } catch (e) {
-    source.close();
+    await source.close();
     throw new MeshError(ErrorCode.Usage, `Cannot listen on ${opts.listen}: ${(e as Error).message}`, { cause: e });
   }
   const theListener = listener;
   if (served) publish(served);
+  // The first change of a big mesh would run the build and delta paths cold: rehearse them once, off the clock.
+  const warmTimer = setTimeout(() => {
+    if (stopped || !served || served.workloads.length < 1000) return;
+    const t0 = performance.now();
+    source.warmUp?.();
+    XdsServer.warmUp(served);
+    log.debug("warmed up", { ms: Math.round(performance.now() - t0) });
+  }, 500);
+  warmTimer.unref?.();
+  // Proxies on the cluster mount the trust bundle from a ConfigMap the control role keeps current.
+  kube?.setTrustBundle(theCa.trustBundlePem);
 
   // The serving certificate is renewed at half its lifetime, and re-issued when the roots change.
   let renewTimer: ReturnType<typeof setTimeout> | undefined;
@@ -226,6 +253,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
   const unsubscribe = theCa.onTrustBundleChange(() => {
     log.info("trust bundle changed: pushing it and renewing the serving certificate", { roots: theCa.trustBundle.length });
     if (served) publish(served);
+    kube?.setTrustBundle(theCa.trustBundlePem);
     void renewServing();
   });
 
@@ -274,12 +302,13 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
       stopped = true;
       clearTimeout(renewTimer);
       clearTimeout(gcTimer);
+      clearTimeout(warmTimer);
       if (saveTimer) {
         clearTimeout(saveTimer);
         if (served) await writeJsonAtomic(lastGoodPath, served);
       }
       unsubscribe();
-      source.close();
+      await source.close();
       xds.closeAll();
       await theListener.close();
       log.info("control role stopped");
