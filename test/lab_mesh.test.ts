@@ -135,10 +135,13 @@ describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
       "l4-proof",
       "l7-no-waypoint",
       "check",
+      "describe-before",
       "no-token",
       "demo-token",
       "post",
       "tampered-token",
+      "describe-after",
+      "follow-denied",
     ]);
   });
   const steps: [string, string][] = [
@@ -150,6 +153,9 @@ describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
     ["demo-token", "waypoint: the demo token gets 200"],
     ["post", "waypoint: POST gets 403"],
     ["tampered-token", "waypoint: a tampered token gets 401"],
+    ["describe-before", "troubleshooting: mesh describe says the L7 policy denies everything without a waypoint"],
+    ["describe-after", "troubleshooting: mesh describe shows the waypoint, its label and where the policy is enforced"],
+    ["follow-denied", "troubleshooting: a denied request is found in the waypoint's log by its trace id"],
   ];
   for (const [step, title] of steps) {
     test(title, () => {

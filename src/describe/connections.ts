@@ -31,9 +31,10 @@ function isSrc(e: AccessLogEntry, f: ConnectionFilter): boolean {
 
 function side(p: AccessLogEntry["dst"]): string {
   if (!p) return "unknown";
-  if (p.workload) return `${p.namespace}/${p.workload}${p.addr ? ` (${p.addr})` : ""}`;
-  if (p.service) return `${p.service}${p.addr ? ` (${p.addr})` : ""}`;
-  return p.identity ?? p.addr ?? "unknown";
+  const at = p.addr ? ` (${p.addr})` : "";
+  if (p.workload) return `${p.namespace}/${p.workload}${at}`;
+  if (p.service) return `${p.service}${at}`;
+  return p.identity ? `${p.identity}${at}` : p.addr ?? "unknown";
 }
 
 function resultOf(e: AccessLogEntry): string {
@@ -63,6 +64,7 @@ export function connectionsFor(entries: AccessLogEntry[], f: ConnectionFilter, l
     rows.push({
       time: e.time,
       proxy: e.proxy ?? null,
+      reporter: e.reporter ?? null,
       direction: inbound ? "inbound" : "outbound",
       peer: inbound ? side(e.src) : side(e.dst),
       result: resultOf(e),

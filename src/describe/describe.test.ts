@@ -217,9 +217,9 @@ group("describe with live facts", () => {
     expect(live.accessLog.length).toBe(4);
     const d = pod(withWaypoint, "ambient-ns/product-api", live);
     expect(d.connections).toEqual([
-      { time: "2025-01-01T11:58:00Z", proxy: "ztunnel/node-b", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5000)", result: "accepted", request: null, reason: null, id: null },
-      { time: "2025-01-01T11:59:30Z", proxy: "ztunnel/node-b", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5001)", result: "denied", request: null, reason: "bypass refused", id: "abc" },
-      { time: "2025-01-01T11:59:50Z", proxy: "waypoint/ambient-ns/product-api-waypoint", direction: "inbound", peer: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa", result: "denied (HTTP 403)", request: "GET /headers", reason: "rbac: no ALLOW policy matched", id: "4bf92f3577b34da6a3ce929d0e0e4736" },
+      { time: "2025-01-01T11:58:00Z", proxy: "ztunnel/node-b", reporter: "destination", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5000)", result: "accepted", request: null, reason: null, id: null },
+      { time: "2025-01-01T11:59:30Z", proxy: "ztunnel/node-b", reporter: "destination", direction: "inbound", peer: "ambient-ns/product-viewer (10.244.1.10:5001)", result: "denied", request: null, reason: "bypass refused", id: "abc" },
+      { time: "2025-01-01T11:59:50Z", proxy: "waypoint/ambient-ns/product-api-waypoint", reporter: null, direction: "inbound", peer: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa (10.244.1.10)", result: "denied (HTTP 403)", request: "GET /headers", reason: "rbac: no ALLOW policy matched", id: "4bf92f3577b34da6a3ce929d0e0e4736" },
     ]);
     const v = pod(withWaypoint, "ambient-ns/product-viewer", live);
     expect(v.connections!.map((c) => [c.direction, c.result])).toEqual([["outbound", "accepted"], ["outbound", "denied"], ["outbound", "accepted"], ["outbound", "denied (HTTP 403)"]]);

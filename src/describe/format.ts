@@ -29,7 +29,8 @@ function connections(lines: string[], rows: ConnectionRow[] | null) {
   for (const c of rows) {
     const arrow = c.direction === "inbound" ? "<-" : "->";
     const verdict = c.result.replace(/^\w+/, (w) => w.toUpperCase());
-    lines.push(`  ${c.time}  ${(c.proxy ?? "").padEnd(20)} ${arrow} ${c.peer}: ${verdict}${c.request ? ` ${c.request}` : ""}${c.reason ? `: ${c.reason}` : ""}${c.id ? `  [id ${c.id}]` : ""}`);
+    const by = `${c.proxy ?? "(unknown proxy)"}${c.reporter ? ` (${c.reporter})` : ""}`;
+    lines.push(`  ${c.time}  ${by.padEnd(29)} ${arrow} ${c.peer}: ${verdict}${c.request ? ` ${c.request}` : ""}${c.reason ? `: ${c.reason}` : ""}${c.id ? `  [id ${c.id}]` : ""}`);
   }
 }
 

@@ -75,14 +75,14 @@ test("a refused configuration file is a problem, with its first error", () => {
     version: 5,
     versionAt: iso(1000),
     proxies: [],
-    config: { source: "/etc/mesh/mesh.yaml", lastError: { at: iso(120_000), diagnostics: [
+    config: { source: "/etc/mesh/mesh.yaml", lastError: { at: iso(90_000), diagnostics: [
       { file: "/etc/mesh/mesh.yaml", line: 12, col: 3, severity: "warning", message: "meh", rule: "w" },
       { file: "/etc/mesh/mesh.yaml", line: 40, col: 9, severity: "error", message: "L7 without waypoint", rule: "l7-without-waypoint" },
     ] } },
   }, undefined, { now });
-  expect(r.configError).toEqual({ at: iso(120_000), errors: ["/etc/mesh/mesh.yaml:40:9: L7 without waypoint [l7-without-waypoint]"] });
+  expect(r.configError).toEqual({ at: iso(90_000), errors: ["/etc/mesh/mesh.yaml:40:9: L7 without waypoint [l7-without-waypoint]"] });
   expect(r.problems[0]).toBe(
-    "configuration: the control plane refuses /etc/mesh/mesh.yaml since 120s ago (1 error, first: /etc/mesh/mesh.yaml:40:9: L7 without waypoint [l7-without-waypoint]); it keeps serving version 5",
+    "configuration: the control plane refuses /etc/mesh/mesh.yaml since 90s ago (1 error, first: /etc/mesh/mesh.yaml:40:9: L7 without waypoint [l7-without-waypoint]); it keeps serving version 5",
   );
   expect(r.ok).toBe(false);
 });

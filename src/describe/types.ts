@@ -113,6 +113,8 @@ export interface ConnectionRow {
   time: string;
   /** "ztunnel/node-b" */
   proxy: string | null;
+  /** "source" or "destination" for a ztunnel's line (a connection shows in both ztunnels' logs). */
+  reporter: string | null;
   direction: "inbound" | "outbound" | "unknown";
   peer: string;
   /** "accepted", "denied", "failed", "reset"; at a waypoint with the HTTP status: "denied (HTTP 403)" */

@@ -6,12 +6,14 @@
  *      metrics name the viewer's SPIFFE principal and connection_security_policy="mutual_tls").
  *   2. The L7 policy (JWT principal, GET, /get) without a waypoint: denied, and `mesh check` says why.
  *   3. With the waypoint: no token 403, the demo token 200, POST 403, a tampered token 401.
+ *   4. Troubleshooting: `mesh describe pod` of product-api before the waypoint (step 2) and with it, and a
+ *      denied request followed through the proxies' access logs by its trace id.
  *
  * It leaves the lab up (config/mesh.yaml) and prints how to explore it and take it down.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 
 export interface DemoOptions {
@@ -158,6 +160,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     }
     return r;
   };
+  /** Where `mesh describe` finds the lab (the default lab needs no flag). */
+  const LAB = opts.prefix ? ["--lab", opts.prefix] : [];
   const curl = (extra: string[], path: string) => ["lab", "exec", ...P, VIEWER, "--", "curl", "-sS", "-m", "5", ...extra, `${URL_BASE}${path}`];
   const statusOf = (extra: string[], path: string) => curl(["-o", "/dev/null", "-w", "%{http_code}", ...extra], path);
   const code = (r: Ran) => r.stdout.trim() || "000";
@@ -217,6 +221,14 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say("\nWhy, before anything runs:");
     const check = await meshCmd(["check", noWaypoint], ["check", rel(noWaypoint)]);
     verdict("check", "mesh check names the policy and the missing waypoint (exit 1)", check.code === 1 && /waypoint/.test(check.stdout + check.stderr) && (check.stdout + check.stderr).includes("require-get-on-products"), `exit ${check.code}`);
+    say("\nAnd what the running mesh says about product-api (one command: capture, ztunnel, waypoint, policies, connections):");
+    let before = await meshCmd(["describe", "pod", "ambient-ns/product-api", ...LAB]);
+    if (before.stdout.includes("refuses its configuration file")) {
+      say("The control plane refused that file and still serves the previous one; what the file itself means:");
+      const offline = await meshCmd(["describe", "pod", "ambient-ns/product-api", "--config", noWaypoint], ["describe", "pod", "ambient-ns/product-api", "--config", rel(noWaypoint)]);
+      before = { ...offline, stdout: before.stdout + offline.stdout };
+    }
+    verdict("describe-before", 'mesh describe: the L7 policy "denies everything: no waypoint" at the ztunnel of node-b', before.stdout.includes("denies everything: no waypoint") && before.stdout.includes("ztunnel of node-b"), `exit ${before.code}`);
 
     heading("Step 3 (waypoint): the Service is bound to product-api-waypoint, which enforces L7");
     await meshCmd(["lab", "apply", config, ...P], ["lab", "apply", rel(config), ...P]);
@@ -231,6 +243,36 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await expectStatus("post", "the same token, but POST is not allowed", ["-X", "POST", "-d", '{"product":1}', "-H", `Authorization: Bearer ${token}`], `-X POST -d '{"product":1}' -H "Authorization: Bearer $TOKEN" `, "/post", "403");
     await expectStatus("tampered-token", "a token whose signature does not verify is rejected by RequestAuthentication", ["-H", `Authorization: Bearer ${tamper(token)}`], `-H "Authorization: Bearer $TAMPERED" `, "/get", "401");
     say(`(TOKEN is Istio's demo token, src/lab/testdata/demo.jwt; TAMPERED is the same token with one signature character changed.)`);
+
+    heading("Step 4 (troubleshooting): describe product-api with its waypoint, and follow a denied request");
+    const after = await meshCmd(["describe", "pod", "ambient-ns/product-api", ...LAB]);
+    verdict(
+      "describe-after",
+      "mesh describe: captured by the ztunnel of node-b, served by product-api-waypoint through the Service's istio.io/use-waypoint label, the L7 policy enforced there",
+      after.code === 0 && after.stdout.includes("Captured: YES") && after.stdout.includes("via istio.io/use-waypoint on Service ambient-ns/product-api") &&
+        after.stdout.includes("at waypoint ambient-ns/product-api-waypoint"),
+      `exit ${after.code}`,
+    );
+    // A request without a token, with a trace id of our own: every proxy that logs it names that id.
+    const traceId = crypto.randomUUID().replace(/-/g, "");
+    const traceparent = `00-${traceId}-${traceId.slice(0, 16)}-01`;
+    show(`mesh lab exec${shownP} ${VIEWER} -- curl -s -o /dev/null -w '%{http_code}' -H "traceparent: ${traceparent}" ${URL_BASE}/get`);
+    output(code(await run([mesh, ...statusOf(["-H", `traceparent: ${traceparent}`], "/get")])));
+    const logs = ((JSON.parse((await run([mesh, "lab", "status", ...P, "--format", "json"])).stdout || "null") as { entries: { id: string; log?: string }[] } | null)?.entries ?? [])
+      .filter((e) => /^(ztunnel|waypoint)\//.test(e.id) && e.log);
+    show(`grep ${traceId} ${logs.length ? `${dirname(logs[0]!.log!)}/*.log` : "(no logs)"}`);
+    let found: string[] = [];
+    const deadline = Date.now() + settleMs;
+    do {
+      found = logs.flatMap((e) => readFileSync(e.log!, "utf8").split("\n").filter((l) => l.includes(traceId)).map((l) => `${e.id}: ${l}`));
+      if (!found.length) await Bun.sleep(300);
+    } while (!found.length && Date.now() < deadline);
+    output(found.map((l) => (l.length > 400 ? `${l.slice(0, 400)}...` : l)).join("\n") || "(no line names it)");
+    const denial = found.find((l) => l.startsWith("waypoint/") && l.includes('"status":403'));
+    verdict("follow-denied", "the 403 is in the waypoint's access log under the request's trace id, with the policy that denied it", denial !== undefined && denial.includes("require-get-on-products"), found.length ? "no 403 line naming the policy" : "no line with the trace id");
+    say("\nThe same request among product-api's recent connections, next to the source ztunnel's line:");
+    const recent = await run([mesh, "describe", "pod", "ambient-ns/product-api", "--connections", "6", ...LAB]);
+    output(recent.stdout.slice(recent.stdout.indexOf("Recent connections:")).split("\n\n")[0]!);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
