@@ -123,6 +123,12 @@ export class ConfigSource {
     if (pollMs > 0) this.#poll = setInterval(() => void this.#pollOnce(), pollMs);
   }
 
+  /** Builds the current files once more and drops the result: warms the JIT for the first real change. */
+  warmUp(): void {
+    if (this.#closed || this.#running || !this.#files.size) return;
+    buildModel([...this.#files.values()].map((f) => f.parsed));
+  }
+
   close(): void {
     this.#closed = true;
     this.#watcher?.close();

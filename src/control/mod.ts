@@ -219,6 +219,15 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
   }
   const theListener = listener;
   if (served) publish(served);
+  // The first change of a big mesh would run the build and delta paths cold: rehearse them once, off the clock.
+  const warmTimer = setTimeout(() => {
+    if (stopped || !served || served.workloads.length < 1000) return;
+    const t0 = performance.now();
+    source.warmUp?.();
+    XdsServer.warmUp(served);
+    log.debug("warmed up", { ms: Math.round(performance.now() - t0) });
+  }, 500);
+  warmTimer.unref?.();
   // Proxies on the cluster mount the trust bundle from a ConfigMap the control role keeps current.
   kube?.setTrustBundle(theCa.trustBundlePem);
 
@@ -293,6 +302,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
       stopped = true;
       clearTimeout(renewTimer);
       clearTimeout(gcTimer);
+      clearTimeout(warmTimer);
       if (saveTimer) {
         clearTimeout(saveTimer);
         if (served) await writeJsonAtomic(lastGoodPath, served);
