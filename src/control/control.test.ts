@@ -416,6 +416,61 @@ describe("control role: restarts and last-known-good", () => {
     }
   }, 30_000);
 
+  test("a control plane that goes silent (no FIN, no RST) is noticed by keepalive and the client reconnects", async () => {
+    writeMesh(t.dir, meshYaml());
+    const tc = { ...(await startTestControl(t.dir)), dir: t.dir };
+    // A TCP relay that can swallow bytes in both directions, like a partitioned network.
+    let frozen = false;
+    type Peer = { write(d: Uint8Array): number; end(): void };
+    const relay = Bun.listen<{ upstream?: Peer; pending: Uint8Array[] }>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open(client) {
+          client.data = { pending: [] };
+          void Bun.connect({
+            hostname: "127.0.0.1",
+            port: tc.handle.port,
+            socket: {
+              data(_up, d) {
+                if (!frozen) client.write(d);
+              },
+              close() {
+                client.end();
+              },
+            },
+          }).then((up) => {
+            client.data.upstream = up;
+            for (const d of client.data.pending) up.write(d);
+          });
+        },
+        data(client, d) {
+          if (frozen) return;
+          if (client.data.upstream) client.data.upstream.write(d);
+          else client.data.pending.push(new Uint8Array(d));
+        },
+        close(client) {
+          client.data.upstream?.end();
+        },
+      },
+    });
+    const c = await client({ address: `127.0.0.1:${relay.port}`, dir: t.dir }, { kind: "ztunnel", node: "node-a" }, { keepaliveMs: 300 });
+    try {
+      await c.start();
+      await c.ready(5000);
+      frozen = true;
+      const t0 = Date.now();
+      await waitFor("silent control plane noticed", () => !c.connected, 5000);
+      expect(Date.now() - t0).toBeLessThan(2000);
+      frozen = false;
+      await waitFor("reconnected", () => c.connected, 5000);
+    } finally {
+      await c.stop();
+      relay.stop(true);
+      await tc.handle.stop();
+    }
+  }, 20_000);
+
   test("a client started while the control plane is down serves from last-known-good, then catches up", async () => {
     const dataDir = join(t.dir, "zt-a");
     expect(existsSync(dataDir)).toBe(true);

@@ -59,6 +59,8 @@ export interface XdsClientOptions {
   /** Connection state changes (for readiness and logs). */
   onConnectionChange?: (connected: boolean, error?: Error) => void;
   backoff?: { initialMs?: number; maxMs?: number };
+  /** PING interval (and timeout) that detects a silent control plane; default 15 s. */
+  keepaliveMs?: number;
   /** Shown by `mesh status`. */
   build?: string;
 }
@@ -408,7 +410,9 @@ export class XdsClient {
       this.#sessionPromise = this.#connect().then(
         (s) => {
           this.#session = s;
+          const keepalive = this.#keepalive(s);
           s.once("close", () => {
+            clearInterval(keepalive);
             if (this.#session === s) {
               this.#session = undefined;
               this.#sessionPromise = undefined;
@@ -423,6 +427,31 @@ export class XdsClient {
       );
     }
     return this.#sessionPromise;
+  }
+
+  /**
+   * A control plane that vanished without closing the connection (host down, network partition) is noticed
+   * by an unanswered HTTP/2 PING; the session is dropped and the stream reconnects with backoff.
+   */
+  #keepalive(s: http2.ClientHttp2Session): ReturnType<typeof setInterval> {
+    const everyMs = this.#o.keepaliveMs ?? 15_000;
+    const t = setInterval(() => {
+      if (s.closed || s.destroyed) return;
+      const timer = setTimeout(() => {
+        log.warn("control plane stopped answering pings; reconnecting", { proxy: this.#key, controlPlane: this.#o.controlPlane });
+        s.destroy(new Error("keepalive timeout"));
+      }, everyMs);
+      try {
+        s.ping((err) => {
+          clearTimeout(timer);
+          if (err && !s.destroyed) s.destroy(err);
+        });
+      } catch {
+        clearTimeout(timer);
+      }
+    }, everyMs);
+    t.unref?.();
+    return t;
   }
 
   async #connect(): Promise<http2.ClientHttp2Session> {
