@@ -9,12 +9,12 @@
  *   direct     no proxy
  * Per path: single-stream throughput (iperf3, S seconds), 1-byte round trip p50/p99 (N round trips),
  * new tunnels per second (connect, 1 byte there and back, close; 8 workers, 1 s), each the median of
- * R rounds that visit the paths in turn; RSS of both halves idle and with N open tunnels (KB per
- * tunnel). Prints a table with ratios and the issue's goals.
+ * R rounds that visit the paths in turn; CPU seconds of both halves per GB; RSS of both halves idle
+ * and with N open tunnels (KB per tunnel). Prints a table with ratios and the issue's goals.
  */
 import { type Subprocess, spawn } from "bun";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTestCa } from "../src/hbone/_test_certs.ts";
 
@@ -37,6 +37,8 @@ interface Opts {
 
 interface Result {
   gbps?: number;
+  /** CPU seconds of both halves per GB carried (steady under machine load, unlike Gbit/s). */
+  cpu_s_per_gb?: number;
   p50_us?: number;
   p99_us?: number;
   tunnels_per_s?: number;
@@ -185,7 +187,14 @@ async function startPath(name: PathName, dir: string, targets: Ports): Promise<R
 
 const median = (xs: number[]) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] : undefined);
 
-async function iperf(port: number, seconds: number): Promise<number> {
+/** CPU time (user + system) of a process so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+async function iperf(port: number, seconds: number): Promise<{ gbps: number; bytes: number }> {
   const ip = spawn(["iperf3", "-c", HOST, "-p", String(port), "-t", String(seconds), "-J"], { stdout: "pipe", stderr: "pipe" });
   procs.add(ip);
   const out = await new Response(ip.stdout).text();
@@ -193,7 +202,7 @@ async function iperf(port: number, seconds: number): Promise<number> {
   procs.delete(ip);
   const j = JSON.parse(out);
   if (j.error) throw new Error(`iperf3: ${j.error}`);
-  return j.end.sum_received.bits_per_second / 1e9;
+  return { gbps: j.end.sum_received.bits_per_second / 1e9, bytes: j.end.sum_received.bytes };
 }
 
 /** Memory of one path: idle, then per open tunnel (a warm-up round of N tunnels, then the measured one). */
@@ -234,7 +243,7 @@ async function measureMemory(name: PathName, path: RunningPath, o: Opts, r: Resu
 async function measureAll(o: Opts, dir: string, targets: Ports): Promise<Partial<Record<PathName, Result>>> {
   const results: Partial<Record<PathName, Result>> = {};
   const running = new Map<PathName, RunningPath>();
-  const samples = new Map<PathName, { gbps: number[]; p50: number[]; p99: number[]; cps: number[] }>();
+  const samples = new Map<PathName, { gbps: number[]; p50: number[]; p99: number[]; cps: number[]; cpu: number; bytes: number }>();
   const guard = async (name: PathName, f: () => Promise<void>) => {
     const r = results[name]!;
     if (r.error) return;
@@ -247,7 +256,7 @@ async function measureAll(o: Opts, dir: string, targets: Ports): Promise<Partial
   try {
     for (const name of o.only) {
       results[name] = {};
-      samples.set(name, { gbps: [], p50: [], p99: [], cps: [] });
+      samples.set(name, { gbps: [], p50: [], p99: [], cps: [], cpu: 0, bytes: 0 });
       progress(`${name}: starting`);
       await guard(name, async () => {
         const p = await startPath(name, dir, targets);
@@ -264,7 +273,16 @@ async function measureAll(o: Opts, dir: string, targets: Ports): Promise<Partial
       progress(`throughput, round ${round} of ${o.rounds} (${o.seconds} s per path)`);
       for (const name of o.only) {
         const p = running.get(name);
-        if (p) await guard(name, async () => void samples.get(name)!.gbps.push(await iperf(p.entry.iperf, o.seconds)));
+        if (!p) continue;
+        await guard(name, async () => {
+          const cpu = () => p.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
+          const before = cpu();
+          const r = await iperf(p.entry.iperf, o.seconds);
+          const smp = samples.get(name)!;
+          smp.gbps.push(r.gbps);
+          smp.cpu += cpu() - before;
+          smp.bytes += r.bytes;
+        });
       }
     }
     for (let round = 1; round <= o.rounds; round++) {
@@ -291,6 +309,7 @@ async function measureAll(o: Opts, dir: string, targets: Ports): Promise<Partial
     r.p50_us = median(s.p50);
     r.p99_us = median(s.p99);
     r.tunnels_per_s = median(s.cps);
+    if (running.get(name)?.pids.length && s.bytes > 0) r.cpu_s_per_gb = s.cpu / (s.bytes / 1e9);
   }
   return results;
 }
@@ -303,6 +322,7 @@ export async function main(args: string[]): Promise<number> {
   const o = parseOpts(args);
   const dir = mkdtempSync(join(tmpdir(), "hbone-bench-"));
   const results: Partial<Record<PathName, Result>> = {};
+  const loadBefore = loadavg()[0];
   try {
     progress("certificates and targets");
     const ca = await makeTestCa("bench-root");
@@ -337,10 +357,11 @@ export async function main(args: string[]): Promise<number> {
     kb_per_tunnel: { value: ours?.kb_per_tunnel, goal: 4 },
   };
   const command = `npm run bench -- hbone ${args.join(" ")}`.trim();
+  const load = { before: loadBefore, after: loadavg()[0], cpus: navigator.hardwareConcurrency };
   if (o.format === "json") {
-    console.log(JSON.stringify({ command, options: o, results, goals }, null, 2));
+    console.log(JSON.stringify({ command, options: o, load, results, goals }, null, 2));
   } else {
-    const rows = [["path", "Gbit/s", "x ours", "x haproxy", "x bun-tls", "p50 us", "p99 us", "tunnels/s", "RSS idle MB", "KB/tunnel"]];
+    const rows = [["path", "Gbit/s", "x ours", "x haproxy", "x bun-tls", "CPU s/GB", "p50 us", "p99 us", "tunnels/s", "RSS idle MB", "KB/tunnel"]];
     for (const name of o.only) {
       const r = results[name]!;
       if (r.error) {
@@ -353,6 +374,7 @@ export async function main(args: string[]): Promise<number> {
         fmt(ratio(r.gbps, ours?.gbps), 2),
         fmt(ratio(r.gbps, hap?.gbps), 2),
         fmt(ratio(r.gbps, tls?.gbps), 2),
+        fmt(r.cpu_s_per_gb, 2),
         fmt(r.p50_us, 0),
         fmt(r.p99_us, 0),
         fmt(r.tunnels_per_s, 0),
@@ -361,7 +383,7 @@ export async function main(args: string[]): Promise<number> {
       ]);
     }
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-    console.log(`\n${command}`);
+    console.log(`\n${command}   (load average ${load.before.toFixed(1)} -> ${load.after.toFixed(1)} on ${load.cpus} CPUs)`);
     for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : (c ?? "").padStart(widths[i]))).join("  "));
     const mark = (ok: boolean | undefined) => (ok === undefined ? "n/a" : ok ? "met" : "NOT met");
     console.log(`\ngoals (hbone):`);

@@ -227,7 +227,9 @@ export class HboneServer {
     const [reason, identity] = checkClientPeer(s as never, ok, err, this.#opts.trustDomain);
     if (reason) {
       this.stats.handshakeRefused++;
-      log.warn("hbone connection refused", { reason, peer: s.data.peer });
+      // A client that went away mid-handshake is not news; a refused certificate is.
+      const gone = (err as { code?: string } | null)?.code === "ECONNRESET";
+      (gone ? log.debug : log.warn)("hbone connection refused", { reason, peer: s.data.peer });
       s.terminate();
       return;
     }
