@@ -91,6 +91,19 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
     expect(src.lastError).toBeUndefined();
   });
 
+  test("an L7 policy with no waypoint is served (the ztunnel fails closed), not refused in favour of the last good one", async () => {
+    const { dir, src, updates, errors } = setup({ "a.yaml": ns("a") + "---\n" + pod("api", "a") });
+    await src.start();
+    expect(updates.length).toBe(1);
+    const l7 = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: get-only\n  namespace: a\n" +
+      "spec:\n  action: ALLOW\n  rules:\n  - to:\n    - operation:\n        methods: [GET]\n";
+    save(join(dir, "a.yaml"), ns("a") + "---\n" + pod("api", "a") + "---\n" + l7);
+    await until("update", () => updates.length === 2);
+    expect(errors.length).toBe(0);
+    expect(src.lastGood?.authorizationPolicies.map((p) => p.name)).toEqual(["get-only"]);
+    expect(src.warnings.some((d) => d.severity === "error" && d.rule === "l7-without-waypoint")).toBe(true);
+  });
+
   test("a burst of saves is debounced into few reloads", async () => {
     const { dir, src, updates } = setup({ "a.yaml": ns("a") }, { debounceMs: 100 });
     await src.start();

@@ -12,7 +12,7 @@ import {
   type ConfigFile,
   type Diagnostic,
   formatDiagnostic,
-  hasErrors,
+  blockingErrors,
   parseFile,
   type ParsedFile,
   type SourcePosition,
@@ -233,7 +233,17 @@ export class ConfigSource {
     const t0 = performance.now();
     const { model, diagnostics } = buildModel([...this.#files.values()].map((f) => f.parsed));
     this.stats.builds++;
-    if (hasErrors(diagnostics)) return this.#fail(diagnostics);
+    // Only errors that would make the model say something else than what was written stop the push; an
+    // error the data plane enforces fail-closed (an L7 policy with no waypoint) must reach it, or the
+    // last good, less strict, configuration would keep serving.
+    if (blockingErrors(diagnostics).length) return this.#fail(diagnostics);
+    const enforced = diagnostics.filter((d) => d.severity === "error");
+    if (enforced.length) {
+      log.warn("configuration served with errors the data plane enforces fail-closed", {
+        path: this.path,
+        errors: enforced.slice(0, 20).map(formatDiagnostic),
+      });
+    }
     this.lastGood = model;
     this.lastError = undefined;
     this.warnings = diagnostics;
