@@ -199,6 +199,26 @@ describe("stream errors cost only the stream", () => {
     expect(p.streams.length).toBe(0);
   });
 
+  for (const authority of ["10.0.0.1", "10.0.0.1:", "10.0.0.1:0", "10.0.0.1:65536", "::1:80", "[::1]", ":80", "host:http"]) {
+    test(`CONNECT to ${JSON.stringify(authority)} is answered 400`, async () => {
+      const p = await readyServer();
+      p.connect(1, authority);
+      const fs = await p.frames();
+      const h = fs.find((f) => f.type === FrameType.HEADERS && f.stream === 1)!;
+      expect(p.fields(h)).toEqual([":status", "400"]);
+      expect(p.streams.length).toBe(0);
+    });
+  }
+
+  for (const authority of ["10.0.0.1:80", "[fd00::1]:8080", "reviews.default.svc.cluster.local:9080"]) {
+    test(`CONNECT to ${JSON.stringify(authority)} reaches the handler`, async () => {
+      const p = await readyServer();
+      p.connect(1, authority);
+      await p.frames();
+      expect(p.streams[0]?.authority).toBe(authority);
+    });
+  }
+
   test("streams beyond MAX_CONCURRENT_STREAMS are refused", async () => {
     const p = new ScriptedPeer("server", { maxConcurrentStreams: 2 });
     p.handshake();

@@ -32,7 +32,7 @@ import {
   writeWindowUpdate,
 } from "./frame.ts";
 import { type FlowState, growSendWindow, receiveBytes, releaseBytes, sendable, spend } from "./flow.ts";
-import { checkRequest, checkResponse } from "./headers.ts";
+import { checkRequest, checkResponse, parseAuthority } from "./headers.ts";
 import { applyPeerSettings, defaultSettings, type H2Settings, initialPeerSettings, ourSettings, type PeerSettings } from "./settings.ts";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { OutBuf } from "./outbuf.ts";
@@ -542,7 +542,8 @@ export class H2Connection implements FrameHandler, PeerInfo {
       stream.respond(431);
       return;
     }
-    if (req.method !== "CONNECT") {
+    // reference/HBONE.md 4: not a CONNECT, or an authority that is not host:port -> 400.
+    if (req.method !== "CONNECT" || parseAuthority(req.authority) === undefined) {
       stream.respond(400);
       return;
     }

@@ -192,4 +192,35 @@ describe("HBONE loopback", () => {
       await pool.close();
     }
   });
+
+  test("the pool follows the server's SETTINGS_MAX_CONCURRENT_STREAMS", async () => {
+    const small = HboneServer.listen({ hostname: "127.0.0.1", port: 0, tls: serverTls, onStream, settings: { maxConcurrentStreams: 2 } });
+    const pool = new HbonePool();
+    try {
+      // The first connection learns the limit from the server's SETTINGS; later ones respect it.
+      const first = await pool.connect(connectOpts(small.port));
+      const rest = await Promise.all(Array.from({ length: 4 }, () => pool.connect(connectOpts(small.port))));
+      expect(first.conn.peerMaxConcurrentStreams).toBe(2);
+      expect(pool.connections).toBe(3);
+      const rs = await Promise.all([first, ...rest].map((s, i) => echo(s, Buffer.from(`n${i}`))));
+      rs.forEach((r, i) => expect(r.bytes.toString()).toBe(`n${i}`));
+    } finally {
+      await pool.close();
+      await small.close({ timeoutMs: 500 });
+    }
+  });
+
+  test("an idle pooled connection is closed after idleTimeoutMs", async () => {
+    const pool = new HbonePool({ idleTimeoutMs: 100 });
+    try {
+      const s = await pool.connect(connectOpts(server.port));
+      const conn = s.conn;
+      await echo(s, Buffer.from("x"));
+      for (let i = 0; i < 100 && !conn.closed; i++) await Bun.sleep(20);
+      expect(conn.closed).toBe(true);
+      expect(pool.connections).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
 });
