@@ -122,7 +122,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     const zt = findAdminSecret(ports.ztAdmin);
     if (zt) rmSync(zt.path, { force: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  }, 30_000);
 
   test("the admin API refuses a caller without the credential; the local secret and (at the control role) an admin token pass", async () => {
     const zt = `http://127.0.0.1:${ports.ztAdmin}`;
@@ -142,7 +142,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     const r = await mesh(["proxy-config", "workloads", "--admin", `127.0.0.2:${ports.ztAdmin}`, "--admin-token-file", join(dir, "nope")]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("Cannot read the admin credential");
-  });
+  }, 60_000);
 
   test("proxy-config of a ztunnel lists exactly the workloads of its node; its certificates", async () => {
     const { body } = await json(["proxy-config", "workloads", "--node", "node-a", "--admin", `127.0.0.1:${ports.ztAdmin}`]);
@@ -161,7 +161,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     // Asking the wrong proxy is an error, not a silent answer.
     const wrong = await mesh(["proxy-config", "workloads", "--node", "node-b", "--admin", `127.0.0.1:${ports.ztAdmin}`]);
     expect(wrong.stderr).toContain("is ztunnel/node-a, not ztunnel/node-b");
-  });
+  }, 60_000);
 
   test("proxy-config of the waypoint: its policies, services and routes", async () => {
     const a = ["--gateway", "ambient-ns/product-api-waypoint", "--admin", `127.0.0.1:${ports.wpAdmin}`];
@@ -176,7 +176,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     expect(routes.body.rows).toEqual([expect.objectContaining({ route: "ambient-ns/product-api-routes", backends: ["product-api.ambient-ns:8000"] })]);
     const wl = await json(["proxy-config", "workloads", ...a]);
     expect(wl.body.rows.map((r: { name: string }) => r.name)).toEqual(["product-api"]);
-  });
+  }, 60_000);
 
   test("a log level change takes effect without a restart", async () => {
     const zt = procs.get("ztunnel/node-a")!;
@@ -198,7 +198,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     expect(zt.proc.exitCode).toBeNull();
     // Every log line is one JSON object.
     for (const line of readFileSync(zt.log, "utf8").trim().split("\n")) expect(() => JSON.parse(line)).not.toThrow();
-  });
+  }, 60_000);
 
   test("describe, live: ztunnel connected and synced, certificate expiry, the waypoint and where the policy is enforced", async () => {
     const { body: v } = await json(["describe", "pod", "ambient-ns/product-viewer", ...live()]);
@@ -222,7 +222,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     const refused = await mesh(["describe", "pod", "ambient-ns/product-viewer", "--control-plane", cp, "--ca-cert", join(dataDir, "root-cert.pem"), "--token-file", node]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/refused.*admin token/i);
-  });
+  }, 60_000);
 
   test("proxy-status: synced proxies, a NACK made on purpose, then a ztunnel killed with SIGKILL", async () => {
     let s = await json(["proxy-status", ...live()]);

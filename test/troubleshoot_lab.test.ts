@@ -95,7 +95,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     expect(d.certificate).toMatchObject({ issued: true, heldBy: "ztunnel/node-a", identity: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa" });
     expect(Date.parse(d.certificate.notAfter)).toBeGreaterThan(Date.now() + 3600_000);
     expect(d.basedOn).toMatch(/^control plane 10\.99\.0\.2:15012, configuration version \d+$/);
-  });
+  }, 60_000);
 
   test("describe a pod in a namespace that is not enrolled: not captured, and why", async () => {
     const d = await describePod("legacy/legacy-web");
@@ -106,7 +106,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     expect(d.ztunnel).toMatchObject({ proxy: "ztunnel/node-a", connected: true });
     const text = await mesh(["describe", "pod", "legacy/legacy-web", ...L]);
     expect(text.stdout).toContain("Captured: NO");
-  });
+  }, 60_000);
 
   test("describe a pod whose Service has a waypoint: the waypoint, its label, the policy it enforces, a denied request", async () => {
     // A request without a token: the waypoint answers 403 (the policy wants a request principal).
@@ -138,7 +138,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     expect(body.rows.find((r: { name: string }) => r.name === "product-viewer")).toMatchObject({ captured: true, certificate: "valid" });
     const wp = await json(["proxy-config", "policies", "--gateway", "ambient-ns/product-api-waypoint"]);
     expect(wp.body.rows.map((r: { policy: string }) => r.policy)).toContain("ambient-ns/require-get-on-products");
-  });
+  }, 60_000);
 
   test("the admin API refuses a caller without the credential", async () => {
     const r = await exec("node/node-b", "curl", "-s", "-w", "\n%{http_code}", "-m", "3", "http://127.0.0.1:15000/config_dump");
@@ -149,7 +149,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     // From a pod on that node, the node's admin port is not even reachable (localhost of another namespace).
     const pod = await exec("ambient-ns/product-api", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "2", "http://127.0.0.1:15000/config_dump");
     expect(pod.stdout).toBe("000");
-  });
+  }, 60_000);
 
   test("a log level change takes effect without a restart", async () => {
     const zt = proc("ztunnel/node-b");
@@ -168,42 +168,43 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     expect(proc("ztunnel/node-b").pid).toBe(zt.pid);
     const { body } = await json(["proxy-config", "log", "--node", "node-b"]);
     expect(body.levels.admin).toBe("info");
-  });
+  }, 60_000);
 
-  test("describe a pod behind an L7 policy with no waypoint: denies everything (or the control plane refuses such a file, and says so)", async () => {
+  test("describe a pod behind an L7 policy with no waypoint: denies everything, and the denied connection says why (or the refusal of the file)", async () => {
     const before = (await json(["proxy-status"])).body.latestVersion;
     const r = await mesh(["lab", "apply", noWaypoint, "--prefix", prefix], 120_000);
     expect(r.code).toBe(0);
-    // The control plane either serves the new version, or refuses the file (mesh check calls an L7 policy
-    // without a waypoint an error) and keeps the last good one: proxy-status tells which.
+    // The control plane serves it (the ztunnel enforces it by failing closed) and every ztunnel applies it.
     let s = (await json(["proxy-status"])).body;
-    await waitFor("the control plane's answer to the new file", async () => {
+    await waitFor("the new version everywhere", async () => {
       s = (await json(["proxy-status"])).body;
       return s.configError !== null || (s.latestVersion > before && s.proxies.filter((p: { kind: string }) => p.kind === "ztunnel").every((p: { state: string }) => p.state === "SYNCED"));
     }, 30_000);
-    // What the file means, offline: the destination ztunnel denies everything.
-    const offline = (await json(["describe", "pod", "ambient-ns/product-api", "--config", noWaypoint])).body;
-    expect(offline.waypoints).toEqual([]);
     const rule = { effect: "denies everything: no waypoint", enforcedAt: ["ztunnel of node-b (every path)"] };
+    // The same answer offline, from the file alone.
+    const offline = (await json(["describe", "pod", "ambient-ns/product-api", "--config", noWaypoint])).body;
     expect(offline.policies.find((x: { policy: string }) => x.policy === "ambient-ns/require-get-on-products")).toMatchObject(rule);
-    const d = await describePod("ambient-ns/product-api");
     if (s.configError) {
-      // Refused: describe says the running mesh is still the last good version, and why the file was refused.
+      // A control plane that refuses such a file (mesh check calls it an error) keeps its last good
+      // version: describe says so, and why; the lab stopped the waypoint the file no longer has.
+      console.log("test/troubleshoot_lab.test.ts: the control plane refused the no-waypoint file; checked that describe reports the refusal");
+      const refused = await describePod("ambient-ns/product-api");
       expect(s.configError.errors[0]).toContain("require-get-on-products");
-      expect(d.warnings[0]).toMatch(/^the control plane refuses its configuration file .*: this describes version \d+, the last good one it still serves$/);
-      expect(d.warnings[1]).toContain("[l7-without-waypoint]");
-      // The lab stopped the waypoint the file no longer has, but the served version still routes through it.
-      expect(d.waypoints[0]).toMatchObject({ gateway: "ambient-ns/product-api-waypoint", connected: false });
-      expect(s.proxies.find((p: { id: string }) => p.id === "waypoint/ambient-ns/product-api-waypoint").state).toBe("NOT CONNECTED");
+      expect(refused.warnings[0]).toMatch(/^the control plane refuses its configuration file .*: this describes version \d+, the last good one it still serves$/);
+      expect(refused.warnings[1]).toContain("[l7-without-waypoint]");
+      expect(refused.waypoints[0]).toMatchObject({ gateway: "ambient-ns/product-api-waypoint", connected: false });
       return;
     }
+    // The request is refused (no HTTP answer: the destination ztunnel cannot read HTTP and fails closed).
     await waitFor("the request refused", async () => (await exec("ambient-ns/product-viewer", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", "http://product-api:8000/headers")).stdout === "000", 20_000);
-    const live = await describePod("ambient-ns/product-api");
-    expect(live.waypoints).toEqual([]);
-    expect(live.policies.find((x: { policy: string }) => x.policy === "ambient-ns/require-get-on-products")).toMatchObject(rule);
-    const denied = live.connections.filter((c: { proxy: string; result: string }) => c.proxy === "ztunnel/node-b" && c.result === "denied");
+    const d = await describePod("ambient-ns/product-api");
+    expect(d.waypoints).toEqual([]);
+    expect(d.policies.find((x: { policy: string }) => x.policy === "ambient-ns/require-get-on-products")).toMatchObject(rule);
+    expect(d.inbound.every((p: { point: string; deniesAll: boolean }) => p.point === "ztunnel" && p.deniesAll)).toBe(true);
+    const denied = d.connections.filter((c: { proxy: string; result: string }) => c.proxy === "ztunnel/node-b" && c.result === "denied");
     expect(denied.length).toBeGreaterThan(0);
     expect(denied.at(-1).reason).toContain("require-get-on-products");
+    expect(denied.at(-1).peer).toContain("ambient-ns/product-viewer");
   }, 120_000);
 
   test("proxy-status: a NACK made on purpose, and a ztunnel killed with SIGKILL", async () => {

@@ -6,7 +6,7 @@
  */
 import type { Command } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/errors.ts";
-import { formatDiagnostic, hasErrors, parseConfig } from "../../config/mod.ts";
+import { blockingErrors, formatDiagnostic, hasErrors, parseConfig } from "../../config/mod.ts";
 import { readConfigFiles } from "../../platform/config_files.ts";
 import { configErrors, describe as describeTarget, formatDescription, type LiveFacts, parseTarget } from "../../describe/mod.ts";
 import {
@@ -82,9 +82,12 @@ Exit status: 0 when described, 1 when the target or the control plane cannot be 
     let d;
     if (config) {
       const { model, diagnostics } = parseConfig(await readConfigFiles([config]));
-      if (hasErrors(diagnostics)) {
-        const errors = diagnostics.filter((x) => x.severity === "error");
-        warnings.push(`the configuration has ${errors.length} error(s) (mesh check): the control role would keep its last good configuration instead`, ...errors.slice(0, 5).map((x) => formatDiagnostic(x)));
+      const blocking = blockingErrors(diagnostics);
+      if (blocking.length) {
+        warnings.push(`the configuration has ${blocking.length} error(s) (mesh check): a control plane would refuse it and keep its last good one`, ...blocking.slice(0, 5).map((x) => formatDiagnostic(x)));
+      } else if (hasErrors(diagnostics)) {
+        const enforced = diagnostics.filter((x) => x.severity === "error");
+        warnings.push(`mesh check reports ${enforced.length} error(s) that the data plane enforces by failing closed:`, ...enforced.slice(0, 5).map((x) => formatDiagnostic(x)));
       }
       const logs = (args.flags["access-log"] as string[] | undefined) ?? [];
       // Offline, the access logs given are the only live facts (no proxy is asked).
