@@ -8,7 +8,7 @@
  * Error policy (RFC 9113 5.4): a stream error costs one stream (RST_STREAM); only violations that
  * desynchronise the connection (framing, HPACK, connection window) end it with GOAWAY.
  */
-import { ErrorCode } from "../core/mod.ts";
+import { ErrorCode, logger } from "../core/mod.ts";
 import {
   DEFAULT_WINDOW,
   Flag,
@@ -66,6 +66,8 @@ const OUT_HIGH = 1 << 20;
 const OUT_HARD = 4 << 20;
 /** Largest header block (HEADERS + CONTINUATION) we assemble before giving up on the peer. */
 const MAX_HEADER_BLOCK = 256 * 1024;
+
+const log = logger("hbone");
 
 const KEEPALIVE = new Uint8Array([0x68, 0x62, 0x6f, 0x6e, 0x65, 0x6b, 0x61, 0x00]); // "hbonekal"
 
@@ -551,7 +553,13 @@ export class H2Connection implements FrameHandler, PeerInfo {
       stream.respond(503);
       return;
     }
-    this.onStream(stream);
+    try {
+      this.onStream(stream);
+    } catch (e) {
+      // A handler bug costs this stream, not the connection and its other tunnels.
+      log.error("hbone stream handler threw: stream reset", { error: (e as Error)?.message });
+      stream.reset(H2Code.INTERNAL_ERROR);
+    }
   }
 
   #onResponseHeaders(s: HboneStream, fields: string[], endStream: boolean): void {

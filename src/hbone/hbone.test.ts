@@ -20,6 +20,8 @@ function onStream(s: HboneStream): void {
   seen.push({ authority: s.authority, headers: s.headers, peer: s.peerIdentity, context: s.context });
   if (s.authority.endsWith(":1")) return s.respond(401);
   if (s.authority.endsWith(":2")) return s.respond(503);
+  if (s.authority.endsWith(":3")) throw new Error("handler bug");
+  if (s.authority.endsWith(":4")) return; // never answers
   s.respond(200);
   s.on("data", (b) => {
     if (!s.write(b)) s.pause();
@@ -219,6 +221,40 @@ describe("HBONE loopback", () => {
       for (let i = 0; i < 100 && !conn.closed; i++) await Bun.sleep(20);
       expect(conn.closed).toBe(true);
       expect(pool.connections).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a handler that throws costs its stream only; a CONNECT without an answer times out", async () => {
+    const pool = new HbonePool({ responseTimeoutMs: 300 });
+    try {
+      const ok = await pool.connect(connectOpts(server.port));
+      const bug = await pool.connect(connectOpts(server.port, { authority: "10.1.2.3:3" })).catch((e) => e);
+      expect(bug.h2Code).toBe(2); // INTERNAL_ERROR
+      const silent = await pool.connect(connectOpts(server.port, { authority: "10.1.2.3:4" })).catch((e) => e);
+      expect(silent.code).toBe("MESH_UNREACHABLE");
+      expect(String(silent.message)).toContain("within 300 ms");
+      expect((await echo(ok, Buffer.from("still fine"))).bytes.toString()).toBe("still fine");
+      expect(pool.connections).toBe(1);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test("a data listener that throws resets its stream, not the connection", async () => {
+    const pool = new HbonePool();
+    try {
+      const a = await pool.connect(connectOpts(server.port));
+      const b = await pool.connect(connectOpts(server.port));
+      const closed = new Promise<unknown>((r) => a.on("close", r));
+      a.on("data", () => {
+        throw new Error("listener bug");
+      });
+      a.write(Buffer.from("boom"));
+      const err = (await closed) as { h2Code?: number };
+      expect(err?.h2Code).toBe(2);
+      expect((await echo(b, Buffer.from("other stream"))).bytes.toString()).toBe("other stream");
     } finally {
       await pool.close();
     }

@@ -17,8 +17,10 @@ export interface HbonePoolOptions {
   maxStreamsPerConnection?: number;
   /** Connections without streams for this long are closed (default 5 minutes). */
   idleTimeoutMs?: number;
-  /** TCP + TLS + SETTINGS deadline (default 10 s). */
+  /** TCP + TLS deadline (default 10 s). */
   connectTimeoutMs?: number;
+  /** Deadline for the server's answer to a CONNECT (default 15 s); then the stream is cancelled. */
+  responseTimeoutMs?: number;
   /** HTTP/2 settings (defaults are HBONE's). */
   settings?: Partial<H2Settings>;
 }
@@ -71,6 +73,7 @@ export class HbonePool {
       maxStreamsPerConnection: opts.maxStreamsPerConnection ?? HBONE.poolMaxStreamsPerConnection,
       idleTimeoutMs: opts.idleTimeoutMs ?? HBONE.poolIdleTimeoutMs,
       connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      responseTimeoutMs: opts.responseTimeoutMs ?? 15_000,
       settings: opts.settings,
     };
   }
@@ -111,7 +114,15 @@ export class HbonePool {
         throw e;
       }
       const err = await new Promise<HboneError | undefined>((resolve) => {
-        stream.onResponse = (_s, e) => resolve(e);
+        const timer = setTimeout(() => {
+          stream.onResponse = null;
+          stream.reset(H2Code.CANCEL);
+          resolve(new HboneError(ErrorCode.Unreachable, `No answer to CONNECT ${opts.authority} via ${host}:${port} within ${this.#opts.responseTimeoutMs} ms`));
+        }, this.#opts.responseTimeoutMs);
+        stream.onResponse = (_s, e) => {
+          clearTimeout(timer);
+          resolve(e);
+        };
       });
       if (err) {
         if (err.retryable && attempt < 2) continue;

@@ -12,7 +12,9 @@ import { H2Code } from "./constants.ts";
 import { HboneError, resetError } from "./errors.ts";
 import type { H2Connection } from "./connection.ts";
 import type { FlowState } from "./flow.ts";
-import { ErrorCode } from "../core/mod.ts";
+import { ErrorCode, logger } from "../core/mod.ts";
+
+const log = logger("hbone");
 
 /** Events of an HboneStream and their listener signatures. */
 export interface HboneStreamEvents {
@@ -155,7 +157,17 @@ export class HboneStream implements FlowState {
     return this;
   }
 
+  /** Runs the listeners; one that throws costs its own stream (INTERNAL_ERROR), never the connection. */
   #emit(event: Ev, arg?: unknown): void {
+    try {
+      this.#dispatch(event, arg);
+    } catch (e) {
+      log.error("hbone stream listener threw: stream reset", { event, stream: this.id, error: (e as Error)?.message });
+      if (event !== "close") this.reset(H2Code.INTERNAL_ERROR);
+    }
+  }
+
+  #dispatch(event: Ev, arg?: unknown): void {
     const sink = this.#sink;
     if (sink !== null) {
       switch (event) {
