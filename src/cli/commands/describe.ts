@@ -8,7 +8,8 @@ import type { Command } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/errors.ts";
 import { blockingErrors, formatDiagnostic, hasErrors, parseConfig } from "../../config/mod.ts";
 import { readConfigFiles } from "../../platform/config_files.ts";
-import { configErrors, describe as describeTarget, formatDescription, type LiveFacts, parseTarget } from "../../describe/mod.ts";
+import { configErrors, describe as describeTarget, type DescribeTarget, formatDescription, type LiveFacts, parseTarget } from "../../describe/mod.ts";
+import type { MeshModel, Workload } from "../../model/mod.ts";
 import {
   argvFrom,
   askControl,
@@ -99,8 +100,10 @@ Exit status: 0 when described, 1 when the target or the control plane cannot be 
       const access = controlAccess(args, "describe");
       const { status, model } = await askControl(access);
       if (!model) throw new MeshError(ErrorCode.ConfigInvalid, `The control plane at ${access.controlPlane} has no valid configuration yet (see mesh status)`);
+      // Readiness of the proxies this answer is about (its node's ztunnel, its waypoints), not the whole mesh's.
+      const relevant = relevantProxies(model, target);
       const readiness: LiveFacts["readiness"] = {};
-      await Promise.all(status.proxies.map(async (p) => void (readiness[p.id] = await probeReadiness(p.remote))));
+      await Promise.all(status.proxies.filter((p) => relevant.has(p.id)).map(async (p) => void (readiness[p.id] = await probeReadiness(p.remote))));
       const logs = (args.flags["access-log"] as string[] | undefined) ?? [];
       const live: LiveFacts = {
         now: Date.now(),
@@ -125,3 +128,25 @@ Exit status: 0 when described, 1 when the target or the control plane cannot be 
     return 0;
   },
 };
+
+/** Ids of the proxies that serve a target: the ztunnels of its workloads' nodes and the waypoints bound to them. */
+function relevantProxies(model: MeshModel, target: DescribeTarget): Set<string> {
+  const ids = new Set<string>();
+  const addWorkload = (w: Workload | undefined) => {
+    if (!w) return;
+    if (w.node) ids.add(`ztunnel/${w.node}`);
+    if (w.waypoint) ids.add(`waypoint/${w.waypoint.gateway}`);
+  };
+  const services = model.services.filter((s) => s.namespace === target.namespace && (target.kind !== "Service" || s.name === target.name));
+  if (target.kind === "Service") {
+    for (const s of services) {
+      if (s.waypoint) ids.add(`waypoint/${s.waypoint.gateway}`);
+      for (const e of s.endpoints) addWorkload(model.workloads.find((w) => w.uid === e.workloadUid));
+    }
+  } else {
+    const uid = `${target.kind}/${target.namespace}/${target.name}`;
+    addWorkload(model.workloads.find((w) => w.uid === uid));
+    for (const s of model.services) if (s.waypoint && s.endpoints.some((e) => e.workloadUid === uid)) ids.add(`waypoint/${s.waypoint.gateway}`);
+  }
+  return ids;
+}
