@@ -7,7 +7,7 @@
  * proxy-status with a NACK made on purpose and a ztunnel killed with SIGKILL.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
@@ -57,6 +57,8 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
   let withWaypoint = "";
   let noWaypoint = "";
   let nackPid: number | undefined;
+  /** The admin secret a ztunnel killed with SIGKILL could not remove (named after its namespace). */
+  let leftSecret: string | undefined;
   const state = () => JSON.parse(readFileSync(`/run/mesh-lab/${prefix}/state.json`, "utf8")) as { stateDir: string; processes: LabProc[]; namespaces: { name: string; kind: string }[] };
   const proc = (id: string) => state().processes.find((p) => p.id === id)!;
   const exec = (target: string, ...cmd: string[]) => mesh(["lab", "exec", "--prefix", prefix, target, "--", ...cmd], 30_000);
@@ -84,6 +86,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
       } catch { /* gone */ }
     }
     await forceDown(prefix);
+    if (leftSecret) rmSync(leftSecret, { force: true });
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 90_000);
 
@@ -237,7 +240,9 @@ setInterval(() => {}, 1000);
     expect(text.stdout).toMatch(/ztunnel\/nack-node +nack-node +NACK/);
     expect(text.stdout).toContain("refused on purpose");
 
-    process.kill(proc("ztunnel/node-a").pid, "SIGKILL");
+    const killed = proc("ztunnel/node-a");
+    leftSecret = `/run/mesh/admin/${statSync(`/run/netns/${killed.netns}`).ino}-15000.secret`;
+    process.kill(killed.pid, "SIGKILL");
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status"]);
       return row("ztunnel/node-a")?.state === "NOT CONNECTED";
