@@ -50,6 +50,8 @@ export interface Transport {
   /** Stop / restart reading (bounded memory when the peer does not read our replies). */
   pause?(): void;
   resume?(): void;
+  /** Close the transport after this many idle seconds (0 disables). */
+  timeout?(seconds: number): void;
 }
 
 /** Facts about the peer, filled in by the TLS layer. */
@@ -245,7 +247,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       this.#flush();
     }
     this.#teardown(err ?? new HboneError(ErrorCode.Http2Stream, "Connection closed", { retryable: false }));
-    this.#t.end();
+    this.#endTransport();
   }
 
   // ---- transport events --------------------------------------------------------------------------
@@ -755,7 +757,14 @@ export class H2Connection implements FrameHandler, PeerInfo {
     }
     this.#flush();
     this.#teardown(undefined);
+    this.#endTransport();
+  }
+
+  /** Graceful close of the socket; a peer that never closes its side is cut off after 5 s. */
+  #endTransport(): void {
     this.#t.end();
+    // The socket's own idle timer: no JS timer keeping this connection alive meanwhile.
+    this.#t.timeout?.(5);
   }
 
   #teardown(err: HboneError | undefined): void {

@@ -75,6 +75,10 @@ const handlers = {
   error(s: Socket<DialData>, err: Error) {
     fail(s, new HboneError(ErrorCode.Unreachable, `HBONE connection failed: ${err.message}`, { cause: err }));
   },
+  timeout(s: Socket<DialData>) {
+    // Set only once the connection is closed on our side: the peer did not close its side in time.
+    s.terminate();
+  },
   connectError(s: Socket<DialData>, err: Error) {
     fail(s, new HboneError(ErrorCode.Unreachable, `Cannot connect to HBONE endpoint: ${err.message}`, { cause: err }));
   },

@@ -105,7 +105,8 @@ const tlsHandlers = {
     log.debug("hbone server socket error", { error: err.message, peer: s.remoteAddress });
   },
   timeout(s: Socket<ConnData>) {
-    if (!s.data.conn) s.terminate();
+    // Handshake deadline, or the grace period of a connection we already closed.
+    s.terminate();
   },
 };
 
