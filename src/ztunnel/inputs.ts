@@ -7,7 +7,7 @@ import type { RoundRobin } from "./outbound_plan.ts";
 import type { ZtunnelState } from "./state.ts";
 import type { ByteStream, SocketStream } from "./stream.ts";
 import type { ConnectionOutcome, ConnectionTelemetry, ConnectionView, ResponseFlags } from "./telemetry.ts";
-import { splice } from "./splice.ts";
+import { Splice, type SpliceOwner } from "./splice.ts";
 
 export interface TunnelRequest {
   /** HBONE endpoint address and port (podIP:15008, or a waypoint's). */
@@ -61,6 +61,36 @@ export function refuse(
   for (const v of views) inputs.telemetry.close(v, o);
 }
 
+/** One admitted connection: its splice, tracked for draining, reported when it ends. */
+class ProxiedConnection implements SpliceOwner {
+  readonly #inputs: ProxyInputs;
+  readonly #views: ConnectionView[];
+  readonly #started: number;
+  readonly splice: Splice;
+  constructor(inputs: ProxyInputs, client: ByteStream, upstream: ByteStream, views: ConnectionView[], started: number) {
+    this.#inputs = inputs;
+    this.#views = views;
+    this.#started = started;
+    for (const v of views) inputs.telemetry.open(v);
+    inputs.tracker.add(this);
+    this.splice = new Splice(client, upstream, this);
+  }
+  abort(reason: Error): void {
+    this.splice.abort(reason);
+  }
+  spliceDone(s: Splice): void {
+    this.#inputs.tracker.delete(this);
+    const o: ConnectionOutcome = {
+      received: s.received,
+      sent: s.sent,
+      durationMs: performance.now() - this.#started,
+      flags: "-",
+      error: s.error?.message,
+    };
+    for (const v of this.#views) this.#inputs.telemetry.close(v, o);
+  }
+}
+
 /** Splices an admitted connection, tracked for draining and reported when it ends. */
 export function proxy(
   inputs: ProxyInputs,
@@ -69,20 +99,5 @@ export function proxy(
   views: ConnectionView[],
   started: number,
 ): void {
-  for (const v of views) inputs.telemetry.open(v);
-  const tracked = {
-    abort: (reason: Error) => s.abort(reason),
-  };
-  inputs.tracker.add(tracked);
-  const s = splice(client, upstream, (r) => {
-    inputs.tracker.delete(tracked);
-    const o: ConnectionOutcome = {
-      received: r.received,
-      sent: r.sent,
-      durationMs: performance.now() - started,
-      flags: "-",
-      error: r.error?.message,
-    };
-    for (const v of views) inputs.telemetry.close(v, o);
-  });
+  new ProxiedConnection(inputs, client, upstream, views, started);
 }

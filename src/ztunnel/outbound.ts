@@ -19,8 +19,16 @@ function hostPort(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
 }
 
+const baggageCache = new WeakMap<Workload, string>();
+
 /** W3C baggage describing the source workload (reference/HBONE.md 3), for the destination's telemetry. */
 export function baggageOf(w: Workload): string {
+  let b = baggageCache.get(w);
+  if (b === undefined) baggageCache.set(w, (b = buildBaggage(w)));
+  return b;
+}
+
+function buildBaggage(w: Workload): string {
   const parts = [`k8s.namespace.name=${w.namespace}`, `k8s.${w.kind === "Pod" ? "pod" : "workloadentry"}.name=${w.name}`];
   const app = w.labels["service.istio.io/canonical-name"] ?? w.labels.app;
   if (app) parts.push(`service.name=${app}`);

@@ -194,41 +194,71 @@ export const socketHandlers = {
   },
 };
 
-/** Connects a plain TCP socket; resolves once connected. */
+/** A connect in progress (the socket's `data` until it opens). */
+interface PendingDial {
+  resolve(s: SocketStream): void;
+  reject(e: Error): void;
+  deadline: number;
+  settled: boolean;
+  target: string;
+}
+
+const pendingDials = new Set<PendingDial>();
+let dialSweep: ReturnType<typeof setInterval> | undefined;
+
+/** One timer for every connect in flight, rather than one per connect (a ztunnel dials per connection). */
+function sweepDials(): void {
+  const now = performance.now();
+  for (const p of pendingDials) {
+    if (now < p.deadline) continue;
+    pendingDials.delete(p);
+    p.settled = true;
+    p.reject(new Error(`connect to ${p.target} timed out`));
+  }
+  if (pendingDials.size === 0 && dialSweep) {
+    clearInterval(dialSweep);
+    dialSweep = undefined;
+  }
+}
+
+const dialHandlers = {
+  ...socketHandlers,
+  open(s: BunSocket) {
+    const p = s.data as unknown as PendingDial;
+    const stream = new SocketStream(s);
+    s.setNoDelay(true);
+    pendingDials.delete(p);
+    // Timed out meanwhile: nobody will use it.
+    if (p.settled) return void s.terminate();
+    p.settled = true;
+    p.resolve(stream);
+  },
+  connectError(s: BunSocket, error: Error) {
+    const p = s.data as unknown as PendingDial;
+    // Not a SocketStream: keep the shared handlers from calling into it.
+    s.data = undefined;
+    pendingDials.delete(p);
+    if (p.settled) return;
+    p.settled = true;
+    p.reject(error);
+  },
+};
+
+/** Connects a plain TCP socket; resolves once connected, rejects on failure or after `timeoutMs`. */
 export function dialTcp(hostname: string, port: number, timeoutMs = 10_000): Promise<SocketStream> {
   return new Promise((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      reject(new Error(`connect to ${hostname}:${port} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
+    const p: PendingDial = { resolve, reject, deadline: performance.now() + timeoutMs, settled: false, target: `${hostname}:${port}` };
+    pendingDials.add(p);
+    if (!dialSweep) {
+      dialSweep = setInterval(sweepDials, 500);
+      (dialSweep as { unref?: () => void }).unref?.();
+    }
     Bun.connect<SocketStream | undefined>({
       hostname,
       port,
       allowHalfOpen: true,
-      data: undefined,
-      socket: {
-        ...socketHandlers,
-        open(s) {
-          const stream = new SocketStream(s);
-          s.setNoDelay(true);
-          if (settled) {
-            // Timed out meanwhile: nobody will use it.
-            s.terminate();
-            return;
-          }
-          settled = true;
-          clearTimeout(timer);
-          resolve(stream);
-        },
-        connectError(_s, error) {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          reject(error);
-        },
-      },
+      data: p as unknown as SocketStream,
+      socket: dialHandlers,
     }).catch(() => {/* reported through connectError */});
   });
 }

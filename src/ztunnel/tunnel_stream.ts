@@ -18,27 +18,46 @@ export interface TunnelLike {
 }
 
 /**
- * Wraps a tunnel; pauses it at once so nothing it receives before `bind` is lost (the stream keeps
- * those bytes and its flow-control window holds the peer back).
+ * A tunnel as a ByteStream. It pauses the tunnel at once so nothing received before `bind` is lost
+ * (the stream keeps those bytes and its flow-control window holds the peer back).
  */
+export class TunnelStream implements ByteStream {
+  readonly #t: TunnelLike;
+  constructor(t: TunnelLike) {
+    this.#t = t;
+    t.pause();
+  }
+  write(chunk: Uint8Array): boolean {
+    return this.#t.write(chunk);
+  }
+  end(): void {
+    this.#t.end();
+  }
+  reset(): void {
+    this.#t.reset();
+  }
+  pause(): void {
+    this.#t.pause();
+  }
+  resume(): void {
+    this.#t.resume();
+  }
+  bind(ev: StreamEvents): void {
+    const t = this.#t;
+    if (t.closed) {
+      ev.close(new Error("tunnel closed before it was spliced"));
+      return;
+    }
+    // The stream calls its listeners as plain functions: one small closure per event.
+    t.on("data", (chunk) => ev.data(chunk));
+    t.on("end", () => ev.end());
+    t.on("drain", () => ev.drain());
+    t.on("close", (e) => ev.close(e));
+    t.resume();
+  }
+}
+
+/** Wraps a tunnel for the splice. */
 export function tunnelStream(t: TunnelLike): ByteStream {
-  t.pause();
-  return {
-    write: (chunk) => t.write(chunk),
-    end: () => t.end(),
-    reset: () => t.reset(),
-    pause: () => t.pause(),
-    resume: () => t.resume(),
-    bind(ev: StreamEvents) {
-      if (t.closed) {
-        ev.close(new Error("tunnel closed before it was spliced"));
-        return;
-      }
-      t.on("data", ev.data);
-      t.on("end", ev.end);
-      t.on("drain", ev.drain);
-      t.on("close", (e) => ev.close(e));
-      t.resume();
-    },
-  };
+  return new TunnelStream(t);
 }
