@@ -30,13 +30,23 @@
  * node:http on a tunnel (waypoint):
  * @example
  * httpServer.emit("connection", toDuplex(stream));
+ *
+ * A Bun TCP socket spliced to a tunnel, with backpressure and half-close both ways (BUN-NOTES 3 handled):
+ * @example
+ * Bun.listen<SocketSplice>({ hostname, port, allowHalfOpen: true, socket: { ...spliceHandlers,
+ *   open(sock) { const sp = new SocketSplice(sock); sock.data = sp;
+ *     pool.connect(opts).then((stream) => sp.attach(stream), () => sock.terminate()); } } });
+ *
+ * Streams: `write(buf)` returns false -> wait for "drain"; `pause()`/`resume()`; `end()` half-closes;
+ * events "data", "end" (peer half-closed), "drain", "close" (error set when reset); `reset(code)`.
+ * Bytes wait (holding the peer's window) until a "data" listener or a sink is attached.
  */
 export { HboneServer } from "./server.ts";
 export type { ConnectionInfo, HboneServerOptions, HboneServerStats, ServerTls } from "./server.ts";
 export { HbonePool } from "./pool.ts";
 export type { HboneConnectOptions, HbonePoolOptions } from "./pool.ts";
 export { HboneStream } from "./stream.ts";
-export type { HboneStreamEvents } from "./stream.ts";
+export type { HboneStreamEvents, StreamSink } from "./stream.ts";
 export { toDuplex } from "./duplex.ts";
 export { HboneError } from "./errors.ts";
 export { H2Code, HBONE } from "./constants.ts";
