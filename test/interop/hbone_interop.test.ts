@@ -265,7 +265,7 @@ describe.skipIf(!hasPython)("python3-h2 as the client of our server", () => {
 
 describe.skipIf(!hasNghttpx)("nghttpx --http2-proxy --verify-client as the CONNECT server", () => {
   let port = 0;
-  let backend: ReturnType<typeof Bun.listen>;
+  let backend: import("bun").TCPSocketListener<{ head: string; open: boolean; left: number }>;
   const BIG = 3 * 1024 * 1024;
   const EXPECT: Record<number, number> = { 9090: BIG, 9091: 8 };
   const requests: string[] = [];
