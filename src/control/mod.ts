@@ -10,7 +10,7 @@
  * /control/config/refresh, and root rotation: POST /control/root/add, /control/root/activate,
  * /control/root/remove?root=<sha256 fingerprint>.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { X509Certificate } from "node:crypto";
 import { hostname, networkInterfaces } from "node:os";
@@ -100,7 +100,9 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     if (!ca) return;
     const version = xds.setConfig(model, ca.trustBundlePem, { changeStartedAt });
     m.version.set({}, version);
-    void writeJsonAtomic(statePath, { lastVersion: version } satisfies PersistedState);
+    // Synchronously, before anyone can ACK it: a restart (even after SIGKILL) must continue after it, so
+    // versions stay monotonic across control-plane instances.
+    writeJsonAtomicSync(statePath, { lastVersion: version } satisfies PersistedState);
     collectSoon();
   };
 
@@ -326,6 +328,16 @@ function readJson<T>(path: string): T | undefined {
 
 const writes = new Map<string, Promise<void>>();
 /** Atomic (temp file + rename), and serialized per path so an older write never lands last. */
+function writeJsonAtomicSync(path: string, value: unknown): void {
+  try {
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    log.warn("cannot write state file", { path, error: String(e) });
+  }
+}
+
 function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const prev = writes.get(path) ?? Promise.resolve();
   const next = prev.then(async () => {
