@@ -25,7 +25,7 @@ if (name && !names.includes(name)) {
 }
 let failed = 0;
 for (const n of name ? [name] : names) {
-  console.log(`\n=== bench ${n}`);
+  console.error(`\n=== bench ${n}`);
   const mod = (await import(join(here, `${n}.ts`))) as Bench;
   const code = await mod.main(name ? rest : []);
   if (typeof code === "number" && code !== 0) failed++;
