@@ -3,7 +3,7 @@
  * Schema-level rules (unknown kind/field, apiVersion, duplicates, ignored kinds) live in ./load.ts; the
  * list of every rule id with its meaning is RULES in ./rules.ts.
  */
-import type { Labels, MeshModel, Service, Workload } from "../model/types.ts";
+import type { Labels, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/types.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import type { Entry } from "./entry.ts";
 import { conditionKeyKind, l7Attributes } from "./l7.ts";
@@ -14,12 +14,13 @@ import {
   isWaypointGateway,
   LABEL_USE_WAYPOINT,
   LABEL_USE_WAYPOINT_NAMESPACE,
+  type Normalized,
   resolveTargetPort,
   WAYPOINT_CLASS,
 } from "./normalize.ts";
 import { scopeSelectsWorkload } from "../model/mod.ts";
 import { isIpAddress } from "./schema/common.ts";
-import { LabelIndex } from "./label_index.ts";
+import { LabelIndex, selectorEvaluations } from "./label_index.ts";
 
 type Path = (string | number)[];
 
@@ -36,35 +37,122 @@ export interface LintOptions {
   controllers?: readonly Entry[];
 }
 
-export function lint(model: MeshModel, entries: readonly Entry[], opts: LintOptions): Diagnostic[] {
+/**
+ * Every rule over one normalized model. Rules look objects up through maps and the label index, never by
+ * scanning every workload or Service for each Service, policy or route: a mesh of 10 000 workloads is
+ * rebuilt on every configuration change.
+ */
+export function lint(normalized: Normalized, entries: readonly Entry[], opts: LintOptions): Diagnostic[] {
+  const { model, origins } = normalized;
   const r = new Reporter();
-  const byKey = new Map(entries.map((e) => [`${e.kind}/${e.namespace}/${e.name}`, e]));
-  const find = (kind: string, ns: string, name: string) => byKey.get(`${kind}/${ns}/${name}`);
+  // Every model object comes from one entry (normalize recorded which).
+  const find: Find = (o) => origins.get(o);
   const bc = bindContext(model);
   const templates = (opts.controllers ?? []).map((e) => templateWorkload(e, bc));
-  const candidates = [...model.workloads, ...templates];
-  const index = new LabelIndex(candidates);
-  const servicesOf = new Map<string, Service[]>();
-  for (const s of model.services) {
-    if (!s.selector) continue;
-    for (const w of index.select(s.namespace, s.selector)) {
-      const l = servicesOf.get(w.uid);
-      if (l) l.push(s);
-      else servicesOf.set(w.uid, [s]);
-    }
-  }
+  const index = templates.length ? new LabelIndex([...model.workloads, ...templates]) : normalized.workloads;
+  const lookups = new Lookups(model, index);
 
   serviceRules(r, model, find, index);
   gatewayRules(r, entries);
   waypointLabelRules(r, model, entries);
-  policyRules(r, model, entries, servicesOf, index);
+  policyRules(r, model, entries, find, lookups);
   addressRules(r, model, find);
-  routeRules(r, model, find);
+  routeRules(r, model, find, lookups);
   if (opts.fileMode) workloadRules(r, model, find);
   return r.out;
 }
 
-type Find = (kind: string, ns: string, name: string) => Entry | undefined;
+type Find = (modelObject: object) => Entry | undefined;
+
+/** Lookups several rules share, each built on first use (most configurations need few of them). */
+class Lookups {
+  #servicesOf?: Map<string, Service[]>;
+  #services?: Map<string, Service>;
+  #waypoints?: Set<string>;
+  #firstWaypointIn?: Map<string, Waypoint>;
+  readonly #reach = new Map<string, Reach>();
+
+  constructor(readonly model: MeshModel, readonly index: LabelIndex<Workload>) {}
+
+  /** The Services whose selector selects a workload (or a controller's pod template), in model order. */
+  servicesOf(uid: string): Service[] {
+    if (!this.#servicesOf) {
+      const m = new Map<string, Service[]>();
+      for (const s of this.model.services) {
+        if (!s.selector) continue;
+        for (const w of this.index.select(s.namespace, s.selector)) {
+          const l = m.get(w.uid);
+          if (l) l.push(s);
+          else m.set(w.uid, [s]);
+        }
+      }
+      this.#servicesOf = m;
+    }
+    return this.#servicesOf.get(uid) ?? [];
+  }
+
+  service(namespace: string, name: string): Service | undefined {
+    this.#services ??= firstByKey(this.model.services);
+    return this.#services.get(`${namespace}/${name}`);
+  }
+
+  isWaypoint(namespace: string, name: string): boolean {
+    this.#waypoints ??= new Set(this.model.waypoints.map((w) => `${w.namespace}/${w.name}`));
+    return this.#waypoints.has(`${namespace}/${name}`);
+  }
+
+  firstWaypointIn(namespace: string): Waypoint | undefined {
+    if (!this.#firstWaypointIn) {
+      const m = new Map<string, Waypoint>();
+      for (const w of this.model.waypoints) if (!m.has(w.namespace)) m.set(w.namespace, w);
+      this.#firstWaypointIn = m;
+    }
+    return this.#firstWaypointIn.get(namespace);
+  }
+
+  /**
+   * The workloads a root, namespace or selector scope reaches, and which of them no waypoint serves.
+   * Policies with the same scope in the same namespace share one answer.
+   */
+  reach(scope: Exclude<PolicyScope, { kind: "targetRefs" }>, namespace: string): Reach {
+    const mc = this.model.meshConfig;
+    const inRoot = namespace === mc.rootNamespace;
+    const where = inRoot ? "\u0000" : namespace;
+    const key = scope.kind === "selector" ? `${where}\u0000${JSON.stringify(scope.matchLabels)}` : where;
+    let reach = this.#reach.get(key);
+    if (!reach) {
+      // The index narrows by namespace and label; the model's attachment rule decides.
+      const pool = scope.kind === "selector"
+        ? this.index.select(inRoot ? undefined : namespace, scope.matchLabels)
+        : this.index.inNamespace(inRoot ? undefined : namespace);
+      selectorEvaluations.count += pool.length;
+      const workloads = pool.filter((w) => scopeSelectsWorkload(scope, namespace, w, mc));
+      let unserved: Workload[] | undefined;
+      reach = {
+        workloads,
+        unserved: () =>
+          unserved ??= workloads.filter((w) => w.waypoint === undefined && !this.servicesOf(w.uid).some((s) => s.waypoint)),
+      };
+      this.#reach.set(key, reach);
+    }
+    return reach;
+  }
+}
+
+interface Reach {
+  workloads: Workload[];
+  unserved(): Workload[];
+}
+
+/** By "namespace/name"; the first object wins, as Array.find would pick it. */
+function firstByKey<T extends { namespace: string; name: string }>(list: readonly T[]): Map<string, T> {
+  const m = new Map<string, T>();
+  for (const o of list) {
+    const k = `${o.namespace}/${o.name}`;
+    if (!m.has(k)) m.set(k, o);
+  }
+  return m;
+}
 
 /**
  * A Deployment's (or other controller's) pod template as a workload without address or node, so that
@@ -98,7 +186,7 @@ function templateWorkload(e: Entry, bc: BindContext): Workload {
 
 function serviceRules(r: Reporter, model: MeshModel, find: Find, index: LabelIndex<Workload>): void {
   for (const s of model.services) {
-    const e = find("Service", s.namespace, s.name);
+    const e = find(s);
     if (!e || !s.selector) continue;
     const matching = index.select(s.namespace, s.selector);
     const selected = matching.filter((w) => w.kind === "Pod" || w.kind === "WorkloadEntry");
@@ -207,13 +295,7 @@ function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Ent
 
 // ---- policies ----
 
-function policyRules(
-  r: Reporter,
-  model: MeshModel,
-  entries: readonly Entry[],
-  servicesOf: Map<string, Service[]>,
-  index: LabelIndex<Workload>,
-): void {
+function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], find: Find, lookups: Lookups): void {
   const misclassedIn = new Map<string, string>();
   for (const g of entries) {
     if (g.kind === "Gateway" && !isWaypointGateway(g) && !misclassedIn.has(g.namespace)) misclassedIn.set(g.namespace, g.name);
@@ -224,9 +306,8 @@ function policyRules(
     ...model.requestAuthentications.map((p) => ({ kind: "RequestAuthentication", p })),
     ...model.peerAuthentications.map((p) => ({ kind: "PeerAuthentication", p })),
   ];
-  const entryOf = new Map(entries.map((e) => [`${e.kind}/${e.namespace}/${e.name}`, e]));
   for (const { kind, p } of policies) {
-    const e = entryOf.get(`${kind}/${p.namespace}/${p.name}`);
+    const e = find(p);
     if (!e) continue;
     const spec = e.value.spec ?? {};
     const name = `${kind} ${p.namespace}/${p.name}`;
@@ -237,7 +318,7 @@ function policyRules(
     }
 
     // What the policy reaches: workloads (selector/namespace/root) or Services and waypoints (targetRefs).
-    let workloads: Workload[] = [];
+    let reach: Reach | undefined;
     const unservedRefs: { path: Path; what: string }[] = [];
     if (p.scope.kind === "targetRefs") {
       const refsPath: Path = spec.targetRefs !== undefined ? ["spec", "targetRefs"] : ["spec", "targetRef"];
@@ -245,32 +326,28 @@ function policyRules(
         const path = spec.targetRefs !== undefined ? [...refsPath, i] : refsPath;
         const ns = ref.namespace || p.namespace;
         if (ref.kind === "Service" && ref.group === "") {
-          const s = model.services.find((x) => x.name === ref.name && x.namespace === ns);
+          const s = lookups.service(ns, ref.name);
           if (!s) r.at(e, path, "warning", "policy-selects-nothing", `${name} targets Service ${ns}/${ref.name}, which does not exist`);
           else if (!s.waypoint) unservedRefs.push({ path, what: `Service ${ns}/${ref.name}` });
         } else if (ref.kind === "Gateway" && ref.group === "gateway.networking.k8s.io") {
-          if (!model.waypoints.some((w) => w.name === ref.name && w.namespace === ns)) {
+          if (!lookups.isWaypoint(ns, ref.name)) {
             r.at(e, path, "warning", "policy-selects-nothing", `${name} targets Gateway ${ns}/${ref.name}, which is not a waypoint in this configuration`);
           }
         } else if (!(ref.kind === "GatewayClass" && ref.name === WAYPOINT_CLASS)) {
           r.at(e, path, "warning", "policy-selects-nothing", `${name} targets ${ref.group ? `${ref.group}/` : ""}${ref.kind} ${ref.name}: mesh attaches policies to a Service (group "") or a waypoint Gateway (group gateway.networking.k8s.io) only`);
         }
       });
-    } else {
-      // The index narrows by namespace and label; the model's attachment rule decides.
-      const inRoot = p.namespace === mc.rootNamespace;
-      const pool = p.scope.kind === "selector"
-        ? index.select(inRoot ? undefined : p.namespace, p.scope.matchLabels)
-        : index.inNamespace(inRoot ? undefined : p.namespace);
-      workloads = pool.filter((w) => scopeSelectsWorkload(p.scope, p.namespace, w, mc));
-      if (p.scope.kind === "selector" && !workloads.length) {
+    } else if (p.scope.kind === "selector") {
+      reach = lookups.reach(p.scope, p.namespace);
+      if (!reach.workloads.length) {
         const sel = Object.entries(p.scope.matchLabels).map(([k, v]) => `${k}=${v}`).join(",");
         r.at(e, ["spec", "selector"], "warning", "policy-selects-nothing", `${name} selects no workload (selector ${sel}${mc.rootNamespace === p.namespace ? "" : ` in namespace ${p.namespace}`})`, true);
       }
     }
+    // Which workloads the policy reaches matters only to the rules below that need a waypoint.
+    const scope = p.scope;
+    const reached = () => scope.kind === "targetRefs" ? NOWHERE : reach ??= lookups.reach(scope, p.namespace);
     const misclassed = misclassedIn.get(p.namespace);
-    const served = (w: Workload) => w.waypoint !== undefined || (servicesOf.get(w.uid) ?? []).some((s) => s.waypoint);
-    const unserved = workloads.filter((w) => !served(w));
 
     if (kind === "AuthorizationPolicy") {
       const ap = p as MeshModel["authorizationPolicies"][number];
@@ -284,35 +361,33 @@ function policyRules(
       const attrs = l7Attributes(ap.rules);
       const at: Path = ["spec", ...attrs[0]!.path];
       const names = [...new Set(attrs.map((a) => a.name))].join(", ");
+      const unserved = reached().unserved();
       const targets = [
         ...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`),
         ...unservedRefs.map((u) => u.what),
       ];
       if (!targets.length) continue;
       const shown = targets.length > 3 ? `${targets.slice(0, 3).join(", ")} and ${targets.length - 3} more` : targets.join(", ");
-      r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what), misclassed)}`, true);
+      r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(lookups, p.namespace, unserved, unservedRefs.map((u) => u.what), misclassed)}`, true);
     } else if (kind === "RequestAuthentication") {
       jwtRules(r, e, name);
+      const { workloads } = reached();
+      const unserved = reached().unserved();
       const targets = [...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`), ...unservedRefs.map((u) => u.what)];
       if (targets.length && (workloads.length || unservedRefs.length)) {
-        r.at(e, ["spec", "jwtRules"], "warning", "jwt-without-waypoint", `${name} has no effect on ${targets.slice(0, 3).join(", ")}${targets.length > 3 ? " and more" : ""}: tokens are validated by a waypoint and none serves ${targets.length > 1 ? "them" : "it"}. ${bindAdvice(model, p.namespace, unserved, servicesOf, unservedRefs.map((u) => u.what), misclassed)}`, true);
+        r.at(e, ["spec", "jwtRules"], "warning", "jwt-without-waypoint", `${name} has no effect on ${targets.slice(0, 3).join(", ")}${targets.length > 3 ? " and more" : ""}: tokens are validated by a waypoint and none serves ${targets.length > 1 ? "them" : "it"}. ${bindAdvice(lookups, p.namespace, unserved, unservedRefs.map((u) => u.what), misclassed)}`, true);
       }
     }
   }
 }
 
+const NOWHERE: Reach = { workloads: [], unserved: () => [] };
+
 /** How to bind a waypoint, naming a waypoint of that namespace when there is one. */
-function bindAdvice(
-  model: MeshModel,
-  namespace: string,
-  unserved: Workload[],
-  servicesOf: Map<string, Service[]>,
-  refs: string[],
-  misclassed?: string,
-): string {
-  const wp = model.waypoints.find((w) => w.namespace === namespace);
+function bindAdvice(lookups: Lookups, namespace: string, unserved: Workload[], refs: string[], misclassed?: string): string {
+  const wp = lookups.firstWaypointIn(namespace);
   const gw = wp ? wp.name : "<gateway>";
-  const svc = unserved.flatMap((w) => servicesOf.get(w.uid) ?? [])[0];
+  const svc = unserved.map((w) => lookups.servicesOf(w.uid)[0]).find((s) => s !== undefined);
   const example = refs[0]
     ? `on ${refs[0]}`
     : svc
@@ -352,14 +427,14 @@ function addressRules(r: Reporter, model: MeshModel, find: Find): void {
     else owner.set(addr, who);
   };
   for (const w of model.workloads) {
-    const e = find(w.kind, w.namespace, w.name);
+    const e = find(w);
     w.addresses.forEach((a) => claim(a, `${w.kind} ${w.namespace}/${w.name}`, e, w.kind === "Pod" ? ["status", "podIP"] : ["spec", "address"]));
   }
   for (const s of model.services) {
-    if (s.vip) claim(s.vip, `Service ${s.namespace}/${s.name}`, find("Service", s.namespace, s.name), ["spec", "clusterIP"]);
+    if (s.vip) claim(s.vip, `Service ${s.namespace}/${s.name}`, find(s), ["spec", "clusterIP"]);
   }
   for (const w of model.waypoints) {
-    const e = find("Gateway", w.namespace, w.name);
+    const e = find(w);
     w.addresses.forEach((a, i) => claim(a, `waypoint ${w.namespace}/${w.name}`, e, ["spec", "addresses", i, "value"]));
   }
 }
@@ -370,7 +445,7 @@ function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
   const declared = new Set(model.namespaces.map((n) => n.name));
   const reported = new Set<string>();
   for (const w of model.workloads) {
-    const e = find(w.kind, w.namespace, w.name);
+    const e = find(w);
     if (!e) continue;
     const who = `${w.kind} ${w.namespace}/${w.name}`;
     if (!declared.has(w.namespace) && !reported.has(w.namespace) && !w.ambient) {
@@ -389,9 +464,9 @@ function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
 
 // ---- HTTPRoute ----
 
-function routeRules(r: Reporter, model: MeshModel, find: Find): void {
+function routeRules(r: Reporter, model: MeshModel, find: Find, lookups: Lookups): void {
   for (const rt of model.httpRoutes) {
-    const e = find("HTTPRoute", rt.namespace, rt.name);
+    const e = find(rt);
     if (!e) continue;
     const spec = e.value.spec ?? {};
     ((spec.rules ?? []) as { filters?: { type: string }[]; backendRefs?: { filters?: { type: string }[] }[] }[]).forEach((rule, i) => {
@@ -406,7 +481,7 @@ function routeRules(r: Reporter, model: MeshModel, find: Find): void {
     });
     rt.parentRefs.forEach((p, i) => {
       if (p.kind === "Service" && (p.group === "" || p.group === "core")) {
-        const s = model.services.find((x) => x.name === p.name && x.namespace === p.namespace);
+        const s = lookups.service(p.namespace, p.name);
         if (!s) {
           r.at(e, ["spec", "parentRefs", i], "warning", "route-parent", `HTTPRoute ${rt.namespace}/${rt.name} attaches to Service ${p.namespace}/${p.name}, which does not exist`);
         } else if (!s.waypoint) {

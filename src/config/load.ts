@@ -60,8 +60,9 @@ function fromObjects(objects: readonly SourceObject[], diagnostics: Diagnostic[]
     else if (e) entries.push(e);
   }
   const unique = dedupe(entries, diagnostics);
-  const { model, diagnostics: nd } = normalize(unique);
-  diagnostics.push(...nd, ...lint(model, unique, { ...opts, controllers }));
+  const normalized = normalize(unique);
+  const { model, diagnostics: nd } = normalized;
+  diagnostics.push(...nd, ...lint(normalized, unique, { ...opts, controllers }));
   return { model, diagnostics: sortDiagnostics(diagnostics) };
 }
 

@@ -54,39 +54,55 @@ export const CLUSTER_DOMAIN = "cluster.local";
 export interface Normalized {
   model: MeshModel;
   diagnostics: Diagnostic[];
+  /** The entry each object of the model (workload, Service, waypoint, policy, route...) was built from. */
+  origins: Map<object, Entry>;
+  /** The model's workloads by namespace and label, for the lint rules to reuse. */
+  workloads: LabelIndex<Workload>;
 }
 
 export function normalize(entries: readonly Entry[]): Normalized {
   const model = emptyModel();
   const diagnostics: Diagnostic[] = [];
-  const of = (kind: string) => entries.filter((e) => e.kind === kind);
+  const byKind = new Map<string, Entry[]>();
+  for (const e of entries) {
+    const l = byKind.get(e.kind);
+    if (l) l.push(e);
+    else byKind.set(e.kind, [e]);
+  }
+  const origins = new Map<object, Entry>();
+  const of = (kind: string) => byKind.get(kind) ?? [];
+  const built = <T extends object>(make: (e: Entry) => T) => (e: Entry): T => {
+    const o = make(e);
+    origins.set(o, e);
+    return o;
+  };
 
   const mc = of("MeshConfig")[0];
   if (mc) model.meshConfig = meshConfig(mc, diagnostics);
   const td = model.meshConfig.trustDomain;
 
-  model.namespaces = of("Namespace").map(namespace);
+  model.namespaces = of("Namespace").map(built(namespace));
   model.serviceAccounts = of("ServiceAccount").map((e) => ({ name: e.name, namespace: e.namespace }));
-  model.waypoints = of("Gateway").filter(isWaypointGateway).map((e) => waypoint(e, td));
+  model.waypoints = of("Gateway").filter(isWaypointGateway).map(built((e) => waypoint(e, td)));
 
   const nsByName = new Map(model.namespaces.map((n) => [n.name, n]));
   const wpByKey = new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
   const ctx: BindContext = { nsByName, wpByKey };
 
   model.workloads = [
-    ...of("Pod").map((e) => pod(e, td, ctx)),
-    ...of("WorkloadEntry").map((e) => workloadEntry(e, td, ctx)),
+    ...of("Pod").map(built((e) => pod(e, td, ctx))),
+    ...of("WorkloadEntry").map(built((e) => workloadEntry(e, td, ctx))),
   ];
-  const index = new LabelIndex(model.workloads);
-  model.services = of("Service").map((e) => service(e, index, ctx));
+  const workloads = new LabelIndex(model.workloads);
+  model.services = of("Service").map(built((e) => service(e, workloads, ctx)));
 
   const root = model.meshConfig.rootNamespace;
-  model.authorizationPolicies = of("AuthorizationPolicy").map((e) => authorizationPolicy(e, root));
-  model.requestAuthentications = of("RequestAuthentication").map((e) => requestAuthentication(e, root));
-  model.peerAuthentications = of("PeerAuthentication").map((e) => peerAuthentication(e, root));
-  model.httpRoutes = of("HTTPRoute").map(httpRoute);
-  model.referenceGrants = of("ReferenceGrant").map(referenceGrant);
-  return { model, diagnostics };
+  model.authorizationPolicies = of("AuthorizationPolicy").map(built((e) => authorizationPolicy(e, root)));
+  model.requestAuthentications = of("RequestAuthentication").map(built((e) => requestAuthentication(e, root)));
+  model.peerAuthentications = of("PeerAuthentication").map(built((e) => peerAuthentication(e, root)));
+  model.httpRoutes = of("HTTPRoute").map(built(httpRoute));
+  model.referenceGrants = of("ReferenceGrant").map(built(referenceGrant));
+  return { model, diagnostics, origins, workloads };
 }
 
 export function sourceOf(e: Entry): SourceRef | undefined {
@@ -94,9 +110,11 @@ export function sourceOf(e: Entry): SourceRef | undefined {
   return p.line > 0 ? { file: e.obj.file, line: p.line, col: p.col } : undefined;
 }
 
+/** Adds `source` last (its place in the JSON), to an object the caller has just built. */
 function withSource<T extends object>(e: Entry, o: T): T & { source?: SourceRef } {
   const source = sourceOf(e);
-  return source ? { ...o, source } : o;
+  if (source) (o as T & { source?: SourceRef }).source = source;
+  return o;
 }
 
 function labelsOf(e: Entry): Labels {
@@ -324,11 +342,15 @@ function service(e: Entry, workloads: LabelIndex<Workload>, ctx: BindContext): S
   if (selector) {
     for (const w of workloads.select(e.namespace, selector)) {
       const map: Record<number, number> = {};
+      let reached = 0;
       for (const sp of ports) {
         const tp = resolveTargetPort(sp, w);
-        if (tp !== undefined) map[sp.port] = tp;
+        if (tp !== undefined) {
+          map[sp.port] = tp;
+          reached++;
+        }
       }
-      if (ports.length && !Object.keys(map).length) continue;
+      if (ports.length && !reached) continue;
       endpoints.push({ workloadUid: w.uid, ports: map });
     }
   }
