@@ -254,6 +254,16 @@ function checkAudiences(payload: JWTPayload, rule: JwtRule): Verified {
 }
 
 async function verifyToken(f: Found, keys: KeyResolver, now: Date, verified?: VerifiedTokens): Promise<Verified> {
+  if (verified) {
+    // A token verified before with one of these rules (so its issuer is that rule's): no need to decode it again.
+    for (const rule of f.rules) {
+      const known = verified.get(rule, f.token);
+      if (!known) continue;
+      const v = timeClaimsError(known, now) ? undefined : checkAudiences(known, rule);
+      if (v?.ok) return v;
+      break; // expired or audience refused: the full path below gives the exact answer
+    }
+  }
   let iss: unknown;
   try {
     decodeProtectedHeader(f.token);

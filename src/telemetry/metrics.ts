@@ -103,6 +103,18 @@ export class Histogram extends Metric<HistogramSeries> {
     s.count++;
     for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) s.counts[i]!++;
   }
+  /** A handle to one labelled series; keep it on the hot path (no label rendering per observation). */
+  labels(values: LabelValues = {}): { observe(v: number): void } {
+    const s = this.get(values);
+    const buckets = this.buckets;
+    return {
+      observe(v: number) {
+        s.sum += v;
+        s.count++;
+        for (let i = 0; i < buckets.length; i++) if (v <= buckets[i]!) s.counts[i]!++;
+      },
+    };
+  }
   count(values: LabelValues = {}): number {
     return this.series.get(renderLabels(this.labelNames, values))?.count ?? 0;
   }

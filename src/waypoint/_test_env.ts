@@ -200,6 +200,8 @@ export interface TestWaypoint {
   apps: Apps;
   ca: CertificateAuthority;
   logs: Record<string, unknown>[];
+  /** The access log lines so far (they are written once per event-loop turn: this waits for that). */
+  accessLog(): Promise<Record<string, unknown>[]>;
   /** Replaces the configuration (extra YAML appended to the base mesh). */
   configure(extra?: string): void;
   /** An HBONE tunnel to the waypoint as `identity`, to `authority` (default the api VIP:8000). */
@@ -328,6 +330,10 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
     apps,
     ca,
     logs,
+    async accessLog() {
+      await new Promise((r) => setTimeout(r, 5));
+      return logs.filter((l) => l.scope === "access");
+    },
     configure(extra = "") {
       state.replace(modelOf(baseYaml(ports, extra)), ++version);
     },

@@ -178,6 +178,10 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     server = HboneServer.listen({
       hostname: at.hostname,
       port: at.port,
+      // A ztunnel in the same process or on the same host may hold 0.0.0.0:15008 (with SO_REUSEPORT): the
+      // kernel lets this Gateway-address listener coexist only if it sets it too, and then prefers it for
+      // connections to the Gateway's own address.
+      reusePort: true,
       tls: () => material(),
       onStream: proxy.onStream as never,
     });

@@ -9,7 +9,7 @@ import { type Counter, DURATION_BUCKETS_MS, type Histogram, type Registry, SIZE_
 import type { RequestContext } from "./context.ts";
 import type { Endpoint } from "./state.ts";
 
-const access = logger("access");
+const access = logger("access", { batched: true });
 
 const LABELS = [
   "reporter",
@@ -50,7 +50,9 @@ export interface RequestOutcome {
 
 interface Handles {
   requests: { inc(n?: number): void };
-  labels: Record<string, string>;
+  duration: { observe(v: number): void };
+  requestBytes: { observe(v: number): void };
+  responseBytes: { observe(v: number): void };
 }
 
 function appOf(w: Workload | undefined): string {
@@ -109,15 +111,20 @@ export class RequestTelemetry {
         response_flags: o.flags || "-",
         connection_security_policy: "mutual_tls",
       };
-      h = { requests: this.#requests.labels(labels), labels };
+      h = {
+        requests: this.#requests.labels(labels),
+        duration: this.#duration.labels(labels),
+        requestBytes: this.#reqBytes.labels(labels),
+        responseBytes: this.#respBytes.labels(labels),
+      };
       // Bounded: label sets are per client/destination/status, but a churning mesh must not grow this forever.
       if (this.#handles.size > 10_000) this.#handles.clear();
       this.#handles.set(key, h);
     }
     h.requests.inc();
-    this.#duration.observe(h.labels, durationMs);
-    this.#reqBytes.observe(h.labels, o.requestBytes);
-    this.#respBytes.observe(h.labels, o.responseBytes);
+    h.duration.observe(durationMs);
+    h.requestBytes.observe(o.requestBytes);
+    h.responseBytes.observe(o.responseBytes);
     if (this.accessLog) {
       access.info("request", {
         method: ctx.method,
@@ -148,12 +155,12 @@ function spiffeNamespace(id: string): string {
   return /\/ns\/([^/]+)\//.exec(id)?.[1] ?? "unknown";
 }
 
-const HEX = "0123456789abcdef";
+const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 const rnd = new Uint8Array(24);
 
 function hex(bytes: Uint8Array, from: number, to: number): string {
   let s = "";
-  for (let i = from; i < to; i++) s += HEX[bytes[i]! >> 4]! + HEX[bytes[i]! & 15]!;
+  for (let i = from; i < to; i++) s += HEX2[bytes[i]!]!;
   return s;
 }
 

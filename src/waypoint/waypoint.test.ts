@@ -244,9 +244,9 @@ describe("telemetry", () => {
   });
 
   test("an access log line per request", async () => {
-    const before = wp.logs.filter((l) => l.scope === "access").length;
+    const before = (await wp.accessLog()).length;
     await wp.request({ path: "/get?x=1", headers: { "x-request-id": "req-42" } });
-    const lines = wp.logs.filter((l) => l.scope === "access");
+    const lines = (await wp.accessLog());
     expect(lines.length).toBe(before + 1);
     const l = lines.pop()!;
     expect(l).toMatchObject({ method: "GET", path: "/get?x=1", status: 200, flags: "-", source: VIEWER, requestId: "req-42" });
@@ -261,7 +261,7 @@ describe("telemetry", () => {
     expect(sent).not.toContain("00f067aa0ba902b7");
     const fresh = (await wp.request({ path: "/get" })).json<{ headers: Record<string, string> }>().headers.traceparent!;
     expect(fresh).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
-    const log = wp.logs.filter((l) => l.scope === "access").pop()!;
+    const log = (await wp.accessLog()).pop()!;
     expect(log.traceId).toBe(fresh.slice(3, 35));
   });
 });

@@ -300,7 +300,7 @@ spec:
       expect(r.body).toContain("upstream connect error");
       const refused = await wp.request({ path: "/", authority: "10.96.0.43:80" });
       expect(refused.status).toBe(503);
-      const line = wp.logs.filter((l) => l.scope === "access").pop()!;
+      const line = (await wp.accessLog()).pop()!;
       expect(String(line.details)).toContain("refused with 401");
       expect(line.flags).toBe("UF");
     } finally {
@@ -311,7 +311,7 @@ spec:
   test("the source address comes from forwarded for= only when it belongs to the peer's identity", async () => {
     const r = await wp.request({ path: "/headers" });
     expect(r.status).toBe(200);
-    const line = wp.logs.filter((l) => l.scope === "access").pop()!;
+    const line = (await wp.accessLog()).pop()!;
     expect(line.sourceAddress).toBe(IPS.viewer);
   });
 });

@@ -42,6 +42,7 @@ SIGTERM drains: listeners stop accepting, open connections get --drain-timeout t
     { name: "token-file", kind: "string", help: "ztunnel, waypoint: bootstrap token from `mesh token create`" },
     { name: "redirect", kind: "string", help: "ztunnel: capture mode node, host or none", default: "none" },
     { name: "hbone-addr", kind: "string", help: "ztunnel, waypoint: HBONE listen address (default *:15008)" },
+    { name: "access-log", kind: "boolean", help: "waypoint: an access log line per request (--access-log=false: none)", default: true },
     { name: "outbound-addr", kind: "string", help: "ztunnel: outbound capture listen address (default *:15001)" },
     { name: "inbound-addr", kind: "string", help: "ztunnel: inbound plaintext listen address (default *:15006)" },
     { name: "metrics-addr", kind: "string", help: "Prometheus /metrics listen address", default: "0.0.0.0:15020" },
@@ -166,6 +167,7 @@ async function startRole(role: RoleName, args: Parsed, ctx: Parameters<typeof st
         dataDir: str(args, "data-dir"),
         hboneAddr: str(args, "hbone-addr"),
         drainMs,
+        accessLog: args.flags["access-log"] !== false,
       }, ctx);
   }
 }

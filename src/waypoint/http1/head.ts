@@ -33,25 +33,17 @@ export type HeadResult<T> =
 const CRLFCRLF = Buffer.from("\r\n\r\n");
 
 // RFC 9110 token characters.
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") TCHAR[c.charCodeAt(0)] = 1;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 128 || TCHAR[c] === 0) return false;
-  }
-  return true;
+  return TOKEN.test(s);
 }
+
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /** Field values: visible ASCII, obs-text, SP and HTAB; never CR, LF or NUL. */
 function badValue(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
-  }
-  return false;
+  return CONTROL.test(v);
 }
 
 /** Where the head ends (index just past CRLFCRLF), or -1. `from` skips bytes already searched. */
