@@ -4,7 +4,6 @@
  * the items' original order, so any group filtered by the selector gives the same list as a full scan.
  */
 import type { Labels } from "../model/types.ts";
-import { labelsMatch } from "../model/mod.ts";
 
 export interface Labelled {
   namespace: string;
@@ -46,18 +45,22 @@ export class LabelIndex<T extends Labelled> {
   /** Items of `namespace` (every namespace when undefined) whose labels include every selector pair. */
   select(namespace: string | undefined, selector: Labels): T[] {
     const pairs = namespace === undefined ? this.#byPair : this.#byNsPair.get(namespace);
+    const want = Object.entries(selector);
+    if (!want.length) return this.inNamespace(namespace);
     let smallest: T[] | undefined;
-    let any = false;
-    for (const [k, v] of Object.entries(selector)) {
-      any = true;
+    for (const [k, v] of want) {
       const list = pairs?.get(k)?.get(v);
       if (!list) return [];
       if (!smallest || list.length < smallest.length) smallest = list;
     }
-    if (!any) return this.inNamespace(namespace);
-    const out: T[] = [];
     selectorEvaluations.count += smallest!.length;
-    for (const it of smallest!) if (labelsMatch(selector, it.labels)) out.push(it);
+    if (want.length === 1) return [...smallest!];
+    // labelsMatch (../model), with the selector's pairs listed once rather than once per item.
+    const out: T[] = [];
+    next: for (const it of smallest!) {
+      for (const [k, v] of want) if (it.labels[k] !== v) continue next;
+      out.push(it);
+    }
     return out;
   }
 

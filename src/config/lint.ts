@@ -260,15 +260,20 @@ function gatewayRules(r: Reporter, entries: readonly Entry[]): void {
 
 // ---- istio.io/use-waypoint labels ----
 
+const LABELLED_KINDS = new Set(["Namespace", "Service", "Pod", "WorkloadEntry"]);
+
 function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Entry[]): void {
   const waypoints = new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
   const gateways = new Map(entries.filter((e) => e.kind === "Gateway").map((e) => [`${e.namespace}/${e.name}`, e]));
   for (const e of entries) {
-    if (!["Namespace", "Service", "Pod", "WorkloadEntry"].includes(e.kind)) continue;
+    if (!LABELLED_KINDS.has(e.kind)) continue;
+    const own = e.value.metadata?.labels;
+    const spec = e.kind === "WorkloadEntry" ? e.value.spec?.labels : undefined;
+    if (!own?.[LABEL_USE_WAYPOINT] && !spec?.[LABEL_USE_WAYPOINT]) continue; // most objects
     const spots: { labels: Record<string, string>; path: Path }[] = [
-      { labels: e.value.metadata?.labels ?? {}, path: ["metadata", "labels"] },
+      { labels: own ?? {}, path: ["metadata", "labels"] },
     ];
-    if (e.kind === "WorkloadEntry") spots.push({ labels: e.value.spec?.labels ?? {}, path: ["spec", "labels"] });
+    if (e.kind === "WorkloadEntry") spots.push({ labels: spec ?? {}, path: ["spec", "labels"] });
     for (const { labels, path } of spots) {
       const value = labels[LABEL_USE_WAYPOINT];
       if (!value || value === "none") continue;

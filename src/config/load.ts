@@ -52,13 +52,13 @@ export function modelFromObjects(objects: readonly unknown[], opts: { source?: s
 }
 
 function fromObjects(objects: readonly SourceObject[], diagnostics: Diagnostic[], opts: { fileMode: boolean }): LoadResult {
-  const entries: Entry[] = [];
+  const entries: Accepted[] = [];
   const controllers: Entry[] = [];
   for (const obj of expandLists(objects)) {
     const a = acceptOnce(obj, opts);
     for (const d of a.diagnostics) diagnostics.push({ ...d });
     if (a.entry?.controller) controllers.push(a.entry);
-    else if (a.entry) entries.push(a.entry);
+    else if (a.entry) entries.push(a);
   }
   const unique = dedupe(entries, diagnostics);
   const normalized = normalize(unique);
@@ -86,6 +86,8 @@ interface Accepted {
   fileMode: boolean;
   entry: (Entry & { controller?: true }) | undefined;
   diagnostics: Diagnostic[];
+  /** What makes two objects the same one (see dedupe). */
+  key: string;
 }
 const acceptedOf = new WeakMap<SourceObject, Accepted>();
 const listItemsOf = new WeakMap<SourceObject, SourceObject[]>();
@@ -94,7 +96,10 @@ function acceptOnce(obj: SourceObject, opts: { fileMode: boolean }): Accepted {
   const known = acceptedOf.get(obj);
   if (known && known.fileMode === opts.fileMode) return known;
   const diagnostics: Diagnostic[] = [];
-  const a: Accepted = { fileMode: opts.fileMode, entry: accept(obj, diagnostics, opts), diagnostics };
+  const entry = accept(obj, diagnostics, opts);
+  // There is one mesh-wide configuration, whatever its name.
+  const key = !entry ? "" : entry.kind === "MeshConfig" ? "MeshConfig" : entryKey(entry);
+  const a: Accepted = { fileMode: opts.fileMode, entry, diagnostics, key };
   acceptedOf.set(obj, a);
   return a;
 }
@@ -184,12 +189,11 @@ function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: 
   return { obj, kind, apiVersion, name, namespace, value: v };
 }
 
-function dedupe(entries: readonly Entry[], diagnostics: Diagnostic[]): Entry[] {
+function dedupe(accepted: readonly Accepted[], diagnostics: Diagnostic[]): Entry[] {
   const seen = new Map<string, Entry>();
   const out: Entry[] = [];
-  for (const e of entries) {
-    // There is one mesh-wide configuration, whatever its name.
-    const key = e.kind === "MeshConfig" ? "MeshConfig" : entryKey(e);
+  for (const { entry: e, key } of accepted) {
+    if (!e) continue;
     const first = seen.get(key);
     if (first) {
       const where = first.obj.locate([]);
