@@ -53,6 +53,8 @@ export interface ControlHandle extends RoleHandle {
   readonly ca: CertificateAuthority;
   readonly xds: XdsServer;
   status(): StatusReport;
+  /** The configuration being served (undefined until a valid one was loaded): `mesh run --role all` plans from it. */
+  model(): MeshModel | undefined;
   /** Re-reads the configuration now instead of waiting for the file watcher. */
   refresh(): Promise<void>;
 }
@@ -289,6 +291,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     ca: theCa,
     xds,
     status,
+    model: () => served,
     refresh: () => source.refresh(),
     readiness() {
       if (stopped) return { ready: false, reasons: ["stopping"] };
