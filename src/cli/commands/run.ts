@@ -78,6 +78,7 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     { name: "token-file", kind: "string", help: "ztunnel, waypoint: bootstrap token from `mesh token create` (default: minted by the control role in this process)" },
     { name: "redirect", kind: "string", help: "ztunnel: capture mode node, host or none", default: "none" },
     { name: "hbone-addr", kind: "string", help: "ztunnel, waypoint: HBONE listen address (default *:15008)" },
+    { name: "access-log", kind: "boolean", help: "waypoint: an access log line per request (--access-log=false: none)", default: true },
     { name: "outbound-addr", kind: "string", help: "ztunnel: outbound capture listen address (default *:15001)" },
     { name: "inbound-addr", kind: "string", help: "ztunnel: inbound plaintext listen address (default *:15006)" },
     { name: "metrics-addr", kind: "string", help: "Prometheus /metrics listen address", default: "0.0.0.0:15020" },
@@ -138,7 +139,7 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
             const gateway = need(args, "gateway", role);
             // Beside a ztunnel, the waypoint's admin routes go under a prefix: the root ones are the ztunnel's.
             const wctx = roles.includes("ztunnel") ? waypointContext(ctx, servers.admin, gateway) : ctx;
-            add(await startWaypoint({ gateway, ...(await proxyAccess(args, role, { gateway }, local)), hboneAddr: str(args, "hbone-addr"), drainMs }, wctx));
+            add(await startWaypoint({ gateway, ...(await proxyAccess(args, role, { gateway }, local)), hboneAddr: str(args, "hbone-addr"), drainMs, accessLog: accessLog(args) }, wctx));
           }
         }
       }
@@ -168,6 +169,10 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
 function str(args: Parsed, name: string): string | undefined {
   const v = args.flags[name];
   return typeof v === "string" ? v : undefined;
+}
+
+function accessLog(args: Parsed): boolean {
+  return args.flags["access-log"] !== false;
 }
 
 function need(args: Parsed, name: string, role: string): string {
@@ -286,7 +291,7 @@ async function startAll(args: Parsed, control: ControlHandle, local: LocalContro
     for (const w of start) {
       if (w.note) log.warn("waypoint started, but", { gateway: w.gateway, note: w.note });
       const access = await proxyAccess(args, "waypoint", { gateway: w.gateway }, local);
-      const h = await startWaypoint({ gateway: w.gateway, ...access, hboneAddr: w.hboneAddr, drainMs }, waypointContext(ctx, admin, w.gateway));
+      const h = await startWaypoint({ gateway: w.gateway, ...access, hboneAddr: w.hboneAddr, drainMs, accessLog: accessLog(args) }, waypointContext(ctx, admin, w.gateway));
       handles.push(named(h, `waypoint ${w.gateway}`));
       log.info("waypoint starting", { gateway: w.gateway, hbone: w.hboneAddr });
     }
