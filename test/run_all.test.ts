@@ -174,7 +174,10 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     const text = pc.stdout;
     for (const name of ["viewer", "api"]) expect(text).toContain(`"name": "${name}"`);
     expect(text).toContain("spiffe://cluster.local/ns/shop/sa/api");
-    // The waypoint's own admin routes sit under its prefix.
+    // The waypoint's own admin routes sit under its prefix, where proxy-config --gateway finds them.
+    const wpc = await mesh(["proxy-config", "certs", "--admin", `127.0.0.1:${admin}`, "--gateway", "shop/api-waypoint", "--format", "json"], 20_000);
+    expect(wpc.stderr).toBe("");
+    expect(JSON.parse(wpc.stdout)).toMatchObject({ proxy: "waypoint/shop/api-waypoint", rows: [{ identity: "spiffe://cluster.local/ns/shop/sa/api-waypoint", state: "valid" }] });
     const secret = findAdminSecret(admin)!.secret;
     const wpDump = await (await fetch(`http://127.0.0.1:${admin}/waypoint/shop/api-waypoint/config_dump`, { headers: { authorization: `Bearer ${secret}` } })).json();
     expect(wpDump).toMatchObject({ gateway: "shop/api-waypoint", ready: true, hbone: { address: `127.0.0.2:${hbone}` } });

@@ -87,11 +87,21 @@ async function direct(kind: (typeof KINDS)[number], admin: string, args: Parsed,
   const call = (path: string, method: "GET" | "POST" = "GET") => adminCall(admin, path, { method, tokenFile: str(args, "admin-token-file") });
   const dumpResp = await call("/config_dump");
   if (dumpResp.status !== 200) throw new MeshError(ErrorCode.Unreachable, `The admin API at ${admin} answered ${dumpResp.status} to /config_dump`);
-  const dump = dumpResp.body as ConfigDump;
-  const proxy = proxyIdOfDump(dump);
-  // Make sure the proxy that answered is the one asked for.
+  let dump = dumpResp.body as ConfigDump;
   const node = str(args, "node");
   const gateway = str(args, "gateway");
+  // A process running a ztunnel and waypoints (`mesh run --role all`) serves each waypoint's routes under
+  // /waypoint/NAMESPACE/NAME; the root ones are its ztunnel's.
+  let prefix = "";
+  if (gateway && dump.gateway !== gateway) {
+    const r = await call(`/waypoint/${gateway}/config_dump`);
+    if (r.status === 200 && (r.body as ConfigDump | undefined)?.gateway === gateway) {
+      prefix = `/waypoint/${gateway}`;
+      dump = r.body as ConfigDump;
+    }
+  }
+  const proxy = proxyIdOfDump(dump);
+  // Make sure the proxy that answered is the one asked for.
   if ((node && dump.node !== node) || (gateway && dump.gateway !== gateway)) {
     throw new MeshError(ErrorCode.Usage, `The admin API at ${admin} is ${proxy}, not ${node ? `ztunnel/${node}` : `waypoint/${gateway}`}`);
   }
@@ -109,7 +119,7 @@ async function direct(kind: (typeof KINDS)[number], admin: string, args: Parsed,
     return 0;
   }
   const needsCerts = kind === "certs" || kind === "workloads";
-  const certs = needsCerts ? (await call("/certs")).body : undefined;
+  const certs = needsCerts ? (await call(`${prefix}/certs`)).body : undefined;
   const view = proxyConfig(kind as ProxyConfigKind, dump, certs, { all: args.flags.all === true });
   out(format === "json" ? JSON.stringify(view, null, 2) + "\n" : formatProxyConfig(view));
   return 0;
