@@ -6,12 +6,13 @@
  *   both proxies SYNCED, `mesh proxy-config workloads` lists the node's workloads, the ztunnel's wildcard
  *   HBONE listener and the waypoint's share one port (each presents its own certificate), and SIGTERM
  *   ends it with exit 0 and every port released.
+ * - the same as an unprivileged user, with the default data dir (~/.local/state/mesh).
  * - `mesh run --role control,ztunnel` without proxy credentials.
  * Every port is picked free (no 15000/15008/15012/15020/15021), so this runs beside other tests.
  * Root: the ztunnel records its instance under /run/mesh.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
@@ -153,10 +154,14 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     ]);
     await until("--role all ready", () => isReady(ready), 30_000, p.log);
 
-    const log = readFileSync(p.log, "utf8");
-    expect(log).toContain(`"node":"${NODE}","why":"the only node the configuration's workloads name"`);
-    expect(log).toMatch(/"waypoint not started here","gateway":"shop\/far-waypoint","reason":"its addresses \(192\.0\.2\.7\) are not on this host"/);
-    expect(log).toMatch(/"waypoint not started here","gateway":"shop\/nowhere-waypoint","reason":"the Gateway has no spec.addresses/);
+    // The log reaches its file a little after the fact: wait for the lines.
+    for (const line of [
+      /"node":"solo-node","why":"the only node the configuration's workloads name"/,
+      /"waypoint not started here","gateway":"shop\/far-waypoint","reason":"its addresses \(192\.0\.2\.7\) are not on this host"/,
+      /"waypoint not started here","gateway":"shop\/nowhere-waypoint","reason":"the Gateway has no spec.addresses/,
+    ]) {
+      await until(`log line ${line}`, async () => line.test(readFileSync(p.log, "utf8")), 5_000, p.log);
+    }
 
     // The control plane sees both proxies, each on the latest version.
     const st = await mesh(["status", "--data-dir", dataDir, "--control-plane", `127.0.0.1:${cp}`], 20_000);
@@ -201,6 +206,36 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     expect(findAdminSecret(admin)).toBeUndefined();
   }, 60_000);
 
+  const setpriv = Bun.which("setpriv");
+  test.skipIf(!setpriv)("--role all as an unprivileged user: state under ~/.local/state/mesh, instance records in its runtime dir", async () => {
+    const [ready, hbone] = [await freePort(), await freePort()];
+    const home = join(dir, "nobody");
+    chmodSync(dir, 0o711); // mkdtemp's 0700 would keep the user out of its home below
+    mkdirSync(join(home, "tmp"), { recursive: true });
+    writeFileSync(join(home, "mesh.yaml"), config(hbone));
+    chownSync(home, 65534, 65534);
+    for (const f of ["tmp", "mesh.yaml"]) chownSync(join(home, f), 65534, 65534);
+    const log = join(dir, "nobody.log");
+    const proc = Bun.spawn([
+      setpriv!, "--reuid=65534", "--regid=65534", "--clear-groups", MESH, "run", "--role", "all", "--config", join(home, "mesh.yaml"),
+      "--listen", "127.0.0.1:0", "--hbone-addr", `127.0.0.1:${hbone}`, "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0",
+      "--admin-addr", "127.0.0.1:0", "--ready-addr", `127.0.0.1:${ready}`, "--metrics-addr", "127.0.0.1:0", "--drain-timeout", "2s",
+    ], {
+      stdout: Bun.file(log),
+      stderr: Bun.file(log),
+      // Its temp files (admin secret) and runtime dir stay inside this test's directory.
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, TMPDIR: join(home, "tmp"), XDG_RUNTIME_DIR: join(home, "tmp") },
+    });
+    const p = { proc, log };
+    procs.push(p);
+    await until("unprivileged --role all ready", () => isReady(ready), 30_000, log);
+    const state = join(home, ".local", "state", "mesh");
+    expect(existsSync(join(state, "root-cert.pem"))).toBe(true);
+    expect(statSync(join(state, "proxies", `ztunnel-${NODE}`, "token")).uid).toBe(65534);
+    expect(existsSync(join(home, "tmp", "mesh", "ztunnel"))).toBe(true);
+    expect(await stop(p)).toBe(0);
+  }, 45_000);
+
   test("--role control,ztunnel needs no --control-plane, --ca-cert or --token-file", async () => {
     const [cp, admin, ready, hbone] = [await freePort(), await freePort(), await freePort(), await freePort()];
     adminPorts.push(admin);
@@ -215,7 +250,8 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     ]);
     await until("control,ztunnel ready", () => isReady(ready), 30_000, p.log);
     // A wildcard --listen: the ztunnel dialed it on loopback.
-    expect(readFileSync(p.log, "utf8")).toContain(`"msg":"connected to the control plane","controlPlane":"127.0.0.1:${cp}"`);
+    const connected = `"msg":"connected to the control plane","controlPlane":"127.0.0.1:${cp}"`;
+    await until("the ztunnel's connection on loopback in the log", async () => readFileSync(p.log, "utf8").includes(connected), 5_000, p.log);
     const st = await mesh(["status", "--data-dir", dataDir, "--control-plane", `127.0.0.1:${cp}`, "--format", "json"], 20_000);
     expect(st.code).toBe(0);
     const report = JSON.parse(st.stdout) as { version: number; proxies: { id: string; ackedVersion?: number }[] };

@@ -4,7 +4,7 @@
  * `--role all` which node this host is and which waypoints belong on it. Private to src/cli/commands.
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { homedir, hostname as osHostname, networkInterfaces } from "node:os";
+import { homedir, hostname as osHostname, networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { splitAddr } from "../../admin/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
@@ -34,6 +34,15 @@ export function defaultDataDir(env: Record<string, string | undefined> = process
   if (uid === 0) return "/var/lib/mesh";
   const state = env.XDG_STATE_HOME || join(env.HOME || homedir(), ".local", "state");
   return join(state, "mesh");
+}
+
+/**
+ * Where a ztunnel records its running instance: /run/mesh as root (its default); for other users, who
+ * cannot write there, their runtime dir (so a non-root `--role all` or `--redirect none` ztunnel starts).
+ */
+export function ztunnelRunDir(env: Record<string, string | undefined> = process.env, uid = process.getuid?.()): string | undefined {
+  if (uid === 0 || uid === undefined) return undefined;
+  return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, "mesh") : join(tmpdir(), `mesh-run-${uid}`);
 }
 
 /** "host:port", with brackets for IPv6. */

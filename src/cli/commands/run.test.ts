@@ -7,7 +7,7 @@ import { MeshError } from "../../core/errors.ts";
 import { verifyBootstrapToken } from "../../identity/mod.ts";
 import type { MeshModel, Waypoint, Workload } from "../../model/mod.ts";
 import { run } from "./run.ts";
-import { defaultDataDir, defaultNode, isLocalAddress, localControlPlane, planWaypoints, prepareLocalProxy, proxyDirName } from "./_run_local.ts";
+import { defaultDataDir, defaultNode, isLocalAddress, localControlPlane, planWaypoints, prepareLocalProxy, proxyDirName, ztunnelRunDir } from "./_run_local.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "mesh-run-unit-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -46,6 +46,12 @@ describe("defaults of --role all", () => {
     expect(defaultDataDir({ HOME: "/home/ann" }, 0)).toBe("/var/lib/mesh");
     expect(defaultDataDir({ HOME: "/home/ann" }, 1000)).toBe("/home/ann/.local/state/mesh");
     expect(defaultDataDir({ HOME: "/home/ann", XDG_STATE_HOME: "/srv/state" }, 1000)).toBe("/srv/state/mesh");
+  });
+
+  test("ztunnel instance records: /run/mesh for root, the user's runtime dir otherwise", () => {
+    expect(ztunnelRunDir({ XDG_RUNTIME_DIR: "/run/user/1000" }, 0)).toBeUndefined();
+    expect(ztunnelRunDir({ XDG_RUNTIME_DIR: "/run/user/1000" }, 1000)).toBe("/run/user/1000/mesh");
+    expect(ztunnelRunDir({}, 1000)).toBe(join(tmpdir(), "mesh-run-1000"));
   });
 
   test("node: the configuration's only node, else the hostname (and why)", () => {

@@ -19,7 +19,7 @@ import { type ControlHandle, startControl } from "../../control/mod.ts";
 import { verifyBootstrapToken } from "../../identity/mod.ts";
 import { startZtunnel } from "../../ztunnel/mod.ts";
 import { startWaypoint } from "../../waypoint/mod.ts";
-import { defaultDataDir, defaultNode, type LocalControl, type LocalProxy, localControlPlane, planWaypoints, prepareLocalProxy } from "./_run_local.ts";
+import { defaultDataDir, defaultNode, type LocalControl, type LocalProxy, localControlPlane, planWaypoints, prepareLocalProxy, ztunnelRunDir } from "./_run_local.ts";
 
 const log = logger("run");
 const ROLES = ["control", "ztunnel", "waypoint"] as const;
@@ -252,6 +252,7 @@ function ztunnelAddrs(args: Parsed) {
     hboneAddr: str(args, "hbone-addr") ?? "0.0.0.0:15008",
     outboundAddr: str(args, "outbound-addr") ?? (redirect === "host" ? "127.0.0.1:15001" : "0.0.0.0:15001"),
     inboundPlaintextAddr: str(args, "inbound-addr") ?? "0.0.0.0:15006",
+    runDir: ztunnelRunDir(),
   };
 }
 
