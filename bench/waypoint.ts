@@ -12,8 +12,15 @@
  * Reported per proxy: requests/s, p50/p99 latency (wrk), the proxy process's own CPU (utime+stime from
  * /proc over the run), requests/s per core, vCPU per 1000 rps, and RSS at the end of the run. The
  * waypoint also terminates and originates mTLS (HBONE) on both sides; HAProxy here speaks plain HTTP.
+ *
+ * First, without the lab (no root needed, `--codec-only` stops there): the HTTP/1.1 server layer alone,
+ * ours (src/waypoint/http1) against Bun's node:http Server fed a Duplex (`server.emit("connection")`,
+ * BUN-NOTES 5), both on in-memory streams: CPU microseconds per keep-alive request with a 1 KB body.
  */
 import { createPublicKey } from "node:crypto";
+import http from "node:http";
+import { Duplex } from "node:stream";
+import { Http1Downstream } from "../src/waypoint/http1/downstream.ts";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -27,19 +34,132 @@ interface Opts {
   connections: number;
   rounds: number;
   keep: boolean;
+  codecOnly: boolean;
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { duration: 10, connections: 32, rounds: 2, keep: false };
+  const o: Opts = { duration: 10, connections: 32, rounds: 2, keep: false, codecOnly: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--keep") o.keep = true;
+    else if (a === "--codec-only") o.codecOnly = true;
     else if (a === "--duration") o.duration = Number(args[++i]);
     else if (a === "--connections") o.connections = Number(args[++i]);
     else if (a === "--rounds") o.rounds = Number(args[++i]);
-    else throw new Error(`Unknown option ${a}: use --duration S, --connections N, --rounds N, --keep`);
+    else throw new Error(`Unknown option ${a}: use --duration S, --connections N, --rounds N, --keep, --codec-only`);
   }
   return o;
+}
+
+// ---- the HTTP/1.1 server layer alone ---------------------------------------------------------------
+
+type Listener = (a?: unknown) => void;
+/** One end of an in-memory byte pipe (delivery on a microtask, as a socket's data arrives later). */
+class MemoryEnd {
+  peer!: MemoryEnd;
+  closed = false;
+  #on: Record<string, Listener[]> = { data: [], end: [], drain: [], close: [] };
+  write(c: Uint8Array): boolean {
+    const p = this.peer;
+    queueMicrotask(() => {
+      for (const f of p.#on.data!) f(c);
+    });
+    return true;
+  }
+  end() {}
+  pause() {}
+  resume() {}
+  reset() {
+    this.closed = true;
+  }
+  on(e: string, f: Listener) {
+    this.#on[e]!.push(f);
+    return this;
+  }
+  off(e: string, f: Listener) {
+    const l = this.#on[e]!;
+    l.splice(l.indexOf(f), 1);
+    return this;
+  }
+}
+
+function memoryPair(): [MemoryEnd, MemoryEnd] {
+  const a = new MemoryEnd();
+  const b = new MemoryEnd();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+const CODEC_REQUEST = Buffer.from(
+  `POST /anything HTTP/1.1\r\nhost: api:8000\r\nuser-agent: wrk\r\nauthorization: Bearer ${"x".repeat(600)}\r\n` +
+    `content-type: application/octet-stream\r\ncontent-length: 1024\r\n\r\n${"y".repeat(1024)}`,
+);
+const CODEC_BODY = Buffer.from('{"ok":true}');
+
+/** Sends `n` keep-alive requests one after another; CPU microseconds per request. */
+async function driveCodec(client: MemoryEnd, n: number): Promise<number> {
+  let done = 0;
+  let finish!: () => void;
+  const all = new Promise<void>((r) => (finish = r));
+  let buf = "";
+  client.on("data", (c) => {
+    buf += Buffer.from(c as Uint8Array).toString("latin1");
+    let i;
+    while ((i = buf.indexOf('{"ok":true}')) >= 0) {
+      buf = buf.slice(i + 11);
+      if (++done === n) finish();
+      else client.write(CODEC_REQUEST);
+    }
+  });
+  const c0 = process.cpuUsage();
+  client.write(CODEC_REQUEST);
+  await all;
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
+}
+
+async function codecComparison(): Promise<void> {
+  const ours = () => {
+    const [client, server] = memoryPair();
+    new Http1Downstream(server as never, (req, res) => {
+      req.body.discard();
+      res.writeHead(200, "OK", [["content-type", "application/json"]], { kind: "length", length: CODEC_BODY.length });
+      res.end(CODEC_BODY);
+    }, { maxHeadBytes: 60_000, idleTimeoutMs: 60_000, headTimeoutMs: 60_000, recordLimit: () => 0 });
+    return client;
+  };
+  const nodeServer = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": CODEC_BODY.length });
+      res.end(CODEC_BODY);
+    });
+  });
+  const viaNodeHttp = () => {
+    const [client, server] = memoryPair();
+    const d = new Duplex({
+      read() {},
+      write(c, _e, cb) {
+        server.write(c);
+        cb();
+      },
+    });
+    server.on("data", (c) => d.push(Buffer.from(c as Uint8Array)));
+    Object.assign(d, { remoteAddress: "127.0.0.1", setTimeout: () => d, setNoDelay: () => d, setKeepAlive: () => d });
+    nodeServer.emit("connection", d);
+    return client;
+  };
+  const rows: [string, number][] = [];
+  for (const [name, make] of [["src/waypoint/http1 (ours)", ours], ["node:http Server on a Duplex", viaNodeHttp]] as const) {
+    await driveCodec(make(), 5_000); // warm-up
+    const runs = [await driveCodec(make(), 20_000), await driveCodec(make(), 20_000), await driveCodec(make(), 20_000)];
+    rows.push([name, runs.sort((a, b) => a - b)[1]!]);
+  }
+  console.log("HTTP/1.1 server layer alone (in memory, keep-alive, 1 KB POST; median of 3 x 20 000 requests):\n");
+  console.log("| server | CPU us per request |\n| --- | --- |");
+  for (const [name, us] of rows) console.log(`| ${name} | ${us.toFixed(1)} |`);
+  console.log("");
 }
 
 function run(argv: string[], timeoutMs = 120_000): { code: number; out: string; err: string } {
@@ -244,6 +364,8 @@ interface Row {
 
 export async function main(args: string[]): Promise<number> {
   const o = parseOpts(args);
+  await codecComparison();
+  if (o.codecOnly) return 0;
   if (process.getuid?.() !== 0) {
     console.log("bench waypoint needs root (it runs in the lab): sudo npm run bench -- waypoint");
     return 1;

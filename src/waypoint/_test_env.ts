@@ -65,7 +65,15 @@ export function startEchoApp(name: string, host: string, seen: Seen[], port = 0)
         if (server.upgrade(req)) return undefined;
         return new Response("not a websocket request", { status: 400 });
       }
-      const body = await req.text();
+      const raw = new Uint8Array(await req.arrayBuffer());
+      const body = new TextDecoder().decode(raw);
+      const bodySha256 = new Bun.CryptoHasher("sha256").update(raw).digest("hex");
+      const big = url.pathname.match(/^\/bytes\/(\d+)$/);
+      if (big) {
+        const out = new Uint8Array(Number(big[1]));
+        for (let i = 0; i < out.length; i++) out[i] = (i * 13) & 0xff;
+        return new Response(out, { headers: { "content-type": "application/octet-stream" } });
+      }
       const headers: Record<string, string> = {};
       req.headers.forEach((v, k) => (headers[k] = v));
       seen.push({ app: name, method: req.method, path: url.pathname + url.search, headers, body });
@@ -92,7 +100,7 @@ export function startEchoApp(name: string, host: string, seen: Seen[], port = 0)
         });
         return new Response(stream, { headers: extra });
       }
-      return Response.json({ app: name, method: req.method, path: url.pathname + url.search, headers, body }, { headers: extra });
+      return Response.json({ app: name, method: req.method, path: url.pathname + url.search, headers, body, bodySha256, bodyLength: raw.length }, { headers: extra });
     },
     websocket: {
       message(ws, msg) {

@@ -148,6 +148,7 @@ export class WaypointProxy {
       t.respond(answer.status);
       return;
     }
+    log.debug("tunnel accepted", { authority: t.authority, peer: t.peerIdentity });
     const peerIp = ipOf(t.peerAddress);
     const claimed = forwardedFor(t.headers.forwarded);
     // The client's own address: believed when it belongs to a workload with the identity the peer proved.

@@ -111,6 +111,35 @@ describe("HTTP/1.1", () => {
     }
   });
 
+  test("large bodies both ways keep every byte (backpressure through both tunnels)", async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
+    const up = await wp.request({ method: "POST", path: "/post", body: big, headers: { "content-type": "application/octet-stream" } });
+    expect(up.status).toBe(200);
+    const seen = up.json<{ bodyLength: number; bodySha256: string }>();
+    expect(seen.bodyLength).toBe(big.length);
+    expect(seen.bodySha256).toBe(new Bun.CryptoHasher("sha256").update(big).digest("hex"));
+    const s = await wp.tunnel();
+    s.write(enc("GET /bytes/4000000 HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n"));
+    const text = await readUntil(s, () => false, 20_000);
+    const body = Buffer.from(text.slice(text.indexOf("\r\n\r\n") + 4), "latin1");
+    expect(body.length).toBe(4_000_000);
+    const want = Buffer.alloc(4_000_000);
+    for (let i = 0; i < want.length; i++) want[i] = (i * 13) & 0xff;
+    expect(body.equals(want)).toBe(true);
+  });
+
+  test("a client that goes away mid-response does not leave the upstream connection behind", async () => {
+    const s = await wp.tunnel();
+    s.write(enc("GET /delay/300 HTTP/1.1\r\nhost: api\r\n\r\n"));
+    await Bun.sleep(50);
+    s.reset();
+    await Bun.sleep(400);
+    // The next request on a new tunnel is served normally.
+    const r = await wp.request({ path: "/get" });
+    expect(r.status).toBe(200);
+  });
+
   test("HEAD keeps the app's content-length and sends no body", async () => {
     const s = await wp.tunnel();
     s.write(enc("HEAD /get HTTP/1.1\r\nhost: api\r\n\r\nGET /two HTTP/1.1\r\nhost: api\r\n\r\n"));
@@ -313,5 +342,30 @@ spec:
     expect(r.status).toBe(200);
     const line = (await wp.accessLog()).pop()!;
     expect(line.sourceAddress).toBe(IPS.viewer);
+  });
+});
+
+describe("draining", () => {
+  let own: TestWaypoint;
+  beforeAll(async () => {
+    own = await startTestWaypoint();
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  test("drain: an idle keep-alive connection is closed, a busy one after its response", async () => {
+    const idle = await own.tunnel();
+    idle.write(enc("GET /one HTTP/1.1\r\nhost: api\r\n\r\n"));
+    await readUntil(idle, (t) => t.includes("}"));
+    const busy = await own.tunnel();
+    busy.write(enc("GET /delay/200 HTTP/1.1\r\nhost: api\r\n\r\n"));
+    await Bun.sleep(30);
+    const ended = readUntil(idle, () => false);
+    own.proxy.drain();
+    expect(await ended).toBe("");
+    const text = await readUntil(busy, () => false);
+    expect(text.startsWith("HTTP/1.1 200")).toBe(true);
+    expect(text.toLowerCase()).toContain("connection: close");
   });
 });

@@ -335,9 +335,9 @@ export class Http1Downstream {
     this.#abort();
   }
 
-  /** @internal */
-  get _clientEnded(): boolean {
-    return this.#clientEnded;
+  /** @internal the connection will not carry another request */
+  get _closing(): boolean {
+    return this.#clientEnded || this.#draining;
   }
 }
 
@@ -439,7 +439,7 @@ export class Http1Response {
     else if (kind === "chunked") s += "transfer-encoding: chunked\r\n";
     if (kind === "close") this.closeAfter = true;
     if (status === 101) s += `connection: upgrade\r\n`;
-    else if (this.closeAfter || !this.#req?.keepAlive || this.#d._clientEnded) {
+    else if (this.closeAfter || !this.#req?.keepAlive || this.#d._closing) {
       this.closeAfter = true;
       s += "connection: close\r\n";
     } else if (minor === 0) s += "connection: keep-alive\r\n";

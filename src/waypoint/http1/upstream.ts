@@ -109,6 +109,8 @@ export class Http1Upstream {
     this.#gotBytes = false;
     this.#requestSent = false;
     this.#requestBody = body;
+    // The previous response may have ended while its reader was slow (the tunnel paused): read again.
+    this.io.resume();
     const p = new Promise<UpstreamResponse>((resolve, reject) => (this.#headWaiter = { resolve, reject }));
     if (body === null) {
       this.io.write(head);
@@ -119,7 +121,6 @@ export class Http1Upstream {
         write: (c) => this.#state !== S_DEAD && this.io.write(c),
         end: () => {
           this.#requestSent = true;
-          this.#maybeRelease();
         },
       };
       if (!body.attach(sink)) {
@@ -161,6 +162,8 @@ export class Http1Upstream {
   /** Ready for the next exchange (the pool calls this when it takes the connection back). */
   reset(): void {
     this.#state = S_IDLE;
+    // Idle, it must notice the workload closing it (and read nothing else).
+    this.io.resume();
     this.#sink = null;
     this.#tracker = null;
     this.#requestBody = null;
@@ -287,11 +290,6 @@ export class Http1Upstream {
     this.#sink.onDrain(null);
     this.served++;
     done?.resolve();
-    this.#maybeRelease();
-  }
-
-  #maybeRelease(): void {
-    // The pool is told through `reusable`; nothing to do until the proxy releases it.
   }
 
   #onEnd = (): void => {
