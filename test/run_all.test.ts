@@ -8,7 +8,8 @@
  *   ends it with exit 0 and every port released.
  * - the same as an unprivileged user, with the default data dir (~/.local/state/mesh).
  * - `mesh run --role control,ztunnel` without proxy credentials.
- * Every port is picked free (no 15000/15008/15012/15020/15021), so this runs beside other tests.
+ * Every port is the process's own (port 0, read back from its log; no 15000/15008/15012/15020/15021), so
+ * this runs beside other tests.
  * Root: the ztunnel records its instance under /run/mesh.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -60,6 +61,33 @@ async function until<T>(what: string, fn: () => Promise<T | undefined | false>, 
 }
 
 const isReady = (port: number) => fetch(`http://127.0.0.1:${port}/healthz/ready`).then((r) => r.status === 200, () => false);
+
+interface BoundPorts {
+  control: number;
+  ready: number;
+  admin: number;
+}
+
+/**
+ * The ports the process bound (it is given port 0 for each, read back from its log): a port picked free
+ * here and bound later could meanwhile be taken by another test's SO_REUSEPORT server, which would then
+ * answer in its place.
+ */
+async function boundPorts(log: string): Promise<BoundPorts> {
+  const lines = () => (existsSync(log) ? readFileSync(log, "utf8") : "").split("\n").flatMap((l) => {
+    try {
+      return [JSON.parse(l) as { msg?: string; port?: number; ports?: { ready?: number; admin?: number } }];
+    } catch {
+      return [];
+    }
+  });
+  return await until("the started line", async () => {
+    const all = lines();
+    const control = all.find((l) => l.msg === "control role started")?.port;
+    const ports = all.find((l) => l.msg === "started")?.ports;
+    return control && ports?.ready && ports.admin ? { control, ready: ports.ready, admin: ports.admin } : undefined;
+  }, 30_000, log);
+}
 
 /** Whether anything accepts TCP at host:port. */
 function accepts(host: string, port: number): Promise<boolean> {
@@ -140,18 +168,19 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
   }, 30_000);
 
   test("--role all: control, this node's ztunnel and the local waypoint; ready, SYNCED, inspectable, SIGTERM exits 0", async () => {
-    const [cp, admin, ready, metrics, hbone] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-    adminPorts.push(admin);
+    const hbone = await freePort();
     const file = join(dir, "mesh.yaml");
     writeFileSync(file, config(hbone));
     const dataDir = join(dir, "all");
     const p = start("all", [
-      "--role", "all", "--config", file, "--data-dir", dataDir, "--listen", `127.0.0.1:${cp}`,
+      "--role", "all", "--config", file, "--data-dir", dataDir, "--listen", "127.0.0.1:0",
       // The ztunnel's HBONE on every address, the waypoint's on 127.0.0.2, the same port.
       "--hbone-addr", `0.0.0.0:${hbone}`, "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0",
-      "--admin-addr", `127.0.0.1:${admin}`, "--ready-addr", `127.0.0.1:${ready}`, "--metrics-addr", `127.0.0.1:${metrics}`,
+      "--admin-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
       "--drain-timeout", "2s",
     ]);
+    const { control: cp, ready, admin } = await boundPorts(p.log);
+    adminPorts.push(admin);
     await until("--role all ready", () => isReady(ready), 30_000, p.log);
 
     // The log reaches its file a little after the fact: wait for the lines.
@@ -208,7 +237,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
 
   const setpriv = Bun.which("setpriv");
   test.skipIf(!setpriv)("--role all as an unprivileged user: state under ~/.local/state/mesh, instance records in its runtime dir", async () => {
-    const [ready, hbone] = [await freePort(), await freePort()];
+    const hbone = await freePort();
     const home = join(dir, "nobody");
     chmodSync(dir, 0o711); // mkdtemp's 0700 would keep the user out of its home below
     mkdirSync(join(home, "tmp"), { recursive: true });
@@ -219,7 +248,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     const proc = Bun.spawn([
       setpriv!, "--reuid=65534", "--regid=65534", "--clear-groups", MESH, "run", "--role", "all", "--config", join(home, "mesh.yaml"),
       "--listen", "127.0.0.1:0", "--hbone-addr", `127.0.0.1:${hbone}`, "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0",
-      "--admin-addr", "127.0.0.1:0", "--ready-addr", `127.0.0.1:${ready}`, "--metrics-addr", "127.0.0.1:0", "--drain-timeout", "2s",
+      "--admin-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--drain-timeout", "2s",
     ], {
       stdout: Bun.file(log),
       stderr: Bun.file(log),
@@ -228,6 +257,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     });
     const p = { proc, log };
     procs.push(p);
+    const { ready } = await boundPorts(log);
     await until("unprivileged --role all ready", () => isReady(ready), 30_000, log);
     const state = join(home, ".local", "state", "mesh");
     expect(existsSync(join(state, "root-cert.pem"))).toBe(true);
@@ -237,17 +267,18 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
   }, 45_000);
 
   test("--role control,ztunnel needs no --control-plane, --ca-cert or --token-file", async () => {
-    const [cp, admin, ready, hbone] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    adminPorts.push(admin);
+    const hbone = await freePort();
     const file = join(dir, "mesh2.yaml");
     writeFileSync(file, config(hbone));
     const dataDir = join(dir, "cz");
     const p = start("control-ztunnel", [
-      "--role", "control,ztunnel", "--node", NODE, "--config", file, "--data-dir", dataDir, "--listen", `0.0.0.0:${cp}`,
+      "--role", "control,ztunnel", "--node", NODE, "--config", file, "--data-dir", dataDir, "--listen", "0.0.0.0:0",
       "--hbone-addr", `127.0.0.1:${hbone}`, "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0",
-      "--admin-addr", `127.0.0.1:${admin}`, "--ready-addr", `127.0.0.1:${ready}`, "--metrics-addr", "127.0.0.1:0",
+      "--admin-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0",
       "--drain-timeout", "2s",
     ]);
+    const { control: cp, ready, admin } = await boundPorts(p.log);
+    adminPorts.push(admin);
     await until("control,ztunnel ready", () => isReady(ready), 30_000, p.log);
     // A wildcard --listen: the ztunnel dialed it on loopback.
     const connected = `"msg":"connected to the control plane","controlPlane":"127.0.0.1:${cp}"`;
