@@ -18,12 +18,12 @@ const HOP_BY_HOP = new Set([
   "host",
 ]);
 
-/** The fields of an HTTP/1.1 message as a HeaderMap, without hop-by-hop and framing fields. */
+/** The fields of an HTTP/1.1 message (names lower-cased by the parser) as a HeaderMap, without hop-by-hop and framing fields. */
 export function headerMapOf(fields: string[]): HeaderMap {
   const out: HeaderMap = {};
   let named: string[] | undefined;
   for (let i = 0; i < fields.length; i += 2) {
-    const name = fields[i]!.toLowerCase();
+    const name = fields[i]!;
     if (HOP_BY_HOP.has(name)) {
       if (name === "connection") named = fieldTokens(fields, "connection");
       continue;

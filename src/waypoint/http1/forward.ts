@@ -63,7 +63,7 @@ function responseFields(head: ResponseHead, plan: ForwardPlan, keepLength: boole
     let s = "";
     const f = head.fields;
     for (let i = 0; i < f.length; i += 2) {
-      const n = f[i]!.toLowerCase();
+      const n = f[i]!;
       if (RESPONSE_HOP.has(n) || (named.length && named.includes(n))) {
         if (keepLength && (n === "content-length" || n === "transfer-encoding")) s += n + ": " + f[i + 1] + "\r\n";
         continue;
@@ -180,7 +180,7 @@ export async function forwardHttp1(
         method: ctx.method,
         onInterim: (status, fields) => {
           const pairs: [string, string][] = [];
-          for (let i = 0; i < fields.length; i += 2) pairs.push([fields[i]!.toLowerCase(), fields[i + 1]!]);
+          for (let i = 0; i < fields.length; i += 2) pairs.push([fields[i]!, fields[i + 1]!]);
           res.interim(status, pairs);
         },
       });

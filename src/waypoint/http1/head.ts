@@ -14,7 +14,7 @@ export interface RequestHead {
   target: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1 */
   minor: 0 | 1;
-  /** Flat list of field lines: name (as sent), value (trimmed), name, value ... */
+  /** Flat list of field lines: name (lower-cased), value (trimmed), name, value ... */
   fields: string[];
 }
 
@@ -65,7 +65,8 @@ function parseFields(lines: string[], start: number): string[] | string {
     if (!isToken(name)) return `invalid field name "${name.slice(0, 40)}"`;
     const value = line.slice(colon + 1).trim();
     if (badValue(value)) return `invalid characters in field "${name}"`;
-    fields.push(name, value);
+    // Names are case-insensitive: lower-cased once here, compared and forwarded as such.
+    fields.push(name.toLowerCase(), value);
   }
   return fields;
 }
@@ -137,12 +138,10 @@ export type Framing =
   /** Response only: the body ends when the connection does. */
   | { kind: "close" };
 
-/** The values of field `name` (lower case), in order. */
+/** The values of field `name` (lower case, as parsed names are), in order. */
 export function fieldValues(fields: string[], name: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i]!.length === name.length && fields[i]!.toLowerCase() === name) out.push(fields[i + 1]!);
-  }
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) out.push(fields[i + 1]!);
   return out;
 }
 
