@@ -188,13 +188,14 @@ export function baseYaml(ports: { api: number; api2: number; mirror: number; h2:
     ...["viewer", "api", "wp", "mirror"].map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${sa}\n  namespace: shop`),
     pod("viewer", "viewer", IPS.viewer, "viewer"),
     pod("api-1", "api", IPS.api, "api", "    version: v1\n"),
-    pod("api-2", "api", IPS.api2, "api", "    version: v2\n"),
+    // api-2 is also bound to the waypoint directly (pod-level use-waypoint): its address is a destination.
+    pod("api-2", "api", IPS.api2, "api", "    version: v2\n    istio.io/use-waypoint: wp\n"),
     pod("mirror", "mirror", IPS.mirror, "mirror"),
     pod("locked", "api", IPS.locked, "locked"),
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp\nspec:\n  clusterIP: ${API_VIP}\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.api}\n  - name: grpc\n    port: 9000\n    targetPort: ${ports.h2}`,
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: api-v2\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.22\n  selector:\n    version: v2\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.api2}`,
     `apiVersion: v1\nkind: Service\nmetadata:\n  name: mirror\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.30\n  selector:\n    app: mirror\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.mirror}`,
-    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp\n  namespace: shop\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE\n  addresses:\n  - type: IPAddress\n    value: ${IPS.waypoint}`,
+    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp\n  namespace: shop\n  labels:\n    istio.io/waypoint-for: all\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE\n  addresses:\n  - type: IPAddress\n    value: ${IPS.waypoint}`,
   ];
   return docs.join("\n---\n") + "\n" + (extra ? `---\n${extra}\n` : "");
 }

@@ -268,6 +268,15 @@ spec:
     }
   });
 
+  test("a workload bound to the waypoint itself (pod-level use-waypoint) is served at its own address", async () => {
+    const r = await wp.request({ path: "/direct", authority: `${IPS.api2}:${wp.apps.http.api2!.port}` });
+    expect(r.status).toBe(200);
+    expect(r.json<{ app: string }>().app).toBe("api-2");
+    // api-1 is not bound to the waypoint by itself: its address is not served here.
+    const e = await wp.tunnel({ authority: `${IPS.api}:${wp.apps.http.api!.port}` }).catch((x) => x);
+    expect((e as HboneError).status).toBe(503);
+  });
+
   test("no ready endpoint: 503 no healthy upstream", async () => {
     wp.configure(`apiVersion: v1
 kind: Service
