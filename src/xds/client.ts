@@ -7,7 +7,8 @@
  *
  * @example
  * const xds = new XdsClient({
- *   controlPlane: "10.0.0.10:15012", caCertPem, token, proxy: { kind: "ztunnel", node: "worker-a" },
+ *   controlPlane: "10.0.0.10:15012", caCertPem, tokenFile: "/var/run/secrets/tokens/mesh-token",
+ *   proxy: { kind: "ztunnel", node: "worker-a" },
  *   dataDir: "/var/lib/mesh-ztunnel",
  *   validate: (view) => view.model.workloads.length ? undefined : "no workloads",
  *   onUpdate: (view, version) => state.replace(view),
@@ -46,8 +47,17 @@ export interface XdsClientOptions {
   controlPlane: string;
   /** The control plane's root (the --ca-cert file's text). */
   caCertPem: string;
-  /** Bootstrap token (`mesh token create`). */
-  token: string;
+  /**
+   * Bootstrap token (`mesh token create`, or a Kubernetes projected service-account token), or a function
+   * that returns the current one. Read at each bootstrap, not once.
+   */
+  token?: string | (() => string | Promise<string>);
+  /**
+   * A file holding the token, read again at each bootstrap; wins over `token` when both are given. The
+   * kubelet rotates a projected token in place, so a proxy cut off longer than its client certificate lives
+   * must bootstrap with the file's current content, not the one it started with.
+   */
+  tokenFile?: string;
   /** Who this proxy is; the token must be for the same node or gateway. */
   proxy: ProxyId;
   /** Where the last-known-good view and the control-plane client certificate are kept. */
@@ -111,9 +121,15 @@ export class XdsClient {
   #firstView: Promise<void>;
   #resolveFirstView!: () => void;
   #extraRoots = "";
+  /** The last token read successfully: used if the token file is briefly unreadable (mid-rotation). */
+  #lastToken?: string;
 
   constructor(opts: XdsClientOptions) {
+    if (opts.token === undefined && !opts.tokenFile) {
+      throw new MeshError(ErrorCode.Usage, "The control-plane client needs a bootstrap token: give token or tokenFile");
+    }
     this.#o = opts;
+    if (typeof opts.token === "string") this.#lastToken = opts.token.trim();
     this.#key = proxyKey(opts.proxy);
     this.#firstView = new Promise((r) => (this.#resolveFirstView = r));
   }
@@ -477,7 +493,7 @@ export class XdsClient {
       renew ? { ca: this.#trustRoots(), cert: cc.chainPem, key: cc.keyPem } : { ca: this.#trustRoots() },
     );
     try {
-      let r = await callJson(session, "POST", PATHS.bootstrap, {}, renew ? {} : { authorization: `Bearer ${this.#o.token.trim()}` });
+      let r = await callJson(session, "POST", PATHS.bootstrap, {}, renew ? {} : { authorization: `Bearer ${await this.#currentToken()}` });
       if (renew && r.status === 401) {
         // The CA may have changed (restored data dir, new root): fall back to the token.
         session.destroy();
@@ -503,6 +519,36 @@ export class XdsClient {
     } finally {
       session.destroy();
     }
+  }
+
+  /**
+   * The token as it is now: the file's content (or the function's answer) at this moment, since the one the
+   * proxy started with may have expired while it was cut off.
+   * @throws MeshError (MESH_TOKEN_INVALID) when no token can be read and none was read before.
+   */
+  async #currentToken(): Promise<string> {
+    const { token, tokenFile } = this.#o;
+    let fresh: string | undefined;
+    let why = "";
+    try {
+      if (tokenFile) fresh = readFileSync(tokenFile, "utf8").trim();
+      else if (typeof token === "function") fresh = (await token()).trim();
+      else fresh = token?.trim();
+      if (!fresh) why = "it is empty";
+    } catch (e) {
+      why = (e as Error).message;
+    }
+    if (fresh) {
+      if (this.#lastToken !== undefined && fresh !== this.#lastToken) log.info("bootstrap token changed since the last bootstrap", { proxy: this.#key });
+      this.#lastToken = fresh;
+      return fresh;
+    }
+    const where = tokenFile ? `the token file "${tokenFile}"` : "the token source";
+    if (this.#lastToken) {
+      log.warn("cannot read the bootstrap token; using the last one read", { proxy: this.#key, source: where, error: why });
+      return this.#lastToken;
+    }
+    throw new MeshError(ErrorCode.TokenInvalid, `Cannot read ${where}: ${why}`);
   }
 
   // ---- persistence (data dir) ----
