@@ -135,6 +135,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     controlPlane: opts.controlPlane,
     caCertPem,
     token,
+    tokenFile: opts.tokenFile,
     proxy: { kind: "waypoint", namespace, name },
     dataDir: opts.dataDir,
     onUpdate: (view, version) => {

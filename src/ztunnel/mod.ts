@@ -144,6 +144,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     controlPlane: opts.controlPlane,
     caCertPem,
     token,
+    tokenFile: opts.tokenFile,
     proxy: { kind: "ztunnel", node: opts.node },
     dataDir: opts.dataDir,
     onUpdate: (view, version) => {
