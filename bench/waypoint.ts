@@ -360,6 +360,7 @@ interface Row {
   wrk: WrkResult;
   cpu: number;
   rss: number;
+  idleRss: number;
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -409,6 +410,7 @@ export async function main(args: string[]): Promise<number> {
       }
     }
     const rows: Row[] = [];
+    const idle = new Map(targets.map((t) => [t.name, rssMb(t.pid)]));
     for (let round = 0; round < o.rounds; round++) {
       for (const t of targets) {
         // Warm-up: connections, pools, JIT.
@@ -419,19 +421,23 @@ export async function main(args: string[]): Promise<number> {
         const elapsed = (performance.now() - t0) / 1000;
         const cpu = (cpuSeconds(t.pid) - cpu0) / elapsed;
         const wrk = parseWrk(w.out);
-        rows.push({ name: t.name, wrk, cpu, rss: rssMb(t.pid) });
+        rows.push({ name: t.name, wrk, cpu, rss: rssMb(t.pid), idleRss: idle.get(t.name)! });
         console.log(`round ${round + 1} ${t.name}: ${wrk.rps.toFixed(0)} rps, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms, cpu ${cpu.toFixed(2)} cores, rss ${rssMb(t.pid).toFixed(0)} MB${wrk.non2xx || wrk.errors ? `, NON-2xx ${wrk.non2xx} errors ${wrk.errors}` : ""}`);
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    console.log(`\n| proxy | req/s | p50 ms | p99 ms | proxy CPU (cores) | req/s per core | vCPU per 1000 rps | RSS MB |`);
-    console.log(`| --- | --- | --- | --- | --- | --- | --- | --- |`);
+    console.log(`\n| proxy | req/s | p50 ms | p99 ms | proxy CPU (cores) | req/s per core | vCPU per 1000 rps | RSS MB (idle) | RSS MB per 1000 rps |`);
+    console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
     for (const t of targets) {
       const rs = rows.filter((r) => r.name === t.name);
       const rps = median(rs.map((r) => r.wrk.rps));
       const cpu = median(rs.map((r) => r.cpu));
+      // Ratios per round, then their median (rounds differ in machine load).
+      const perCore = median(rs.map((r) => r.wrk.rps / r.cpu));
+      const perK = median(rs.map((r) => r.cpu / (r.wrk.rps / 1000)));
+      const rssPerK = median(rs.map((r) => r.rss / (r.wrk.rps / 1000)));
       console.log(
-        `| ${t.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.wrk.p50)).toFixed(2)} | ${median(rs.map((r) => r.wrk.p99)).toFixed(2)} | ${cpu.toFixed(2)} | ${(rps / cpu).toFixed(0)} | ${(cpu / (rps / 1000)).toFixed(3)} | ${median(rs.map((r) => r.rss)).toFixed(0)} |`,
+        `| ${t.name} | ${rps.toFixed(0)} | ${median(rs.map((r) => r.wrk.p50)).toFixed(2)} | ${median(rs.map((r) => r.wrk.p99)).toFixed(2)} | ${cpu.toFixed(2)} | ${perCore.toFixed(0)} | ${perK.toFixed(3)} | ${median(rs.map((r) => r.rss)).toFixed(0)} (${rs[0]!.idleRss.toFixed(0)}) | ${rssPerK.toFixed(0)} |`,
       );
     }
     console.log(`\n${o.connections} connections, wrk -t1, ${o.duration} s per run, median of ${o.rounds} round(s); 1 KB POST bodies with the JWT; 2 vCPUs shared by everything.`);
