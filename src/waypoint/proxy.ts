@@ -42,6 +42,8 @@ export interface WaypointLimits {
   recordLimit: number;
   /** A mirrored request is given up after this. Default 30 s. */
   mirrorTimeoutMs: number;
+  /** HTTP/1.1 without a route timeout: a response head that does not come within this is a 504. Default 5 minutes. */
+  responseHeadTimeoutMs: number;
 }
 
 export interface WaypointInputs {
@@ -63,6 +65,7 @@ const DEFAULT_LIMITS: WaypointLimits = {
   headTimeoutMs: 60_000,
   recordLimit: 1024 * 1024,
   mirrorTimeoutMs: 30_000,
+  responseHeadTimeoutMs: 300_000,
 };
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -218,6 +221,7 @@ export class WaypointProxy {
       now: i.now,
       connector: i.connector,
       pool: this.http1Pool,
+      responseHeadTimeoutMs: this.limits.responseHeadTimeoutMs,
       telemetry: i.telemetry,
       limits: this.limits,
       mirror: (ctx: RequestContext, req: Http1Request) => void this.#mirror(ctx, req),

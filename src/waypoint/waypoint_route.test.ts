@@ -184,6 +184,21 @@ describe("weights, mirrors, timeouts, retries", () => {
     expect(fast.status).toBe(200);
   });
 
+  test("no route timeout: a workload that never answers is given up after the response-head timeout (504), never a hang", async () => {
+    const own = await startTestWaypoint({ responseHeadTimeoutMs: 150 });
+    try {
+      const r = await own.request({ path: "/delay/3000" });
+      expect(r.status).toBe(504);
+      expect(r.body).toBe("upstream request timeout");
+      // A body that takes longer than that, once the head came, is not cut.
+      const slowBody = await own.request({ path: "/stream?n=40" });
+      expect(slowBody.status).toBe(200);
+      expect(slowBody.body.split("\n").length).toBe(41);
+    } finally {
+      await own.close();
+    }
+  });
+
   test("retry: listed codes are tried attempts+1 times; the last answer reaches the client", async () => {
     wp.configure(route("rt", `  - retry:
       attempts: 2

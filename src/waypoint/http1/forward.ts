@@ -24,6 +24,11 @@ export interface ForwardInputs {
   state: WaypointState;
   connector: UpstreamConnector;
   pool: Http1UpstreamPool;
+  /**
+   * Without any route timeout, a workload that never starts its response is given up after this (504),
+   * so a client never waits forever. Default 5 minutes (Envoy's stream idle timeout).
+   */
+  responseHeadTimeoutMs?: number;
 }
 
 export type ForwardResult = { reply: LocalReply; tries: number; upstream?: Endpoint } | { outcome: RequestOutcome };
@@ -168,11 +173,14 @@ export async function forwardHttp1(
     }
     current = conn;
     let tryExpired = false;
-    const perTry = plan.backendTimeoutMs !== undefined
+    const headWait = plan.backendTimeoutMs === undefined && plan.timeoutMs === undefined
+      ? inp.responseHeadTimeoutMs ?? 300_000
+      : undefined;
+    const perTry = plan.backendTimeoutMs !== undefined || headWait !== undefined
       ? setTimeout(() => {
         tryExpired = true;
         conn!.destroy();
-      }, plan.backendTimeoutMs)
+      }, plan.backendTimeoutMs ?? headWait)
       : undefined;
     let response;
     try {
@@ -206,6 +214,8 @@ export async function forwardHttp1(
       return done({ reply: upstreamFailure(tries > 1 ? "URX" : "UC", (e as Error).message), tries, upstream: endpoint });
     }
     const rh = response.head;
+    // The default wait covers the response head only; a long body is the client's and workload's business.
+    if (headWait !== undefined) clearTimeout(perTry);
     if (rh.status !== 101 && canRetry({ status: rh.status })) {
       clearTimeout(perTry);
       conn.destroy();
