@@ -4,6 +4,7 @@
  * request for that endpoint (src/policy admitRequest), then route (src/route routeRequest). A step either
  * lets the request go on (undefined) or answers it (a LocalReply).
  */
+import type { HttpHeaderModifier } from "../model/mod.ts";
 import type { HeaderMap } from "../route/mod.ts";
 import { applyHeaderModifier, routeRequest } from "../route/mod.ts";
 import { admitRequest, type KeyResolver, type VerifiedTokens } from "../policy/mod.ts";
@@ -64,7 +65,8 @@ export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
   return undefined;
 };
 
-function locationHeaders(mods: import("../model/mod.ts").HttpHeaderModifier[]): [string, string][] {
+/** A redirect's response headers: the route's ResponseHeaderModifiers applied to none. */
+function locationHeaders(mods: HttpHeaderModifier[]): [string, string][] {
   let h: HeaderMap = {};
   for (const m of mods) h = applyHeaderModifier(h, m);
   const out: [string, string][] = [];
