@@ -18,7 +18,7 @@
  * /healthz/ready (15021) and /metrics (15020) stay open on their own ports.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
@@ -114,6 +114,34 @@ export function findAdminSecret(port: number, dirs: string[] = adminSecretDirs()
     if (secret) return { secret, path };
   }
   return undefined;
+}
+
+/**
+ * Removes the admin secrets of the given network namespaces (by inode, as `netnsId` names them), with any
+ * temporary files a creation left, and nothing else. A proxy killed with SIGKILL cannot remove its own;
+ * whoever deletes its namespace does it, while no other namespace can hold that inode yet.
+ * @returns the files removed
+ */
+export function removeAdminSecrets(netnsIds: Iterable<string | number>, dirs: string[] = adminSecretDirs()): string[] {
+  const ids = new Set([...netnsIds].map(String));
+  const removed: string[] = [];
+  for (const dir of dirs) {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const m = /^([0-9]+|host)-[0-9]+\.secret(?:\..*)?$/.exec(e);
+      if (!m || !ids.has(m[1]!)) continue;
+      try {
+        unlinkSync(join(dir, e));
+        removed.push(join(dir, e));
+      } catch { /* gone meanwhile */ }
+    }
+  }
+  return removed;
 }
 
 /** Checks each request's bearer credential against the local secret (constant time), then the token verifier. */

@@ -5,14 +5,14 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ErrorCode, MeshError } from "../core/errors.ts";
-import { killNetnsProcesses, listNetns, netnsExists, runCommand, stopProcess } from "../platform/mod.ts";
+import { listNetns, netnsExists, runCommand, stopProcess } from "../platform/mod.ts";
 import { controlDataDir, rootCertPath, startControl, waitReady } from "./components.ts";
 import { defaultStateDir, labNames } from "./names.ts";
 import { planFromYaml } from "./plan.ts";
 import { elapsed, type Progress, reconcileNetwork, reconcileProcesses } from "./reconcile.ts";
 import { currentMeshCommand, installMeshShim, requireRoot } from "./runtime.ts";
 import { type LabState, loadState, saveState } from "./state.ts";
-import { createControlNamespace, createFabric, removeEtcNetnsIfOurs, removeNamespace } from "./topology.ts";
+import { createControlNamespace, createFabric, deleteLabNetns, removeEtcNetnsIfOurs, removeNamespace } from "./topology.ts";
 
 export interface LabLocation {
   /** --prefix: names become mlab.<prefix>-* and the default state dir /run/mesh-lab/<prefix> */
@@ -216,8 +216,7 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
       );
     }
     for (const ns of strays) {
-      await killNetnsProcesses(ns);
-      runIp(["netns", "delete", ns]);
+      await deleteLabNetns(ns);
       const etc = `/etc/netns/${ns}`;
       if (existsSync(etc)) rmSync(etc, { recursive: true, force: true });
       report.removedNamespaces.push(ns);
@@ -261,8 +260,4 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
       (opts.keepLogs ? `; logs kept in ${join(stateDir, "logs")}` : ""),
   );
   return report;
-}
-
-function runIp(args: string[]): void {
-  Bun.spawnSync(["ip", ...args], { stdout: "ignore", stderr: "ignore" });
 }

@@ -12,7 +12,8 @@
  * receives (same-node ones too) crosses the node's iptables, where the ztunnel's capture rules live.
  * Nothing routes 10.96.0.0/16: ClusterIPs exist only through the mesh's capture.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { removeAdminSecrets } from "../admin/mod.ts";
 import {
   addRoute,
   createNetns,
@@ -155,15 +156,35 @@ export async function removeEndpoint(state: LabState, key: string, kind: "pod" |
 /** Kills what runs in a recorded namespace, deletes it and its /etc/netns directory. */
 export async function removeNamespace(state: LabState, name: string): Promise<void> {
   const rec = state.namespaces.find((n) => n.name === name);
-  if (netnsExists(name)) {
-    await killNetnsProcesses(name);
-    deleteNetns(name);
-  }
+  await deleteLabNetns(name);
   const dir = rec?.etcDir ?? `${ETC_NETNS}/${name}`;
   // Only the directory named after our own (prefixed) namespace: never anything else under /etc/netns.
   if (dir === `${ETC_NETNS}/${name}` && existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   state.namespaces = state.namespaces.filter((n) => n.name !== name);
   saveState(state);
+}
+
+/**
+ * Kills what still runs in a namespace, removes the admin secrets named after it (a proxy killed with
+ * SIGKILL leaves its own behind, in /run/mesh/admin/<netns inode>-<port>.secret), then deletes it. The
+ * secrets go while the namespace still exists: no other namespace can hold its inode number yet, so only
+ * this namespace's files match.
+ */
+export async function deleteLabNetns(name: string): Promise<void> {
+  if (!netnsExists(name)) return;
+  await killNetnsProcesses(name);
+  const inode = netnsInode(name);
+  if (inode !== undefined) removeAdminSecrets([inode]);
+  deleteNetns(name);
+}
+
+/** The kernel's id of a named namespace, as the admin secrets are named (src/admin netnsId). */
+function netnsInode(name: string): string | undefined {
+  try {
+    return String(statSync(`/run/netns/${name}`).ino);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Removes /etc/netns if a lab created it (the marker says so) and no lab uses it any more. */
