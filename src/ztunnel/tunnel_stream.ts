@@ -12,17 +12,24 @@ export interface TunnelLike {
   reset(): void;
   pause(): void;
   resume(): void;
-  on(event: "data", fn: (chunk: Uint8Array) => void): unknown;
-  on(event: "end" | "drain", fn: () => void): unknown;
-  on(event: "close", fn: (error?: Error) => void): unknown;
+  /** Receives the stream's events through methods (no closure per stream). */
+  setSink(sink: TunnelSink): unknown;
+}
+
+export interface TunnelSink {
+  onStreamData(chunk: Uint8Array): void;
+  onStreamEnd(): void;
+  onStreamDrain(): void;
+  onStreamClose(error?: Error): void;
 }
 
 /**
  * A tunnel as a ByteStream. It pauses the tunnel at once so nothing received before `bind` is lost
  * (the stream keeps those bytes and its flow-control window holds the peer back).
  */
-export class TunnelStream implements ByteStream {
+export class TunnelStream implements ByteStream, TunnelSink {
   readonly #t: TunnelLike;
+  #ev: StreamEvents | undefined;
   constructor(t: TunnelLike) {
     this.#t = t;
     t.pause();
@@ -48,12 +55,21 @@ export class TunnelStream implements ByteStream {
       ev.close(new Error("tunnel closed before it was spliced"));
       return;
     }
-    // The stream calls its listeners as plain functions: one small closure per event.
-    t.on("data", (chunk) => ev.data(chunk));
-    t.on("end", () => ev.end());
-    t.on("drain", () => ev.drain());
-    t.on("close", (e) => ev.close(e));
+    this.#ev = ev;
+    t.setSink(this);
     t.resume();
+  }
+  onStreamData(chunk: Uint8Array): void {
+    this.#ev!.data(chunk);
+  }
+  onStreamEnd(): void {
+    this.#ev!.end();
+  }
+  onStreamDrain(): void {
+    this.#ev!.drain();
+  }
+  onStreamClose(error?: Error): void {
+    this.#ev!.close(error);
   }
 }
 
