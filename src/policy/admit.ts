@@ -52,7 +52,13 @@ export async function admitRequest(
   const rules = jwtRulesFor(index, waypoint, dest);
   const q = req.http.path.indexOf("?");
   const query = new URLSearchParams(q >= 0 ? req.http.path.slice(q + 1).split("#")[0] : "");
-  const authn = await authenticate(rules, { headers: req.http.headers, query, method: req.http.method }, keys, now, verified);
+  const authn = await authenticate(
+    rules,
+    { headers: req.http.headers, query, method: req.http.method },
+    keys,
+    now,
+    verified,
+  );
   if (authn.status === "invalid") {
     return {
       status: authn.httpStatus,
