@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, uniquePrefix, waitFor } from "./lab_helpers.ts";
 import {
+  adminGet,
   capture,
   countPackets,
   curl,

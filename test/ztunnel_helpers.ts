@@ -3,7 +3,7 @@
  * test/testdata/ztunnel-lab.yaml, and ways to act inside it directly (ip netns exec), to read a node's
  * metrics and rules, to capture packets on a node's links, and to start or kill its ztunnel.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
 
@@ -162,5 +162,24 @@ export async function eventually(what: string, f: () => Promise<boolean>, timeou
   while (!(await f())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(100);
+  }
+}
+
+/**
+ * GET on a proxy's admin API (localhost:15000 inside its namespace), with the secret the admin server
+ * keeps in /run/mesh/admin/<netns inode>-15000.secret. Undefined when it cannot be read or answered.
+ */
+export async function adminGet(netns: string, path: string): Promise<unknown> {
+  let secret = "";
+  try {
+    secret = readFileSync(`/run/mesh/admin/${statSync(`/run/netns/${netns}`).ino}-15000.secret`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+  const r = await inNs(netns, ["curl", "-s", "-m", "2", "-H", `authorization: Bearer ${secret}`, `http://127.0.0.1:15000${path}`]);
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    return undefined;
   }
 }

@@ -34,7 +34,6 @@ export interface ByteStream {
 
 type BunSocket = import("bun").Socket<SocketStream | undefined>;
 
-
 /** A Bun TCP (or TLS) socket as a ByteStream. Store it in `socket.data`; route handlers with `socketHandlers`. */
 export class SocketStream implements ByteStream {
   readonly socket: BunSocket;
