@@ -40,12 +40,12 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
     writeFileSync(file, l4OnlyConfig(readFileSync(join(ROOT, "config", "mesh-no-waypoint.yaml"), "utf8")));
     const r = await mesh(["lab", "up", file, ...P, "--timeout", "45"], 120_000);
     if (r.code !== 0) throw new Error(`lab up failed (${r.code}):\n${r.stdout}${r.stderr}`);
-  });
+  }, 150_000);
   afterAll(async () => {
     await forceDown(prefix);
     for (const d of dummies) rmSync(d, { force: true });
     if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
+  }, 150_000);
 
   test("after a ztunnel is killed with SIGKILL, down removes every secret of the lab's namespaces and only those", async () => {
     const mine = netnsNames().filter((n) => n.startsWith(`mlab.${prefix}-`));
