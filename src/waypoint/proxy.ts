@@ -86,22 +86,30 @@ export function sniff(b: Uint8Array): Sniffed {
     }
   }
   if (h2) return n === PREFACE.length ? "h2" : "more";
-  for (let i = 0; i < b.length && i < 24; i++) {
+  // Empty lines before a request line are allowed (RFC 9112 2.2): they must not make HTTP look like TCP.
+  let start = 0;
+  while (start < b.length && start < 8 && (b[start] === 0x0d || b[start] === 0x0a)) start++;
+  if (start === b.length) return start >= 8 ? "tcp" : "more";
+  for (let i = start; i < b.length && i < start + 24; i++) {
     const c = b[i]!;
-    if (c === 0x20) return i > 0 ? "http1" : "tcp";
+    if (c === 0x20) return i > start ? "http1" : "tcp";
     if (c >= 128 || TCHAR[c] === 0) return "tcp";
   }
-  return b.length >= 24 ? "tcp" : "more";
+  return b.length >= start + 24 ? "tcp" : "more";
 }
 
-/** Service port protocols the waypoint does not parse (Istio's port naming and appProtocol). */
+/** Service port protocols the waypoint does not parse, and those it must (Istio's port naming and appProtocol). */
 const OPAQUE = new Set(["tcp", "tls", "https", "mongo", "mysql", "redis"]);
+const HTTP = new Set(["http", "http2", "grpc", "grpc-web", "h2c"]);
 
-function declaredOpaque(tunnel: Tunnel): boolean {
+function declaredProtocol(tunnel: Tunnel): "opaque" | "http" | undefined {
   const d = tunnel.destination;
   const p = d.service?.ports.find((x) => x.port === d.port);
-  const proto = (p?.appProtocol ?? p?.name ?? "").toLowerCase().split("-")[0]!;
-  return OPAQUE.has(proto);
+  const raw = (p?.appProtocol ?? p?.name ?? "").toLowerCase();
+  const proto = HTTP.has(raw) ? raw : raw.split("-")[0]!;
+  if (OPAQUE.has(proto)) return "opaque";
+  if (HTTP.has(proto)) return "http";
+  return undefined;
 }
 
 function ipOf(addr: string): string {
@@ -166,7 +174,8 @@ export class WaypointProxy {
       destination: answer.destination,
       baggage: t.headers.baggage,
     };
-    if (declaredOpaque(tunnel)) {
+    const declared = declaredProtocol(tunnel);
+    if (declared === "opaque") {
       const pre = authorizeConnection(this.#tcpInputs(), tunnel);
       if (!pre.decision.allowed) {
         log.info("tcp connection denied", { source: tunnel.peerIdentity, authority: t.authority, reason: pre.decision.reason });
@@ -191,12 +200,18 @@ export class WaypointProxy {
       t.pause();
       const first = held;
       held = null;
+      if (kind === "tcp" && declared === "http") {
+        // A port declared HTTP carries HTTP: anything else is refused, never passed on unparsed.
+        log.info("tunnel refused: not HTTP on a port declared HTTP", { authority: t.authority, peer: t.peerIdentity });
+        t.reset();
+        return;
+      }
       this.#serve(kind, tunnel, t, first);
       t.resume();
     };
     const onEnd = () => {
       t.off("data", onData);
-      if (held) this.#serve("tcp", tunnel, t, held);
+      if (held && declared !== "http") this.#serve("tcp", tunnel, t, held);
       else t.end();
     };
     t.on("data", onData);

@@ -30,6 +30,16 @@ describe("protocol sniffing", () => {
     expect(sniff(enc("GE"))).toBe("more");
     expect(sniff(new Uint8Array([0x16, 0x03, 0x01]))).toBe("tcp");
     expect(sniff(enc(" GET"))).toBe("tcp");
+    expect(sniff(enc("\r\nGET / HTTP/1.1\r\n"))).toBe("http1");
+    expect(sniff(enc("\r\n"))).toBe("more");
+  });
+
+  test("on a port declared HTTP, bytes that are not HTTP are refused (never spliced past L7 policy)", async () => {
+    const s = await wp.tunnel();
+    const closed = new Promise<Error | undefined>((r) => s.on("close", (e) => r(e)));
+    s.write(new Uint8Array([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]));
+    const err = await closed;
+    expect(err).toBeDefined();
   });
 });
 
@@ -99,6 +109,17 @@ describe("HTTP/1.1", () => {
     expect(frame.charCodeAt(0)).toBe(0x81);
     expect(frame.slice(2)).toBe("echo:hi");
     s.reset();
+  });
+
+  test("an upgrade other than WebSocket (h2c) is not passed through: the request goes on as plain HTTP/1.1", async () => {
+    const s = await wp.tunnel();
+    s.write(enc("GET /get HTTP/1.1\r\nhost: api\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAAQAAP__\r\n\r\n"));
+    const text = await readUntil(s, (t) => t.includes("}"));
+    expect(text.startsWith("HTTP/1.1 200")).toBe(true);
+    const seen = JSON.parse(text.slice(text.indexOf("\r\n\r\n") + 4)) as { headers: Record<string, string> };
+    expect(seen.headers.upgrade).toBeUndefined();
+    expect(seen.headers["http2-settings"]).toBeUndefined();
+    s.end();
   });
 
   test("malformed requests are answered 400 and the connection closed", async () => {

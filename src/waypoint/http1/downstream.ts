@@ -19,7 +19,7 @@ export interface Http1Request {
   readonly keepAlive: boolean;
   /** Expect: 100-continue */
   readonly expectContinue: boolean;
-  /** The protocol the client asks to switch to (Upgrade + Connection: upgrade), lower case. */
+  /** "websocket" when the client asks to switch to it (Upgrade + Connection: upgrade); other upgrades are dropped. */
   readonly upgrade: string | undefined;
   readonly framing: Framing;
   readonly body: RequestBody;
@@ -168,7 +168,9 @@ export class Http1Downstream {
         return this.#fail(400, hosts.length ? "more than one Host field" : "HTTP/1.1 request without Host");
       }
       const conn = fieldTokens(head.fields, "connection");
-      const upgradeTokens = conn.includes("upgrade") ? fieldTokens(head.fields, "upgrade") : [];
+      // Only WebSocket is passed through (as Envoy's default upgrade_configs): after a switch the bytes are
+      // opaque to the waypoint, so an h2c upgrade would carry requests no policy ever saw.
+      const upgradeTokens = conn.includes("upgrade") ? fieldTokens(head.fields, "upgrade").filter((t) => t === "websocket") : [];
       const keepAlive = head.minor === 1 ? !conn.includes("close") : false;
       const rest = this.#buf.subarray(r.length);
       this.#buf = EMPTY;

@@ -54,7 +54,7 @@ export function requestHead(ctx: RequestContext, plan: ForwardPlan, req: Http1Re
   } else h += `traceparent: ${ctx.traceparent}\r\n`;
   if (req.framing.kind === "length") h += `content-length: ${req.framing.length}\r\n`;
   else if (req.framing.kind === "chunked") h += "transfer-encoding: chunked\r\n";
-  if (req.upgrade) h += `connection: upgrade\r\nupgrade: ${fieldValues(req.head.fields, "upgrade")[0] ?? req.upgrade}\r\n`;
+  if (req.upgrade) h += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`;
   return Buffer.from(h + "\r\n", "latin1");
 }
 
