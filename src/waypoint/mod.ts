@@ -128,7 +128,10 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   const applyView = () => {
     keys.configure(state.index.model.requestAuthentications.flatMap((r) => r.jwtRules));
     const id = identity();
-    if (id) for (const old of certs.identities()) if (old !== id) certs.forget(old);
+    if (!id) return;
+    for (const old of certs.identities()) if (old !== id) certs.forget(old);
+    // A changed identity (a new trust domain) gets its certificate before the next handshake needs it.
+    if (server && !certs.current(id)) void certs.get(id).catch((e) => log.warn("certificate request failed", { identity: id, error: (e as Error).message }));
   };
 
   xds = new XdsClient({
@@ -219,7 +222,8 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
       if (state.version === undefined) reasons.push(`waiting for configuration from ${opts.controlPlane}${lastError ? ` (${lastError})` : ""}`);
       else if (!state.waypoint) reasons.push(`no istio-waypoint Gateway ${opts.gateway} in the configuration`);
       else if (!server) reasons.push(certError ? `certificate pending: ${certError}` : "starting the HBONE listener");
-      return { ready: server !== undefined && !stopping, reasons };
+      else if (!material()) reasons.push(`no valid certificate for ${identity()}`);
+      return { ready: reasons.length === 0, reasons };
     },
     async stop(stopOpts?: { drainMs?: number }): Promise<void> {
       if (stopping) return;
