@@ -258,7 +258,7 @@ spec:
   let restarted: ReturnType<typeof spawnZtunnel> | undefined;
 
   test("restart after kill -9: new connections work within 2 s", async () => {
-    const z = spawnZtunnel(nodeA.netns, ztunnelArgs(info, "node-a"), join(tmp, "restart.log"));
+    const z = spawnZtunnel(nodeA.netns, [...ztunnelArgs(info, "node-a"), "--capture-check", "300ms"], join(tmp, "restart.log"));
     const started = performance.now();
     let ok = false;
     while (performance.now() - started < 5000) {
@@ -272,6 +272,14 @@ spec:
     expect(ok).toBe(true);
     expect(elapsed).toBeLessThan(2000);
     restarted = z;
+  });
+
+  test("capture rules flushed by someone else are put back", async () => {
+    await inNs(nodeA.netns, ["iptables", "-w", "-t", "nat", "-F", "MESH-PREROUTING"]);
+    expect(await natRules(nodeA.netns)).not.toContain("-A MESH-PREROUTING -s 10.244.1.10/32");
+    await eventually("rules reinstalled", async () => (await natRules(nodeA.netns)).includes("-A MESH-PREROUTING -s 10.244.1.10/32"), 5000);
+    expect((await curl(viewer, "http://10.96.0.20:8000/get")).status).toBe("200");
+    expect(readFileSync(join(tmp, "restart.log"), "utf8")).toContain("capture rules changed behind our back");
   });
 
   test("a restart that overlaps the old process keeps an established connection; the rules stay", async () => {

@@ -11,7 +11,7 @@ import { handleInboundPlaintext } from "./inbound_plaintext.ts";
 import type { HboneClient, ProxyInputs } from "./inputs.ts";
 import { handleOutbound } from "./outbound.ts";
 import type { ZtunnelState } from "./state.ts";
-import { listenTcp, type SocketStream, type TcpListener } from "./stream.ts";
+import { listenTcp, plainAddress, type SocketStream, type TcpListener } from "./stream.ts";
 import { tunnelStream } from "./tunnel_stream.ts";
 
 const log = logger("ztunnel");
@@ -51,7 +51,7 @@ export function capturedDestination(fd: number, local: { address: string; port: 
 
 /** The original destination of an accepted SocketStream (ProxyInputs.originalDestination). */
 export function socketDestination(s: SocketStream): { address: string; port: number } | undefined {
-  return capturedDestination((s.socket as unknown as { fd: number }).fd, { address: s.socket.localAddress, port: s.socket.localPort });
+  return capturedDestination((s.socket as unknown as { fd: number }).fd, { address: s.localAddress, port: s.socket.localPort });
 }
 
 /** HBONE client over a connection pool, presenting the source workload's certificate. */
@@ -86,7 +86,8 @@ export function inboundCertificate(
   info: { fd: number; localAddress: string; localPort: number },
   destination: (fd: number, local: { address: string; port: number }) => { address: string } | undefined = capturedDestination,
 ): { cert: string; key: string; ca: string; context: InboundConnectionContext } | undefined {
-  const ip = destination(info.fd, { address: info.localAddress, port: info.localPort })?.address ?? info.localAddress;
+  const local = plainAddress(info.localAddress);
+  const ip = destination(info.fd, { address: local, port: info.localPort })?.address ?? local;
   const w = state.localWorkloadAt(ip);
   if (!w) {
     log.debug("HBONE connection for an address that is not a local workload: closed", { address: ip });

@@ -6,6 +6,7 @@
 import { logger } from "../core/log.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy } from "./inputs.ts";
+import { plainAddress } from "./stream.ts";
 import { tunnelStream, type TunnelLike } from "./tunnel_stream.ts";
 import type { ConnectionView } from "./telemetry.ts";
 
@@ -29,7 +30,7 @@ export interface InboundTunnel extends TunnelLike {
 
 function ipOf(addr: string): string {
   const m = addr.match(/^\[([^\]]+)\]:\d+$/) ?? addr.match(/^([^:]+):\d+$/);
-  return m ? m[1]! : addr;
+  return plainAddress(m ? m[1]! : addr);
 }
 
 /** The Service the client addressed (forwarded `host=`), if it is one the workload serves; else its first. */

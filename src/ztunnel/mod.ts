@@ -34,6 +34,9 @@ export { removeRules as removeCaptureRules, OWNED_CHAINS } from "./capture/mod.t
 
 const log = logger("ztunnel");
 
+/** How often installed capture rules are compared with what they should be. */
+const RULE_CHECK_MS = 10_000;
+
 export interface ZtunnelOptions {
   node: string;
   /** "HOST:15012" */
@@ -54,6 +57,8 @@ export interface ZtunnelOptions {
   captureGid?: number;
   /** Where running instances are recorded (default /run/mesh). */
   runDir?: string;
+  /** How often the installed capture rules are verified (and repaired). Default 10 s. */
+  ruleCheckMs?: number;
 }
 
 function readText(path: string, what: string): string {
@@ -163,6 +168,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
   });
 
   let dataplane: Dataplane | undefined;
+  let ruleCheck: ReturnType<typeof setInterval> | undefined;
   const listen = () => {
     dataplane = new Dataplane(inputs, certs, {
       outbound: splitAddr(opts.outboundAddr, 15001),
@@ -198,6 +204,17 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     if (stopping) return;
     listen();
     log.info("ready", { node: opts.node, redirect: opts.redirect, workloads: state.localWorkloads().length });
+    if (capture) {
+      // Rules someone removed or changed (an iptables flush, another tool) are put back.
+      ruleCheck = setInterval(() => {
+        if (stopping) return;
+        const drift = capture.verify();
+        if (!drift.length) return;
+        log.warn("capture rules changed behind our back: reinstalling them", { drift });
+        if (!capture.sync(state.index, true)) log.error("capture rules not reinstalled", { error: capture.error });
+      }, opts.ruleCheckMs ?? RULE_CHECK_MS);
+      (ruleCheck as { unref?: () => void }).unref?.();
+    }
   };
   const initDone = init().catch((e) => {
     lastError = (e as Error).message;
@@ -234,6 +251,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     async stop(stopOpts?: { drainMs?: number }): Promise<void> {
       if (stopping) return;
       stopping = true;
+      if (ruleCheck) clearInterval(ruleCheck);
       const drainMs = stopOpts?.drainMs ?? opts.drainMs;
       log.info("draining", { openConnections: tracker.size, drainMs });
       const [drained] = await Promise.all([tracker.drain(drainMs), dataplane?.stop(drainMs)]);

@@ -34,6 +34,11 @@ export interface ByteStream {
 
 type BunSocket = import("bun").Socket<SocketStream | undefined>;
 
+/** An IPv4 peer of a dual-stack socket shows as "::ffff:a.b.c.d": the mesh model knows "a.b.c.d". */
+export function plainAddress(address: string): string {
+  return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
 /** A Bun TCP (or TLS) socket as a ByteStream. Store it in `socket.data`; route handlers with `socketHandlers`. */
 export class SocketStream implements ByteStream {
   readonly socket: BunSocket;
@@ -56,7 +61,11 @@ export class SocketStream implements ByteStream {
   }
 
   get remoteAddress(): string {
-    return this.socket.remoteAddress;
+    return plainAddress(this.socket.remoteAddress);
+  }
+
+  get localAddress(): string {
+    return plainAddress(this.socket.localAddress);
   }
 
   get closed(): boolean {

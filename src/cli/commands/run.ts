@@ -81,6 +81,8 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     { name: "access-log", kind: "boolean", help: "waypoint: an access log line per request (--access-log=false: none)", default: true },
     { name: "outbound-addr", kind: "string", help: "ztunnel: outbound capture listen address (default *:15001)" },
     { name: "inbound-addr", kind: "string", help: "ztunnel: inbound plaintext listen address (default *:15006)" },
+    { name: "capture-gid", kind: "string", help: "ztunnel --redirect host: group whose sockets are never captured (the ztunnel runs with it)", default: "1337" },
+    { name: "capture-check", kind: "string", help: "ztunnel: how often the capture rules are checked and repaired", default: "10s" },
     { name: "metrics-addr", kind: "string", help: "Prometheus /metrics listen address", default: "0.0.0.0:15020" },
     { name: "ready-addr", kind: "string", help: "/healthz/ready listen address", default: "0.0.0.0:15021" },
     { name: "admin-addr", kind: "string", help: "admin API listen address (localhost only)", default: "127.0.0.1:15000" },
@@ -242,6 +244,12 @@ async function proxyAccess(args: Parsed, role: RoleName, who: LocalProxy, local:
   };
 }
 
+function captureGid(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new MeshError(ErrorCode.Usage, `--capture-gid must be a group id (a number), not "${v}"`);
+  return n;
+}
+
 function ztunnelAddrs(args: Parsed) {
   const redirect = str(args, "redirect") ?? "none";
   if (redirect !== "node" && redirect !== "host" && redirect !== "none") {
@@ -253,6 +261,8 @@ function ztunnelAddrs(args: Parsed) {
     outboundAddr: str(args, "outbound-addr") ?? (redirect === "host" ? "127.0.0.1:15001" : "0.0.0.0:15001"),
     inboundPlaintextAddr: str(args, "inbound-addr") ?? "0.0.0.0:15006",
     runDir: ztunnelRunDir(),
+    captureGid: captureGid(str(args, "capture-gid") ?? "1337"),
+    ruleCheckMs: parseDuration(str(args, "capture-check") ?? "10s"),
   };
 }
 

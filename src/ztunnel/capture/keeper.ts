@@ -34,10 +34,13 @@ export class CaptureRules {
     return this.#installed ?? [];
   }
 
-  /** Installs the rules for `index` (a no-op when they did not change). Never throws: see `error`. */
-  sync(index: ModelIndex): boolean {
+  /**
+   * Installs the rules for `index` (a no-op when they did not change, unless `force`: someone changed
+   * them behind our back). Never throws: see `error`.
+   */
+  sync(index: ModelIndex, force = false): boolean {
     const sets = captureRules(captureSpecFor(index, this.#node, this.#choice));
-    if (this.#installed && this.#error === undefined && JSON.stringify(sets) === JSON.stringify(this.#installed)) return true;
+    if (!force && this.#installed && this.#error === undefined && JSON.stringify(sets) === JSON.stringify(this.#installed)) return true;
     try {
       for (const set of sets) applyRules(this.#run, set);
       const problems = sets.flatMap((s) => verifyRules(this.#run, s));
