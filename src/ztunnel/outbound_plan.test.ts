@@ -114,3 +114,14 @@ describe("planOutbound", () => {
     expect(p).toMatchObject({ kind: "hbone", authority: "10.244.2.40:8081" });
   });
 });
+
+test("endpoint readiness follows the configuration version even when the Service object is reused", () => {
+  const a = pod("a", "shop", "10.244.2.50", "node-b");
+  const svc = service("s", "shop", "10.96.0.60", [{ port: 80, targetPort: 80 }], [a]);
+  const rr = new RoundRobin();
+  const v1 = indexModel(model({ workloads: [a], services: [svc] }));
+  expect(planOutbound(v1, "node-a", { address: "10.96.0.60", port: 80 }, rr).kind).toBe("hbone");
+  // Same Service object, the pod became unready in the next version.
+  const v2 = indexModel(model({ workloads: [{ ...a, ready: false }], services: [svc] }));
+  expect(planOutbound(v2, "node-a", { address: "10.96.0.60", port: 80 }, rr).kind).toBe("deny");
+});

@@ -133,6 +133,33 @@ function toWorkload(
   };
 }
 
+type Ready = { w: Workload; port: number }[];
+
+/**
+ * Ready endpoints of a Service port, computed once per configuration version: keyed by the index (one per
+ * version) as well as the Service, since an unchanged Service may be carried over to a version in which
+ * its workloads changed.
+ */
+const endpointCache = new WeakMap<ModelIndex, WeakMap<Service, Map<number, Ready>>>();
+
+function readyEndpoints(index: ModelIndex, svc: Service, servicePort: number): Ready {
+  let bySvc = endpointCache.get(index);
+  if (!bySvc) endpointCache.set(index, (bySvc = new WeakMap()));
+  let byPort = bySvc.get(svc);
+  if (!byPort) bySvc.set(svc, (byPort = new Map()));
+  let list = byPort.get(servicePort);
+  if (list) return list;
+  list = [];
+  for (const e of svc.endpoints) {
+    const w = index.workloadByUid(e.workloadUid);
+    if (!w || !w.ready || !w.addresses.length) continue;
+    const port = endpointPort(svc, servicePort, w);
+    if (port !== undefined) list.push({ w, port });
+  }
+  byPort.set(servicePort, list);
+  return list;
+}
+
 /**
  * The plan for a connection the client addressed to `dst` (its original destination).
  * `node` is this ztunnel's node; `rr` keeps the round-robin position per Service.
@@ -148,13 +175,7 @@ export function planOutbound(
     const sp = svc.ports.find((p) => p.port === dst.port && p.protocol === "TCP");
     if (!sp) return { kind: "deny", reason: `service ${svc.hostname} has no TCP port ${dst.port}`, service: svc };
     if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, hostPort(dst.address, dst.port), { service: svc });
-    const ready: { w: Workload; port: number }[] = [];
-    for (const e of svc.endpoints) {
-      const w = index.workloadByUid(e.workloadUid);
-      if (!w || !w.ready || !w.addresses.length) continue;
-      const port = endpointPort(svc, dst.port, w);
-      if (port !== undefined) ready.push({ w, port });
-    }
+    const ready = readyEndpoints(index, svc, dst.port);
     const pick = rr.pick(`${svc.namespace}/${svc.name}:${dst.port}`, ready);
     if (!pick) return { kind: "deny", reason: `service ${svc.hostname} has no ready endpoint for port ${dst.port}`, service: svc };
     return toWorkload(index, node, pick.w, pick.w.addresses[0]!, pick.port, svc);
