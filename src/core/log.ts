@@ -7,8 +7,17 @@ export type Level = "debug" | "info" | "warn" | "error";
 const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 const levels = new Map<string, Level>();
-let defaultLevel: Level = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
-  ?.MESH_LOG_LEVEL as Level ?? "info";
+let defaultLevel: Level = levelFromEnv() ?? "info";
+
+/** MESH_LOG_LEVEL, when the runtime lets us read it (Deno without --allow-env throws: then the default). */
+function levelFromEnv(): Level | undefined {
+  try {
+    const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.MESH_LOG_LEVEL;
+    return v && v in order ? (v as Level) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 const defaultSink = (line: string): void => {
   (globalThis as { process?: { stderr?: { write(s: string): void } } }).process?.stderr?.write(line + "\n");
 };

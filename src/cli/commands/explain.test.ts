@@ -47,3 +47,15 @@ describe("mesh explain on config/mesh.yaml (the Foundation answers)", () => {
     await expect(run([...base, "--jwt", "@/nonexistent/token"])).rejects.toThrow(/token file/);
   });
 });
+
+describe("mesh explain on config/mesh-no-waypoint.yaml", () => {
+  test("denied at the ztunnel, and the warning says the control role serves it (fail-closed), not that it is refused", async () => {
+    const noWp = join(ROOT, "config", "mesh-no-waypoint.yaml");
+    const r = await run(["--config", noWp, "--from", "ambient-ns/product-viewer-sa", "--to", "product-api.ambient-ns:8000", "--path", "/get", "--format", "json"]);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.decision).toBe("deny");
+    expect(j.warnings[0]).toContain("the control role serves it");
+    expect(j.warnings.join("\n")).toContain("l7-without-waypoint");
+  });
+});

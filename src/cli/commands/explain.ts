@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/errors.ts";
-import { formatDiagnostic, hasErrors, parseConfig } from "../../config/mod.ts";
+import { formatDiagnostic, hasErrors, parseConfig, blockingErrors } from "../../config/mod.ts";
 import { readConfigFiles } from "../../platform/config_files.ts";
 import { explainRequest, formatExplanation, parseHeaders, parseSource, parseTarget } from "../../explain/mod.ts";
 
@@ -53,10 +53,14 @@ export const explain: Command = {
     const { model, diagnostics } = parseConfig(await readConfigFiles([f.config as string]));
     const explanation = await explainRequest(model, query);
     if (hasErrors(diagnostics)) {
-      // The control role would refuse this configuration; explain still answers for the valid objects.
       const errors = diagnostics.filter((d) => d.severity === "error");
+      const blocking = blockingErrors(diagnostics).length;
+      // Explain still answers for the valid objects; say what the control role would do with the file.
       explanation.warnings.unshift(
-        `the configuration has ${errors.length} error${errors.length === 1 ? "" : "s"} (mesh check): the control role would keep its last good configuration instead`,
+        `the configuration has ${errors.length} error${errors.length === 1 ? "" : "s"} (mesh check): ` +
+          (blocking
+            ? "the control role would keep its last good configuration instead"
+            : "the control role serves it, and the data plane enforces these fail-closed"),
         ...errors.map((d) => formatDiagnostic(d)),
       );
     }
