@@ -3,7 +3,7 @@
  * and the new process (both listen with SO_REUSEPORT; the old one drains): the capture rules are
  * shared, so the one stopping removes them only when no other live instance remains.
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processStartTime } from "../platform/mod.ts";
 
@@ -30,6 +30,12 @@ export class InstanceRegistry {
 
   unregister(): void {
     rmSync(this.#self, { force: true });
+    try {
+      // The last one out removes the set's directory (one per node and namespace: labs make many).
+      rmdirSync(this.dir);
+    } catch {
+      // Another instance's record is still there.
+    }
   }
 
   /** Other live instances (stale records of dead processes are removed on the way). */
