@@ -24,8 +24,17 @@ export class InstanceRegistry {
   }
 
   register(): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    writeFileSync(this.#self, String(processStartTime(process.pid) ?? 0));
+    const record = String(processStartTime(process.pid) ?? 0);
+    // Twice: a predecessor leaving may remove the (then empty) directory between our mkdir and write.
+    for (let attempt = 0; ; attempt++) {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      try {
+        writeFileSync(this.#self, record);
+        return;
+      } catch (e) {
+        if (attempt > 0 || (e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      }
+    }
   }
 
   unregister(): void {
