@@ -110,10 +110,15 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
+/**
+ * Polls `fn` (sync or async) every 100 ms until it returns a truthy value. An async `fn` is awaited:
+ * its promise is not the answer (a pending promise is truthy, which once made every async wait return
+ * after its first look).
+ */
+export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(100);
