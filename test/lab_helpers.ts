@@ -125,6 +125,42 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false |
   }
 }
 
+export interface BoundPorts {
+  /** The control role's listener ("control role started"), when the process runs that role. */
+  control?: number;
+  ready: number;
+  admin: number;
+  metrics?: number;
+}
+
+/**
+ * The ports a `mesh run` process bound, read back from its JSON log (give it port 0 for each and
+ * MESH_LOG_LEVEL=info). A port picked free by the test and handed to the process could be taken in
+ * between by another process (the kernel hands out the same ephemeral ports to everyone), and the
+ * admin, ready and metrics servers use SO_REUSEPORT: a second server on the port would silently share it.
+ */
+export async function boundPorts(log: string, timeoutMs = 30_000): Promise<BoundPorts> {
+  const lines = () => (existsSync(log) ? readFileSync(log, "utf8") : "").split("\n").flatMap((l) => {
+    try {
+      return [JSON.parse(l) as { msg?: string; port?: number; roles?: string[]; ports?: { ready?: number; admin?: number; metrics?: number } }];
+    } catch {
+      return [];
+    }
+  });
+  try {
+    return await waitFor("the process's started line", () => {
+      const all = lines();
+      const started = all.find((l) => l.msg === "started");
+      if (!started?.ports?.ready || !started.ports.admin) return undefined;
+      const control = all.find((l) => l.msg === "control role started")?.port;
+      if (started.roles?.includes("control") && !control) return undefined;
+      return { control, ready: started.ports.ready, admin: started.ports.admin, metrics: started.ports.metrics };
+    }, timeoutMs);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; ${log}:\n${existsSync(log) ? readFileSync(log, "utf8").slice(-3000) : "(no log)"}`);
+  }
+}
+
 /** Last-resort cleanup for afterAll: down, then down --force for anything left with the prefix. */
 export async function forceDown(prefix: string): Promise<void> {
   await mesh(["lab", "down", "--prefix", prefix], 60_000);

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
+import { boundPorts, ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 
@@ -53,13 +53,6 @@ spec:
       port: 8000
 `;
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
-
 describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a ztunnel and a waypoint on loopback", () => {
   let dir = "";
   let dataDir = "";
@@ -74,13 +67,14 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     const proc = Bun.spawn([MESH, ...args], { stdout: Bun.file(log), stderr: Bun.file(log), env: { ...process.env, MESH_LOG_LEVEL: "info" } });
     procs.set(id, { proc, log });
   }
-  async function ready(port: number): Promise<void> {
-    await waitFor(`ready on ${port}`, () => true, 1);
+  /** Waits for the process to be ready; returns the ports it bound (each was given port 0). */
+  async function ready(id: string) {
+    const p = await boundPorts(procs.get(id)!.log);
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${port}/healthz/ready`).then((r) => r.status === 200, () => false);
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error(`not ready on ${port}: ${[...procs.values()].map((p) => readFileSync(p.log, "utf8").slice(-800)).join("\n")}`);
+      const ok = await fetch(`http://127.0.0.1:${p.ready}/healthz/ready`).then((r) => r.status === 200, () => false);
+      if (ok) return p;
+      if (Date.now() > deadline) throw new Error(`${id} not ready on ${p.ready}: ${[...procs.values()].map((p) => readFileSync(p.log, "utf8").slice(-800)).join("\n")}`);
       await Bun.sleep(100);
     }
   }
@@ -96,12 +90,13 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     dataDir = join(dir, "control");
     const config = join(dir, "mesh.yaml");
     writeFileSync(config, readFileSync(join(ROOT, "config", "mesh.yaml"), "utf8") + EXTRA);
-    for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();
+    // Every port is the process's own (port 0, read back from its log).
+    const common = ["--admin-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0"];
+    spawn("control", ["run", "--role", "control", "--config", config, "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...common]);
+    const c = await ready("control");
+    ports.cp = c.control!;
+    ports.controlAdmin = c.admin;
     cp = `127.0.0.1:${ports.cp}`;
-    const readyPorts = [await freePort(), await freePort(), await freePort()];
-    const common = (admin: number, ready: number) => ["--admin-addr", `127.0.0.1:${admin}`, "--metrics-addr", "127.0.0.1:0", "--ready-addr", `127.0.0.1:${ready}`];
-    spawn("control", ["run", "--role", "control", "--config", config, "--data-dir", dataDir, "--listen", cp, ...common(ports.controlAdmin, readyPorts[0]!)]);
-    await ready(readyPorts[0]!);
     const token = async (who: string[]) => {
       const r = await mesh(["token", "create", "--data-dir", dataDir, ...who]);
       const f = join(dir, `${who[1]!.replace(/\//g, "_")}.token`);
@@ -109,9 +104,11 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
       return f;
     };
     const proxy = async (who: string[]) => ["--control-plane", cp, "--ca-cert", join(dataDir, "root-cert.pem"), "--token-file", await token(who), "--hbone-addr", "127.0.0.1:0"];
-    spawn("ztunnel/node-a", ["run", "--role", "ztunnel", "--node", "node-a", "--redirect", "none", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0", "--data-dir", join(dir, "zt-a"), ...(await proxy(["--node", "node-a"])), ...common(ports.ztAdmin, readyPorts[1]!)]);
-    spawn("waypoint", ["run", "--role", "waypoint", "--gateway", "ambient-ns/product-api-waypoint", ...(await proxy(["--gateway", "ambient-ns/product-api-waypoint"])), ...common(ports.wpAdmin, readyPorts[2]!)]);
-    await Promise.all([ready(readyPorts[1]!), ready(readyPorts[2]!)]);
+    spawn("ztunnel/node-a", ["run", "--role", "ztunnel", "--node", "node-a", "--redirect", "none", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0", "--data-dir", join(dir, "zt-a"), ...(await proxy(["--node", "node-a"])), ...common]);
+    spawn("waypoint", ["run", "--role", "waypoint", "--gateway", "ambient-ns/product-api-waypoint", ...(await proxy(["--gateway", "ambient-ns/product-api-waypoint"])), ...common]);
+    const [zt, wp] = await Promise.all([ready("ztunnel/node-a"), ready("waypoint")]);
+    ports.ztAdmin = zt.admin;
+    ports.wpAdmin = wp.admin;
   }, 90_000);
 
   afterAll(async () => {
