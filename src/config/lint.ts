@@ -424,23 +424,31 @@ function jwtRules(r: Reporter, e: Entry, name: string): void {
 
 // ---- addresses ----
 
+type AddressOwner = { kind: "workload"; o: Workload } | { kind: "service"; o: Service } | { kind: "waypoint"; o: Waypoint };
+
+function ownerName(a: AddressOwner): string {
+  const { namespace, name } = a.o;
+  return a.kind === "workload" ? `${a.o.kind} ${namespace}/${name}` : `${a.kind === "service" ? "Service" : "waypoint"} ${namespace}/${name}`;
+}
+
 function addressRules(r: Reporter, model: MeshModel, find: Find): void {
-  const owner = new Map<string, string>();
-  const claim = (addr: string, who: string, e: Entry | undefined, path: Path) => {
-    const prev = owner.get(addr);
-    if (prev && e) r.at(e, path, "error", "duplicate-address", `Address ${addr} of ${who} is already used by ${prev}`);
-    else owner.set(addr, who);
+  // Names are formatted only for a message: there are as many addresses as workloads.
+  const owners = new Map<string, AddressOwner>();
+  const claim = (addr: string, who: AddressOwner, path: () => Path) => {
+    const prev = owners.get(addr);
+    const e = prev && find(who.o);
+    if (prev && e) r.at(e, path(), "error", "duplicate-address", `Address ${addr} of ${ownerName(who)} is already used by ${ownerName(prev)}`);
+    else owners.set(addr, who);
   };
   for (const w of model.workloads) {
-    const e = find(w);
-    w.addresses.forEach((a) => claim(a, `${w.kind} ${w.namespace}/${w.name}`, e, w.kind === "Pod" ? ["status", "podIP"] : ["spec", "address"]));
+    const who: AddressOwner = { kind: "workload", o: w };
+    for (const a of w.addresses) claim(a, who, () => (w.kind === "Pod" ? ["status", "podIP"] : ["spec", "address"]));
   }
   for (const s of model.services) {
-    if (s.vip) claim(s.vip, `Service ${s.namespace}/${s.name}`, find(s), ["spec", "clusterIP"]);
+    if (s.vip) claim(s.vip, { kind: "service", o: s }, () => ["spec", "clusterIP"]);
   }
   for (const w of model.waypoints) {
-    const e = find(w);
-    w.addresses.forEach((a, i) => claim(a, `waypoint ${w.namespace}/${w.name}`, e, ["spec", "addresses", i, "value"]));
+    w.addresses.forEach((a, i) => claim(a, { kind: "waypoint", o: w }, () => ["spec", "addresses", i, "value"]));
   }
 }
 
@@ -452,17 +460,17 @@ function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
   for (const w of model.workloads) {
     const e = find(w);
     if (!e) continue;
-    const who = `${w.kind} ${w.namespace}/${w.name}`;
+    const who = () => `${w.kind} ${w.namespace}/${w.name}`; // for the few that are reported
     if (!declared.has(w.namespace) && !reported.has(w.namespace) && !w.ambient) {
       reported.add(w.namespace);
-      r.at(e, ["metadata", "namespace"], "warning", "undeclared-namespace", `Namespace ${w.namespace} is not declared, so ${who} and the other workloads in it are outside the mesh (no mTLS, no policy); declare it with the label istio.io/dataplane-mode: ambient to enroll them`);
+      r.at(e, ["metadata", "namespace"], "warning", "undeclared-namespace", `Namespace ${w.namespace} is not declared, so ${who()} and the other workloads in it are outside the mesh (no mTLS, no policy); declare it with the label istio.io/dataplane-mode: ambient to enroll them`);
     }
     if (w.kind === "Pod" && !w.node) {
-      r.at(e, ["spec"], "warning", "pod-placement", `${who} has no spec.nodeName: no ztunnel owns it, so it gets no identity`, true);
+      r.at(e, ["spec"], "warning", "pod-placement", `${who()} has no spec.nodeName: no ztunnel owns it, so it gets no identity`, true);
     }
     if (!w.addresses.length) {
       const path: Path = w.kind === "Pod" ? ["metadata", "name"] : ["spec"];
-      r.at(e, path, "warning", "pod-placement", `${who} has no address (${w.kind === "Pod" ? "status.podIP" : "spec.address"}): the mesh cannot route to it or recognise its traffic`, w.kind !== "Pod");
+      r.at(e, path, "warning", "pod-placement", `${who()} has no address (${w.kind === "Pod" ? "status.podIP" : "spec.address"}): the mesh cannot route to it or recognise its traffic`, w.kind !== "Pod");
     }
   }
 }

@@ -33,8 +33,8 @@ export function parseConfig(files: readonly ConfigFile[]): LoadResult {
  */
 export function buildModel(parsed: readonly ParsedFile[]): LoadResult {
   const diagnostics: Diagnostic[] = parsed.flatMap((p) => p.diagnostics);
-  const objects = parsed.flatMap((p) => p.objects);
-  return fromObjects(objects, diagnostics, { fileMode: true });
+  const opts = { fileMode: true };
+  return fromAccepted(parsed.flatMap((p) => acceptFile(p, opts)), diagnostics, opts);
 }
 
 /**
@@ -48,14 +48,14 @@ export function modelFromObjects(objects: readonly unknown[], opts: { source?: s
     const id = [m.kind, m.metadata?.namespace, m.metadata?.name].filter((x) => typeof x === "string" && x).join("/");
     return unlocatedObject(o, id ? `${src}:${id}` : src);
   });
-  return fromObjects(wrapped, [], { fileMode: false });
+  const mode = { fileMode: false };
+  return fromAccepted(expandLists(wrapped).map((o) => acceptOnce(o, mode)), [], mode);
 }
 
-function fromObjects(objects: readonly SourceObject[], diagnostics: Diagnostic[], opts: { fileMode: boolean }): LoadResult {
+function fromAccepted(accepted: readonly Accepted[], diagnostics: Diagnostic[], opts: { fileMode: boolean }): LoadResult {
   const entries: Accepted[] = [];
   const controllers: Entry[] = [];
-  for (const obj of expandLists(objects)) {
-    const a = acceptOnce(obj, opts);
+  for (const a of accepted) {
     for (const d of a.diagnostics) diagnostics.push({ ...d });
     if (a.entry?.controller) controllers.push(a.entry);
     else if (a.entry) entries.push(a);
@@ -91,6 +91,24 @@ interface Accepted {
 }
 const acceptedOf = new WeakMap<SourceObject, Accepted>();
 const listItemsOf = new WeakMap<SourceObject, SourceObject[]>();
+
+/** Per parsed file too: one look-up per unchanged file instead of one per object. */
+const acceptedInFile = new WeakMap<ParsedFile, { fileMode: boolean; objects: readonly SourceObject[]; accepted: Accepted[] }>();
+
+function acceptFile(file: ParsedFile, opts: { fileMode: boolean }): Accepted[] {
+  const known = acceptedInFile.get(file);
+  // The same file object with the same objects in it (a caller may have replaced some).
+  if (known && known.fileMode === opts.fileMode && sameItems(known.objects, file.objects)) return known.accepted;
+  const accepted = expandLists(file.objects).map((o) => acceptOnce(o, opts));
+  acceptedInFile.set(file, { fileMode: opts.fileMode, objects: [...file.objects], accepted });
+  return accepted;
+}
+
+function sameItems<T>(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 function acceptOnce(obj: SourceObject, opts: { fileMode: boolean }): Accepted {
   const known = acceptedOf.get(obj);
