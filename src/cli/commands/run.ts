@@ -164,6 +164,9 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
       process.on("SIGTERM", () => void stop("SIGTERM"));
       process.on("SIGINT", () => void stop("SIGINT"));
     });
+    // Everything is stopped and flushed by now; a handle some library forgot to close must not keep a
+    // drained proxy alive (a supervisor would wait for it), so exit shortly if the loop isn't empty.
+    setTimeout(() => process.exit(0), 2000).unref();
     return 0;
   },
 };
