@@ -23,6 +23,7 @@ import type {
   WorkloadDescription,
 } from "./types.ts";
 import { serviceWaypointNotes, waypointRef, workloadWaypoints } from "./waypoints.ts";
+import { editDistance } from "../core/distance.ts";
 
 export const DATAPLANE_LABEL = "istio.io/dataplane-mode";
 
@@ -78,7 +79,7 @@ function notFound(index: ModelIndex, t: DescribeTarget): MeshError {
     : index.model.workloads.filter((w) => w.kind === t.kind).map((w) => `${w.namespace}/${w.name}`);
   const shown = t.kind === "Service" ? `${t.name}.${t.namespace}` : `${t.namespace}/${t.name}`;
   const near = names
-    .map((n) => ({ n, d: distance(n, shown) }))
+    .map((n) => ({ n, d: editDistance(n, shown) }))
     .filter((x) => x.d <= Math.max(3, shown.length / 4))
     .sort((a, b) => a.d - b.d)
     .slice(0, 3)
@@ -87,20 +88,6 @@ function notFound(index: ModelIndex, t: DescribeTarget): MeshError {
     ErrorCode.ConfigNotFound,
     `No ${t.kind} ${shown} in the configuration${near.length ? `: did you mean ${near.join(", ")}?` : names.length ? ` (it has ${names.length}: ${names.slice(0, 5).join(", ")}${names.length > 5 ? ", ..." : ""})` : ""}`,
   );
-}
-
-function distance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length]!;
 }
 
 function sourceText(s: { file: string; line: number; col: number } | undefined): string | null {
