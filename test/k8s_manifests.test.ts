@@ -106,6 +106,23 @@ describe("k8s/ manifests", () => {
     expect(ca.configMap.name).toBe("mesh-ca-root-cert");
   });
 
+  test("the ztunnel DaemonSet upgrades by overlapping: the new pod starts before the old one stops, on ports it can share", () => {
+    const ds = find("DaemonSet", "ztunnel");
+    expect(ds.spec.updateStrategy).toEqual({ type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    const spec = ds.spec.template.spec;
+    // On a hostNetwork pod a declared containerPort becomes a hostPort: the surge pod could then never be
+    // scheduled next to the old one, and the rollout would stop at the first node.
+    for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) {
+      expect(c.ports ?? []).toEqual([]);
+    }
+    expect(spec.containers[0].readinessProbe.httpGet.port).toBe(15021);
+    // The two instances find each other (and keep the capture rules) through /run/mesh on the host.
+    const run = spec.volumes.find((v: { name: string }) => v.name === "run");
+    expect(run.hostPath.path).toBe("/run/mesh");
+    expect(spec.containers[0].volumeMounts.find((m: { name: string }) => m.name === "run").mountPath).toBe("/run/mesh");
+    expect(ds.spec.template.metadata.annotations["prometheus.io/port"]).toBe("15020");
+  });
+
   test("the control Deployment and its Service on 15012", () => {
     const d = find("Deployment", "mesh-control");
     const spec = d.spec.template.spec;
