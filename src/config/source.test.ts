@@ -80,3 +80,16 @@ describe("parseFile document by document", () => {
     expect(next.objects[41]!.locate([]).line).toBe(41 * 11 + 1 + 1);
   });
 });
+
+test("a file with a document that must be read whole is parsed whole, without parsing its documents again", () => {
+  const good = (i: number) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n${i}\n`;
+  const text = (n: number) => [...Array.from({ length: n }, (_, i) => good(i)), "a: [unclosed\n"].join("---\n");
+  const path = "broken-last.yaml";
+  const first = parseFile({ path, text: text(50) });
+  expect(dump(first)).toEqual(dump(parseWhole({ path, text: text(50) })));
+  expect(first.diagnostics.some((d) => d.rule === "yaml-syntax")).toBe(true);
+  const before = documentParses.count;
+  const next = parseFile({ path, text: text(51) });
+  expect(documentParses.count - before).toBe(1); // the new document only
+  expect(dump(next)).toEqual(dump(parseWhole({ path, text: text(51) })));
+});

@@ -149,6 +149,9 @@ interface DocumentText {
 const lastDocuments = new Map<string, Map<string, DocumentText>>();
 const REMEMBERED_FILES = 1024;
 
+/** A document that must be read within its whole file (see parseOneDocument). */
+const READS_DIFFERENTLY: DocumentText = { text: "", none: true, value: undefined, root: 0 };
+
 /** Documents parsed one by one so far (a test reads it to see that unchanged documents are not). */
 export const documentParses = { count: 0 };
 
@@ -165,21 +168,25 @@ function parseByDocument(file: ConfigFile): ParsedFile | undefined {
   for (const m of text.matchAll(DOCUMENT_START)) if (m.index > 0) starts.push(m.index);
   const known = lastDocuments.get(file.path);
   const seen = new Map<string, DocumentText>();
+  const remember = () => {
+    lastDocuments.delete(file.path);
+    lastDocuments.set(file.path, seen);
+    if (lastDocuments.size > REMEMBERED_FILES) lastDocuments.delete(lastDocuments.keys().next().value!);
+  };
   const pieces: { at: number; doc: DocumentText }[] = [];
   for (let i = 0; i < starts.length; i++) {
     const at = starts[i]!;
     const piece = text.slice(at, starts[i + 1] ?? text.length);
-    let doc = seen.get(piece) ?? known?.get(piece);
-    if (!doc) {
-      doc = parseOneDocument(piece, i === 0 && !piece.startsWith("---"));
-      if (!doc) return undefined;
-    }
+    const doc = seen.get(piece) ?? known?.get(piece) ?? parseOneDocument(piece, i === 0 && !piece.startsWith("---")) ?? READS_DIFFERENTLY;
     seen.set(piece, doc);
+    if (doc === READS_DIFFERENTLY) {
+      // Remembered too: while the file keeps this document, it goes whole without parsing it twice.
+      remember();
+      return undefined;
+    }
     pieces.push({ at, doc });
   }
-  lastDocuments.delete(file.path);
-  lastDocuments.set(file.path, seen);
-  if (lastDocuments.size > REMEMBERED_FILES) lastDocuments.delete(lastDocuments.keys().next().value!);
+  remember();
 
   const lc = new LineCounter();
   lc.addNewLine(0);
