@@ -145,6 +145,20 @@ export class WorkloadCertificates {
     return () => this.#rotateListeners.delete(listener);
   }
 
+  /**
+   * Renews at `fraction` of a certificate's lifetime from now on (a proxy applies each MeshConfig it
+   * receives): renewals already scheduled move to the new point, retries after a failure keep theirs.
+   * @throws MeshError (MESH_CONFIG_INVALID) unless 0 < fraction < 1; the previous fraction stays.
+   */
+  setRotationFraction(fraction: number): void {
+    if (!(fraction > 0 && fraction < 1)) throw new MeshError(ErrorCode.ConfigInvalid, `rotationFraction must be between 0 and 1, not ${fraction}`);
+    if (fraction === (this.#opts.rotationFraction ?? 0.5)) return;
+    this.#opts = { ...this.#opts, rotationFraction: fraction };
+    for (const e of this.#entries.values()) {
+      if (e.cert && e.timer && !e.inflight && e.failures === 0) this.#schedule(e, this.#renewDelay(e.cert));
+    }
+  }
+
   /** Stops renewing `identity` and drops its certificate, key and persisted copy (the workload is gone). */
   forget(identity: string): void {
     const e = this.#entries.get(identity);

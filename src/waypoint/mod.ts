@@ -144,6 +144,13 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     onUpdate: (view, version) => {
       state.replace(view.model, version);
       certs.setTrustBundle(view.trustBundlePem);
+      // MeshConfig.rotationFraction: the first configuration comes before the certificate is requested (init
+      // waits for it); a later change moves the renewal already scheduled.
+      try {
+        certs.setRotationFraction(view.model.meshConfig.rotationFraction);
+      } catch (e) {
+        log.warn("rotationFraction not applied: the previous one stays", { error: (e as Error).message });
+      }
       if (!state.waypoint) log.warn("the configuration has no istio-waypoint Gateway of this name", { gateway: opts.gateway, version });
       const served = view.model.services.filter((s) => s.waypoint?.gateway === opts.gateway).map((s) => `${s.namespace}/${s.name}`);
       log.info("configuration applied", { version, services: served });

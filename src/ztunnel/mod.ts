@@ -111,6 +111,16 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     onError: (e, identity) => log.warn("certificate request failed (retrying)", { identity, error: (e as Error).message }),
   });
 
+  // MeshConfig.rotationFraction: the first configuration arrives before any certificate is requested
+  // (init waits for it), and a later change moves the renewals already scheduled.
+  const applyRotation = (fraction: number) => {
+    try {
+      certs.setRotationFraction(fraction);
+    } catch (e) {
+      log.warn("rotationFraction not applied: the previous one stays", { error: (e as Error).message });
+    }
+  };
+
   let stopping = false;
   let listening = false;
   let initialized = false;
@@ -155,6 +165,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     onUpdate: (view, version) => {
       state.replace(view.model, version);
       certs.setTrustBundle(view.trustBundlePem);
+      applyRotation(view.model.meshConfig.rotationFraction);
       log.info("configuration applied", { version, localWorkloads: state.localWorkloads().map((w) => `${w.namespace}/${w.name}`) });
       if (initialized) {
         applyView();
