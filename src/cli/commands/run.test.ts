@@ -125,3 +125,23 @@ describe("in-process proxy credentials", () => {
     expect(proxyDirName({ node: "a b/../c" })).toBe("ztunnel-a_b_.._c");
   });
 });
+
+describe("stray errors in a running proxy", () => {
+  test("an unhandled rejection and a throwing listener are logged and counted; the process keeps running", async () => {
+    const script = `
+      import { keepServingOnStrayErrors } from ${JSON.stringify(import.meta.dir + "/run.ts")};
+      import { Registry } from ${JSON.stringify(import.meta.dir + "/../../telemetry/mod.ts")};
+      const r = new Registry();
+      keepServingOnStrayErrors(r);
+      void Promise.reject(new Error("boom"));
+      setTimeout(() => { throw new Error("bang"); }, 5);
+      setTimeout(() => { console.log(r.render().split("\\n").filter((l) => l.startsWith("mesh_uncaught")).join("|")); }, 60);
+    `;
+    const p = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect(p.exitCode).toBe(0);
+    const out = p.stdout.toString();
+    expect(out).toContain('mesh_uncaught_errors_total{kind="rejection"} 1');
+    expect(out).toContain('mesh_uncaught_errors_total{kind="exception"} 1');
+    expect(p.stderr.toString()).toContain("uncaught error (kept serving)");
+  });
+});

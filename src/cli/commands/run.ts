@@ -99,6 +99,7 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     setLevel("default", String(args.flags["log-level"]) as Level);
     const dataDir = str(args, "data-dir") ?? (all ? defaultDataDir() : undefined);
     const metrics = new Registry();
+    keepServingOnStrayErrors(metrics);
     // The admin API asks for its local secret (src/admin/auth.ts); the control role also takes admin tokens.
     const controlDataDir = roles.includes("control") ? dataDir : undefined;
     const servers = startAdminServers(
@@ -322,4 +323,20 @@ export function parseDuration(s: string): number {
   if (!m) throw new MeshError(ErrorCode.Usage, `Bad duration "${s}": use e.g. 500ms, 20s, 15m, 24h or 7d`);
   const mult = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "s"];
   return Number(m[1]) * mult;
+}
+
+/**
+ * A proxy carries every connection of its node: one bug on one connection's path (a throwing listener,
+ * a forgotten `.catch`) must cost that connection, not all of them. Bun, like Node, exits on an
+ * uncaught exception or unhandled rejection unless someone listens; we log it with its stack and count
+ * it, so it is visible and fixable, and keep serving.
+ */
+export function keepServingOnStrayErrors(metrics: Registry): void {
+  const stray = metrics.counter("mesh_uncaught_errors_total", "Errors no handler caught (logged; the process kept serving)", ["kind"]);
+  const report = (kind: string) => (e: unknown) => {
+    stray.inc({ kind });
+    log.error("uncaught error (kept serving)", { kind, error: String(e), stack: e instanceof Error ? e.stack : undefined });
+  };
+  process.on("uncaughtException", report("exception"));
+  process.on("unhandledRejection", report("rejection"));
 }
