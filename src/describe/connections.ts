@@ -71,6 +71,7 @@ export function connectionsFor(entries: AccessLogEntry[], f: ConnectionFilter, l
       request: e.method ? `${e.method} ${e.path ?? ""}`.trim() : null,
       reason: e.reason ?? e.error ?? null,
       id: e.id ?? null,
+      ...(e.tunnelId && e.tunnelId !== e.id ? { tunnelId: e.tunnelId } : {}),
     });
   }
   rows.sort((a, b) => a.time.localeCompare(b.time));

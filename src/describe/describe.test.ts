@@ -226,4 +226,31 @@ group("describe with live facts", () => {
     expect(formatDescription(d)).toContain("DENIED (HTTP 403) GET /headers: rbac: no ALLOW policy matched  [id 4bf92f3577b34da6a3ce929d0e0e4736]");
     expect(formatDescription(d)).toContain("<- ambient-ns/product-viewer (10.244.1.10:5001): DENIED: bypass refused  [id abc]");
   });
+
+  test("one connection across hops: the source ztunnel's trace_id, and the waypoint's request line with its tunnel's", () => {
+    const T = "0af7651916cd43dd8448eb211c80319c";
+    const R = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const ztunnelA = [
+      JSON.stringify({ time: "2025-01-01T11:59:51Z", level: "info", scope: "access", msg: "connection complete", direction: "outbound", reporter: "source", trace_id: T, src: { addr: "10.244.1.10", workload: "product-viewer", namespace: "ambient-ns" }, dst: { addr: "10.96.0.20:8000", hbone_addr: "10.244.2.20:15008", service: "product-api.ambient-ns.svc.cluster.local" }, waypoint: "ambient-ns/product-api-waypoint", result: "ok" }),
+      JSON.stringify({ time: "2025-01-01T11:59:52Z", level: "warn", scope: "access", msg: "connection refused", direction: "outbound", reporter: "source", trace_id: "1".repeat(32), src: { addr: "10.244.1.10", workload: "product-viewer", namespace: "ambient-ns" }, dst: { addr: "10.244.2.10:80", workload: "product-api", namespace: "ambient-ns" }, result: "denied", reason: "HBONE to 10.244.2.10:80 via 10.244.2.10:15008 refused with 401" }),
+    ].join("\n");
+    const ztunnelB = JSON.stringify({ time: "2025-01-01T11:59:52Z", level: "warn", scope: "access", msg: "connection refused", direction: "inbound", reporter: "destination", trace_id: "1".repeat(32), src: { addr: "10.244.1.10", workload: "product-viewer", namespace: "ambient-ns" }, dst: { addr: "10.244.2.10:80", workload: "product-api", namespace: "ambient-ns" }, result: "denied", reason: "401: bypass refused" });
+    const waypoint = [
+      JSON.stringify({ time: "2025-01-01T11:59:50Z", level: "info", scope: "access", msg: "request", method: "GET", path: "/get", status: 403, details: "rbac: no ALLOW policy matched", source: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa", sourceAddress: "10.244.1.10", destination: "product-api.ambient-ns.svc.cluster.local:8000", trace_id: R, tunnel_trace_id: T }),
+      JSON.stringify({ time: "2025-01-01T11:59:50.5Z", level: "info", scope: "access", msg: "request", method: "GET", path: "/headers", status: 403, source: "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa", sourceAddress: "10.244.1.10", destination: "product-api.ambient-ns.svc.cluster.local:8000", trace_id: T, tunnel_trace_id: T }),
+    ].join("\n");
+    const live = {
+      ...base(),
+      accessLog: [...parseAccessLog(ztunnelA, "ztunnel/node-a"), ...parseAccessLog(ztunnelB, "ztunnel/node-b"), ...parseAccessLog(waypoint, "waypoint/ambient-ns/product-api-waypoint")],
+    };
+    const d = pod(withWaypoint, "ambient-ns/product-api", live);
+    const byId = (id: string) => d.connections!.filter((c) => c.id === id || c.tunnelId === id).map((c) => `${c.proxy} ${c.result}`);
+    expect(byId(T)).toEqual(["waypoint/ambient-ns/product-api-waypoint denied (HTTP 403)", "waypoint/ambient-ns/product-api-waypoint denied (HTTP 403)", "ztunnel/node-a accepted"]);
+    expect(byId("1".repeat(32))).toEqual(["ztunnel/node-a denied", "ztunnel/node-b denied"]);
+    expect(d.connections!.find((c) => c.request === "GET /get")).toMatchObject({ id: R, tunnelId: T });
+    expect(d.connections!.find((c) => c.request === "GET /headers")!.tunnelId).toBeUndefined();
+    const text = formatDescription(d);
+    expect(text).toContain(`DENIED (HTTP 403) GET /get: rbac: no ALLOW policy matched  [id ${R}, tunnel ${T}]`);
+    expect(text).toContain(`DENIED (HTTP 403) GET /headers  [id ${T}]`);
+  });
 });

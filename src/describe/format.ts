@@ -30,7 +30,7 @@ function connections(lines: string[], rows: ConnectionRow[] | null) {
     const arrow = c.direction === "inbound" ? "<-" : "->";
     const verdict = c.result.replace(/^\w+/, (w) => w.toUpperCase());
     const by = `${c.proxy ?? "(unknown proxy)"}${c.reporter ? ` (${c.reporter})` : ""}`;
-    lines.push(`  ${c.time}  ${by.padEnd(29)} ${arrow} ${c.peer}: ${verdict}${c.request ? ` ${c.request}` : ""}${c.reason ? `: ${c.reason}` : ""}${c.id ? `  [id ${c.id}]` : ""}`);
+    lines.push(`  ${c.time}  ${by.padEnd(29)} ${arrow} ${c.peer}: ${verdict}${c.request ? ` ${c.request}` : ""}${c.reason ? `: ${c.reason}` : ""}${c.id ? `  [id ${c.id}${c.tunnelId ? `, tunnel ${c.tunnelId}` : ""}]` : ""}`);
   }
 }
 

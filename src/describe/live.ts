@@ -47,8 +47,13 @@ export interface AccessLogEntry {
   path?: string;
   reason?: string;
   error?: string;
-  /** Connection or trace id shared by every hop of one connection, when the proxies log one. */
+  /**
+   * The id every hop logs for one connection: its W3C trace id (`trace_id`; older logs: `traceId`,
+   * `conn_id`). On a waypoint's request line, the request's own trace id.
+   */
   id?: string;
+  /** On a waypoint's request line: the trace id of the tunnel it came in (`tunnel_trace_id`), the ztunnels' id. */
+  tunnelId?: string;
 }
 
 export interface LiveFacts {
@@ -99,7 +104,8 @@ export function parseAccessLog(text: string, proxy?: string): AccessLogEntry[] {
     }
     if (o.scope !== "access" && !(o.src && o.dst)) continue;
     // Two shapes: the ztunnel's (src/dst objects, result) and the waypoint's (one line per request:
-    // source identity, sourceAddress, destination "host:port", upstream "ip:port", status, details, traceId).
+    // source identity, sourceAddress, destination "host:port", upstream "ip:port", status, details, trace_id
+    // and tunnel_trace_id).
     const src = part(o.src) ?? (str(o.source) || str(o.sourceAddress) ? { identity: str(o.source), addr: str(o.sourceAddress) } : undefined);
     let dst: Record<string, string | undefined> | undefined = part(o.dst);
     if (!dst && str(o.destination)) {
@@ -123,7 +129,8 @@ export function parseAccessLog(text: string, proxy?: string): AccessLogEntry[] {
       path: str(o.path),
       reason: str(o.reason) ?? str(o.details),
       error: str(o.error),
-      id: str(o.conn_id) ?? str(o.connection_id) ?? str(o.trace_id) ?? str(o.traceId) ?? str(o.id),
+      id: str(o.trace_id) ?? str(o.traceId) ?? str(o.conn_id) ?? str(o.connection_id) ?? str(o.id),
+      tunnelId: str(o.tunnel_trace_id),
     });
   }
   return out;

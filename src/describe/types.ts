@@ -122,7 +122,10 @@ export interface ConnectionRow {
   /** "GET /get" for a request logged by a waypoint */
   request: string | null;
   reason: string | null;
+  /** The trace id the proxies log for the connection (the same at every hop); a waypoint's request line: the request's. */
   id: string | null;
+  /** A waypoint's request line whose own trace differs from its tunnel's: the tunnel's (the ztunnels' id). */
+  tunnelId?: string;
 }
 
 export interface WorkloadDescription {

@@ -7,7 +7,8 @@
  *   2. The L7 policy (JWT principal, GET, /get) without a waypoint: denied, and `mesh check` says why.
  *   3. With the waypoint: no token 403, the demo token 200, POST 403, a tampered token 401.
  *   4. Troubleshooting: `mesh describe pod` of product-api before the waypoint (step 2) and with it, and a
- *      denied request followed through the proxies' access logs by its trace id.
+ *      denied request followed through the proxies' access logs: the waypoint's by the request's trace
+ *      id, the source ztunnel's by the trace id of the connection (tunnel) it came in.
  *
  * It leaves the lab up (config/mesh.yaml) and prints how to explore it and take it down.
  */
@@ -253,24 +254,52 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
         after.stdout.includes("at waypoint ambient-ns/product-api-waypoint"),
       `exit ${after.code}`,
     );
-    // A request without a token, with a trace id of our own: every proxy that logs it names that id.
+    // A request without a token, with a trace id of our own. The waypoint logs the request under it, and
+    // beside it the trace id of the tunnel it came in: the one the source ztunnel started for the
+    // connection and logs too (it sent it on the HBONE CONNECT). So both hops are found.
     const traceId = crypto.randomUUID().replace(/-/g, "");
     const traceparent = `00-${traceId}-${traceId.slice(0, 16)}-01`;
     show(`mesh lab exec${shownP} ${VIEWER} -- curl -s -o /dev/null -w '%{http_code}' -H "traceparent: ${traceparent}" ${URL_BASE}/get`);
     output(code(await run([mesh, ...statusOf(["-H", `traceparent: ${traceparent}`], "/get")])));
     const logs = ((JSON.parse((await run([mesh, "lab", "status", ...P, "--format", "json"])).stdout || "null") as { entries: { id: string; log?: string }[] } | null)?.entries ?? [])
       .filter((e) => /^(ztunnel|waypoint)\//.test(e.id) && e.log);
-    show(`grep ${traceId} ${logs.length ? `${dirname(logs[0]!.log!)}/*.log` : "(no logs)"}`);
-    let found: string[] = [];
-    const deadline = Date.now() + settleMs;
-    do {
-      found = logs.flatMap((e) => readFileSync(e.log!, "utf8").split("\n").filter((l) => l.includes(traceId)).map((l) => `${e.id}: ${l}`));
-      if (!found.length) await Bun.sleep(300);
-    } while (!found.length && Date.now() < deadline);
-    output(found.map((l) => (l.length > 400 ? `${l.slice(0, 400)}...` : l)).join("\n") || "(no line names it)");
-    const denial = found.find((l) => l.startsWith("waypoint/") && l.includes('"status":403'));
-    verdict("follow-denied", "the 403 is in the waypoint's access log under the request's trace id, with the policy that denied it", denial !== undefined && denial.includes("require-get-on-products"), found.length ? "no 403 line naming the policy" : "no line with the trace id");
-    say("\nThe same request among product-api's recent connections, next to the source ztunnel's line:");
+    const logGlob = logs.length ? `${dirname(logs[0]!.log!)}/*.log` : "(no logs)";
+    /** Lines naming `id` in any proxy's log, as "proxy: line", waiting (up to settleMs) until `done` holds. */
+    const grep = async (id: string, done: (lines: string[]) => boolean): Promise<string[]> => {
+      show(`grep ${id} ${logGlob}`);
+      let found: string[] = [];
+      const deadline = Date.now() + settleMs;
+      for (;;) {
+        found = logs.flatMap((e) => readFileSync(e.log!, "utf8").split("\n").filter((l) => l.includes(id)).map((l) => `${e.id}: ${l}`));
+        if (done(found) || Date.now() >= deadline) break;
+        await Bun.sleep(300);
+      }
+      output(found.map((l) => (l.length > 400 ? `${l.slice(0, 400)}...` : l)).join("\n") || "(no line names it)");
+      return found;
+    };
+    const isDenial = (l: string) => l.startsWith("waypoint/") && l.includes('"status":403');
+    const found = await grep(traceId, (f) => f.some(isDenial));
+    const denial = found.find(isDenial);
+    let tunnelTrace: string | undefined;
+    try {
+      tunnelTrace = denial ? (JSON.parse(denial.slice(denial.indexOf("{"))) as { tunnel_trace_id?: string }).tunnel_trace_id : undefined;
+    } catch {
+      tunnelTrace = undefined;
+    }
+    let sourceLine: string | undefined;
+    if (tunnelTrace) {
+      say(`\nThe waypoint's line names the tunnel the request came in (tunnel_trace_id): the trace the source ztunnel started for the connection.`);
+      const isSource = (l: string) => l.startsWith("ztunnel/") && l.includes('"reporter":"source"');
+      sourceLine = (await grep(tunnelTrace, (f) => f.some(isSource))).find(isSource);
+      say("(The waypoint answered 403 itself: the destination ztunnel never saw this request. A connection that reaches it, or that it refuses, is logged there under the same id.)");
+    }
+    verdict(
+      "follow-denied",
+      "the 403 is in the waypoint's access log under the request's trace id, with the policy that denied it, and the source ztunnel's line is found by the tunnel's trace id",
+      denial !== undefined && denial.includes("require-get-on-products") && sourceLine !== undefined,
+      !found.length ? "no line with the trace id" : !denial?.includes("require-get-on-products") ? "no 403 line naming the policy" : !tunnelTrace ? "the waypoint's line has no tunnel_trace_id" : "no source ztunnel line with the tunnel's trace id",
+    );
+    say("\nThe same request among product-api's recent connections, next to the source ztunnel's line (its id is the tunnel's):");
     const recent = await run([mesh, "describe", "pod", "ambient-ns/product-api", "--connections", "6", ...LAB]);
     output(recent.stdout.slice(recent.stdout.indexOf("Recent connections:")).split("\n\n")[0]!);
   } finally {

@@ -1,2 +1,3 @@
-/** Metrics (Prometheus text with Istio's names) and access logs. */
+/** Metrics (Prometheus text with Istio's names), access logs, and W3C trace context. */
 export * from "./metrics.ts";
+export * from "./trace.ts";

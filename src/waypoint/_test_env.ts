@@ -135,12 +135,19 @@ export function startH2App(host: string, seen: Seen[]): Promise<{ port: number; 
 }
 
 /** A pod's ztunnel, reduced to what the waypoint meets: HBONE with the pod's certificate, admitting only `admit`. */
-export function startPodZtunnel(host: string, tls: { cert: string; key: string; ca: string }, admit: string): HboneServer {
+/** A CONNECT a pod's stand-in ztunnel received. */
+export interface SeenConnect {
+  authority: string;
+  headers: Record<string, string>;
+}
+
+export function startPodZtunnel(host: string, tls: { cert: string; key: string; ca: string }, admit: string, connects?: SeenConnect[]): HboneServer {
   return HboneServer.listen({
     hostname: host,
     port: 0,
     tls,
     onStream(stream) {
+      connects?.push({ authority: stream.authority, headers: { ...stream.headers } });
       if (stream.peerIdentity !== admit) return stream.respond(401);
       const m = stream.authority.match(/^([\d.]+):(\d+)$/);
       if (!m || m[1] !== host) return stream.respond(400);
@@ -209,12 +216,14 @@ export interface TestWaypoint {
   apps: Apps;
   ca: CertificateAuthority;
   logs: Record<string, unknown>[];
+  /** The CONNECTs the waypoint sent to the endpoints' ztunnels, oldest first. */
+  connects: SeenConnect[];
   /** The access log lines so far (they are written once per event-loop turn: this waits for that). */
   accessLog(): Promise<Record<string, unknown>[]>;
   /** Replaces the configuration (extra YAML appended to the base mesh). */
   configure(extra?: string): void;
   /** An HBONE tunnel to the waypoint as `identity`, to `authority` (default the api VIP:8000). */
-  tunnel(opts?: { identity?: string; authority?: string; forwarded?: string }): Promise<HboneStream>;
+  tunnel(opts?: { identity?: string; authority?: string; forwarded?: string; traceparent?: string }): Promise<HboneStream>;
   /** One HTTP/1.1 request through the waypoint with node:http over a tunnel. */
   request(opts: HttpOpts): Promise<HttpResult>;
   close(): Promise<void>;
@@ -229,6 +238,8 @@ export interface HttpOpts {
   authority?: string;
   /** Reuse this agent (keep-alive across requests). */
   agent?: http.Agent;
+  /** The traceparent on the tunnel's CONNECT (what a source ztunnel sends). */
+  tunnelTraceparent?: string;
 }
 
 export interface HttpResult {
@@ -264,11 +275,12 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
   };
   const ports = { api: apps.http.api!.port, api2: apps.http.api2!.port, mirror: apps.http.mirror!.port, h2: apps.h2.port };
   const ztunnels = new Map<string, HboneServer>();
+  const connects: SeenConnect[] = [];
   for (const [ip, id] of [[IPS.api, API], [IPS.api2, API], [IPS.mirror, `spiffe://${TD}/ns/shop/sa/mirror`]] as const) {
-    ztunnels.set(ip, startPodZtunnel(ip, await material(id), WAYPOINT));
+    ztunnels.set(ip, startPodZtunnel(ip, await material(id), WAYPOINT, connects));
   }
   // A workload whose ztunnel admits someone else (as if another waypoint served it): refuses with 401.
-  ztunnels.set(IPS.locked, startPodZtunnel(IPS.locked, await material(API), STRANGER));
+  ztunnels.set(IPS.locked, startPodZtunnel(IPS.locked, await material(API), STRANGER, connects));
   const registry = new Registry();
   const state = new WaypointState("shop/wp");
   state.replace(modelOf(baseYaml(ports)), 1);
@@ -293,14 +305,18 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
   const clientPool = new HbonePool();
   let version = 1;
 
-  const tunnel = async (o: { identity?: string; authority?: string; forwarded?: string } = {}) => {
+  const tunnel = async (o: { identity?: string; authority?: string; forwarded?: string; traceparent?: string } = {}) => {
     const id = o.identity ?? VIEWER;
     const tls = await material(id);
     return await clientPool.connect({
       host: IPS.waypoint,
       port: server.port,
       authority: o.authority ?? `${API_VIP}:8000`,
-      headers: { forwarded: o.forwarded ?? `for="${IPS.viewer}";host=api.shop.svc.cluster.local`, baggage: "k8s.namespace.name=shop" },
+      headers: {
+        forwarded: o.forwarded ?? `for="${IPS.viewer}";host=api.shop.svc.cluster.local`,
+        baggage: "k8s.namespace.name=shop",
+        traceparent: o.traceparent,
+      },
       tls,
       expectedIdentities: [WAYPOINT],
     });
@@ -309,7 +325,7 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
   const request = async (o: HttpOpts): Promise<HttpResult> => {
     const agent = o.agent ?? new http.Agent({ keepAlive: false });
     (agent as unknown as { createConnection: unknown }).createConnection = (_: unknown, cb: (e: Error | null, s?: Duplex) => void) => {
-      tunnel({ identity: o.identity, authority: o.authority }).then((s) => cb(null, socketLike(toDuplex(s))), (e) => cb(e));
+      tunnel({ identity: o.identity, authority: o.authority, traceparent: o.tunnelTraceparent }).then((s) => cb(null, socketLike(toDuplex(s))), (e) => cb(e));
     };
     return await new Promise<HttpResult>((resolve, reject) => {
       const req = http.request(
@@ -339,6 +355,7 @@ export async function startTestWaypoint(limits: Partial<WaypointLimits> = {}): P
     apps,
     ca,
     logs,
+    connects,
     async accessLog() {
       await new Promise((r) => setTimeout(r, 5));
       return logs.filter((l) => l.scope === "access");

@@ -10,9 +10,15 @@ import type { Tunnel } from "./context.ts";
 import { type ByteStream, TcpByteStream } from "./io.ts";
 import type { Endpoint } from "./state.ts";
 import type { Service } from "../model/mod.ts";
+import { newTraceparent } from "../telemetry/mod.ts";
 
 export interface UpstreamConnector {
-  connect(endpoint: Endpoint, via: { tunnel: Tunnel; service?: Service; traceparent: string }): Promise<ByteStream>;
+  /**
+   * The CONNECT continues the client tunnel's trace (not a request's): a pooled upstream tunnel outlives
+   * the request it was opened for, and the destination ztunnel logs connections, which the source
+   * ztunnel's trace id names.
+   */
+  connect(endpoint: Endpoint, via: { tunnel: Tunnel; service?: Service }): Promise<ByteStream>;
 }
 
 /** A connection to an endpoint failed: `flag` is the Envoy response flag (UF connect failure, UH refused). */
@@ -59,7 +65,7 @@ export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
           headers: {
             forwarded: `for="${src.includes(":") ? `[${src}]` : src}"${via.service ? `;host=${via.service.hostname}` : ""}`,
             baggage: via.tunnel.baggage,
-            traceparent: via.traceparent,
+            traceparent: newTraceparent(via.tunnel.traceId),
           },
           tls,
           expectedIdentities: [w.identity],

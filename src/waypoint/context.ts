@@ -21,6 +21,13 @@ export interface Tunnel {
   destination: TunnelDestination;
   /** W3C baggage the client's ztunnel sent (source workload metadata), passed on. */
   baggage?: string;
+  /**
+   * The tunnel's W3C trace id: the one the source ztunnel sent on the CONNECT (traceparent), or one of ours
+   * when it sent none. Logged as `trace_id` (`tunnel_trace_id` on request lines), continued by requests
+   * that carry no trace of their own and by the tunnels opened to endpoints, so one id follows the
+   * connection from the source ztunnel through here to the destination ztunnel.
+   */
+  traceId: string;
 }
 
 export type RequestProtocol = "HTTP/1.0" | "HTTP/1.1" | "HTTP/2";
@@ -39,7 +46,7 @@ export interface RequestContext {
   headers: HeaderMap;
   /** performance.now() when the request head was read. */
   started: number;
-  /** W3C trace context sent on (the client's trace, a new span of ours). */
+  /** W3C trace context sent on: the request's own trace (else the tunnel's), a new span of ours. */
   traceparent: string;
   requestId: string;
   /** The endpoint of the addressed Service (or the addressed workload) policy is evaluated for. */

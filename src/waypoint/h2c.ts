@@ -164,7 +164,7 @@ async function handleStream(inp: H2Inputs, tunnel: Tunnel, stream: http2.ServerH
     host: String(h[":authority"] ?? h.host ?? `${d.ip}:${d.port}`),
     headers,
     started: performance.now(),
-    traceparent: nextTraceparent(headers["traceparent"]?.[0]),
+    traceparent: nextTraceparent(headers["traceparent"]?.[0], tunnel.traceId),
     requestId: headers["x-request-id"]?.[0] ?? crypto.randomUUID(),
   };
   stream.on("error", () => {});
@@ -245,7 +245,7 @@ async function forwardH2(
     try {
       session = await inp.sessions.session(
         key,
-        () => inp.connector.connect(endpoint, { tunnel: ctx.tunnel, service: plan.service, traceparent: ctx.traceparent }),
+        () => inp.connector.connect(endpoint, { tunnel: ctx.tunnel, service: plan.service }),
       );
     } catch (e) {
       if (canRetry({ connectionError: true })) continue;

@@ -7,6 +7,7 @@
  */
 import { logger } from "../core/log.ts";
 import type { KeyResolver, VerifiedTokens } from "../policy/mod.ts";
+import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { RequestBody } from "./body.ts";
 import type { UpstreamConnector } from "./connect.ts";
 import type { RequestContext, Tunnel } from "./context.ts";
@@ -149,17 +150,20 @@ export class WaypointProxy {
   /** The HBONE server's onStream. */
   onStream = (t: IncomingTunnel): void => {
     const state = this.inputs.state;
+    // The source ztunnel's trace for this connection (reference/HBONE.md 4: one of ours when there is none).
+    const traceId = parseTraceparent(t.headers.traceparent)?.traceId ?? newTraceId();
     if (!this.#accepting || !state.waypoint) {
+      log.info("tunnel refused", { authority: t.authority, peer: t.peerIdentity, status: 503, reason: "the waypoint is not serving (starting or draining)", trace_id: traceId });
       t.respond(503);
       return;
     }
     const answer = state.destination(t.authority);
     if (!answer.ok) {
-      log.info("tunnel refused", { authority: t.authority, peer: t.peerIdentity, status: answer.status, reason: answer.reason });
+      log.info("tunnel refused", { authority: t.authority, peer: t.peerIdentity, status: answer.status, reason: answer.reason, trace_id: traceId });
       t.respond(answer.status);
       return;
     }
-    log.debug("tunnel accepted", { authority: t.authority, peer: t.peerIdentity });
+    log.debug("tunnel accepted", { authority: t.authority, peer: t.peerIdentity, trace_id: traceId });
     const peerIp = ipOf(t.peerAddress);
     const claimed = forwardedFor(t.headers.forwarded);
     // The client's own address: believed when it belongs to a workload with the identity the peer proved.
@@ -173,12 +177,13 @@ export class WaypointProxy {
       sourceWorkload: claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimedWorkload : undefined,
       destination: answer.destination,
       baggage: t.headers.baggage,
+      traceId,
     };
     const declared = declaredProtocol(tunnel);
     if (declared === "opaque") {
       const pre = authorizeConnection(this.#tcpInputs(), tunnel);
       if (!pre.decision.allowed) {
-        log.info("tcp connection denied", { source: tunnel.peerIdentity, authority: t.authority, reason: pre.decision.reason });
+        log.info("tcp connection denied", { source: tunnel.peerIdentity, authority: t.authority, reason: pre.decision.reason, trace_id: traceId });
         t.respond(401);
         return;
       }
@@ -202,7 +207,7 @@ export class WaypointProxy {
       held = null;
       if (kind === "tcp" && declared === "http") {
         // A port declared HTTP carries HTTP: anything else is refused, never passed on unparsed.
-        log.info("tunnel refused: not HTTP on a port declared HTTP", { authority: t.authority, peer: t.peerIdentity });
+        log.info("tunnel refused: not HTTP on a port declared HTTP", { authority: t.authority, peer: t.peerIdentity, trace_id: traceId });
         t.reset();
         return;
       }
@@ -277,7 +282,7 @@ export class WaypointProxy {
         let conn: Http1Upstream | undefined;
         const timer = setTimeout(() => conn?.destroy(), this.limits.mirrorTimeoutMs);
         try {
-          const io = await this.inputs.connector.connect(endpoint, { tunnel: ctx.tunnel, service: svc, traceparent: ctx.traceparent });
+          const io = await this.inputs.connector.connect(endpoint, { tunnel: ctx.tunnel, service: svc });
           conn = new Http1Upstream(io, "mirror");
           const copy = new RequestBody({ recordLimit: Infinity, pauseSource() {}, resumeSource() {} });
           for (const c of body) copy.push(c);

@@ -45,6 +45,7 @@ export async function serveTcp(
     source: tunnel.peerIdentity,
     sourceAddress: tunnel.sourceIp,
     destination: d.service ? `${d.service.hostname}:${d.port}` : `${d.ip}:${d.port}`,
+    trace_id: tunnel.traceId,
   };
   if (!decision.allowed) {
     log.info("tcp connection denied", { ...fields, reason: decision.reason });
@@ -58,7 +59,7 @@ export async function serveTcp(
   }
   let upstream: ByteStream;
   try {
-    upstream = await inp.connector.connect(endpoint, { tunnel, service: d.service, traceparent: "" });
+    upstream = await inp.connector.connect(endpoint, { tunnel, service: d.service });
   } catch (e) {
     log.warn("tcp connection to the endpoint failed", { ...fields, error: (e as Error).message });
     io.reset();

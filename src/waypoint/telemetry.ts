@@ -5,7 +5,16 @@
  */
 import { logger } from "../core/log.ts";
 import type { Workload } from "../model/mod.ts";
-import { type Counter, DURATION_BUCKETS_MS, type Histogram, type Registry, SIZE_BUCKETS } from "../telemetry/mod.ts";
+import {
+  type Counter,
+  DURATION_BUCKETS_MS,
+  type Histogram,
+  newTraceparent,
+  parseTraceparent,
+  type Registry,
+  SIZE_BUCKETS,
+  traceIdOf,
+} from "../telemetry/mod.ts";
 import type { RequestContext } from "./context.ts";
 import type { Endpoint } from "./state.ts";
 
@@ -144,7 +153,8 @@ export class RequestTelemetry {
         ...(ctx.routeName ? { route: ctx.routeName } : {}),
         ...(o.tries && o.tries > 1 ? { tries: o.tries } : {}),
         ...(ctx.admission?.authn.status === "ok" ? { requestPrincipal: ctx.admission.authn.principal } : {}),
-        traceId: ctx.traceparent.slice(3, 35),
+        trace_id: traceIdOf(ctx.traceparent),
+        tunnel_trace_id: ctx.tunnel.traceId,
         requestId: ctx.requestId,
       });
     }
@@ -155,27 +165,12 @@ function spiffeNamespace(id: string): string {
   return /\/ns\/([^/]+)\//.exec(id)?.[1] ?? "unknown";
 }
 
-const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-const rnd = new Uint8Array(24);
-
-function hex(bytes: Uint8Array, from: number, to: number): string {
-  let s = "";
-  for (let i = from; i < to; i++) s += HEX2[bytes[i]!]!;
-  return s;
-}
-
-const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
-
 /**
- * The traceparent to send on: the client's trace id and flags with a new parent (span) id of ours, or a
- * new sampled trace when the client sent none (or an invalid one, W3C Trace Context 4.3).
+ * The traceparent to send on: the request's own trace id and flags with a new parent (span) id of ours;
+ * for a request with none (or an invalid one, W3C Trace Context 4.3), a new sampled span in the tunnel's
+ * trace (`tunnelTraceId`: the one the source ztunnel started for the connection), else in a new trace.
  */
-export function nextTraceparent(incoming: string | undefined): string {
-  crypto.getRandomValues(rnd);
-  const span = hex(rnd, 16, 24);
-  if (incoming) {
-    const m = TRACEPARENT.exec(incoming.trim().toLowerCase());
-    if (m && m[1] !== "ff" && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!)) return `00-${m[2]}-${span}-${m[4]}`;
-  }
-  return `00-${hex(rnd, 0, 16)}-${span}-01`;
+export function nextTraceparent(incoming: string | undefined, tunnelTraceId?: string): string {
+  const p = parseTraceparent(incoming);
+  return p ? newTraceparent(p.traceId, p.flags) : newTraceparent(tunnelTraceId, "01");
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
+import { IPS, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
 const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
@@ -262,6 +262,70 @@ describe("telemetry", () => {
     const fresh = (await wp.request({ path: "/get" })).json<{ headers: Record<string, string> }>().headers.traceparent!;
     expect(fresh).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
     const log = (await wp.accessLog()).pop()!;
-    expect(log.traceId).toBe(fresh.slice(3, 35));
+    expect(log.trace_id).toBe(fresh.slice(3, 35));
+    // No traceparent on the CONNECT either: the tunnel got a trace of ours, which the request continued.
+    expect(log.tunnel_trace_id).toBe(log.trace_id);
+  });
+});
+
+describe("one trace id across hops (the tunnel's traceparent)", () => {
+  const T = "0af7651916cd43dd8448eb211c80319c";
+  const R = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const tunnelTraceparent = `00-${T}-b7ad6b7169203331-00`;
+  const headersSeen = (r: { json<X>(): X }) => r.json<{ headers: Record<string, string> }>().headers;
+  beforeAll(() => wp.configure());
+
+  test("a request without a trace continues the tunnel's; the tunnel to the endpoint carries it on its CONNECT", async () => {
+    // A fresh upstream tunnel (an idle one would have been opened for an earlier client connection).
+    wp.proxy.http1Pool.close();
+    const before = wp.connects.length;
+    const r = await wp.request({ path: "/get", tunnelTraceparent });
+    expect(r.status).toBe(200);
+    expect(headersSeen(r).traceparent).toMatch(new RegExp(`^00-${T}-[0-9a-f]{16}-01$`));
+    const log = (await wp.accessLog()).pop()!;
+    expect(log).toMatchObject({ status: 200, trace_id: T, tunnel_trace_id: T });
+    const sent = wp.connects.slice(before);
+    expect(sent.length).toBe(1);
+    expect(sent[0]!.headers.traceparent).toMatch(new RegExp(`^00-${T}-[0-9a-f]{16}-00$`));
+    expect(sent[0]!.headers.traceparent).not.toContain("b7ad6b7169203331");
+  });
+
+  test("a request's own trace wins for the request; the tunnel's is logged beside it and still goes to the endpoint", async () => {
+    wp.proxy.http1Pool.close();
+    const before = wp.connects.length;
+    const r = await wp.request({ path: "/get", tunnelTraceparent, headers: { traceparent: `00-${R}-00f067aa0ba902b7-01` } });
+    expect(headersSeen(r).traceparent).toMatch(new RegExp(`^00-${R}-[0-9a-f]{16}-01$`));
+    expect((await wp.accessLog()).pop()).toMatchObject({ trace_id: R, tunnel_trace_id: T });
+    expect(wp.connects.slice(before).map((c) => c.headers.traceparent!.slice(3, 35))).toEqual([T]);
+  });
+
+  test("denials carry the tunnel's trace id: a 403, a refused tunnel, a denied TCP connection", async () => {
+    wp.configure(`apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: nobody
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: api
+  action: ALLOW`);
+    try {
+      const r = await wp.request({ path: "/get", tunnelTraceparent });
+      expect(r.status).toBe(403);
+      expect((await wp.accessLog()).pop()).toMatchObject({ status: 403, trace_id: T, tunnel_trace_id: T });
+      const from = wp.logs.length;
+      await expect(wp.tunnel({ authority: "10.9.9.9:80", traceparent: tunnelTraceparent })).rejects.toThrow();
+      expect(wp.logs.slice(from).find((l) => l.msg === "tunnel refused")).toMatchObject({ trace_id: T });
+      // Bytes that are not HTTP, to a port of api-2 (bound to the waypoint) that no Service declares: L4 denial.
+      const t = await wp.tunnel({ authority: `${IPS.api2}:7777`, traceparent: tunnelTraceparent });
+      const closed = new Promise<void>((resolve) => t.on("close", () => resolve()));
+      t.on("data", () => {});
+      t.write(Buffer.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]));
+      await closed;
+      expect(wp.logs.slice(from).find((l) => l.msg === "tcp connection denied")).toMatchObject({ trace_id: T });
+    } finally {
+      wp.configure();
+    }
   });
 });

@@ -256,6 +256,83 @@ describe("L4 authorization at the destination", () => {
   });
 });
 
+describe("one trace id across hops (traceparent on the CONNECT)", () => {
+  const HEX32 = /^[0-9a-f]{32}$/;
+  const access = (from: number, reporter: string) => logLines.slice(from).filter((l) => l.scope === "access" && l.reporter === reporter);
+
+  test("the source ztunnel starts a trace per connection; the destination ztunnel logs the same trace_id", async () => {
+    const from = logLines.length;
+    expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "t1")).reply).toBe("product-api:t1");
+    expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "t2")).reply).toBe("product-api:t2");
+    await eventually(() => access(from, "source").length === 2 && access(from, "destination").length === 2, "both reports of both connections");
+    const src = access(from, "source").map((l) => l.trace_id as string);
+    const dst = access(from, "destination").map((l) => l.trace_id as string);
+    for (const id of src) expect(id).toMatch(HEX32);
+    expect(src[0]).not.toBe(src[1]);
+    expect(dst.sort()).toEqual(src.sort());
+  });
+
+  test("a denied connection (HBONE 401): the source's and the destination's refusal carry the same trace_id", async () => {
+    withModel({
+      authorizationPolicies: [{ name: "nobody", namespace: "shop", action: "ALLOW", scope: { kind: "selector", matchLabels: { app: "product-api" } }, rules: [], hasL7: false }],
+    });
+    try {
+      const from = logLines.length;
+      expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "no")).error).toBe("ECONNRESET");
+      await eventually(() => access(from, "source").length === 1 && access(from, "destination").length === 1, "both refusals");
+      const [s] = access(from, "source");
+      const [d] = access(from, "destination");
+      expect(s).toMatchObject({ msg: "connection refused", result: "denied" });
+      expect(String(s!.reason)).toContain("refused with 401");
+      expect(d).toMatchObject({ msg: "connection refused", result: "denied" });
+      expect(String(d!.reason)).toStartWith("401");
+      expect(s!.trace_id).toMatch(HEX32);
+      expect(d!.trace_id).toBe(s!.trace_id);
+    } finally {
+      withModel({});
+    }
+  });
+
+  test("same node: both reports carry one trace_id", async () => {
+    const from = logLines.length;
+    expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: CART_IP, port: cartPort }, "c")).reply).toBe("cart:c");
+    await eventually(() => access(from, "source").length === 1 && access(from, "destination").length === 1, "both reports");
+    expect(access(from, "source")[0]!.trace_id).toMatch(HEX32);
+    expect(access(from, "destination")[0]!.trace_id).toBe(access(from, "source")[0]!.trace_id);
+  });
+
+  test("the destination reads the CONNECT's traceparent, and starts a trace when there is none (or it is invalid)", async () => {
+    const m = nodes.a!.certs.tlsMaterial(viewer.identity)!;
+    const pool = new HbonePool();
+    const trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    try {
+      const ids: unknown[] = [];
+      for (const traceparent of [`00-${trace}-00f067aa0ba902b7-01`, undefined, `00-${"0".repeat(32)}-00f067aa0ba902b7-01`]) {
+        const from = logLines.length;
+        const s = await pool.connect({
+          address: `${API_IP}:${nodes.b!.dataplane.hbone.port}`,
+          authority: `${API_IP}:${appPort}`,
+          headers: { traceparent },
+          tls: { cert: m.cert, key: m.key, ca: m.ca! },
+          expectedIdentities: ["spiffe://cluster.local/ns/shop/sa/product-api"],
+        });
+        const done = new Promise<void>((resolve) => s.on("close", () => resolve()));
+        s.on("data", () => {});
+        s.end(Buffer.from("x"));
+        await done;
+        await eventually(() => access(from, "destination").length === 1, "the destination report");
+        ids.push(access(from, "destination")[0]!.trace_id);
+      }
+      expect(ids[0]).toBe(trace);
+      expect(ids[1]).toMatch(HEX32);
+      expect(ids[2]).toMatch(HEX32);
+      expect(ids[2]).not.toBe("0".repeat(32));
+    } finally {
+      await pool.close(100);
+    }
+  });
+});
+
 describe("plaintext from outside the mesh (15006)", () => {
   const pa = (mode: PeerAuthentication["mode"]): PeerAuthentication => ({ name: "default", namespace: "shop", scope: { kind: "namespace" }, mode });
 

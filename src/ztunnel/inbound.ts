@@ -4,6 +4,7 @@
  * then decided (./inbound_decision.ts), answered (200, 400, 401 or 503), and spliced to the workload.
  */
 import { logger } from "../core/log.ts";
+import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy } from "./inputs.ts";
 import { plainAddress } from "./stream.ts";
@@ -53,6 +54,8 @@ export function handleInboundTunnel(inputs: ProxyInputs, t: InboundTunnel): void
     srcIdentity: t.peerIdentity,
     dstAddress: t.authority,
     securityPolicy: "mutual_tls",
+    // The client's trace (its ztunnel or waypoint sent it on the CONNECT), or one of ours when it sent none.
+    traceId: parseTraceparent(t.headers.traceparent)?.traceId ?? newTraceId(),
   };
   const deny = (status: number, reason: string, flags: "DENY" | "UF") => {
     t.respond(status);
@@ -88,7 +91,7 @@ export function handleInboundTunnel(inputs: ProxyInputs, t: InboundTunnel): void
       proxy(inputs, stream, upstream, [view], started);
     },
     (e) => {
-      log.warn("inbound connect to workload failed", { target: t.authority, error: (e as Error).message });
+      log.warn("inbound connect to workload failed", { target: t.authority, error: (e as Error).message, trace_id: view.traceId });
       deny(503, `connect to ${t.authority} failed: ${(e as Error).message}`, "UF");
     },
   );

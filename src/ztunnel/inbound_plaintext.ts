@@ -3,6 +3,7 @@
  * rules. PeerAuthentication STRICT refuses it; PERMISSIVE admits it with no principal, and L4
  * policies (ipBlocks, ports, and principals that then cannot match) still apply.
  */
+import { newTraceId } from "../telemetry/mod.ts";
 import { decidePlaintextInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy, refuse } from "./inputs.ts";
 import type { SocketStream } from "./stream.ts";
@@ -20,6 +21,8 @@ export function handleInboundPlaintext(inputs: ProxyInputs, client: SocketStream
     srcWorkload: index.workloadByAddress(srcAddress),
     dstAddress: dst ? `${dst.address}:${dst.port}` : "unknown",
     securityPolicy: "none",
+    // No CONNECT, so no trace to continue: the id still names this connection in the log.
+    traceId: newTraceId(),
   };
   if (!inputs.accepting()) return refuse(inputs, client, [view], "DENY", "ztunnel is not ready (or draining)", started);
   if (!dst) return refuse(inputs, client, [view], "DENY", "connection reached the plaintext port without being captured", started);

@@ -7,6 +7,7 @@
  */
 import { logger } from "../core/log.ts";
 import type { Workload } from "../model/types.ts";
+import { newTraceparent, traceIdOf } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy, refuse, statusOf } from "./inputs.ts";
 import { type HbonePlan, planOutbound } from "./outbound_plan.ts";
@@ -41,12 +42,15 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
   const started = performance.now();
   const srcAddress = client.remoteAddress;
   const dst = inputs.originalDestination(client);
+  // One trace per connection, sent on the CONNECT: the waypoint and the destination ztunnel log its id too.
+  const traceparent = newTraceparent();
   const base: ConnectionView = {
     reporter: "source",
     direction: "outbound",
     srcAddress,
     dstAddress: dst ? hostPort(dst.address, dst.port) : "unknown",
     securityPolicy: "none",
+    traceId: traceIdOf(traceparent),
   };
   if (!inputs.accepting()) {
     return refuse(inputs, client, [base], "DENY", "ztunnel is not ready (or draining): captured traffic is refused", started);
@@ -91,6 +95,7 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
       // host= names the Service the client addressed (telemetry only: the destination trusts nothing else in it).
       forwarded: `for="${hostPort(srcAddress, client.socket.remotePort)}"${plan.service ? `;host=${plan.service.hostname}` : ""}`,
       baggage: baggageOf(src),
+      traceparent,
     },
     sourceIdentity: src.identity,
     expectedIdentities: plan.expectedIdentities,
@@ -99,7 +104,7 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
     (e) => {
       const status = statusOf(e);
       const reason = `HBONE to ${plan.authority} via ${tunneled.hboneAddress} ${status ? `refused with ${status}` : "failed"}: ${(e as Error).message}`;
-      if (status !== 401) log.warn("outbound tunnel failed", { src: srcAddress, dst: tunneled.dstAddress, reason });
+      if (status !== 401) log.warn("outbound tunnel failed", { src: srcAddress, dst: tunneled.dstAddress, reason, trace_id: tunneled.traceId });
       refuse(inputs, client, [tunneled], status === 401 ? "DENY" : "UF", reason, started);
     },
   );

@@ -51,6 +51,11 @@ export interface ConnectionView {
   /** The waypoint the connection went through, "ns/name". */
   waypoint?: string;
   securityPolicy: SecurityPolicy;
+  /**
+   * W3C trace id shared by every hop of the connection: started by the source ztunnel, sent on the HBONE
+   * CONNECT (traceparent), read there by the waypoint and the destination ztunnel. Logged as `trace_id`.
+   */
+  traceId?: string;
 }
 
 export interface ConnectionOutcome {
@@ -177,6 +182,7 @@ export class ConnectionTelemetry {
     const fields = {
       direction: v.direction,
       reporter: v.reporter,
+      trace_id: v.traceId,
       src: {
         addr: v.srcAddress,
         workload: v.srcWorkload?.name,

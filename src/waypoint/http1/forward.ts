@@ -153,7 +153,7 @@ export async function forwardHttp1(
       let io: ByteStream;
       try {
         io = await withDeadline(
-          inp.connector.connect(endpoint, { tunnel: ctx.tunnel, service: plan.service, traceparent: ctx.traceparent }),
+          inp.connector.connect(endpoint, { tunnel: ctx.tunnel, service: plan.service }),
           deadline,
         );
       } catch (e) {

@@ -77,7 +77,7 @@ function contextOf(tunnel: Tunnel, req: Http1Request): RequestContext | undefine
     host,
     headers,
     started: performance.now(),
-    traceparent: nextTraceparent(headers["traceparent"]?.[0]),
+    traceparent: nextTraceparent(headers["traceparent"]?.[0], tunnel.traceId),
     requestId: headers["x-request-id"]?.[0] ?? crypto.randomUUID(),
   };
 }
