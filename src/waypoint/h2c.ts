@@ -16,7 +16,7 @@ import type { LocalReply, RequestContext, Tunnel } from "./context.ts";
 import type { ByteStream } from "./io.ts";
 import { grpcStatusOf, noHealthyUpstream, upstreamFailure, upstreamTimeout } from "./local_reply.ts";
 import type { Endpoint, WaypointState } from "./state.ts";
-import { decide, type StepInputs } from "./steps.ts";
+import { admitEndpoint, decide, type StepInputs } from "./steps.ts";
 import { nextTraceparent, type RequestTelemetry } from "./telemetry.ts";
 
 const log = logger("waypoint");
@@ -123,7 +123,14 @@ function headerMapOfH2(h: http2.IncomingHttpHeaders): HeaderMap {
 /** Serves HTTP/2 (prior knowledge) on `io`. */
 export function serveH2c(inp: H2Inputs, tunnel: Tunnel, io: ByteStream, initial: Uint8Array): void {
   const server = http2.createServer({ settings: { initialWindowSize: 1 << 20 } });
-  server.on("stream", (stream, headers) => void handleStream(inp, tunnel, stream as http2.ServerHttp2Stream, headers));
+  server.on("stream", (stream, headers) => {
+    const s = stream as http2.ServerHttp2Stream;
+    handleStream(inp, tunnel, s, headers).catch((e) => {
+      // A rejection nobody awaits would end the process: this stream ends instead.
+      log.error("h2c stream failed inside the waypoint", { error: (e as Error).message, stack: (e as Error).stack, trace_id: tunnel.traceId });
+      if (!s.destroyed) s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
+  });
   server.on("sessionError", (e) => log.debug("h2c session error", { error: e.message }));
   const d = duplexOf(io, initial);
   server.emit("connection", d);
@@ -238,6 +245,9 @@ async function forwardH2(
       ? inp.state.pickEndpoint(plan.service, plan.port, last)
       : plan.endpoint;
     if (!endpoint) return { reply: noHealthyUpstream("no ready endpoint") };
+    // Admitted for another workload (a retry's next endpoint): its own policies decide first.
+    const refused = await admitEndpoint(ctx, inp, endpoint, plan.service);
+    if (refused) return { reply: refused };
     last = endpoint;
     tries++;
     const key = `${endpoint.ip}:${endpoint.port}|${ctx.tunnel.peerIdentity}|${ctx.tunnel.sourceIp}`;

@@ -33,6 +33,11 @@ export function redirect(status: number, location: string, headers: [string, str
   return { status, body: "", headers: [["location", location], ...headers], flags: "-", details };
 }
 
+/** The waypoint cannot decide (its Gateway left the configuration): nothing is forwarded. */
+export function notServing(details: string): LocalReply {
+  return { status: 503, body: "no healthy upstream", flags: "UH", details };
+}
+
 export function noHealthyUpstream(details: string): LocalReply {
   return { status: 503, body: "no healthy upstream", flags: "UH", details };
 }

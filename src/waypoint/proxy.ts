@@ -20,6 +20,7 @@ import type { ByteStream } from "./io.ts";
 import { authorizeConnection, serveTcp } from "./tcp.ts";
 import type { RequestTelemetry } from "./telemetry.ts";
 import type { WaypointState } from "./state.ts";
+import { admitEndpoint } from "./steps.ts";
 
 const log = logger("waypoint");
 
@@ -189,7 +190,7 @@ export class WaypointProxy {
       }
       t.respond(200);
       this.#track(t);
-      void serveTcp(this.#tcpInputs(), tunnel, t, new Uint8Array(0), pre);
+      this.#serveTcp(tunnel, t, new Uint8Array(0), pre);
       return;
     }
     t.respond(200);
@@ -232,6 +233,14 @@ export class WaypointProxy {
     return { state: this.inputs.state, connector: this.inputs.connector };
   }
 
+  #serveTcp(tunnel: Tunnel, t: IncomingTunnel, first: Uint8Array, pre?: Parameters<typeof serveTcp>[4]): void {
+    serveTcp(this.#tcpInputs(), tunnel, t, first, pre).catch((e) => {
+      // A rejection nobody awaits would end the process: this connection closes instead.
+      log.error("tcp connection failed inside the waypoint", { error: (e as Error).message, stack: (e as Error).stack, trace_id: tunnel.traceId });
+      if (!t.closed) t.reset();
+    });
+  }
+
   #http1Inputs() {
     const i = this.inputs;
     return {
@@ -244,7 +253,8 @@ export class WaypointProxy {
       responseHeadTimeoutMs: this.limits.responseHeadTimeoutMs,
       telemetry: i.telemetry,
       limits: this.limits,
-      mirror: (ctx: RequestContext, req: Http1Request) => void this.#mirror(ctx, req),
+      mirror: (ctx: RequestContext, req: Http1Request) =>
+        void this.#mirror(ctx, req).catch((e) => log.warn("mirrored request failed", { error: (e as Error).message, trace_id: ctx.tunnel.traceId })),
     };
   }
 
@@ -263,7 +273,7 @@ export class WaypointProxy {
         first,
       );
     } else {
-      void serveTcp(this.#tcpInputs(), tunnel, t, first);
+      this.#serveTcp(tunnel, t, first);
     }
   }
 
@@ -276,6 +286,12 @@ export class WaypointProxy {
       const svc = this.inputs.state.index.serviceByName(m.namespace, m.name);
       const endpoint = svc && this.inputs.state.pickEndpoint(svc, m.port);
       if (!svc || !endpoint) continue;
+      // The copy reaches that workload as surely as the request: its policies decide whether it is sent.
+      const refused = await admitEndpoint(ctx, this.inputs, endpoint, svc);
+      if (refused) {
+        log.info("mirrored request not sent: its backend refuses it", { mirror: `${m.namespace}/${m.name}:${m.port}`, details: refused.details, trace_id: ctx.tunnel.traceId });
+        continue;
+      }
       const hostname = plan.host.replace(/(:\d+)?$/, (port) => `-shadow${port}`);
       const head = requestHead(ctx, { ...plan, service: svc, port: m.port, host: hostname }, req);
       void (async () => {

@@ -3,14 +3,21 @@
  * (src/explain): pick the endpoint of the addressed Service, authenticate the token and authorize the
  * request for that endpoint (src/policy admitRequest), then route (src/route routeRequest). A step either
  * lets the request go on (undefined) or answers it (a LocalReply).
+ *
+ * The request may then be sent to another workload than the one it was admitted for (a route to another
+ * backend, a retry on the next endpoint): `admitEndpoint` decides again for each such workload before
+ * anything is sent to it, since its ztunnel admits whatever this waypoint sends and enforces nothing.
  */
-import type { HttpHeaderModifier } from "../model/mod.ts";
+import type { HttpHeaderModifier, ModelIndex, Service } from "../model/mod.ts";
 import type { HeaderMap } from "../route/mod.ts";
 import { applyHeaderModifier, routeRequest } from "../route/mod.ts";
-import { admitRequest, type KeyResolver, type VerifiedTokens } from "../policy/mod.ts";
+import { type Admission, admitRequest, jwtRulesFor, type KeyResolver, type VerifiedTokens } from "../policy/mod.ts";
+import { logger } from "../core/log.ts";
 import type { ForwardPlan, LocalReply, RequestContext } from "./context.ts";
-import { accessDenied, noRoute, redirect, routeError, unauthenticated } from "./local_reply.ts";
-import type { WaypointState } from "./state.ts";
+import { accessDenied, noRoute, notServing, redirect, routeError, unauthenticated } from "./local_reply.ts";
+import type { Endpoint, WaypointState } from "./state.ts";
+
+const log = logger("waypoint");
 
 export interface StepInputs {
   state: WaypointState;
@@ -31,24 +38,45 @@ export const chooseEndpoint: Step = (ctx, { state }) => {
   return undefined;
 };
 
-/** RequestAuthentication then AuthorizationPolicy: 401 for a bad token, 403 when denied. */
-export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
-  const waypoint = state.waypoint!;
-  const d = ctx.tunnel.destination;
-  const admission = await admitRequest(
-    state.index,
-    waypoint,
-    { workload: ctx.endpoint?.workload, service: d.service },
-    {
-      source: { principal: ctx.tunnel.peerIdentity, ip: ctx.tunnel.sourceIp },
-      destination: { ip: ctx.endpoint?.ip, port: ctx.endpoint?.port ?? d.port },
-      http: { method: ctx.method, path: ctx.path, host: ctx.host, headers: ctx.headers },
-    },
-    keys,
-    now?.(),
-    tokens,
-  );
-  ctx.admission = admission;
+const XFCC = "x-forwarded-client-cert";
+
+// Per configuration: every header name a RequestAuthentication of the mesh fills from a verified token.
+const outputHeaderMemo = new WeakMap<ModelIndex, Set<string>>();
+
+/**
+ * Header names that only a verified token may set. Mesh-wide rather than only the rules of the admitted
+ * destination: the request can end up at another workload (route backend, retry) whose rules name other
+ * headers, and a client's copy of any of them must never reach a workload that trusts it.
+ */
+function jwtOutputHeaders(index: ModelIndex): Set<string> {
+  let names = outputHeaderMemo.get(index);
+  if (!names) {
+    names = new Set();
+    for (const ra of index.model.requestAuthentications) {
+      for (const r of ra.jwtRules) {
+        if (r.outputPayloadToHeader) names.add(r.outputPayloadToHeader.toLowerCase());
+        for (const o of r.outputClaimToHeaders ?? []) names.add(o.header.toLowerCase());
+      }
+    }
+    outputHeaderMemo.set(index, names);
+  }
+  return names;
+}
+
+/** What admit decided for, kept for `admitEndpoint`: the sanitized request headers, and workloads already admitted. */
+interface Admitted {
+  headers: HeaderMap;
+  allowed: Set<string>;
+}
+const admitted = new WeakMap<RequestContext, Admitted>();
+
+/** One admission decision: a workload (none: the Service had no ready endpoint), via a Service, on a port. */
+function admissionKey(workloadUid: string | undefined, service: Service | undefined, port: number): string {
+  return `${workloadUid ?? ""}|${service ? `${service.namespace}/${service.name}` : ""}|${port}`;
+}
+
+/** A refused admission as the client sees it: 401 (or 403 for an audience) for a bad token, else 403. */
+function refusal(ctx: RequestContext, admission: Admission): LocalReply | undefined {
   if (admission.status === 401 || (admission.status === 403 && !admission.decision)) {
     const authn = admission.authn;
     const error = authn.status === "invalid" ? authn.error : admission.reason;
@@ -56,14 +84,118 @@ export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
     return unauthenticated(admission.status, error, `http://${ctx.host}${q >= 0 ? ctx.path.slice(0, q) : ctx.path}`);
   }
   if (admission.status === 403) return accessDenied(`rbac_access_denied: ${admission.reason}`);
+  return undefined;
+}
+
+/**
+ * RequestAuthentication then AuthorizationPolicy: 401 for a bad token, 403 when denied.
+ *
+ * Before either, the client's headers that claim what only the mesh may say are dropped: those a
+ * verified token fills (outputPayloadToHeader, outputClaimToHeaders: a client without a token, or whose
+ * token lacks the claim, could set them itself) and x-forwarded-client-cert, which becomes ours
+ * (Envoy's `By=<this waypoint>;URI=<the client's verified identity>`). Policies see the request so cleaned.
+ */
+export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
+  const waypoint = state.waypoint;
+  if (!waypoint) return notServing(`the Gateway ${state.gateway} is no longer in the configuration`);
+  const d = ctx.tunnel.destination;
+  const dest = { workload: ctx.endpoint?.workload, service: d.service };
+  const reserved = jwtOutputHeaders(state.index);
+  const tokenHeaders = new Set<string>();
+  if (reserved.size) {
+    // A header that carries a token to verify is checked, not dropped (a forged token fails verification).
+    for (const r of jwtRulesFor(state.index, waypoint, dest)) {
+      for (const h of r.fromHeaders ?? []) tokenHeaders.add(h.name.toLowerCase());
+    }
+  }
+  const clean: HeaderMap = {};
+  for (const name in ctx.headers) {
+    if (name === XFCC || (reserved.has(name) && !tokenHeaders.has(name))) continue;
+    clean[name] = ctx.headers[name]!;
+  }
+  clean[XFCC] = [`By=${waypoint.identity};URI=${ctx.tunnel.peerIdentity}`];
+  ctx.headers = clean;
+  const admission = await admitRequest(
+    state.index,
+    waypoint,
+    dest,
+    {
+      source: { principal: ctx.tunnel.peerIdentity, ip: ctx.tunnel.sourceIp },
+      destination: { ip: ctx.endpoint?.ip, port: ctx.endpoint?.port ?? d.port },
+      http: { method: ctx.method, path: ctx.path, host: ctx.host, headers: clean },
+    },
+    keys,
+    now?.(),
+    tokens,
+  );
+  ctx.admission = admission;
+  const refused = refusal(ctx, admission);
+  if (refused) return refused;
+  admitted.set(ctx, { headers: clean, allowed: new Set([admissionKey(dest.workload?.uid, d.service, ctx.endpoint?.port ?? d.port)]) });
   if (admission.stripHeaders.length || Object.keys(admission.addHeaders).length) {
-    const h: HeaderMap = { ...ctx.headers };
+    const h: HeaderMap = { ...clean };
     for (const name of admission.stripHeaders) delete h[name];
     for (const [name, value] of Object.entries(admission.addHeaders)) h[name] = [value];
     ctx.headers = h;
   }
   return undefined;
 };
+
+/**
+ * Before a request admitted for one workload is sent to `endpoint` of `service` (its route's backend,
+ * a retry's next endpoint): the same request, with the same token, must be admitted for that workload
+ * too, else 403 `RBAC: access denied` (401 for a token its rules refuse). Its ztunnel takes whatever
+ * this waypoint sends and enforces nothing, so this is the only place its policies are applied.
+ *
+ * A backend served by another waypoint (its Service's, else its workload's binding) is refused: that
+ * waypoint's policies are the ones that apply to it and only it enforces them (fail closed; the route
+ * should name a backend this waypoint serves, or the client should call that Service itself).
+ */
+export async function admitEndpoint(
+  ctx: RequestContext,
+  { state, keys, tokens, now }: StepInputs,
+  endpoint: Endpoint,
+  service?: Service,
+): Promise<LocalReply | undefined> {
+  const d = ctx.tunnel.destination;
+  const svc = service ?? d.service;
+  const key = admissionKey(endpoint.workload.uid, svc, endpoint.port);
+  const before = admitted.get(ctx);
+  if (before?.allowed.has(key)) return undefined;
+  const waypoint = state.waypoint;
+  const fields = { source: ctx.tunnel.peerIdentity, workload: `${endpoint.workload.namespace}/${endpoint.workload.name}`, trace_id: ctx.tunnel.traceId };
+  if (!waypoint) return notServing(`the Gateway ${state.gateway} is no longer in the configuration`);
+  if (!before) {
+    // Never reached without admit; refusing keeps it so if the steps are ever rearranged.
+    return accessDenied(`rbac_access_denied: ${endpoint.workload.namespace}/${endpoint.workload.name} was never admitted`);
+  }
+  const binding = svc !== d.service ? svc?.waypoint ?? endpoint.workload.waypoint : undefined;
+  if (binding && binding.gateway !== state.gateway) {
+    const reason = `backend ${svc!.namespace}/${svc!.name} is served by waypoint ${binding.gateway}, whose policies this waypoint does not enforce (fail closed)`;
+    log.info("request refused for its backend", { ...fields, reason });
+    return accessDenied(`rbac_access_denied: ${reason}`);
+  }
+  const admission = await admitRequest(
+    state.index,
+    waypoint,
+    { workload: endpoint.workload, service: svc },
+    {
+      source: { principal: ctx.tunnel.peerIdentity, ip: ctx.tunnel.sourceIp },
+      destination: { ip: endpoint.ip, port: endpoint.port },
+      http: { method: ctx.method, path: ctx.path, host: ctx.host, headers: before.headers },
+    },
+    keys,
+    now?.(),
+    tokens,
+  );
+  const refused = refusal(ctx, admission);
+  if (refused) {
+    log.info("request refused for its backend", { ...fields, reason: admission.reason });
+    return refused;
+  }
+  before.allowed.add(key);
+  return undefined;
+}
 
 /** A redirect's response headers: the route's ResponseHeaderModifiers applied to none. */
 function locationHeaders(mods: HttpHeaderModifier[]): [string, string][] {
@@ -75,7 +207,8 @@ function locationHeaders(mods: HttpHeaderModifier[]): [string, string][] {
 }
 
 /** HTTPRoute: forward (with the rewritten request), redirect, or 404/500. Sets ctx.plan. */
-export const route: Step = (ctx, { state }) => {
+export const route: Step = async (ctx, inputs) => {
+  const { state } = inputs;
   const d = ctx.tunnel.destination;
   if (!d.service) {
     ctx.plan = {
@@ -118,10 +251,16 @@ export const route: Step = (ctx, { state }) => {
     delete headers["host"];
   }
   const same = svc === d.service && rd.backend.port === d.port;
+  // Another backend: its endpoint is chosen now, and admitted before anything is sent to it.
+  const endpoint = same ? ctx.endpoint : state.pickEndpoint(svc, rd.backend.port);
+  if (endpoint && !same) {
+    const refused = await admitEndpoint(ctx, inputs, endpoint, svc);
+    if (refused) return refused;
+  }
   const plan: ForwardPlan = {
     service: svc,
     port: rd.backend.port,
-    endpoint: same ? ctx.endpoint : undefined,
+    endpoint,
     host,
     path: rd.path,
     headers,

@@ -19,11 +19,16 @@ export interface TcpInputs {
   connector: UpstreamConnector;
 }
 
+const GATEWAY_GONE = "the waypoint's Gateway is not in the configuration";
+
 /** The L4 decision for a connection of `tunnel`, and the endpoint it would go to. */
 export function authorizeConnection(inp: TcpInputs, tunnel: Tunnel): { decision: EnforcedDecision; endpoint?: Endpoint } {
+  const waypoint = inp.state.waypoint;
+  // A configuration update can remove the Gateway while a connection is being sniffed: nothing decides, so nothing passes.
+  if (!waypoint) return { decision: { allowed: false, reason: GATEWAY_GONE, enforcedBy: "waypoint" } };
   const d = tunnel.destination;
   const endpoint = d.service ? inp.state.pickEndpoint(d.service, d.port) : d.workload && { workload: d.workload, ip: d.ip, port: d.port };
-  const decision = authorizeAtWaypoint(inp.state.index, inp.state.waypoint!, { workload: endpoint?.workload, service: d.service }, {
+  const decision = authorizeAtWaypoint(inp.state.index, waypoint, { workload: endpoint?.workload, service: d.service }, {
     source: { principal: tunnel.peerIdentity, ip: tunnel.sourceIp },
     destination: { ip: endpoint?.ip, port: endpoint?.port ?? d.port },
   });
@@ -48,7 +53,8 @@ export async function serveTcp(
     trace_id: tunnel.traceId,
   };
   if (!decision.allowed) {
-    log.info("tcp connection denied", { ...fields, reason: decision.reason });
+    if (decision.reason === GATEWAY_GONE) log.warn(`tcp connection refused: ${GATEWAY_GONE}`, { ...fields, gateway: inp.state.gateway });
+    else log.info("tcp connection denied", { ...fields, reason: decision.reason });
     io.reset();
     return;
   }

@@ -14,6 +14,7 @@ import type { ByteStream } from "../io.ts";
 import { badUpstreamResponse, noHealthyUpstream, upstreamFailure, upstreamTimeout } from "../local_reply.ts";
 import { splice } from "../splice.ts";
 import type { Endpoint, WaypointState } from "../state.ts";
+import { admitEndpoint, type StepInputs } from "../steps.ts";
 import type { RequestOutcome } from "../telemetry.ts";
 import type { Http1Request, Http1Response, ResponseFraming } from "./downstream.ts";
 import { headerMapOf, writeFields } from "./fields.ts";
@@ -94,7 +95,7 @@ function sinkOf(res: Http1Response) {
 }
 
 export async function forwardHttp1(
-  inp: ForwardInputs,
+  inp: ForwardInputs & StepInputs,
   ctx: RequestContext,
   req: Http1Request,
   res: Http1Response,
@@ -144,6 +145,9 @@ export async function forwardHttp1(
         tries,
       });
     }
+    // Admitted for another workload (a retry's next endpoint): its own policies decide first.
+    const refused = await admitEndpoint(ctx, inp, endpoint, plan.service);
+    if (refused) return done({ reply: refused, tries, upstream: endpoint });
     last = endpoint;
     tries++;
     const key = poolKey(endpoint, ctx);

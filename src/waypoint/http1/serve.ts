@@ -31,7 +31,12 @@ export interface Http1Inputs extends StepInputs, ForwardInputs {
 export function serveHttp1(inp: Http1Inputs, tunnel: Tunnel, io: ByteStream, initial: Uint8Array): Http1Downstream {
   return new Http1Downstream(
     io,
-    (req, res) => void handle(inp, tunnel, req, res),
+    (req, res) =>
+      void handle(inp, tunnel, req, res).catch((e) => {
+        // A rejection nobody awaits would end the process: this request's connection ends instead.
+        log.error("request failed inside the waypoint", { error: (e as Error).message, stack: (e as Error).stack, trace_id: tunnel.traceId });
+        if (!res.finished) res.abort();
+      }),
     {
       maxHeadBytes: inp.limits.maxHeadBytes,
       idleTimeoutMs: inp.limits.idleTimeoutMs,
