@@ -19,7 +19,7 @@ import {
   WAYPOINT_CLASS,
 } from "./normalize.ts";
 import { scopeSelectsWorkload } from "../model/mod.ts";
-import { isIpAddress } from "./schema/common.ts";
+import { isIpAddress, isIpBlock, isPortValue } from "./schema/common.ts";
 import { LabelIndex, selectorEvaluations } from "./label_index.ts";
 
 type Path = (string | number)[];
@@ -362,6 +362,7 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
           r.at(e, ["spec", "rules", i, "when", j, "key"], "warning", "unknown-condition", `${name}: condition key "${c.key}" is not one mesh knows (source.*, destination.*, remote.ip, connection.sni, request.headers[...], request.auth.*): it never matches in an ALLOW rule and always matches in a DENY rule`);
         })
       );
+      conditionValueRules(r, e);
       if (!ap.hasL7 || ap.action === "AUDIT" || ap.dryRun) continue;
       const attrs = l7Attributes(ap.rules);
       const at: Path = ["spec", ...attrs[0]!.path];
@@ -387,6 +388,29 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
 }
 
 const NOWHERE: Reach = { workloads: [], unserved: () => [] };
+
+const IP_CONDITIONS = new Set(["source.ip", "remote.ip", "destination.ip"]);
+
+/**
+ * Values of address and port conditions must be readable: the policy engine evaluates an unreadable one
+ * fail closed (a DENY then matches everything), which is not what its author meant.
+ */
+function conditionValueRules(r: Reporter, e: Entry): void {
+  const rules = (e.value.spec?.rules ?? []) as ({ when?: { key?: string; values?: unknown[]; notValues?: unknown[] }[] } | null)[];
+  rules.forEach((rule, i) =>
+    rule?.when?.forEach((c, j) => {
+      const ip = IP_CONDITIONS.has(c.key ?? "");
+      if (!ip && c.key !== "destination.port") return;
+      for (const list of ["values", "notValues"] as const) {
+        c[list]?.forEach((value, k) => {
+          if (typeof value !== "string" || (ip ? isIpBlock(value) : isPortValue(value))) return;
+          const what = ip ? "an IP address or a CIDR block such as 10.0.0.0/16" : "a port number from 1 to 65535, written as digits only";
+          r.at(e, ["spec", "rules", i, "when", j, list, k], "error", "invalid-value", `Invalid value for "spec.rules[${i}].when[${j}].${list}[${k}]" in AuthorizationPolicy: "${value}" is not ${what} (condition ${c.key})`);
+        });
+      }
+    })
+  );
+}
 
 /** How to bind a waypoint, naming a waypoint of that namespace when there is one. */
 function bindAdvice(lookups: Lookups, namespace: string, unserved: Workload[], refs: string[], misclassed?: string): string {

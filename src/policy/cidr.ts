@@ -113,12 +113,17 @@ export function cidrContains(cidr: Cidr, ip: IpBytes): boolean {
   return true;
 }
 
-/** Is `ip` inside the block `block`? Unparsable input never matches. */
-export function ipInBlock(block: string, ip: string | undefined): boolean {
-  if (ip === undefined) return false;
+/**
+ * Is `ip` inside the block `block`? `undefined` when `block` itself is not an address or CIDR block: a
+ * configuration error, which the policy engine treats fail closed (a DENY rule matches, an ALLOW rule
+ * does not), never as "no match". `false` when `ip` is absent or not an address.
+ */
+export function ipInBlock(block: string, ip: string | undefined): boolean | undefined {
   const c = cachedCidr(block);
+  if (c === undefined) return undefined;
+  if (ip === undefined) return false;
   const a = parseIp(ip);
-  return c !== undefined && a !== undefined && cidrContains(c, a);
+  return a !== undefined && cidrContains(c, a);
 }
 
 // Blocks come from configuration (a small set) and are checked on every connection: parse each once.

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { AuthorizationPolicy, PolicyRule } from "../model/mod.ts";
 import { conditionKeyKind, policyHasL7, policyL7Attributes, unknownConditionKeys } from "./attributes.ts";
+import { isIpBlock } from "../config/schema/common.ts";
 import { cidrContains, ipInBlock, parseCidr, parseIp } from "./cidr.ts";
 import { authorize, claimValues, policyMatches } from "./evaluate.ts";
 import { matchPath, normalizePath } from "./path.ts";
@@ -55,7 +56,8 @@ describe("string matching: exact, prefix x*, suffix *x, presence *", () => {
 });
 
 describe("ip blocks (IPv4 and IPv6, CIDR or single address)", () => {
-  const rows: [string, string, boolean][] = [
+  // undefined: the block itself is unreadable (the engine then fails closed, see below).
+  const rows: [string, string, boolean | undefined][] = [
     ["10.0.0.0/8", "10.200.3.4", true],
     ["10.0.0.0/8", "11.0.0.1", false],
     ["127.0.0.1", "127.0.0.1", true],
@@ -67,12 +69,28 @@ describe("ip blocks (IPv4 and IPv6, CIDR or single address)", () => {
     ["2001:db8::/32", "2001:db8:0:0:0:0:0:1", true],
     ["10.0.0.1", "::ffff:10.0.0.1", true], // IPv4-mapped peers compare as IPv4
     ["10.0.0.0/8", "fd00::1", false],
-    ["garbage", "10.0.0.1", false],
-    ["10.0.0.0/33", "10.0.0.1", false],
+    ["garbage", "10.0.0.1", undefined],
+    ["10.0.0.0/33", "10.0.0.1", undefined],
+    ["10.1.0.0/160", "10.1.2.3", undefined],
+    ["10.1.0.0./16", "10.1.2.3", undefined],
+    ["::ffff:10.0.0.0/8", "10.1.2.3", undefined], // a mapped block's prefix must cover the 96 mapping bits
   ];
   for (const [block, ip, want] of rows) {
     test(`${ip} in ${block} -> ${want}`, () => expect(ipInBlock(block, ip)).toBe(want));
   }
+  test("mesh check accepts exactly the blocks the engine reads (no value passes the check to fail closed later)", () => {
+    const blocks = [
+      "10.0.0.0/8", "10.1.0.0/16", "0.0.0.0/0", "127.0.0.1", "127.0.0.1/24", "10.0.0.0/32", "fd00::/8", "::1", "::/0",
+      "2001:db8::/128", "::ffff:10.0.0.0/104", "::ffff:10.0.0.0/96", "::ffff:0a00:0/104", "0:0:0:0:0:ffff:a00:0/120",
+      "10.1.0.0/160", "10.1.0.0./16", "10.0.0.0/33", "fd00::/129", "10.1.2.3/", "/8", "garbage", "1.2.3", "1.2.3.256",
+      "::ffff:10.0.0.0/8", "::ffff:0a00:0/64", "0::ffff:10.0.0.0/95", "10.0.0.0/-1", "10.0.0.0/8/8",
+    ];
+    for (const b of blocks) expect([b, isIpBlock(b)]).toEqual([b, parseCidr(b) !== undefined]);
+    // The check may be stricter (an error in mesh check), never looser.
+    for (const b of ["0:0:0:0:0:ffff:10.0.0.0/120", " 10.0.0.0/8", "10.0.0.0/8 "]) {
+      expect([b, parseCidr(b) !== undefined, isIpBlock(b)]).toEqual([b, true, false]);
+    }
+  });
   test("parsers reject malformed input", () => {
     for (const bad of ["1.2.3", "1.2.3.256", "1::2::3", "12345::", "a.b.c.d"]) expect(parseIp(bad)).toBeUndefined();
     expect(cidrContains(parseCidr("::ffff:10.0.0.0/104")!, parseIp("10.1.2.3")!)).toBe(true);
@@ -180,7 +198,7 @@ describe("source fields", () => {
 describe("operation fields", () => {
   const rows: [string, PolicyRule["to"], AuthzRequest, boolean][] = [
     ["ports compare the destination (workload) port", [{ operation: { ports: ["8080"] } }], l4(), true],
-    ["non-numeric ports never match", [{ operation: { ports: ["http"] } }], l4(), false],
+    ["a non-numeric port never makes an ALLOW match (unreadable: fail closed)", [{ operation: { ports: ["http"] } }], l4(), false],
     ["notPorts", [{ operation: { notPorts: ["8080"] } }], l4(), false],
     ["hosts", [{ operation: { hosts: ["*.shop.svc.cluster.local"] } }], http(), true],
     ["notHosts", [{ operation: { notHosts: ["api.shop.svc.cluster.local"] } }], http(), false],
@@ -277,6 +295,43 @@ describe("when conditions", () => {
     expect(d.allowed).toBe(false);
     expect(d.policy).toBe("ns1/typo");
     expect(d.warnings?.join()).toContain("source.serviceAccount");
+  });
+});
+
+describe("unreadable values fail closed (a DENY matches, an ALLOW does not), with a reason", () => {
+  const deny = (rule: PolicyRule) => authorize([policy("DENY", [rule], "d")], l4(CLIENT, 9000, "10.1.2.3"));
+  const allow = (rule: PolicyRule) => authorize([policy("ALLOW", [rule], "a")], l4(CLIENT, 9000, "10.1.2.3"));
+  const rows: [string, PolicyRule, "DENY" | "ALLOW", string][] = [
+    ["DENY ipBlocks with a prefix beyond /32", { from: [{ source: { ipBlocks: ["10.1.0.0/160"] } }] }, "DENY", '"10.1.0.0/160"'],
+    ["DENY notIpBlocks unreadable", { from: [{ source: { notIpBlocks: ["10.9.0.0/99"] } }] }, "DENY", '"10.9.0.0/99"'],
+    ["DENY ports with a trailing space", { to: [{ operation: { ports: ["9000 "] } }] }, "DENY", 'port "9000 "'],
+    ["DENY notPorts not a number", { to: [{ operation: { notPorts: ["http"] } }] }, "DENY", 'port "http"'],
+    ["DENY when source.ip unreadable", { when: [{ key: "source.ip", values: ["10.1.2.3/64"] }] }, "DENY", 'condition "source.ip"'],
+    ["DENY when destination.port unreadable", { when: [{ key: "destination.port", values: ["9000 "] }] }, "DENY", 'condition "destination.port"'],
+    ["ALLOW notIpBlocks with a stray dot", { from: [{ source: { notIpBlocks: ["10.1.0.0./16"] } }] }, "ALLOW", '"10.1.0.0./16"'],
+    ["ALLOW ipBlocks unreadable", { from: [{ source: { ipBlocks: ["10.1.2.3/"] } }] }, "ALLOW", '"10.1.2.3/"'],
+    ["ALLOW ports unreadable", { to: [{ operation: { ports: ["09000x"] } }] }, "ALLOW", 'port "09000x"'],
+    ["ALLOW when notValues unreadable", { when: [{ key: "source.ip", notValues: ["nope"] }] }, "ALLOW", 'condition "source.ip"'],
+  ];
+  for (const [name, rule, action, says] of rows) {
+    test(`${name}: refused`, () => {
+      const d = action === "DENY" ? deny(rule) : allow(rule);
+      expect(d.allowed).toBe(false);
+      expect(d.reason).toContain(says);
+      expect(d.reason).toContain("fail closed");
+      expect(d.warnings?.join("\n")).toContain(says);
+    });
+  }
+  test("a readable value next to an unreadable one still decides when it matches", () => {
+    const d = allow({ from: [{ source: { ipBlocks: ["bad", "10.1.0.0/16"] } }] });
+    expect(d.allowed).toBe(true);
+    expect(deny({ to: [{ operation: { ports: ["x", "9000"] } }] }).reason).toBe("denied by DENY policy ns1/d rule 0");
+  });
+  test("valid values keep their meaning", () => {
+    expect(deny({ to: [{ operation: { ports: ["9001"] } }] }).allowed).toBe(true);
+    expect(deny({ from: [{ source: { ipBlocks: ["10.2.0.0/16"] } }] }).allowed).toBe(true);
+    expect(allow({ from: [{ source: { notIpBlocks: ["10.2.0.0/16"] } }] }).allowed).toBe(true);
+    expect(allow({ when: [{ key: "destination.port", values: ["9000"] }] }).allowed).toBe(true);
   });
 });
 

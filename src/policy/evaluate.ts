@@ -16,7 +16,10 @@
  * Attributes the enforcement point cannot see (HTTP attributes on an L4 connection) and condition keys
  * this engine does not know are UNKNOWN, not false: an unknown rule never makes an ALLOW match, and
  * always makes a DENY (or CUSTOM) match. Both directions fail closed; for a DENY rule this is Istio's
- * own "enforce it without its HTTP parts" behaviour.
+ * own "enforce it without its HTTP parts" behaviour. A policy value that cannot be read (an ipBlocks
+ * entry that is no CIDR block, a port that is no port number) is UNKNOWN as well, in its positive and
+ * its not- form: Istio's admission would have refused it, and reading it as "no match" would let a DENY
+ * pass everything (or a notIpBlocks ALLOW admit everyone). `mesh check` reports such values as errors.
  */
 import type { AuthorizationPolicy, PolicyCondition, PolicyOperation, PolicyRule, PolicySource } from "../model/mod.ts";
 import { conditionKeyKind } from "./attributes.ts";
@@ -58,6 +61,28 @@ interface Ctx {
   warnings: Set<string>;
   policy: AuthorizationPolicy;
   rule: number;
+  /** The first unreadable value met in this policy (for the decision's reason). */
+  invalid?: string;
+}
+
+/** Records an unreadable policy value; the caller returns UNKNOWN (fail closed). */
+function invalidValue(ctx: Ctx, what: string): Tri {
+  const msg = `${where(ctx)}: ${what}; the rule is evaluated fail closed (a DENY matches, an ALLOW does not)`;
+  ctx.invalid ??= msg;
+  ctx.warnings.add(msg);
+  return UNKNOWN;
+}
+
+function testBlock(block: string, ip: string | undefined, ctx: Ctx): Tri {
+  const r = ipInBlock(block, ip);
+  return r === undefined ? invalidValue(ctx, `"${block}" is not an IP address or CIDR block`) : r;
+}
+
+/** A port as AuthorizationPolicy writes it: a decimal number from 1 to 65535, nothing around it. */
+function isPortValue(value: string): boolean {
+  if (!/^\d{1,5}$/.test(value)) return false;
+  const n = Number(value);
+  return n >= 1 && n <= 65535;
 }
 
 /** Where a warning comes from; built only when there is one to report. */
@@ -120,7 +145,7 @@ class Conjunction {
 const testPrincipal: Test = (v, ctx) => matchString(v, ctx.peer.principal);
 const testNamespace: Test = (v, ctx) => matchString(v, ctx.peer.namespace);
 const testTrustDomain: Test = (v, ctx) => matchString(v, ctx.peer.trustDomain);
-const testSourceIp: Test = (v, ctx) => ipInBlock(v, ctx.req.source.ip);
+const testSourceIp: Test = (v, ctx) => testBlock(v, ctx.req.source.ip, ctx);
 const testServiceAccount: Test = (v, ctx) => {
   const slash = v.indexOf("/");
   const ns = slash >= 0 ? v.slice(0, slash) : ctx.policyNamespace;
@@ -128,9 +153,9 @@ const testServiceAccount: Test = (v, ctx) => {
   return ctx.peer.namespace === ns && ctx.peer.serviceAccount === sa;
 };
 const testRequestPrincipal: Test = (v, ctx) => (ctx.l7 ? matchString(v, ctx.req.auth?.principal) : UNKNOWN);
-const testRemoteIp: Test = (v, ctx) => (ctx.l7 ? ipInBlock(v, remoteIp(ctx.req)) : UNKNOWN);
-// Non-numeric port strings never match (Istio drops them when compiling for ztunnel).
-const testPort: Test = (v, ctx) => /^\d+$/.test(v) && Number(v) === ctx.req.destination.port;
+const testRemoteIp: Test = (v, ctx) => (ctx.l7 ? testBlock(v, remoteIp(ctx.req), ctx) : UNKNOWN);
+const testPort: Test = (v, ctx) =>
+  isPortValue(v) ? Number(v) === ctx.req.destination.port : invalidValue(ctx, `port "${v}" is not a port number (1 to 65535)`);
 const testHost: Test = (v, ctx) => (ctx.l7 ? matchHost(v, ctx.req.http?.host) : UNKNOWN);
 const testMethod: Test = (v, ctx) => (ctx.l7 ? matchString(v, ctx.req.http?.method) : UNKNOWN);
 const testPath: Test = (v, ctx) => (ctx.l7 ? matchPath(v, ctx.path) : UNKNOWN);
@@ -216,7 +241,7 @@ function one(v: string | undefined): string[] {
 }
 
 /** The values an attribute key has for this request; undefined when unavailable here. */
-function conditionValues(pk: ParsedKey, ctx: Ctx): { values: string[]; ip?: boolean } | undefined {
+function conditionValues(pk: ParsedKey, ctx: Ctx): { values: string[]; ip?: boolean; port?: boolean } | undefined {
   const { req, peer } = ctx;
   switch (pk.kind) {
     case "unknown":
@@ -235,7 +260,7 @@ function conditionValues(pk: ParsedKey, ctx: Ctx): { values: string[]; ip?: bool
     case "destination.ip":
       return { values: one(req.destination.ip), ip: true };
     case "destination.port":
-      return { values: [String(req.destination.port)] };
+      return { values: [String(req.destination.port)], port: true };
     case "source.namespace":
       return { values: one(peer.namespace) };
     case "source.principal":
@@ -263,14 +288,44 @@ function conditionMatches(c: PolicyCondition, ctx: Ctx): Tri {
     }
     return UNKNOWN;
   }
-  const test = (pattern: string) => got.values.some((v) => (got.ip ? ipInBlock(pattern, v) : matchString(pattern, v)));
+  const test = (pattern: string): Tri => {
+    if (got.ip) {
+      if (ipInBlock(pattern, undefined) === undefined) {
+        return invalidValue(ctx, `condition "${c.key}": "${pattern}" is not an IP address or CIDR block`);
+      }
+      return got.values.some((v) => ipInBlock(pattern, v) === true);
+    }
+    if (got.port && !isPortValue(pattern)) {
+      return invalidValue(ctx, `condition "${c.key}": "${pattern}" is not a port number (1 to 65535)`);
+    }
+    return got.values.some((v) => matchString(pattern, v));
+  };
   if (c.values === undefined && c.notValues === undefined) {
     ctx.warnings.add(`${where(ctx)}: condition "${c.key}" has neither values nor notValues`);
     return false;
   }
-  if (c.values !== undefined && !c.values.some(test)) return false;
-  if (c.notValues !== undefined && c.notValues.some(test)) return false;
-  return true;
+  let unknown = false;
+  if (c.values !== undefined) {
+    const r = anyPattern(c.values, test);
+    if (r === false) return false;
+    if (r === undefined) unknown = true;
+  }
+  if (c.notValues !== undefined) {
+    const r = anyPattern(c.notValues, test);
+    if (r === true) return false;
+    if (r === undefined) unknown = true;
+  }
+  return unknown ? UNKNOWN : true;
+}
+
+function anyPattern(patterns: string[], test: (p: string) => Tri): Tri {
+  let unknown = false;
+  for (const p of patterns) {
+    const r = test(p);
+    if (r === true) return true;
+    if (r === undefined) unknown = true;
+  }
+  return unknown ? UNKNOWN : false;
 }
 
 /** Does one rule match? from AND to AND every when; false short-circuits. */
@@ -315,6 +370,8 @@ export interface PolicyMatch {
   matched: Tri;
   /** The first rule that matched (or, for an unknown result, the first rule that could not be evaluated). */
   ruleIndex?: number;
+  /** Set when the policy holds a value that cannot be read (evaluated fail closed): what and where. */
+  invalid?: string;
 }
 
 /** Request-derived values computed once per request, shared by every policy. */
@@ -347,7 +404,8 @@ function matchPrepared(policy: AuthorizationPolicy, p: Prepared, warnings: Set<s
     if (m === true) return { matched: true, ruleIndex: i };
     if (m === undefined && unknownAt === undefined) unknownAt = i;
   }
-  return unknownAt === undefined ? { matched: false } : { matched: UNKNOWN, ruleIndex: unknownAt };
+  if (unknownAt === undefined) return { matched: false };
+  return ctx.invalid ? { matched: UNKNOWN, ruleIndex: unknownAt, invalid: ctx.invalid } : { matched: UNKNOWN, ruleIndex: unknownAt };
 }
 
 /** Evaluate one policy's rules against a request. */
@@ -406,6 +464,8 @@ export function authorize(policies: readonly AuthorizationPolicy[], req: AuthzRe
     if (p.action !== "DENY" || m.matched === false) continue;
     const reason = m.matched === true
       ? `denied by DENY policy ${policyKey(p)} rule ${m.ruleIndex}`
+      : m.invalid
+      ? `denied by DENY policy ${policyKey(p)} rule ${m.ruleIndex}: it holds a value that cannot be read (${m.invalid}), so it is enforced as if it matched (fail closed)`
       : `denied by DENY policy ${policyKey(p)} rule ${m.ruleIndex}: it needs attributes not available at ${
         layer(req)
       } (or unknown keys), so it is enforced as if they matched (fail closed)`;
@@ -425,10 +485,11 @@ export function authorize(policies: readonly AuthorizationPolicy[], req: AuthzRe
       });
     }
   }
-  const unevaluable = allows.filter((r) => r.m.matched === undefined).map((r) => policyKey(r.p));
+  const unevaluable = allows.filter((r) => r.m.matched === undefined && !r.m.invalid).map((r) => policyKey(r.p));
+  const unreadable = allows.filter((r) => r.m.invalid).map((r) => r.m.invalid!);
   const names = allows.map((r) => policyKey(r.p)).join(", ");
-  const extra = unevaluable.length
+  const extra = (unevaluable.length
     ? `; rules of ${unevaluable.join(", ")} need attributes not available at ${layer(req)} and never match here`
-    : "";
+    : "") + (unreadable.length ? `; ${unreadable.join("; ")}` : "");
   return finish({ allowed: false, reason: `no ALLOW policy matched (${names})${extra}` });
 }

@@ -3,7 +3,7 @@
  * networking.istio.io WorkloadEntry, with the fields of Istio's own API (nothing invented).
  */
 import * as v from "valibot";
-import { ignored, labels, nonEmpty, policyTargetRef, port, resource, stringList, workloadSelector } from "./common.ts";
+import { ignored, ipBlockList, labels, nonEmpty, policyTargetRef, port, portValueList, resource, stringList, workloadSelector } from "./common.ts";
 
 const source = v.strictObject({
   principals: v.optional(stringList),
@@ -14,22 +14,19 @@ const source = v.strictObject({
   notNamespaces: v.optional(stringList),
   serviceAccounts: v.optional(stringList),
   notServiceAccounts: v.optional(stringList),
-  ipBlocks: v.optional(stringList),
-  notIpBlocks: v.optional(stringList),
-  remoteIpBlocks: v.optional(stringList),
-  notRemoteIpBlocks: v.optional(stringList),
+  ipBlocks: v.optional(ipBlockList),
+  notIpBlocks: v.optional(ipBlockList),
+  remoteIpBlocks: v.optional(ipBlockList),
+  notRemoteIpBlocks: v.optional(ipBlockList),
   trustDomains: v.optional(stringList),
   notTrustDomains: v.optional(stringList),
 });
 
-// Istio types ports as strings; a bare number is what people write, so take both.
-const portList = v.array(v.union([v.string(), v.number()], "Ports must be strings such as \"8080\""));
-
 const operation = v.strictObject({
   hosts: v.optional(stringList),
   notHosts: v.optional(stringList),
-  ports: v.optional(portList),
-  notPorts: v.optional(portList),
+  ports: v.optional(portValueList),
+  notPorts: v.optional(portValueList),
   methods: v.optional(stringList),
   notMethods: v.optional(stringList),
   paths: v.optional(stringList),
