@@ -171,24 +171,28 @@ describe("KubernetesSource", () => {
   });
 
   test("nothing is published before every kind is listed; the outage keeps the last model", async () => {
-    api.setUnavailable(true);
-    const { s, updates, last } = open();
-    await s.start(300);
-    expect(updates.length).toBe(0);
-    expect(s.synced).toBe(false);
-    api.setUnavailable(false);
-    await until("first model", () => updates.length > 0, 8000);
-    const before = last()!;
-    api.setUnavailable(true);
-    // The dropped watches come back to a 503 (after a backoff that a loaded machine stretches)...
-    await until("a 503 seen", () => s.health().some((h) => h.lastError?.includes("503")));
-    // ...and the outage goes on for a while: the last model keeps serving.
-    await Bun.sleep(300);
-    expect(last()).toBe(before);
-    api.setUnavailable(false);
-    api.put(pod({ name: "after-outage", node: "node-a", sa: "viewer", ip: "10.244.1.78" }));
-    await until("after outage", () => last()!.workloads.some((w) => w.name === "after-outage"), 8000);
-    api.remove("Pod", "shop", "after-outage");
+    try {
+      api.setUnavailable(true);
+      const { s, updates, last } = open();
+      await s.start(300);
+      expect(updates.length).toBe(0);
+      expect(s.synced).toBe(false);
+      api.setUnavailable(false);
+      await until("first model", () => updates.length > 0, 8000);
+      const before = last()!;
+      api.setUnavailable(true);
+      // The dropped watches come back to a 503 (after a backoff that a loaded machine stretches)...
+      await until("a 503 seen", () => s.health().some((h) => h.lastError?.includes("503")));
+      // ...and the outage goes on for a while: the last model keeps serving.
+      await Bun.sleep(300);
+      expect(last()).toBe(before);
+      api.setUnavailable(false);
+      api.put(pod({ name: "after-outage", node: "node-a", sa: "viewer", ip: "10.244.1.78" }));
+      await until("after outage", () => last()!.workloads.some((w) => w.name === "after-outage"), 8000);
+      api.remove("Pod", "shop", "after-outage");
+    } finally {
+      api.setUnavailable(false); // a failure here must not leave the next tests without an API server
+    }
   });
 
   test("a waypoint Gateway's address comes from its status; the waypoint's own Service stays out of the model", async () => {
