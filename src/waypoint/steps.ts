@@ -106,6 +106,8 @@ export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
     // A header that carries a token to verify is checked, not dropped (a forged token fails verification).
     for (const r of jwtRulesFor(state.index, waypoint, dest)) {
       for (const h of r.fromHeaders ?? []) tokenHeaders.add(h.name.toLowerCase());
+      // No location given: the token is looked for in Authorization (and access_token).
+      if (!r.fromHeaders?.length && !r.fromParams?.length && !r.fromCookies?.length) tokenHeaders.add("authorization");
     }
   }
   const clean: HeaderMap = {};
