@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import tls from "node:tls";
 import { makeTestCa, spiffeId, type TestCa, type TestTls } from "./_test_certs.ts";
 import { type ConnectionInfo, HboneServer, HbonePool, type HboneStream, isSpiffeId, spiffeIdsFromSan } from "./mod.ts";
+import { peerSpiffeId } from "./tls.ts";
 
 const A = spiffeId("tls", "a");
 const B = spiffeId("tls", "b");
@@ -95,6 +96,21 @@ describe("server side", () => {
     }
   });
 
+  test("a client whose certificate has two SPIFFE IDs is refused, even if the first is a good one", async () => {
+    const two = await ca.issue(CLIENT, { uris: [CLIENT, spiffeId("tls", "admin")] });
+    const pool = new HbonePool({ connectTimeoutMs: 3000 });
+    const before = server.stats.handshakeRefused;
+    const seen = peers.length;
+    try {
+      const e = await pool.connect({ address: `127.0.0.1:${server.port}`, authority: "1.1.1.1:80", tls: two, expectedIdentities: [A] }).catch((e) => e);
+      expect(e).toBeInstanceOf(Error);
+      expect(server.stats.handshakeRefused).toBe(before + 1);
+      expect(peers.length).toBe(seen);
+    } finally {
+      await pool.close();
+    }
+  });
+
   test("a TLS 1.3 client with a good certificate and ALPN h2 gets through (control for the above)", async () => {
     expect(await nodeTls({ cert: clientTls.cert, key: clientTls.key, ca: clientTls.ca })).toBe("connected");
   });
@@ -177,6 +193,21 @@ describe("certificates change without closing connections", () => {
     }
   });
 
+  test("a server certificate with two SPIFFE IDs is refused by the client, whichever of them it expects", async () => {
+    current = await ca.issue(A, { uris: [A, B] });
+    const pool = new HbonePool({ connectTimeoutMs: 3000 });
+    try {
+      for (const expected of [A, B]) {
+        const e = await pool.connect({ address: `127.0.0.1:${server.port}`, authority: "1.1.1.1:80", tls: clientTls, expectedIdentities: [expected] }).catch((e) => e);
+        expect(e.code).toBe("MESH_IDENTITY_INVALID");
+        expect(e.message).toContain("2 SPIFFE IDs");
+      }
+    } finally {
+      current = certA;
+      await pool.close();
+    }
+  });
+
   test("a server certificate from another CA is refused by the client", async () => {
     current = await (await makeTestCa("rogue")).issue(A);
     const pool = new HbonePool();
@@ -198,9 +229,26 @@ describe("SPIFFE IDs from SANs", () => {
     ["URI:spiffe://td/ns/a", []],
     ["URI:https://td/ns/a/sa/b", []],
     ["", []],
+    ['URI:"spiffe://td/ns/a/sa/b, URI:spiffe://td/ns/c/sa/d"', []], // one quoted value, not two IDs
   ];
   for (const [san, ids] of cases) {
     test(JSON.stringify(san), () => expect(spiffeIdsFromSan(san)).toEqual(ids));
+  }
+  const peers: [string | undefined, string][] = [
+    ["URI:spiffe://td/ns/a/sa/b", "spiffe://td/ns/a/sa/b"],
+    ["DNS:x, URI:spiffe://td/ns/a/sa/b, URI:https://example.com", "spiffe://td/ns/a/sa/b"],
+    ["URI:spiffe://td/ns/a/sa/b, URI:spiffe://td/ns/c/sa/d", "2 SPIFFE IDs"],
+    ["URI:spiffe://td/ns/a/sa/b, URI:SPIFFE://td/anything", "2 SPIFFE IDs"], // a malformed second one still counts
+    ["URI:spiffe://td/ns/a", "not a workload identity"],
+    ["DNS:x", "no SPIFFE ID"],
+    [undefined, "no SPIFFE ID"],
+  ];
+  for (const [san, want] of peers) {
+    test(`peerSpiffeId(${JSON.stringify(san)})`, () => {
+      const p = peerSpiffeId(san);
+      if (want.startsWith("spiffe://")) expect(p).toEqual({ id: want });
+      else expect("error" in p && p.error).toContain(want);
+    });
   }
   test("isSpiffeId", () => {
     expect(isSpiffeId("spiffe://cluster.local/ns/x/sa/y")).toBe(true);

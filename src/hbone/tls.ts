@@ -62,18 +62,64 @@ export function isSpiffeId(s: string): boolean {
 }
 
 /**
+ * The entries of a `subjectaltname` string as node/Bun print it ("URI:spiffe://..., DNS:x"). A value
+ * with a comma or quote in it is printed JSON-quoted (`URI:"a, b"`): read as one value, never split.
+ */
+function sanEntries(san: string): { type: string; value: string }[] {
+  const out: { type: string; value: string }[] = [];
+  let i = 0;
+  while (i < san.length) {
+    const colon = san.indexOf(":", i);
+    if (colon < 0) break;
+    const type = san.slice(i, colon);
+    let value: string;
+    let end: number;
+    if (san[colon + 1] === '"') {
+      end = colon + 2;
+      while (end < san.length && san[end] !== '"') end += san[end] === "\\" ? 2 : 1;
+      try {
+        value = JSON.parse(san.slice(colon + 1, end + 1)) as string;
+      } catch {
+        value = san.slice(colon + 2, end);
+      }
+      end = san.indexOf(", ", end);
+    } else {
+      end = san.indexOf(", ", colon);
+      value = san.slice(colon + 1, end < 0 ? san.length : end);
+    }
+    out.push({ type, value });
+    if (end < 0) break;
+    i = end + 2;
+  }
+  return out;
+}
+
+/** URI SANs with the spiffe scheme, whatever their shape (a malformed one still counts as one). */
+function spiffeUris(san: string | undefined): string[] {
+  if (!san) return [];
+  return sanEntries(san).filter((e) => e.type === "URI" && e.value.slice(0, 7).toLowerCase() === "spiffe:").map((e) => e.value);
+}
+
+/**
  * SPIFFE IDs in a `subjectaltname` string as node/Bun print it ("URI:spiffe://..., DNS:x").
  * Other SAN types and URIs that are not SPIFFE workload IDs are ignored.
  */
 export function spiffeIdsFromSan(san: string | undefined): string[] {
-  if (!san) return [];
-  const out: string[] = [];
-  for (const part of san.split(/,\s*/)) {
-    if (!part.startsWith("URI:")) continue;
-    const uri = part.slice(4);
-    if (isSpiffeId(uri)) out.push(uri);
-  }
-  return out;
+  return spiffeUris(san).filter(isSpiffeId);
+}
+
+/**
+ * The identity of a peer certificate: its one SPIFFE URI SAN, or a reason to refuse it. An X.509-SVID
+ * carries exactly one (SPIFFE X509-SVID 2; DESIGN.md "Identity"): a certificate with several could be
+ * read as whichever identity suits the reader (the first by one check, another by the next), so it is
+ * refused rather than read.
+ */
+export function peerSpiffeId(san: string | undefined): { id: string } | { error: string } {
+  const uris = spiffeUris(san);
+  if (uris.length === 0) return { error: "certificate has no SPIFFE ID" };
+  if (uris.length > 1) return { error: `certificate has ${uris.length} SPIFFE IDs (${uris.join(", ")}); an X.509-SVID has exactly one` };
+  if (!isSpiffeId(uris[0]!)) return { error: `certificate's SPIFFE ID "${uris[0]}" is not a workload identity (spiffe://<trust domain>/ns/<namespace>/sa/<service account>)` };
+  return { id: uris[0]! };
 }
 
 const idCache = new Map<string, string>();
@@ -83,7 +129,8 @@ export function identityOfCert(cert: string | Uint8Array): string {
   const hit = idCache.get(key);
   if (hit !== undefined) return hit;
   const leaf = new X509Certificate(typeof cert === "string" ? cert : Buffer.from(cert));
-  const id = spiffeIdsFromSan(leaf.subjectAltName)[0] ?? "";
+  const peer = peerSpiffeId(leaf.subjectAltName);
+  const id = "id" in peer ? peer.id : "";
   if (idCache.size > 1024) idCache.clear();
   idCache.set(key, id);
   return id;
@@ -121,12 +168,12 @@ export function checkServerPeer(
   }
   const proto = checkProtocol(s);
   if (proto) return [proto, ""];
-  const ids = spiffeIdsFromSan(s.getPeerCertificate()?.subjectaltname);
-  const match = ids.find((id) => expected.includes(id));
-  if (!match) {
-    return [`server identity ${ids.length ? ids.join(", ") : "(none)"} is not one of ${expected.join(", ") || "(none)"}`, ""];
+  const peer = peerSpiffeId(s.getPeerCertificate()?.subjectaltname);
+  if ("error" in peer) return [`server identity refused: the server's ${peer.error}`, ""];
+  if (!expected.includes(peer.id)) {
+    return [`server identity ${peer.id} is not one of ${expected.join(", ") || "(none)"}`, ""];
   }
-  return ["", match];
+  return ["", peer.id];
 }
 
 /** Server side: the client presented a verified certificate carrying a SPIFFE ID. */
@@ -139,13 +186,11 @@ export function checkClientPeer(
   if (!ok || !s.authorized) return [`client certificate rejected: ${authError?.message ?? "not authorized"}`, ""];
   const proto = checkProtocol(s);
   if (proto) return [proto, ""];
-  let ids = spiffeIdsFromSan(s.getPeerCertificate()?.subjectaltname);
-  if (ids.length === 0) return ["client certificate has no SPIFFE ID", ""];
-  if (trustDomain !== undefined) {
-    // reference/HBONE.md 5: some client identity must be in the local trust domain.
-    const prefix = `spiffe://${trustDomain}/`;
-    ids = ids.filter((id) => id.startsWith(prefix));
-    if (ids.length === 0) return [`client identity is not in trust domain "${trustDomain}"`, ""];
+  const peer = peerSpiffeId(s.getPeerCertificate()?.subjectaltname);
+  if ("error" in peer) return [`client ${peer.error}`, ""];
+  // reference/HBONE.md 5: the client identity must be in the local trust domain.
+  if (trustDomain !== undefined && !peer.id.startsWith(`spiffe://${trustDomain}/`)) {
+    return [`client identity ${peer.id} is not in trust domain "${trustDomain}"`, ""];
   }
-  return ["", ids[0]];
+  return ["", peer.id];
 }
