@@ -17,7 +17,7 @@ import { namespace, pod, seedShop, serviceAccount } from "../src/kube/_test_clus
 import { XdsClient } from "../src/xds/mod.ts";
 import { until } from "./k8s_helpers.ts";
 import { rbacGrants } from "./k8s_helpers.ts";
-import { ensureBuilt, MESH } from "./lab_helpers.ts";
+import { boundPorts, ensureBuilt, MESH } from "./lab_helpers.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 const API = "spiffe://cluster.local/ns/shop/sa/api";
@@ -29,17 +29,11 @@ let controlPort = 0;
 let dataDir = "";
 let caFile = "";
 
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
-
-function spawn(args: string[], log: string) {
-  const p = Bun.spawn([MESH, ...args], { stdout: "ignore", stderr: Bun.file(join(tmp, log)) });
+/** Starts dist/mesh (every port 0) and returns the ports it bound, read back from its log. */
+async function spawn(args: string[], log: string) {
+  const p = Bun.spawn([MESH, ...args], { stdout: "ignore", stderr: Bun.file(join(tmp, log)), env: { ...process.env, MESH_LOG_LEVEL: "info" } });
   procs.push(p);
-  return p;
+  return await boundPorts(join(tmp, log));
 }
 
 const ready = (port: number) => fetch(`http://127.0.0.1:${port}/healthz/ready`).then((r) => r.status === 200, () => false);
@@ -69,13 +63,12 @@ beforeAll(async () => {
   const kubeconfig = api.writeKubeconfig(join(tmp, "kubeconfig"), { kind: "token", token: await api.serviceAccountToken({ namespace: "mesh-system", serviceAccount: "mesh-control" }) });
 
   dataDir = join(tmp, "control");
-  const [port, rd] = [freePort(), freePort()];
-  controlPort = port;
-  spawn([
+  const bound = await spawn([
     "run", "--role", "control", "--kubernetes", "--kubeconfig", kubeconfig, "--data-dir", dataDir,
-    "--listen", `127.0.0.1:${port}`, "--metrics-addr", "127.0.0.1:0", "--ready-addr", `127.0.0.1:${rd}`, "--admin-addr", "127.0.0.1:0",
+    "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
   ], "control.log");
-  await until("control ready", () => ready(rd), 20_000).catch((e) => {
+  controlPort = bound.control!;
+  await until("control ready", () => ready(bound.ready), 20_000).catch((e) => {
     throw new Error(`${(e as Error).message}\n${readFileSync(join(tmp, "control.log"), "utf8")}`);
   });
   // What the DaemonSet mounts: the trust bundle ConfigMap the control role published.
@@ -100,14 +93,13 @@ describe("dist/mesh run --role control --kubernetes", () => {
   test("a ztunnel with its projected token gets the cluster's configuration and its node's certificates; cluster changes reach it", async () => {
     const tokenFile = join(tmp, "istio-token-a");
     writeFileSync(tokenFile, await ztunnelToken("ztunnel-aaaaa"));
-    const [rd, admin] = [freePort(), freePort()];
     const zdata = join(tmp, "ztunnel-a");
     mkdirSync(zdata);
-    spawn([
+    const { ready: rd, admin } = await spawn([
       "run", "--role", "ztunnel", "--node", "node-a", "--control-plane", `127.0.0.1:${controlPort}`, "--ca-cert", caFile,
       "--token-file", tokenFile, "--redirect", "none", "--data-dir", zdata,
       "--hbone-addr", "127.0.0.1:0", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0",
-      "--metrics-addr", "127.0.0.1:0", "--ready-addr", `127.0.0.1:${rd}`, "--admin-addr", `127.0.0.1:${admin}`,
+      "--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
     ], "ztunnel-a.log");
     await until("ztunnel ready", () => ready(rd), 20_000).catch((e) => {
       throw new Error(`${(e as Error).message}\n${readFileSync(join(tmp, "ztunnel-a.log"), "utf8")}`);
