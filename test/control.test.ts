@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCsr, validateSvid } from "../src/identity/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
+import { boundPorts, fixedPort } from "./lab_helpers.ts";
 
 const MESH = join(import.meta.dir, "..", "dist", "mesh");
 const tmp = mkdtempSync(join(tmpdir(), "mesh-e2e-control-"));
@@ -17,13 +18,6 @@ afterAll(() => {
   for (const p of procs) p.kill("SIGKILL");
   rmSync(tmp, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 
 async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
   const end = Date.now() + ms;
@@ -59,19 +53,26 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
   expect(existsSync(MESH)).toBe(true);
   save(mesh());
   const dataDir = join(tmp, "data");
-  const [port, metrics, ready] = [await freePort(), await freePort(), await freePort()];
-  const start = () => {
+  // The restart must come back on the same port: a fixed one, from outside the ephemeral range (where
+  // nothing else is handed it meanwhile). Metrics and readiness bind port 0 at each start, read back.
+  const port = fixedPort();
+  let metrics = 0, ready = 0;
+  const start = async () => {
+    const log = join(tmp, `control-${procs.length}.log`);
     const p = Bun.spawn([
       MESH, "run", "--role", "control", "--config", join(tmp, "mesh.yaml"), "--data-dir", dataDir,
-      "--listen", `127.0.0.1:${port}`, "--metrics-addr", `127.0.0.1:${metrics}`, "--ready-addr", `127.0.0.1:${ready}`,
+      "--listen", `127.0.0.1:${port}`, "--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0",
       "--admin-addr", "127.0.0.1:0",
-    ], { stdout: "ignore", stderr: Bun.file(join(tmp, `control-${procs.length}.log`)) });
+    ], { stdout: "ignore", stderr: Bun.file(log), env: { ...process.env, MESH_LOG_LEVEL: "info" } });
     procs.push(p);
+    const bound = await boundPorts(log);
+    expect(bound.control).toBe(port);
+    [metrics, ready] = [bound.metrics!, bound.ready];
     return p;
   };
   const isReady = () => fetch(`http://127.0.0.1:${ready}/healthz/ready`).then((r) => r.status === 200, () => false);
 
-  let control = start();
+  let control = await start();
   await waitFor("control ready", isReady);
   expect(existsSync(join(dataDir, "root-cert.pem"))).toBe(true);
 
@@ -121,7 +122,7 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
     await waitFor("client disconnected", () => !client.connected);
     const held = client.current()!.version;
     save(mesh("after-restart"));
-    control = start();
+    control = await start();
     await waitFor("restarted control ready", isReady);
     await waitFor("client reconnected and updated", () => client.current()!.view.model.workloads.some((w) => w.name === "after-restart"));
     expect(client.current()!.version).toBeGreaterThan(held);

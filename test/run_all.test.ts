@@ -9,7 +9,8 @@
  * - the same as an unprivileged user, with the default data dir (~/.local/state/mesh).
  * - `mesh run --role control,ztunnel` without proxy credentials.
  * Every port is the process's own (port 0, read back from its log; no 15000/15008/15012/15020/15021), so
- * this runs beside other tests.
+ * this runs beside other tests; the HBONE port, which the configuration names, is drawn from outside the
+ * ephemeral range (fixedPort).
  * Root: the ztunnel records its instance under /run/mesh.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -17,7 +18,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { ensureBuilt, isRoot, MESH, mesh } from "./lab_helpers.ts";
+import { ensureBuilt, fixedPort, isRoot, MESH, mesh } from "./lab_helpers.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
 
 if (!isRoot) console.log("test/run_all.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
@@ -41,13 +42,6 @@ function config(hbonePort: number): string {
     gateway("far-waypoint", ["192.0.2.7"]),
     gateway("nowhere-waypoint", []),
   ].join("\n---\n") + "\n";
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
 }
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, log?: string): Promise<T> {
@@ -168,7 +162,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
   }, 30_000);
 
   test("--role all: control, this node's ztunnel and the local waypoint; ready, SYNCED, inspectable, SIGTERM exits 0", async () => {
-    const hbone = await freePort();
+    const hbone = fixedPort(); // written into the configuration: chosen before the process starts
     const file = join(dir, "mesh.yaml");
     writeFileSync(file, config(hbone));
     const dataDir = join(dir, "all");
@@ -237,7 +231,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
 
   const setpriv = Bun.which("setpriv");
   test.skipIf(!setpriv)("--role all as an unprivileged user: state under ~/.local/state/mesh, instance records in its runtime dir", async () => {
-    const hbone = await freePort();
+    const hbone = fixedPort(); // written into the configuration: chosen before the process starts
     const home = join(dir, "nobody");
     chmodSync(dir, 0o711); // mkdtemp's 0700 would keep the user out of its home below
     mkdirSync(join(home, "tmp"), { recursive: true });
@@ -267,7 +261,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
   }, 45_000);
 
   test("--role control,ztunnel needs no --control-plane, --ca-cert or --token-file", async () => {
-    const hbone = await freePort();
+    const hbone = fixedPort(); // written into the configuration: chosen before the process starts
     const file = join(dir, "mesh2.yaml");
     writeFileSync(file, config(hbone));
     const dataDir = join(dir, "cz");

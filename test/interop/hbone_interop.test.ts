@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTestCa, spiffeId, type TestTls } from "../../src/hbone/_test_certs.ts";
 import { HboneServer, HbonePool, type HboneStream } from "../../src/hbone/mod.ts";
+import { fixedPort } from "../lab_helpers.ts";
 
 const PY = "/usr/bin/python3";
 const HERE = import.meta.dir;
@@ -102,13 +103,6 @@ function randomBytes(n: number): Uint8Array {
   const b = new Uint8Array(n);
   for (let i = 0; i < n; i += 65536) crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
   return b;
-}
-
-async function freePort(): Promise<number> {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = l.port;
-  l.stop(true);
-  return p;
 }
 
 async function waitPort(port: number, timeoutMs: number): Promise<void> {
@@ -299,7 +293,7 @@ describe.skipIf(!hasNghttpx)("nghttpx --http2-proxy --verify-client as the CONNE
         },
       },
     });
-    port = await freePort();
+    port = fixedPort(); // nghttpx cannot bind port 0 and tell us the port
     const proc = spawn([
       "nghttpx", "--conf=/dev/null", "--http2-proxy", "--verify-client", `--verify-client-cacert=${files.ca}`,
       `--frontend=127.0.0.1,${port}`, `--backend=127.0.0.1,${backend.port}`, "--no-ocsp", "--single-thread",
