@@ -1,10 +1,10 @@
-import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/metrics.ts";
-import { adminSecretFile, ensureAdminSecret, findAdminSecret, netnsId } from "./auth.ts";
+import { adminSecretFile, ensureAdminSecret, findAdminSecret, netnsId, restoreSecret } from "./auth.ts";
 import { startAdminServers } from "./servers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-admin-auth-"));
@@ -125,4 +125,92 @@ test("the last process on a fixed port removes the secret; one that leaves a suc
   expect(findAdminSecret(port, [secretDir])?.path).toBe(path);
   await b.close();
   expect(findAdminSecret(port, [secretDir])).toBeUndefined();
+});
+
+describe("the secret's directory and file are trusted only when private to this user", () => {
+  const planted = "P".repeat(43);
+  const isRoot = process.getuid?.() === 0;
+  let n = 0;
+  const fresh = () => join(dir, `trust-${n++}`);
+  const plant = (d: string, port: number, opts: { uid?: number; mode?: number } = {}) => {
+    const f = adminSecretFile(d, port);
+    writeFileSync(f, planted + "\n", { mode: opts.mode ?? 0o600 });
+    chmodSync(f, opts.mode ?? 0o600);
+    if (opts.uid !== undefined) chownSync(f, opts.uid, opts.uid);
+    return f;
+  };
+
+  test.skipIf(!isRoot)("a directory another user made first (temp-dir fallback) is never read nor written: the next one is used", () => {
+    const theirs = fresh();
+    mkdirSync(theirs, { mode: 0o700 });
+    chownSync(theirs, 65534, 65534);
+    plant(theirs, 4001, { uid: 65534 });
+    const ours = fresh();
+    const s = ensureAdminSecret(4001, [theirs, ours]);
+    expect(s.secret).not.toBe(planted);
+    expect(s.path).toBe(adminSecretFile(ours, 4001));
+    expect(readdirSync(theirs)).toEqual([`${netnsId()}-4001.secret`]);
+    expect(findAdminSecret(4001, [theirs])).toBeUndefined();
+    expect(() => ensureAdminSecret(4001, [theirs])).toThrow(/belongs to uid 65534/);
+  });
+
+  test("a directory that is a symbolic link (even to a directory of ours) is refused", () => {
+    const real = fresh();
+    mkdirSync(real, { mode: 0o700 });
+    plant(real, 4002);
+    const link = fresh();
+    symlinkSync(real, link);
+    expect(() => ensureAdminSecret(4002, [link])).toThrow(/symbolic link/);
+    expect(findAdminSecret(4002, [link])).toBeUndefined();
+    expect(readFileSync(adminSecretFile(real, 4002), "utf8").trim()).toBe(planted);
+  });
+
+  test("a file that is a symbolic link is replaced, not followed (its target keeps its content)", () => {
+    const d = fresh();
+    mkdirSync(d, { mode: 0o700 });
+    const target = join(dir, `target-${n}`);
+    writeFileSync(target, planted + "\n", { mode: 0o600 });
+    symlinkSync(target, adminSecretFile(d, 4003));
+    expect(findAdminSecret(4003, [d])).toBeUndefined();
+    const s = ensureAdminSecret(4003, [d]);
+    expect(s.secret).not.toBe(planted);
+    expect(lstatSync(s.path).isSymbolicLink()).toBe(false);
+    expect(statSync(s.path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(target, "utf8").trim()).toBe(planted);
+  });
+
+  test("a secret file readable by others (0644) is replaced", () => {
+    const d = fresh();
+    mkdirSync(d, { mode: 0o700 });
+    plant(d, 4004, { mode: 0o644 });
+    expect(findAdminSecret(4004, [d])).toBeUndefined();
+    const s = ensureAdminSecret(4004, [d]);
+    expect(s.secret).not.toBe(planted);
+    expect(findAdminSecret(4004, [d])).toEqual(s);
+  });
+
+  test.skipIf(!isRoot)("our directory with a loose mode is made 0700, and a file another user put in it is replaced", () => {
+    const d = fresh();
+    mkdirSync(d, { mode: 0o700 });
+    chmodSync(d, 0o777);
+    plant(d, 4005, { uid: 65534 });
+    const s = ensureAdminSecret(4005, [d]);
+    expect(s.secret).not.toBe(planted);
+    expect(statSync(d).mode & 0o777).toBe(0o700);
+    expect(statSync(s.path).uid).toBe(process.getuid!());
+  });
+
+  test.skipIf(!isRoot)("restoreSecret writes nothing into a directory someone else made in its place", () => {
+    const d = fresh();
+    const s = ensureAdminSecret(4006, [d]);
+    rmSync(d, { recursive: true });
+    mkdirSync(d, { mode: 0o777 });
+    chmodSync(d, 0o777);
+    chownSync(d, 65534, 65534);
+    restoreSecret(s);
+    expect(readdirSync(d)).toEqual([]);
+    rmSync(d, { recursive: true });
+    restoreSecret(s); // gone altogether: made again, ours
+    expect(findAdminSecret(4006, [d])).toEqual(s);
+  });
 });

@@ -18,9 +18,27 @@
  * /healthz/ready (15021) and /metrics (15020) stay open on their own ports.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { logger } from "../core/log.ts";
+
+const log = logger("admin");
 
 export interface AdminAuthOptions {
   /** Where the secret file lives (default: /run/mesh/admin, or a per-user directory under the temp dir when /run is not writable). */
@@ -51,12 +69,86 @@ export function adminSecretFile(dir: string, port: number, netns = netnsId()): s
 
 const SECRET_RE = /^[A-Za-z0-9_-]{43,}$/;
 
-function readSecret(path: string): string | undefined {
+function myUid(): number | undefined {
+  return process.getuid?.();
+}
+
+function mode(m: number): string {
+  return `0${(m & 0o777).toString(8)}`;
+}
+
+/**
+ * Why `dir` cannot hold an admin secret, or "" when it can: a real directory (not a symbolic link) owned
+ * by this process's user with mode 0700. In the temp-dir fallback another local user can create the
+ * directory first (or a link in its place): whoever owns it could put their own secret there, or read ours.
+ */
+function untrustedDir(dir: string): string {
+  let st;
   try {
-    const s = readFileSync(path, "utf8").trim();
-    return SECRET_RE.test(s) ? s : undefined;
-  } catch {
-    return undefined;
+    st = lstatSync(dir);
+  } catch (e) {
+    return `cannot be examined (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+  }
+  if (st.isSymbolicLink()) return "is a symbolic link";
+  if (!st.isDirectory()) return "is not a directory";
+  const uid = myUid();
+  if (uid !== undefined && st.uid !== uid) return `belongs to uid ${st.uid}, not to this process's uid ${uid}`;
+  if ((st.mode & 0o777) !== 0o700) return `has mode ${mode(st.mode)}, not 0700`;
+  return "";
+}
+
+/**
+ * The secret in `path`, read only if the file can be trusted: a regular file (a symbolic link is not
+ * followed), owned by this process's user, mode 0600. Its directory is checked by the caller.
+ * `problem` says why a present file was not trusted.
+ */
+function readTrustedSecret(path: string): { secret?: string; problem?: string } {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return {};
+    return { problem: code === "ELOOP" ? "is a symbolic link" : `cannot be read (${code ?? (e as Error).message})` };
+  }
+  try {
+    // Checked on the open file: what is read is what was examined.
+    const st = fstatSync(fd);
+    if (!st.isFile()) return { problem: "is not a regular file" };
+    const uid = myUid();
+    if (uid !== undefined && st.uid !== uid) return { problem: `belongs to uid ${st.uid}, not to this process's uid ${uid}` };
+    if ((st.mode & 0o777) !== 0o600) return { problem: `has mode ${mode(st.mode)}, not 0600` };
+    const text = readFileSync(fd, "utf8").trim();
+    return SECRET_RE.test(text) ? { secret: text } : { problem: "does not hold a secret" };
+  } catch (e) {
+    return { problem: `cannot be read (${(e as Error).message})` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The secret in `path` if both its directory and the file can be trusted. */
+function readSecret(path: string): string | undefined {
+  if (untrustedDir(dirname(path))) return undefined;
+  return readTrustedSecret(path).secret;
+}
+
+/**
+ * Makes `dir` ready to hold a secret: created 0700 if missing; ours but with another mode, set to 0700.
+ * @throws Error when it belongs to someone else or is not a real directory: it is never used then.
+ */
+function prepareDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  let problem = untrustedDir(dir);
+  if (problem.startsWith("has mode")) {
+    // Ours (owner and type were fine): a file someone else put there meanwhile is refused one by one.
+    log.warn("admin secret directory had a loose mode: set to 0700", { dir, problem });
+    chmodSync(dir, 0o700);
+    problem = untrustedDir(dir);
+  }
+  if (problem) {
+    log.error("admin secret directory refused: it is not this user's private directory", { dir, problem });
+    throw new Error(`the directory ${dir} ${problem}`);
   }
 }
 
@@ -68,16 +160,17 @@ export function ensureAdminSecret(port: number, dirs: string[] = adminSecretDirs
   let lastError: unknown;
   for (const dir of dirs) {
     const path = adminSecretFile(dir, port);
-    const existing = readSecret(path);
-    if (existing) return { secret: existing, path };
     try {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      chmodSync(dir, 0o700);
+      // The directory first: nothing in it is read or written unless it is ours alone.
+      prepareDir(dir);
+      const existing = readTrustedSecret(path);
+      if (existing.secret) return { secret: existing.secret, path };
+      if (existing.problem) log.warn("admin secret file not trusted: replaced", { path, problem: existing.problem });
       const secret = randomBytes(32).toString("base64url");
       const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
-      writeFileSync(tmp, secret + "\n", { mode: 0o600 });
+      writeFileSync(tmp, secret + "\n", { mode: 0o600, flag: "wx" }); // never through a planted file or link
       try {
-        unlinkSync(path); // an unreadable or damaged leftover
+        unlinkSync(path); // an untrusted, unreadable or damaged leftover
       } catch { /* none */ }
       try {
         linkSync(tmp, path); // fails if another process created it meanwhile: then use theirs
@@ -99,9 +192,10 @@ export function ensureAdminSecret(port: number, dirs: string[] = adminSecretDirs
 export function restoreSecret(s: { secret: string; path: string }): void {
   if (readSecret(s.path) !== undefined) return;
   try {
-    mkdirSync(dirname(s.path), { recursive: true, mode: 0o700 });
-    const tmp = `${s.path}.${process.pid}.restore`;
-    writeFileSync(tmp, s.secret + "\n", { mode: 0o600 });
+    // The directory may have been removed and made again by someone else meanwhile (the temp dir).
+    prepareDir(dirname(s.path));
+    const tmp = `${s.path}.${process.pid}.${randomBytes(4).toString("hex")}.restore`;
+    writeFileSync(tmp, s.secret + "\n", { mode: 0o600, flag: "wx" });
     renameSync(tmp, s.path);
   } catch { /* next round */ }
 }
