@@ -8,6 +8,7 @@ import { createBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions } from "../xds/mod.ts";
 import { type ControlHandle, startControl } from "./mod.ts";
+import { fixedPort } from "../platform/_test_ports.ts";
 
 export interface PodSpec {
   name: string;
@@ -121,10 +122,10 @@ export function writeMesh(dir: string, text: string): void {
   renameSync(tmp, join(dir, "mesh.yaml"));
 }
 
-/** A free loopback port (bound and released). */
+/**
+ * A free port for a control role that must come back on the same port (a restart): from outside the
+ * kernel's ephemeral range, so no bind(0) or outgoing connection takes it while the role is down.
+ */
 export async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
+  return fixedPort();
 }

@@ -12,6 +12,7 @@ import {
   BASE_PODS,
   captureLogs,
   client,
+  freePort,
   meshYaml,
   type PodSpec,
   startTestControl,
@@ -391,8 +392,8 @@ describe("control role: restarts and last-known-good", () => {
 
   test("control plane restart: clients reconnect, versions keep growing, nothing lost", async () => {
     writeMesh(t.dir, meshYaml());
-    let tc = { ...(await startTestControl(t.dir)), dir: t.dir };
-    const port = tc.handle.port;
+    const port = await freePort(); // the restart comes back on it
+    let tc = { ...(await startTestControl(t.dir, { listen: `127.0.0.1:${port}` })), dir: t.dir };
     const c = await client(tc, { kind: "ztunnel", node: "node-a" }, { dataDir: join(t.dir, "zt-a") });
     try {
       await c.start();
@@ -476,7 +477,6 @@ describe("control role: restarts and last-known-good", () => {
     expect(existsSync(dataDir)).toBe(true);
     const root = readFileSync(join(t.dir, "data", "root-cert.pem"), "utf8");
     const tok = await token(join(t.dir, "data"), { node: "node-a" });
-    const { freePort } = await import("./_test_env.ts");
     const port = await freePort();
     const seen: number[] = [];
     const { XdsClient } = await import("../xds/mod.ts");
