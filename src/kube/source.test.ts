@@ -135,6 +135,31 @@ describe("KubernetesSource", () => {
     for (const [ns, n] of [["shop", "done"], ["kube-system", "hostnet"], ["kube-system", "hostnet-2"], ["shop", "fresh"]]) api.remove("Pod", ns, n!);
   });
 
+  test("a WorkloadEntry with a pod's address is left out, with a diagnostic; the pod keeps its address", async () => {
+    const { s, last, updates } = open();
+    await s.start(5000);
+    const we = (name: string, address: string) => ({
+      apiVersion: "networking.istio.io/v1",
+      kind: "WorkloadEntry",
+      metadata: { name, namespace: "shop" },
+      spec: { address, serviceAccount: "viewer", labels: { app: "api" } },
+    });
+    api.put(we("squatter", "10.244.2.10")); // product api's pod IP (seedShop)
+    api.put(we("vm-1", "10.10.0.5"));
+    await until("vm-1", () => last()!.workloads.some((w) => w.name === "vm-1"));
+    const m = last()!;
+    expect(m.workloads.some((w) => w.name === "squatter")).toBe(false);
+    expect(m.workloads.filter((w) => w.addresses.includes("10.244.2.10")).map((w) => w.uid)).toEqual(["Pod/shop/api"]);
+    expect(m.services.find((x) => x.name === "api")!.endpoints.map((e) => e.workloadUid)).not.toContain("WorkloadEntry/shop/squatter");
+    const d = updates[updates.length - 1]!.warnings.find((x) => x.file === "kubernetes:WorkloadEntry/shop/squatter");
+    expect(d).toMatchObject({ severity: "error", rule: "duplicate-address" });
+    expect(d!.message).toContain("10.244.2.10");
+    expect(d!.message).toContain("Pod shop/api");
+    api.remove("WorkloadEntry", "shop", "vm-1");
+    api.remove("WorkloadEntry", "shop", "squatter");
+    await until("gone", () => !last()!.workloads.some((w) => w.name === "vm-1"));
+  });
+
   test("the MeshConfig comes from the ConfigMap mesh in the control namespace", async () => {
     api.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "mesh", namespace: "mesh-system" }, data: { "mesh.yaml": "apiVersion: mesh.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  certificateTTL: 12h\n" } });
     const { s, last } = open();

@@ -7,6 +7,10 @@
  * Nothing is published until every kind has been listed once: a partial view would drop policies (an open
  * door) or workloads (refused certificates). After that, a kind whose watch is failing keeps its last copy.
  *
+ * A WorkloadEntry whose address is a Pod's is left out, with a diagnostic (duplicate-address): whoever may
+ * write WorkloadEntries must not be able to take a pod's address (the pod's ztunnel would turn the pod
+ * away, and a `forwarded for=` naming it could be believed for the entry's identity).
+ *
  * Errors: the API server has already accepted each object, so, unlike a file, one object with an error does
  * not hold the whole mesh back. The model is served with its diagnostics, except when a security policy
  * (AuthorizationPolicy, RequestAuthentication, PeerAuthentication) or the MeshConfig cannot be read as
@@ -165,7 +169,10 @@ export class KubernetesSource {
     for (const r of MODEL_RESOURCES) byKind.set(r.kind, this.#reflectors.get(r.kind)!.items());
     const t0 = performance.now();
     const edge = modelObjects({ byKind, meshConfigMap: this.#meshConfig.get(this.#o.namespace, MESH_CONFIGMAP) });
-    const { model, diagnostics } = modelFromObjects(edge.objects);
+    const kept = withoutPodAddressSquatters(edge.objects);
+    const built = modelFromObjects(kept.objects);
+    const model = built.model;
+    const diagnostics = [...kept.diagnostics, ...built.diagnostics];
     const edgeErrors: Diagnostic[] = edge.problems.map((message) => ({
       file: `kubernetes:ConfigMap/${this.#o.namespace}/${MESH_CONFIGMAP}`,
       line: 0,
@@ -217,6 +224,41 @@ export class KubernetesSource {
     });
     this.#o.onUpdate({ model, changeStartedAt: started, warnings: diagnostics });
   }
+}
+
+type EdgeObject = {
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+  spec?: { address?: string };
+  status?: { podIP?: string; podIPs?: { ip: string }[] };
+};
+
+/** The objects without the WorkloadEntries whose address is a Pod's, and a diagnostic for each one left out. */
+function withoutPodAddressSquatters(objects: unknown[]): { objects: unknown[]; diagnostics: Diagnostic[] } {
+  const pods = new Map<string, string>();
+  for (const o of objects as EdgeObject[]) {
+    if (o.kind !== "Pod") continue;
+    const who = `${o.metadata?.namespace}/${o.metadata?.name}`;
+    for (const ip of [o.status?.podIP, ...(o.status?.podIPs ?? []).map((p) => p.ip)]) if (ip && !pods.has(ip)) pods.set(ip, who);
+  }
+  const diagnostics: Diagnostic[] = [];
+  const kept = (objects as EdgeObject[]).filter((o) => {
+    const address = o.kind === "WorkloadEntry" ? o.spec?.address : undefined;
+    const pod = address !== undefined ? pods.get(address) : undefined;
+    if (pod === undefined) return true;
+    const we = `${o.metadata?.namespace}/${o.metadata?.name}`;
+    diagnostics.push({
+      file: `kubernetes:WorkloadEntry/${we}`,
+      line: 0,
+      col: 0,
+      severity: "error",
+      rule: "duplicate-address",
+      message: `WorkloadEntry ${we} has the address ${address} of Pod ${pod}: it is left out of the mesh (a WorkloadEntry never takes a pod's address); give it its VM's own address`,
+    });
+    return false;
+  });
+  // Reported with the model's other errors ("configuration loaded from the cluster", firstErrors).
+  return { objects: kept, diagnostics };
 }
 
 /** "kubernetes:AuthorizationPolicy/shop/x" -> "AuthorizationPolicy" */

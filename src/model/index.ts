@@ -1,11 +1,19 @@
 /**
  * Lookups over a MeshModel, built once per configuration version. Pure.
+ *
+ * An address names one workload. When several claim it (an error `mesh check` reports as
+ * duplicate-address, which a live cluster can still produce), a Pod wins over a WorkloadEntry, and among
+ * equals the FIRST in the model keeps it: an object added later cannot take over an address, so a
+ * WorkloadEntry written with a pod's IP neither turns that pod away at its own ztunnel nor makes a
+ * `forwarded for=` naming that IP believable for the entry's identity. (The Kubernetes source also drops
+ * such WorkloadEntries, with a diagnostic.)
  */
 import type { MeshModel, Namespace, Service, Waypoint, Workload } from "./types.ts";
 
 export interface ModelIndex {
   readonly model: MeshModel;
   workloadByUid(uid: string): Workload | undefined;
+  /** The workload that owns `ip`: a Pod before a WorkloadEntry, else the first in the model. */
   workloadByAddress(ip: string): Workload | undefined;
   serviceByVip(ip: string): Service | undefined;
   serviceByName(namespace: string, name: string): Service | undefined;
@@ -26,7 +34,10 @@ export function indexModel(model: MeshModel): ModelIndex {
   const byNode = new Map<string, Workload[]>();
   for (const w of model.workloads) {
     byUid.set(w.uid, w);
-    for (const a of w.addresses) byAddr.set(a, w);
+    for (const a of w.addresses) {
+      const prev = byAddr.get(a);
+      if (!prev || (prev.kind === "WorkloadEntry" && w.kind === "Pod")) byAddr.set(a, w);
+    }
     const list = byNode.get(w.node) ?? [];
     list.push(w);
     byNode.set(w.node, list);

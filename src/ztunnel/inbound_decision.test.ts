@@ -92,6 +92,21 @@ describe("waypoint: the destination ztunnel admits only the waypoint", () => {
   });
 });
 
+describe("a WorkloadEntry written with a pod's address takes nothing from the pod", () => {
+  const squatter = pod("squatter", "other", "10.244.2.10", "vm-1", { kind: "WorkloadEntry", uid: "WorkloadEntry/other/squatter" });
+  for (const order of ["after", "before"] as const) {
+    const workloads = order === "after" ? [viewer, api, squatter] : [squatter, viewer, api];
+    const idx = indexModel(model({ workloads }));
+    test(`(listed ${order} the pod) the pod's own ztunnel still serves the pod`, () => {
+      const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11", connectionIp: "10.244.2.10" });
+      expect(d).toMatchObject({ ok: true, workload: { uid: "Pod/shop/product-api" } });
+    });
+    test(`(listed ${order} the pod) a forwarded for= with the pod's address is not believed from the entry's identity`, () => {
+      expect(trustedSourceIp(idx, squatter.identity, "10.99.0.11", 'for="10.244.2.10"')).toBe("10.99.0.11");
+    });
+  }
+});
+
 describe("plaintext inbound (15006)", () => {
   const outsider = "10.244.1.50";
   const pa = (mode: PeerAuthentication["mode"]): PeerAuthentication => ({ name: "pa", namespace: "shop", scope: { kind: "namespace" }, mode });
