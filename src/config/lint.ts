@@ -57,6 +57,7 @@ export function lint(normalized: Normalized, entries: readonly Entry[], opts: Li
   waypointLabelRules(r, model, entries);
   policyRules(r, model, entries, find, lookups);
   addressRules(r, model, find);
+  waypointAccountRules(r, model, find);
   routeRules(r, model, find, lookups);
   if (opts.fileMode) workloadRules(r, model, find);
   return r.out;
@@ -473,6 +474,29 @@ function addressRules(r: Reporter, model: MeshModel, find: Find): void {
   }
   for (const w of model.waypoints) {
     w.addresses.forEach((a, i) => claim(a, { kind: "waypoint", o: w }, () => ["spec", "addresses", i, "value"]));
+  }
+}
+
+// ---- waypoint identities ----
+
+/**
+ * A waypoint's identity (its Gateway's service account) belongs to the waypoint alone: the destination
+ * ztunnel admits a waypoint-served workload's traffic only from it and believes the client address it
+ * forwards. A Pod or WorkloadEntry running as that account would hold that power; the CA never issues it
+ * one (src/identity mayIssue), so it cannot work in the mesh either.
+ */
+function waypointAccountRules(r: Reporter, model: MeshModel, find: Find): void {
+  if (!model.waypoints.length) return;
+  const byIdentity = new Map(model.waypoints.map((w) => [w.identity, w]));
+  for (const w of model.workloads) {
+    const wp = byIdentity.get(w.identity);
+    if (!wp) continue;
+    const e = find(w);
+    if (!e) continue;
+    const spec = e.value.spec ?? {};
+    const field = w.kind === "Pod" ? (spec.serviceAccountName !== undefined ? "serviceAccountName" : spec.serviceAccount !== undefined ? "serviceAccount" : undefined) : spec.serviceAccount !== undefined ? "serviceAccount" : undefined;
+    const path: Path = field ? ["spec", field] : ["spec"];
+    r.at(e, path, "error", "waypoint-service-account", `${w.kind} ${w.namespace}/${w.name} runs as service account ${w.namespace}/${w.serviceAccount}, the identity of waypoint ${wp.namespace}/${wp.name}: only the waypoint may hold it (the ztunnel trusts it to have enforced policy), so this workload gets no certificate. Give it its own service account`, !field);
   }
 }
 

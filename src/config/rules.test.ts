@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseConfig, RULES } from "./mod.ts";
+import { blockingErrors, parseConfig, RULES } from "./mod.ts";
 import type { Diagnostic } from "./mod.ts";
 
 const dir = join(import.meta.dir, "testdata", "rules");
@@ -94,6 +94,14 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
   "jwt-without-waypoint": { expect: ["17:3 warning jwt-without-waypoint"], says: { 0: ["Pod shop/api"] } },
   "selector-and-targetrefs": { expect: ["18:3 error selector-and-targetrefs"] },
   "duplicate-address": { expect: ["15:17 error duplicate-address"], says: { 0: ["10.244.1.5", "Pod shop/a"] } },
+  "waypoint-service-account": {
+    expect: ["20:23 error waypoint-service-account", "29:19 error waypoint-service-account", "67:1 error waypoint-service-account"],
+    says: {
+      0: ["Pod shop/impostor", "service account shop/wp", "waypoint shop/wp", "no certificate"],
+      1: ["WorkloadEntry shop/vm-1"],
+      2: ["Pod other/no-account", "other/default"],
+    },
+  },
   "undeclared-namespace": { expect: ["5:14 warning undeclared-namespace"], says: { 0: ["Namespace legacy-ns", "istio.io/dataplane-mode: ambient"] } },
   "pod-placement": { expect: ["4:9 warning pod-placement", "6:1 warning pod-placement"], says: { 0: ["status.podIP"], 1: ["spec.nodeName"] } },
   "route-parent": {
@@ -113,6 +121,10 @@ describe("lint rules: one fixture each, exact positions", () => {
       for (const d of ds) expect(d.file).toBe(join(dir, `${name}.yaml`));
     });
   }
+
+  test("a workload running as a waypoint's service account blocks the configuration (not enforced fail-closed elsewhere)", () => {
+    expect(blockingErrors(check("waypoint-service-account")).map((d) => d.rule)).toEqual(Array(3).fill("waypoint-service-account"));
+  });
 
   test("every rule id has a fixture that raises it, and every raised rule is documented", () => {
     const raised = new Set(Object.keys(CASES).flatMap((n) => check(n).map((d) => d.rule)));

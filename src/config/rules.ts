@@ -26,6 +26,7 @@ export const RULES: Readonly<Record<string, { severity: "error" | "warning"; sum
   "jwt-no-jwks": { severity: "error", summary: "A JWT rule with neither jwks nor jwksUri." },
   "invalid-jwks": { severity: "error", summary: "An inline jwks that is not a JWKS JSON document." },
   "duplicate-address": { severity: "error", summary: "Two workloads, Services or waypoints share an address." },
+  "waypoint-service-account": { severity: "error", summary: "A Pod or WorkloadEntry runs as a waypoint's service account (the waypoint's identity): only the waypoint may hold it, so the workload gets no certificate." },
   "undeclared-namespace": { severity: "warning", summary: "Workloads in a namespace no Namespace object declares: they are outside the mesh (file mode)." },
   "pod-placement": { severity: "warning", summary: "A Pod without spec.nodeName, or a workload without an address (file mode)." },
   "unsupported-filter": { severity: "warning", summary: "An HTTPRoute filter mesh does not implement (ExtensionRef, CORS); ignored." },

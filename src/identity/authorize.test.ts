@@ -26,6 +26,8 @@ const model: MeshModel = {
     workload("api-1", "shop", "product-api", "worker-a"),
     workload("api-2", "shop", "product-api", "worker-b"),
     workload("viewer-1", "shop", "product-viewer", "worker-b"),
+    // A pod that runs as the waypoint's service account (a user can create one): not the waypoint.
+    workload("fake-wp", "shop", "inventory-waypoint", "worker-b"),
   ],
   waypoints: [{
     name: "inventory-waypoint",
@@ -53,7 +55,8 @@ const table: [string, Caller, string, boolean, string?][] = [
   ["the same identity on another node is allowed there too", nodeB, api, true],
   ["a node is refused an identity that runs only on another node", nodeA, viewer, false, "only on other nodes"],
   ["a node is refused an identity nobody has", nodeA, "spiffe://cluster.local/ns/shop/sa/ghost", false, "no workload in the configuration"],
-  ["a node is refused the waypoint's identity", nodeA, wpId, false, "no workload in the configuration"],
+  ["a node is refused the waypoint's identity", nodeA, wpId, false, "identity of waypoint shop/inventory-waypoint"],
+  ["even the node of a pod running as the waypoint's service account", nodeB, wpId, false, "identity of waypoint shop/inventory-waypoint"],
   ["a node is refused another trust domain", nodeA, "spiffe://evil.example/ns/shop/sa/product-api", false, "trust domain"],
   ["a node is refused a malformed identity", nodeA, "spiffe://cluster.local/ns/shop/sa/product-api/", false, "not a valid SPIFFE ID"],
   ["a waypoint gets its own identity", wp, wpId, true],

@@ -6,6 +6,12 @@
  * compromised node cannot mint identities of workloads it does not run. A waypoint runs as its Gateway's
  * service account and may obtain only that identity. Operators (admin tokens) manage the mesh but never
  * hold workload identities.
+ *
+ * A waypoint's identity is never issued to a node, even when a workload of that node runs as the
+ * waypoint's service account: the destination ztunnel admits a waypoint-served workload's traffic only
+ * from its waypoint and believes the client address a waypoint forwards, so whoever holds that identity
+ * could bypass the waypoint's policies. Only the waypoint itself (its gateway caller) gets it; `mesh check`
+ * reports such a workload (waypoint-service-account).
  */
 import type { MeshModel } from "../model/types.ts";
 import { type Caller, describeCaller } from "./caller.ts";
@@ -29,6 +35,13 @@ export function mayIssue(caller: Caller, identity: string, model: MeshModel): Is
   }
   switch (caller.kind) {
     case "node": {
+      const wp = model.waypoints.find((w) => w.identity === identity);
+      if (wp) {
+        return {
+          ok: false,
+          reason: `${describeCaller(caller)} may not get "${identity}": it is the identity of waypoint ${wp.namespace}/${wp.name}, which only that waypoint gets (a workload running as the waypoint's service account gets no certificate; give it its own service account)`,
+        };
+      }
       let elsewhere = false;
       for (const w of model.workloads) {
         if (w.identity !== identity) continue;
