@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCsr, validateSvid } from "../src/identity/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
+import { findAdminSecret } from "../src/admin/mod.ts";
 import { boundPorts, fixedPort } from "./lab_helpers.ts";
 
 const MESH = join(import.meta.dir, "..", "dist", "mesh");
@@ -56,7 +57,7 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
   // The restart must come back on the same port: a fixed one, from outside the ephemeral range (where
   // nothing else is handed it meanwhile). Metrics and readiness bind port 0 at each start, read back.
   const port = fixedPort();
-  let metrics = 0, ready = 0;
+  let metrics = 0, ready = 0, admin = 0;
   const start = async () => {
     const log = join(tmp, `control-${procs.length}.log`);
     const p = Bun.spawn([
@@ -67,7 +68,7 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
     procs.push(p);
     const bound = await boundPorts(log);
     expect(bound.control).toBe(port);
-    [metrics, ready] = [bound.metrics!, bound.ready];
+    [metrics, ready, admin] = [bound.metrics!, bound.ready, bound.admin];
     return p;
   };
   const isReady = () => fetch(`http://127.0.0.1:${ready}/healthz/ready`).then((r) => r.status === 200, () => false);
@@ -119,6 +120,9 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
     // SIGKILL: the client notices, keeps its configuration; a restart on the same port and data dir takes over.
     control.kill("SIGKILL");
     await control.exited;
+    // A killed process cannot remove its admin secret (/run/mesh/admin/<netns>-<port>.secret): we do.
+    const left = findAdminSecret(admin);
+    if (left) rmSync(left.path, { force: true });
     await waitFor("client disconnected", () => !client.connected);
     const held = client.current()!.version;
     save(mesh("after-restart"));
