@@ -1,6 +1,7 @@
 /** Test objects for src/kube and test/k8s*: a small ambient mesh as a cluster holds it (private to tests). */
 import type { FakeApiServer } from "./_fake_apiserver.ts";
 import type { KubeObject } from "./client.ts";
+import { waypointObjects } from "./waypoints.ts";
 
 export function namespace(name: string, labels: Record<string, string> = {}): KubeObject {
   return { apiVersion: "v1", kind: "Namespace", metadata: { name, labels } };
@@ -118,4 +119,30 @@ export function seedShop(api: FakeApiServer): void {
   api.put(pod({ name: "api", node: "node-b", sa: "api", ip: "10.244.2.10" }));
   api.put(service("shop", "api", "10.96.0.20", { app: "api" }));
   api.put(allowPolicy("shop", "api-from-viewer", "api", ["cluster.local/ns/shop/sa/viewer"]));
+}
+
+/**
+ * The waypoint Deployment the control role makes for `gw` (as stored: `gw` must carry its uid), and a pod
+ * of it as the Deployment controller would create one: the template's labels and spec, pod-template-hash,
+ * a ReplicaSet <name>-<hash> as controller, a node and an address.
+ */
+export function waypointDeploymentAndPod(gw: KubeObject, pod: { name: string; node: string; ip: string; hash?: string }): { deployment: KubeObject; pod: KubeObject } {
+  const { deployment } = waypointObjects(gw, { image: "registry.example/mesh:1", controlPlane: "mesh-control.mesh-system.svc:15012" });
+  const hash = pod.hash ?? "5f7d9c";
+  const tpl = (deployment.spec as { template: { metadata: { labels: Record<string, string> }; spec: Record<string, unknown> } }).template;
+  return {
+    deployment,
+    pod: {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: pod.name,
+        namespace: gw.metadata.namespace,
+        labels: { ...tpl.metadata.labels, "pod-template-hash": hash },
+        ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: `${gw.metadata.name}-${hash}`, uid: crypto.randomUUID(), controller: true, blockOwnerDeletion: true }],
+      },
+      spec: { ...structuredClone(tpl.spec), nodeName: pod.node },
+      status: { phase: "Running", podIP: pod.ip, podIPs: [{ ip: pod.ip }], conditions: [{ type: "Ready", status: "True" }] },
+    },
+  };
 }

@@ -86,6 +86,8 @@ export class KubernetesPlane {
         const gw = this.source.get("Gateway", ns, name);
         return !!gw && isWaypointGateway(gw);
       },
+      gateway: (ns, name) => this.source.get("Gateway", ns, name),
+      deployment: (ns, name) => this.source.get("Deployment", ns, name),
     });
     log.info("reading the cluster", { api: conn.server, via: conn.origin, namespace: this.namespace });
   }

@@ -13,7 +13,8 @@ import { parseConfig } from "../config/mod.ts";
 import { setLevel } from "../core/log.ts";
 import type { MeshModel } from "../model/types.ts";
 import { FakeApiServer } from "./_fake_apiserver.ts";
-import { allowPolicy, namespace, pod, seedShop, service, serviceAccount, waypointGateway } from "./_test_cluster.ts";
+import { allowPolicy, namespace, pod, seedShop, service, serviceAccount, waypointDeploymentAndPod, waypointGateway } from "./_test_cluster.ts";
+import { DEPLOYMENTS, LABEL_MANAGED_BY, MANAGED_BY } from "./resources.ts";
 import { KubeClient } from "./client.ts";
 import { fromKubeconfig } from "./connection.ts";
 import { type ModelError, type ModelUpdate, KubernetesSource } from "./source.ts";
@@ -233,5 +234,27 @@ describe("KubernetesSource", () => {
     expect(last()!.services.map((x) => x.name)).not.toContain("wp");
     api.remove("Gateway", "shop", "wp");
     await until("gone with its Service", () => !last()!.waypoints.length && !api.get("Service", "shop", "wp"));
+  });
+
+  test("the waypoint's own pods are no workloads: their addresses are the waypoint's podAddresses; another pod of its account stays a workload", async () => {
+    const { s, last, updates } = open({ extra: [{ resource: DEPLOYMENTS, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` }] });
+    await s.start(5000);
+    const gw = api.put(waypointGateway("shop", "wp2"));
+    const { deployment, pod: own } = waypointDeploymentAndPod(gw, { name: "wp2-5f7d9c-abcde", node: "node-b", ip: "10.244.2.60" });
+    api.put(deployment);
+    api.put(own);
+    api.put(pod({ name: "impostor", node: "node-b", sa: "wp2", ip: "10.244.2.61", labels: { "gateway.networking.k8s.io/gateway-name": "wp2" } }));
+    await until("pod addresses", () => last()!.waypoints.find((w) => w.name === "wp2")?.podAddresses?.[0] === "10.244.2.60");
+    const m = last()!;
+    expect(m.waypoints.find((w) => w.name === "wp2")!.podAddresses).toEqual(["10.244.2.60"]);
+    expect(m.workloads.some((w) => w.name === "wp2-5f7d9c-abcde")).toBe(false);
+    expect(m.workloads.find((w) => w.name === "impostor")).toMatchObject({ identity: "spiffe://cluster.local/ns/shop/sa/wp2" });
+    expect(updates[updates.length - 1]!.warnings.some((d) => d.rule === "waypoint-service-account" && d.file === "kubernetes:Pod/shop/impostor")).toBe(true);
+    // Without the watch of the waypoint Deployments, no pod is shown to be the waypoint's.
+    const { s: blind, last: blindLast } = open();
+    await blind.start(5000);
+    expect(blindLast()!.waypoints.find((w) => w.name === "wp2")!.podAddresses).toBeUndefined();
+    for (const [k, n] of [["Pod", "impostor"], ["Pod", "wp2-5f7d9c-abcde"], ["Deployment", "wp2"], ["Gateway", "wp2"]] as const) api.remove(k, "shop", n);
+    await until("gone", () => !last()!.waypoints.some((w) => w.name === "wp2"));
   });
 });

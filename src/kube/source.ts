@@ -7,6 +7,11 @@
  * Nothing is published until every kind has been listed once: a partial view would drop policies (an open
  * door) or workloads (refused certificates). After that, a kind whose watch is failing keeps its last copy.
  *
+ * The waypoint's own pods (its Deployment's, ./waypoint_pod.ts) are not workloads of the mesh: they are
+ * left out of the workloads, and their addresses become the waypoint's podAddresses, where destination
+ * ztunnels accept the waypoint's traffic from (its Gateway address is a ClusterIP). Any other pod running
+ * as a waypoint's service account stays an ordinary workload (and gets no certificate).
+ *
  * A WorkloadEntry whose address is a Pod's is left out, with a diagnostic (duplicate-address): whoever may
  * write WorkloadEntries must not be able to take a pod's address (the pod's ztunnel would turn the pod
  * away, and a `forwarded for=` naming it could be believed for the entry's identity).
@@ -21,9 +26,10 @@ import { type Diagnostic, formatDiagnostic, modelFromObjects } from "../config/m
 import { logger } from "../core/log.ts";
 import type { MeshModel } from "../model/types.ts";
 import type { KubeClient, KubeObject, ResourceType } from "./client.ts";
-import { MESH_CONFIGMAP, modelObjects } from "./edge.ts";
+import { isWaypointGateway, MESH_CONFIGMAP, modelObjects } from "./edge.ts";
 import { type Backoff, Reflector } from "./reflector.ts";
-import { CONFIG_MAPS, MODEL_RESOURCES, OLDER_VERSIONS } from "./resources.ts";
+import { CONFIG_MAPS, LABEL_GATEWAY_NAME, MODEL_RESOURCES, OLDER_VERSIONS } from "./resources.ts";
+import { waypointPodProblem } from "./waypoint_pod.ts";
 
 const log = logger("kube");
 
@@ -151,6 +157,28 @@ export class KubernetesSource {
     await Promise.all([...this.#reflectors.values(), this.#meshConfig].map((r) => r.stop()));
   }
 
+  /** The waypoints' own pods ("ns/name") and, per Gateway ("ns/name"), their addresses. */
+  #waypointPods(byKind: Map<string, KubeObject[]>): { pods: Set<string>; addresses: Map<string, Set<string>> } {
+    const pods = new Set<string>();
+    const addresses = new Map<string, Set<string>>();
+    const gateways = new Map((byKind.get("Gateway") ?? []).filter(isWaypointGateway).map((g) => [`${g.metadata.namespace}/${g.metadata.name}`, g]));
+    if (!gateways.size) return { pods, addresses };
+    for (const p of byKind.get("Pod") ?? []) {
+      const gwName = p.metadata.labels?.[LABEL_GATEWAY_NAME];
+      if (!gwName) continue;
+      const key = `${p.metadata.namespace}/${gwName}`;
+      const gw = gateways.get(key);
+      if (!gw || waypointPodProblem(p, gw, this.get("Deployment", p.metadata.namespace, gwName))) continue;
+      pods.add(`${p.metadata.namespace}/${p.metadata.name}`);
+      const status = (p.status ?? {}) as EdgeObject["status"] & { phase?: string };
+      if (status.phase === "Succeeded" || status.phase === "Failed") continue;
+      const set = addresses.get(key) ?? new Set<string>();
+      for (const ip of [status.podIP, ...(status.podIPs ?? []).map((x) => x.ip)]) if (ip) set.add(ip);
+      addresses.set(key, set);
+    }
+    return { pods, addresses };
+  }
+
   #schedule(): void {
     if (this.#closed) return;
     this.#firstEventAt ??= Date.now();
@@ -170,8 +198,14 @@ export class KubernetesSource {
     const t0 = performance.now();
     const edge = modelObjects({ byKind, meshConfigMap: this.#meshConfig.get(this.#o.namespace, MESH_CONFIGMAP) });
     const kept = withoutPodAddressSquatters(edge.objects);
-    const built = modelFromObjects(kept.objects);
+    const wpPods = this.#waypointPods(byKind);
+    const objects = wpPods.pods.size ? kept.objects.filter((o) => !wpPods.pods.has(podKey(o as EdgeObject))) : kept.objects;
+    const built = modelFromObjects(objects);
     const model = built.model;
+    for (const w of model.waypoints) {
+      const addrs = wpPods.addresses.get(`${w.namespace}/${w.name}`);
+      if (addrs) w.podAddresses = [...addrs].sort();
+    }
     const diagnostics = [...kept.diagnostics, ...built.diagnostics];
     const edgeErrors: Diagnostic[] = edge.problems.map((message) => ({
       file: `kubernetes:ConfigMap/${this.#o.namespace}/${MESH_CONFIGMAP}`,
@@ -259,6 +293,10 @@ function withoutPodAddressSquatters(objects: unknown[]): { objects: unknown[]; d
   });
   // Reported with the model's other errors ("configuration loaded from the cluster", firstErrors).
   return { objects: kept, diagnostics };
+}
+
+function podKey(o: EdgeObject): string {
+  return o.kind === "Pod" ? `${o.metadata?.namespace}/${o.metadata?.name}` : "";
 }
 
 /** "kubernetes:AuthorizationPolicy/shop/x" -> "AuthorizationPolicy" */

@@ -10,12 +10,13 @@ import { join } from "node:path";
 import { setLevel } from "../core/log.ts";
 import { mayIssue } from "../identity/mod.ts";
 import { FakeApiServer } from "./_fake_apiserver.ts";
-import { namespace, pod, seedShop, serviceAccount, waypointGateway } from "./_test_cluster.ts";
+import { namespace, pod, seedShop, serviceAccount, waypointDeploymentAndPod, waypointGateway } from "./_test_cluster.ts";
 import { KubeClient } from "./client.ts";
 import { fromKubeconfig } from "./connection.ts";
 import { KubernetesSource } from "./source.ts";
 import { isBootstrapToken, TokenReviewer } from "./token_review.ts";
 import { isWaypointGateway } from "./edge.ts";
+import { DEPLOYMENTS, LABEL_MANAGED_BY, MANAGED_BY } from "./resources.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-kube-tr-"));
 let api: FakeApiServer;
@@ -34,8 +35,24 @@ beforeAll(async () => {
   api.put(pod({ ns: "mesh-system", name: "ztunnel-bbbbb", node: "node-b", sa: "ztunnel", ip: "192.168.0.12", hostNetwork: true }));
   api.put(waypointGateway("shop", "wp"));
   api.put(serviceAccount("shop", "wp"));
+  // The waypoint's own pod, as its Deployment runs it; and pods that merely run as its service account.
+  const wp = waypointDeploymentAndPod(api.get("Gateway", "shop", "wp")!, { name: "wp-5f7d9c-x2k4q", node: "node-b", ip: "10.244.2.40" });
+  api.put(wp.deployment);
+  api.put(wp.pod);
   api.put(pod({ name: "wp-5f7d", node: "node-b", sa: "wp", ip: "10.244.2.30" }));
-  source = new KubernetesSource({ client, namespace: "mesh-system", onUpdate() {}, onError() {}, debounceMs: 10 });
+  api.put({ ...wp.pod, metadata: { ...wp.pod.metadata, name: "copycat", ownerReferences: undefined } });
+  const sidecar = structuredClone(wp.pod);
+  sidecar.metadata.name = "wp-5f7d9c-sidecar";
+  (sidecar.spec as { containers: unknown[] }).containers.push({ name: "reader", image: "attacker.example/x" });
+  api.put(sidecar);
+  source = new KubernetesSource({
+    client,
+    namespace: "mesh-system",
+    onUpdate() {},
+    onError() {},
+    debounceMs: 10,
+    extra: [{ resource: DEPLOYMENTS, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` }],
+  });
   await source.start(5000);
   reviewer = new TokenReviewer({
     client,
@@ -45,6 +62,8 @@ beforeAll(async () => {
       const g = source.get("Gateway", ns, n);
       return !!g && isWaypointGateway(g);
     },
+    gateway: (ns, n) => source.get("Gateway", ns, n),
+    deployment: (ns, n) => source.get("Deployment", ns, n),
   });
 });
 afterAll(async () => {
@@ -74,9 +93,25 @@ describe("TokenReviewer", () => {
     expect((other as { reason: string }).reason).toMatch(/only on other nodes/);
   });
 
-  test("a waypoint's token (its Gateway's service account) names the Gateway", async () => {
-    const t = await api.serviceAccountToken({ namespace: "shop", serviceAccount: "wp", pod: { name: "wp-5f7d" }, audiences: ["istio-ca"] });
+  test("a waypoint's token (its Gateway's service account, from its Deployment's pod) names the Gateway", async () => {
+    const t = await api.serviceAccountToken({ namespace: "shop", serviceAccount: "wp", pod: { name: "wp-5f7d9c-x2k4q" }, audiences: ["istio-ca"] });
     expect(await reviewer.authenticate(t)).toEqual({ kind: "gateway", namespace: "shop", name: "wp" });
+  });
+
+  test("another pod running as the waypoint's service account is no waypoint (so it never gets the waypoint's certificate)", async () => {
+    const refusal = async (podName: string) => {
+      const t = await api.serviceAccountToken({ namespace: "shop", serviceAccount: "wp", pod: { name: podName }, audiences: ["istio-ca"] });
+      const e = await reviewer.authenticate(t).then(() => undefined, (x) => x);
+      expect(e?.code).toBe("MESH_TOKEN_INVALID");
+      return String(e?.message);
+    };
+    expect(await refusal("wp-5f7d")).toMatch(/lacks the label gateway.networking.k8s.io\/gateway-name=wp/);
+    expect(await refusal("copycat")).toMatch(/not controlled by a ReplicaSet of Deployment shop\/wp/);
+    expect(await refusal("wp-5f7d9c-sidecar")).toMatch(/does not run exactly the containers/);
+    // Without a view of the waypoint Deployments nothing can be shown to be the waypoint's: refused.
+    const blind = new TokenReviewer({ client, pod: (ns, n) => source.get("Pod", ns, n), isWaypoint: () => true });
+    const t = await api.serviceAccountToken({ namespace: "shop", serviceAccount: "wp", pod: { name: "wp-5f7d9c-x2k4q" }, audiences: ["istio-ca"] });
+    await expect(blind.authenticate(t)).rejects.toThrow(/no istio-waypoint Gateway|no Deployment/);
   });
 
   test("refused: wrong audience, unbound token, other service accounts, a deleted pod, a forged token", async () => {

@@ -7,7 +7,9 @@
  * - a ztunnel's service account (by default mesh-system/ztunnel) becomes the node caller of THAT pod's
  *   spec.nodeName (never a node the proxy names itself), so it can get identities of its node only;
  * - a waypoint runs as the service account named after its Gateway (Istio's convention): that becomes the
- *   gateway caller of the istio-waypoint Gateway with that name in that namespace;
+ *   gateway caller of the istio-waypoint Gateway with that name in that namespace, but only for the
+ *   waypoint's own pods (its Deployment's, ./waypoint_pod.ts): any pod can be given that service account,
+ *   and the waypoint's certificate would let it bypass the waypoint at every destination ztunnel;
  * - any other service account is refused.
  * Successful reviews are cached briefly (by a hash of the token), so reconnect storms do not become
  * TokenReview storms.
@@ -18,6 +20,7 @@ import { logger } from "../core/log.ts";
 import type { Caller } from "../identity/mod.ts";
 import { type KubeClient, KubeApiError, type KubeObject } from "./client.ts";
 import { PODS, TOKEN_REVIEWS } from "./resources.ts";
+import { waypointPodProblem } from "./waypoint_pod.ts";
 
 const log = logger("kube");
 
@@ -37,6 +40,13 @@ export interface TokenReviewerOptions {
   pod?: (namespace: string, name: string) => KubeObject | undefined;
   /** Is there a waypoint Gateway (class istio-waypoint) with this name in this namespace? */
   isWaypoint: (namespace: string, name: string) => boolean;
+  /** The Gateway as last seen by the watch (to tell the waypoint's own pods from others). */
+  gateway?: (namespace: string, name: string) => KubeObject | undefined;
+  /**
+   * The waypoint Deployment the control role made for that Gateway, as last seen by the watch. Without it
+   * (or `gateway`) no pod can be shown to be the waypoint's: waypoint tokens are refused.
+   */
+  deployment?: (namespace: string, name: string) => KubeObject | undefined;
   /** How long a successful review is reused (default 60 s, never past the token's expiry). */
   cacheMs?: number;
   now?: () => number;
@@ -104,6 +114,10 @@ export class TokenReviewer {
       if (!spec.nodeName) throw refuse(`ztunnel pod ${namespace}/${podName} is not scheduled on a node yet`);
       caller = { kind: "node", node: spec.nodeName };
     } else if (this.#o.isWaypoint(namespace, serviceAccount)) {
+      const problem = waypointPodProblem(pod, this.#o.gateway?.(namespace, serviceAccount), this.#o.deployment?.(namespace, serviceAccount));
+      if (problem) {
+        throw refuse(`${problem}; only the waypoint's own pods (its Deployment's) act as waypoint ${namespace}/${serviceAccount}`);
+      }
       caller = { kind: "gateway", namespace, name: serviceAccount };
     } else {
       throw refuse(`service account ${namespace}/${serviceAccount} is neither a ztunnel's (${ztunnels.join(", ")}) nor a waypoint's (a Gateway of class istio-waypoint named after it)`);

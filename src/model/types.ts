@@ -121,6 +121,12 @@ export interface Waypoint {
   serviceAccount: string;
   /** spec.addresses values; where it listens for HBONE on 15008. */
   addresses: string[];
+  /**
+   * Kubernetes: the addresses of the waypoint's own pods (its Deployment's, verified by the control role),
+   * where its connections to destinations come from when they differ from `addresses` (a ClusterIP).
+   * The destination ztunnel counts traffic as the waypoint's only from `addresses` or these.
+   */
+  podAddresses?: string[];
   /** istio.io/waypoint-for: service (default), workload, all, none */
   waypointFor: "service" | "workload" | "all" | "none";
   port: number; // 15008

@@ -228,11 +228,12 @@ describe("placement: where each policy is enforced", () => {
 });
 
 describe("destination ztunnel", () => {
-  const conn = (principal?: string) => ({
-    source: { ip: "10.0.0.6", principal },
+  const conn = (principal?: string, ip = "10.0.0.6", peerIp?: string) => ({
+    source: { ip, principal, ...(peerIp ? { peerIp } : {}) },
     destination: { ip: "10.0.0.3", port: 8080 },
   });
-  const rows: { name: string; setup: Setup; from?: string; allowed: boolean; reason: string }[] = [
+  const WP = "spiffe://cluster.local/ns/shop/sa/wp";
+  const rows: { name: string; setup: Setup; from?: string; ip?: string; peerIp?: string; allowed: boolean; reason: string }[] = [
     {
       name: "no policy: allow",
       setup: { policies: [] },
@@ -263,9 +264,36 @@ describe("destination ztunnel", () => {
     {
       name: "served by a waypoint: the waypoint is admitted",
       setup: { serviceWaypoint: "shop/wp", policies: [L7_ALLOW] },
-      from: "spiffe://cluster.local/ns/shop/sa/wp",
+      from: WP,
+      ip: "10.0.9.1",
       allowed: true,
       reason: "from waypoint shop/wp",
+    },
+    {
+      name: "served by a waypoint: the waypoint's identity from another address is not the waypoint",
+      setup: { serviceWaypoint: "shop/wp", policies: [] },
+      from: WP,
+      ip: "10.0.0.6",
+      allowed: false,
+      reason: "identity of waypoint shop/wp came from 10.0.0.6, which is not one of its addresses (10.0.9.1)",
+    },
+    {
+      name: "the peer's own address decides, not the client address the waypoint forwarded",
+      setup: { serviceWaypoint: "shop/wp", policies: [] },
+      from: WP,
+      ip: "10.0.0.6",
+      peerIp: "10.0.9.1",
+      allowed: true,
+      reason: "from waypoint shop/wp",
+    },
+    {
+      name: "a forwarded address that is the waypoint's does not make an impostor the waypoint",
+      setup: { serviceWaypoint: "shop/wp", policies: [] },
+      from: WP,
+      ip: "10.0.9.1",
+      peerIp: "10.0.0.6",
+      allowed: false,
+      reason: "not one of its addresses",
     },
     {
       name: "served by a waypoint: a client going around it is refused",
@@ -285,12 +313,19 @@ describe("destination ztunnel", () => {
   for (const r of rows) {
     test(r.name, () => {
       const { model, api } = mesh(r.setup);
-      const d = authorizeAtZtunnel(indexModel(model), api, conn(r.from));
+      const d = authorizeAtZtunnel(indexModel(model), api, conn(r.from, r.ip, r.peerIp));
       expect(d.allowed).toBe(r.allowed);
       expect(d.reason).toContain(r.reason);
       expect(d.enforcedBy).toBe("ztunnel");
     });
   }
+
+  test("in Kubernetes the waypoint's pods' addresses count as its own", () => {
+    const { model, api } = mesh({ serviceWaypoint: "shop/wp", policies: [] });
+    model.waypoints = model.waypoints.map((w) => ({ ...w, podAddresses: ["10.244.7.7"] }));
+    expect(authorizeAtZtunnel(indexModel(model), api, conn(WP, "10.0.0.6", "10.244.7.7")).allowed).toBe(true);
+    expect(authorizeAtZtunnel(indexModel(model), api, conn(WP, "10.0.0.6", "10.244.7.8")).allowed).toBe(false);
+  });
 
   test("ztunnelInbound lists the waypoints of the workload and of its Services", () => {
     const { model, api } = mesh({ serviceWaypoint: "shop/wp", workloadWaypoint: "shop/wp", policies: [L7_ALLOW] });

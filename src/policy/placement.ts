@@ -214,12 +214,24 @@ export interface EnforcedDecision extends AuthzDecision {
 }
 
 /**
+ * Is `ip` one of the waypoint's own addresses (its Gateway's, or in Kubernetes its pods')? Traffic is
+ * "from the waypoint" only when its identity is the waypoint's AND it comes from one of these (as
+ * ztunnel does, reference/HBONE.md 6): an identity alone could be held by someone else.
+ */
+export function isWaypointAddress(waypoint: Waypoint, ip: string | undefined): boolean {
+  if (ip === undefined) return false;
+  return waypoint.addresses.includes(ip) || (waypoint.podAddresses?.includes(ip) ?? false);
+}
+
+/**
  * The destination ztunnel's decision for one inbound connection to `workload` (L4: `req.http` is ignored).
  * Order: PeerAuthentication STRICT refuses plaintext; a workload served by a waypoint admits only that
- * waypoint; otherwise fail-closed policies deny, and the L4 policies decide.
+ * waypoint (its identity, from one of its addresses: `req.source.peerIp`, else `ip`); otherwise
+ * fail-closed policies deny, and the L4 policies decide.
  */
 export function authorizeAtZtunnel(index: ModelIndex, workload: Workload, req: AuthzRequest): EnforcedDecision {
-  const conn: AuthzRequest = { source: req.source, destination: req.destination, sni: req.sni };
+  const { peerIp, ...source } = req.source;
+  const conn: AuthzRequest = { source, destination: req.destination, sni: req.sni };
   const deny = (reason: string, extra: Partial<AuthzDecision> = {}): EnforcedDecision => ({
     allowed: false,
     reason,
@@ -234,8 +246,19 @@ export function authorizeAtZtunnel(index: ModelIndex, workload: Workload, req: A
   }
   const inbound = ztunnelInbound(index, workload);
   if (inbound.waypoints.length || inbound.missingWaypoints.length) {
-    const from = inbound.waypoints.find((w) => w.identity === req.source.principal);
+    const claimed = inbound.waypoints.find((w) => w.identity === req.source.principal);
+    const at = peerIp ?? req.source.ip;
+    const from = claimed && isWaypointAddress(claimed, at) ? claimed : undefined;
     const names = [...inbound.waypoints.map((w) => `${w.namespace}/${w.name}`), ...inbound.missingWaypoints];
+    if (claimed && !from) {
+      return deny(
+        `traffic with the identity of waypoint ${claimed.namespace}/${claimed.name} came from ${
+          at ?? "an unknown address"
+        }, which is not one of its addresses (${
+          [...claimed.addresses, ...(claimed.podAddresses ?? [])].join(", ") || "none known"
+        }): not the waypoint, refused (bypass)`,
+      );
+    }
     if (from) {
       return {
         allowed: true,

@@ -28,6 +28,11 @@ export interface AuthzRequest {
     principal?: string;
     /** remote.ip / remoteIpBlocks: the original client address (X-Forwarded-For); defaults to `ip`. */
     remoteIp?: string;
+    /**
+     * The socket peer's own address when `ip` is the client's address a waypoint forwarded: what the
+     * destination ztunnel checks against the waypoint's addresses. Defaults to `ip`.
+     */
+    peerIp?: string;
   };
   destination: {
     /** The destination workload address (after service resolution). */

@@ -90,6 +90,25 @@ describe("waypoint: the destination ztunnel admits only the waypoint", () => {
     const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: "10.244.3.5", forwarded: 'for="10.244.1.10:5000"' });
     expect(d).toMatchObject({ ok: true, sourceIp: "10.244.1.10" });
   });
+  // The finding: a Pod running as the waypoint's service account (here with its certificate, as if it
+  // had one) dials the destination pod directly.
+  const impostorIp = "10.244.2.30";
+  test("the waypoint's identity from another address is not the waypoint: 401, whatever it forwards", () => {
+    const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: impostorIp, forwarded: 'for="10.244.1.10:5000"', connectionIp: "10.244.2.10" });
+    expect(d).toMatchObject({ ok: false, status: 401, sourceIp: impostorIp });
+    expect(!d.ok && d.reason).toContain("not one of its addresses (10.244.3.5)");
+    expect(trustedSourceIp(idx, wp.identity, impostorIp, 'for="10.244.1.10:5000"')).toBe(impostorIp);
+  });
+  test("also toward a workload no waypoint serves", () => {
+    const d = decideHboneInbound(idx, "node-a", { authority: "10.244.1.10:80", peerIdentity: wp.identity, peerIp: impostorIp });
+    expect(d).toMatchObject({ ok: false, status: 401 });
+  });
+  test("in Kubernetes, the waypoint's pods (podAddresses) are the waypoint too", () => {
+    const k8s = indexModel(model({ workloads: [viewer, served], waypoints: [{ ...wp, addresses: ["10.96.0.99"], podAddresses: ["10.244.3.7"] }] }));
+    const d = decideHboneInbound(k8s, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: "10.244.3.7", forwarded: 'for="10.244.1.10"' });
+    expect(d).toMatchObject({ ok: true, sourceIp: "10.244.1.10" });
+    expect(decideHboneInbound(k8s, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: impostorIp })).toMatchObject({ ok: false, status: 401 });
+  });
 });
 
 describe("a WorkloadEntry written with a pod's address takes nothing from the pod", () => {

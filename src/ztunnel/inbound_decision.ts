@@ -8,13 +8,17 @@
  * 2. It must name the address the connection was made to, the one whose certificate we presented (400):
  *    a tunnel cannot borrow one workload's certificate to reach another.
  * 3. It must be an ambient workload of this node (503), on a port that is not a ztunnel port (400).
- * 4. Authorization (src/policy authorizeAtZtunnel): PeerAuthentication STRICT refuses plaintext; a
+ * 4. A peer with a waypoint's identity must connect from one of that waypoint's addresses (its Gateway's,
+ *    or in Kubernetes its pods'), as ztunnel checks it (reference/HBONE.md 6): else 401. The identity alone
+ *    does not make a waypoint; whoever else held it would bypass the waypoint's policies and have its
+ *    `forwarded for=` believed.
+ * 5. Authorization (src/policy authorizeAtZtunnel): PeerAuthentication STRICT refuses plaintext; a
  *    workload served by a waypoint admits only that waypoint (a bypass answers 401); otherwise the L4
  *    policies decide, failing closed on L7 rules (401).
  */
 import type { ModelIndex } from "../model/index.ts";
-import type { Workload } from "../model/types.ts";
-import { authorizeAtZtunnel, type EnforcedDecision } from "../policy/mod.ts";
+import type { Waypoint, Workload } from "../model/types.ts";
+import { authorizeAtZtunnel, type EnforcedDecision, isWaypointAddress } from "../policy/mod.ts";
 import { ILLEGAL_TARGET_PORTS } from "./outbound_plan.ts";
 
 export interface InboundAdmitted {
@@ -61,16 +65,27 @@ export function forwardedFor(header: string | undefined): string | undefined {
 }
 
 /**
+ * The waypoint whose identity the peer presents (undefined: none), and whether it connects from one of
+ * that waypoint's addresses: only then is it the waypoint.
+ */
+export function peerWaypoint(index: ModelIndex, peerIdentity: string | undefined, peerIp: string): { waypoint: Waypoint; atItsAddress: boolean } | undefined {
+  if (!peerIdentity) return undefined;
+  const waypoint = index.model.waypoints.find((w) => w.identity === peerIdentity);
+  return waypoint && { waypoint, atItsAddress: isWaypointAddress(waypoint, peerIp) };
+}
+
+/**
  * The client's own address, for policies (ipBlocks) and telemetry. HBONE arrives from the client's
  * ztunnel (or waypoint), so the socket's peer address is that node's. The `forwarded` header names the
- * client, and is believed only when it cannot be a lie: the peer is a waypoint of the mesh, or the named
- * address belongs to a workload whose identity is the peer's authenticated identity (a ztunnel holds
- * certificates only for workloads of its own node).
+ * client, and is believed only when it cannot be a lie: the peer is a waypoint of the mesh (its identity,
+ * from one of its addresses), or the named address belongs to a workload whose identity is the peer's
+ * authenticated identity (a ztunnel holds certificates only for workloads of its own node).
  */
 export function trustedSourceIp(index: ModelIndex, peerIdentity: string | undefined, peerIp: string, forwarded: string | undefined): string {
   const claimed = forwardedFor(forwarded);
   if (!claimed || !peerIdentity || claimed === peerIp) return peerIp;
-  if (index.model.waypoints.some((w) => w.identity === peerIdentity)) return claimed;
+  const wp = peerWaypoint(index, peerIdentity, peerIp);
+  if (wp) return wp.atItsAddress ? claimed : peerIp;
   const w = index.workloadByAddress(claimed);
   return w && w.identity === peerIdentity ? claimed : peerIp;
 }
@@ -118,9 +133,23 @@ export function decideHboneInbound(index: ModelIndex, node: string, req: HboneIn
   }
   const local = localTarget(index, node, ip, port);
   if ("ok" in local) return local;
+  const wp = peerWaypoint(index, req.peerIdentity, req.peerIp);
+  if (wp && !wp.atItsAddress) {
+    const { waypoint: w } = wp;
+    const known = [...w.addresses, ...(w.podAddresses ?? [])];
+    return {
+      ok: false,
+      status: 401,
+      reason: `${req.peerIdentity} is the identity of waypoint ${w.namespace}/${w.name}, but the connection comes from ${req.peerIp}, which is not one of its addresses (${known.join(", ") || "none known"}): not the waypoint, refused`,
+      workload: local.workload,
+      ip,
+      port,
+      sourceIp: req.peerIp,
+    };
+  }
   const sourceIp = trustedSourceIp(index, req.peerIdentity, req.peerIp, req.forwarded);
   const decision = authorizeAtZtunnel(index, local.workload, {
-    source: { ip: sourceIp, principal: req.peerIdentity },
+    source: { ip: sourceIp, principal: req.peerIdentity, peerIp: req.peerIp },
     destination: { ip, port },
   });
   if (!decision.allowed) return { ok: false, status: 401, reason: decision.reason, workload: local.workload, ip, port, sourceIp, decision };
