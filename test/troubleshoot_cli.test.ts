@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { boundPorts, ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
-import { findAdminSecret } from "../src/admin/mod.ts";
+import { findAdminSecret, netnsId } from "../src/admin/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 
 if (!isRoot) console.log("test/troubleshoot_cli.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
@@ -249,7 +249,11 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     expect(text.stdout).toMatch(/ztunnel\/node-b +node-b +NACK/);
     expect(text.stdout).toContain("refused on purpose by the test");
 
-    procs.get("ztunnel/node-a")!.proc.kill("SIGKILL");
+    const killed = procs.get("ztunnel/node-a")!.proc;
+    killed.kill("SIGKILL");
+    await killed.exited;
+    // Nor its instance record (the ztunnels of a node and namespace, under /run/mesh as root): ours to remove.
+    rmSync(join("/run/mesh/ztunnel", `${netnsId()}-node-a`, String(killed.pid)), { force: true });
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status", ...live()]);
       return row("ztunnel/node-a")?.state === "NOT CONNECTED";
