@@ -7,9 +7,9 @@
  * proxy-status with a NACK made on purpose and a ztunnel killed with SIGKILL.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
 import { missingRoles } from "../src/lab/demo.ts";
 
@@ -59,6 +59,8 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
   let nackPid: number | undefined;
   /** The admin secret a ztunnel killed with SIGKILL could not remove (named after its namespace). */
   let leftSecret: string | undefined;
+  /** And its instance record (/run/mesh/ztunnel/<netns inode>-<node>/<pid>). */
+  let leftRecord: string | undefined;
   const state = () => JSON.parse(readFileSync(`/run/mesh-lab/${prefix}/state.json`, "utf8")) as { stateDir: string; processes: LabProc[]; namespaces: { name: string; kind: string }[] };
   const proc = (id: string) => state().processes.find((p) => p.id === id)!;
   const exec = (target: string, ...cmd: string[]) => mesh(["lab", "exec", "--prefix", prefix, target, "--", ...cmd], 30_000);
@@ -87,6 +89,12 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     }
     await forceDown(prefix);
     if (leftSecret) rmSync(leftSecret, { force: true });
+    if (leftRecord) {
+      rmSync(leftRecord, { force: true });
+      try {
+        rmdirSync(dirname(leftRecord)); // only if no other record is in it
+      } catch { /* not empty, or gone */ }
+    }
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 90_000);
 
@@ -241,7 +249,9 @@ setInterval(() => {}, 1000);
     expect(text.stdout).toContain("refused on purpose");
 
     const killed = proc("ztunnel/node-a");
-    leftSecret = `/run/mesh/admin/${statSync(`/run/netns/${killed.netns}`).ino}-15000.secret`;
+    const inode = statSync(`/run/netns/${killed.netns}`).ino;
+    leftSecret = `/run/mesh/admin/${inode}-15000.secret`;
+    leftRecord = `/run/mesh/ztunnel/${inode}-node-a/${killed.pid}`;
     process.kill(killed.pid, "SIGKILL");
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status"]);
