@@ -54,8 +54,11 @@ export interface HboneServerOptions {
    * which drains while the new one accepts). Bun.listen honours it at run time.
    */
   reusePort?: boolean;
-  /** When set, a client identity outside this trust domain is refused at the handshake. */
-  trustDomain?: string;
+  /**
+   * When set, a client identity outside this trust domain is refused at the handshake. A function is asked
+   * at each handshake (the mesh's trust domain comes with its configuration).
+   */
+  trustDomain?: string | (() => string | undefined);
 }
 
 interface RawData {
@@ -225,7 +228,8 @@ export class HboneServer {
 
   /** @internal */
   _handshake(s: Socket<ConnData>, ok: boolean, err: Error | null): void {
-    const [reason, identity] = checkClientPeer(s as never, ok, err, this.#opts.trustDomain);
+    const td = this.#opts.trustDomain;
+    const [reason, identity] = checkClientPeer(s as never, ok, err, typeof td === "function" ? td() : td);
     if (reason) {
       this.stats.handshakeRefused++;
       // A client that went away mid-handshake is not news; a refused certificate is.

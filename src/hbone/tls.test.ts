@@ -260,6 +260,24 @@ describe("SPIFFE IDs from SANs", () => {
 });
 
 describe("trust domain", () => {
+  test("a trust domain given as a function is asked at each handshake (it follows the configuration)", async () => {
+    let domain = "cluster.local";
+    const td = HboneServer.listen({ hostname: "127.0.0.1", port: 0, tls: certA, trustDomain: () => domain, onStream: echo });
+    try {
+      const base = { address: `127.0.0.1:${td.port}`, authority: "1.1.1.1:80", expectedIdentities: [A], tls: clientTls };
+      const pool1 = new HbonePool({ connectTimeoutMs: 3000 });
+      expect(await ping(await pool1.connect(base), "in")).toBe("in");
+      await pool1.close();
+      domain = "prod.example";
+      const pool2 = new HbonePool({ connectTimeoutMs: 3000 });
+      expect(await pool2.connect(base).catch((e) => e)).toBeInstanceOf(Error);
+      expect(td.stats.handshakeRefused).toBe(1);
+      await pool2.close();
+    } finally {
+      await td.close({ timeoutMs: 500 });
+    }
+  });
+
   test("a client outside the configured trust domain is refused", async () => {
     const td = HboneServer.listen({ hostname: "127.0.0.1", port: 0, tls: certA, trustDomain: "cluster.local", onStream: echo });
     const pool = new HbonePool({ connectTimeoutMs: 3000 });

@@ -194,6 +194,8 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
       // connections to the Gateway's own address.
       reusePort: true,
       tls: () => material(),
+      // reference/HBONE.md 5: a client identity outside the mesh's trust domain is refused.
+      trustDomain: () => state.index.model.meshConfig.trustDomain,
       onStream: proxy.onStream as never,
     });
     log.info("ready", { gateway: opts.gateway, identity: state.waypoint!.identity, hbone: `${at.hostname}:${server.port}` });
