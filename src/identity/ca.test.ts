@@ -30,7 +30,7 @@ function openssl(args: string[], cwd?: string): string {
 const ID = "spiffe://cluster.local/ns/shop/sa/product-api";
 
 /** Every issuer-side rule of the X.509-SVID checklist, read back from the certificate itself. */
-function expectSvid(certPem: string, identity: string, ttlSeconds: number) {
+function expectSvid(certPem: string, identity: string, ttlSeconds: number, signedAfter: number) {
   const n = new NodeX509(certPem);
   const p = new x509.X509Certificate(certPem);
   // X1/X3: exactly one URI SAN, the identity, and no other SAN.
@@ -59,7 +59,9 @@ function expectSvid(certPem: string, identity: string, ttlSeconds: number) {
   expect(life).toBeGreaterThan(ttlSeconds - 5);
   expect(life).toBeLessThanOrEqual(ttlSeconds + 1);
   expect(p.notBefore.getTime()).toBeLessThanOrEqual(Date.now());
-  expect(p.notBefore.getTime()).toBeGreaterThan(Date.now() - 61_000);
+  // At most 60 s of backdate, cut down to a whole second, from the moment of signing (not from now: the
+  // time since signing would eat into the bound, and sometimes, by a millisecond, past it).
+  expect(p.notBefore.getTime()).toBeGreaterThan(signedAfter - 61_000);
 }
 
 describe("self-signed CA", () => {
@@ -95,8 +97,9 @@ describe("self-signed CA", () => {
 
   test("signs a CSR as an SVID meeting every issuer rule; 24h by default", async () => {
     const { csrPem, keyPem } = await createCsr(ID);
+    const t0 = Date.now();
     const s = await ca.signCsr(csrPem, { identity: ID });
-    expectSvid(s.certPem, ID, 86400);
+    expectSvid(s.certPem, ID, 86400, t0);
     expect(s.chainPem).toBe(s.certPem); // a root signer adds no intermediates
     expect(s.notAfter.getTime() - Date.now()).toBeGreaterThan(86395e3);
     const r = validateSvid(s.chainPem, ca.trustBundlePem, { keyPem, expectedTrustDomain: "cluster.local" });
@@ -115,11 +118,12 @@ describe("self-signed CA", () => {
 
   test("serials are random and distinct", async () => {
     const { csrPem } = await createCsr(ID);
+    const t0 = Date.now();
     const a = await ca.signCsr(csrPem, { identity: ID, ttlSeconds: 60 });
     const b = await ca.signCsr(csrPem, { identity: ID, ttlSeconds: 60 });
     expect(a.serial).not.toBe(b.serial);
     expect(a.serial.length).toBe(32);
-    expectSvid(a.certPem, ID, 60);
+    expectSvid(a.certPem, ID, 60, t0);
   });
 
   test("refuses a CSR whose identity differs from the requested one", async () => {
@@ -208,8 +212,10 @@ describe("trust domain", () => {
     const ca = await CertificateAuthority.open(tmp(), { trustDomain: "example.org", defaultTtlSeconds: 600 });
     expect(new NodeX509(ca.rootPem).subjectAltName).toBe("URI:spiffe://example.org");
     const id = "spiffe://example.org/ns/a/sa/b";
-    const s = await ca.signCsr((await createCsr(id)).csrPem, { identity: id });
-    expectSvid(s.certPem, id, 600);
+    const csr = (await createCsr(id)).csrPem;
+    const t0 = Date.now();
+    const s = await ca.signCsr(csr, { identity: id });
+    expectSvid(s.certPem, id, 600, t0);
     expect(validateSvid(s.chainPem, ca.trustBundlePem, { expectedTrustDomain: "example.org" }).ok).toBe(true);
     expect(validateSvid(s.chainPem, ca.trustBundlePem, { expectedTrustDomain: "cluster.local" }).ok).toBe(false);
     await expect(ca.signCsr((await createCsr(ID)).csrPem, { identity: ID })).rejects.toThrow('trust domain "example.org"');
@@ -285,8 +291,9 @@ describe("plug-in CA (Istio cacerts layout)", () => {
     expect(ca.rootPem).toBe(certificatePems(rootPem)[0]!);
 
     const { csrPem, keyPem } = await createCsr(ID);
+    const t0 = Date.now();
     const s = await ca.signCsr(csrPem, { identity: ID, ttlSeconds: 3600 });
-    expectSvid(s.certPem, ID, 3600);
+    expectSvid(s.certPem, ID, 3600, t0);
     const chain = certificatePems(s.chainPem);
     expect(chain.length).toBe(2);
     expect(chain[1]).toBe(certificatePems(readFileSync(join(d, "ca-cert.pem"), "utf8"))[0]!);
