@@ -2,39 +2,13 @@
  * Which AuthorizationPolicy attributes need L7 (HTTP) processing. The ztunnel sees connections, not
  * requests: it can check source identity, namespace, IP and destination port, nothing else. A rule that
  * names methods, paths, hosts, request principals (JWT), remote IPs (X-Forwarded-For) or request.*
- * conditions can only be enforced by a waypoint. (The same classification as src/policy/attributes.ts,
- * which evaluates them; config cannot import policy, so both follow Istio's ambient translation.)
+ * conditions can only be enforced by a waypoint. (The classification itself is src/model/attributes.ts, shared with the engine.)
  */
 import type { PolicyRule } from "../model/types.ts";
 
-const L7_SOURCE = ["requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"] as const;
-const L7_OPERATION = ["hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"] as const;
+import { conditionKeyKind, L7_OPERATION_FIELDS as L7_OPERATION, L7_SOURCE_FIELDS as L7_SOURCE } from "../model/attributes.ts";
 
-/** Condition keys a ztunnel evaluates (trust domain derives from the peer identity). */
-const L4_CONDITION_KEYS = new Set([
-  "source.ip",
-  "source.namespace",
-  "source.principal",
-  "source.trustDomain",
-  "destination.ip",
-  "destination.port",
-]);
-const L7_CONDITION_KEYS = new Set([
-  "remote.ip",
-  "connection.sni",
-  "request.auth.principal",
-  "request.auth.audiences",
-  "request.auth.presenter",
-]);
-
-/** "l4", "l7", or "unknown" for a key no enforcement point understands (it fails closed everywhere). */
-export function conditionKeyKind(key: string): "l4" | "l7" | "unknown" {
-  if (L4_CONDITION_KEYS.has(key)) return "l4";
-  if (L7_CONDITION_KEYS.has(key)) return "l7";
-  if (/^request\.headers\[[^\]]+\]$/.test(key)) return "l7";
-  if (/^request\.auth\.claims(\[[^\]]+\])+$/.test(key)) return "l7";
-  return "unknown";
-}
+export { conditionKeyKind };
 
 export interface L7Attribute {
   /** e.g. "methods", "requestPrincipals", "request.auth.claims[iss]" */

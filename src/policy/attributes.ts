@@ -7,42 +7,8 @@
  */
 import type { AuthorizationPolicy, PolicyCondition, PolicyRule } from "../model/mod.ts";
 
-export const L7_SOURCE_FIELDS = [
-  "requestPrincipals",
-  "notRequestPrincipals",
-  "remoteIpBlocks",
-  "notRemoteIpBlocks",
-] as const;
-
-export const L7_OPERATION_FIELDS = ["hosts", "notHosts", "methods", "notMethods", "paths", "notPaths"] as const;
-
-const L4_CONDITION_KEYS = new Set([
-  "source.ip",
-  "source.namespace",
-  "source.principal",
-  "source.trustDomain",
-  "destination.ip",
-  "destination.port",
-]);
-
-const L7_CONDITION_KEYS = new Set([
-  "remote.ip",
-  "connection.sni",
-  "request.auth.principal",
-  "request.auth.audiences",
-  "request.auth.presenter",
-]);
-
-export type ConditionKeyKind = "l4" | "l7" | "unknown";
-
-/** Classify a `when` key. Unknown keys (typos, experimental.* filters we don't implement) are "unknown". */
-export function conditionKeyKind(key: string): ConditionKeyKind {
-  if (L4_CONDITION_KEYS.has(key)) return "l4";
-  if (L7_CONDITION_KEYS.has(key)) return "l7";
-  if (/^request\.headers\[[^\]]+\]$/.test(key)) return "l7";
-  if (/^request\.auth\.claims(\[[^\]]+\])+$/.test(key)) return "l7";
-  return "unknown";
-}
+export { conditionKeyKind, type ConditionKeyKind, L7_OPERATION_FIELDS, L7_SOURCE_FIELDS } from "../model/attributes.ts";
+import { conditionKeyKind, L7_OPERATION_FIELDS, L7_SOURCE_FIELDS } from "../model/attributes.ts";
 
 function nonEmpty(v: unknown): boolean {
   return Array.isArray(v) && v.length > 0;
