@@ -3,9 +3,9 @@
  * namespaces, even one left by a proxy killed with SIGKILL, and no other namespace's.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { adminSecretDirs } from "../src/admin/mod.ts";
 import { l4OnlyConfig, missingRoles } from "../src/lab/demo.ts";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, netnsInodes, netnsNames, pidAlive, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
@@ -33,6 +33,8 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
   const P = ["--prefix", prefix];
   let tmp = "";
   const dummies: string[] = [];
+  /** The instance record the killed ztunnel leaves (/run/mesh/ztunnel/<netns inode>-<node>/<pid>). */
+  let leftRecord: string | undefined;
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "mesh-lab-secrets-"));
@@ -44,6 +46,12 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
   afterAll(async () => {
     await forceDown(prefix);
     for (const d of dummies) rmSync(d, { force: true });
+    if (leftRecord) {
+      rmSync(leftRecord, { force: true });
+      try {
+        rmdirSync(dirname(leftRecord)); // only if no other record is in it
+      } catch { /* not empty, or gone */ }
+    }
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 150_000);
 
@@ -57,6 +65,7 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
     // The running ztunnel's admin API has its secret, named after its node's namespace.
     await waitFor("the ztunnel's admin secret", () => secretsOf(ztInode).length > 0, 10_000);
 
+    leftRecord = `/run/mesh/ztunnel/${[...ztInode][0]}-node-a/${zt.pid}`;
     process.kill(zt.pid, "SIGKILL");
     await waitFor("the ztunnel is gone", () => !pidAlive(zt.pid), 10_000);
     // It could not clean up after itself.
