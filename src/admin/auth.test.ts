@@ -6,17 +6,20 @@ import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/metrics.ts";
 import { adminSecretFile, ensureAdminSecret, findAdminSecret, netnsId, restoreSecret } from "./auth.ts";
 import { startAdminServers } from "./servers.ts";
+import { fixedPort } from "../platform/_test_ports.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-admin-auth-"));
 const secretDir = join(dir, "secrets");
 const dataDir = join(dir, "control-data");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * A fixed port (these tests need one: the secret of an ephemeral port behaves differently), from outside
+ * the ephemeral range, where no other process is handed it: the admin server shares a port with
+ * SO_REUSEPORT, so a stranger on it would not even make the bind fail.
+ */
 async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
+  return fixedPort();
 }
 
 test("the admin API refuses a caller without the credential, and serves one with it; health and metrics stay open", async () => {
