@@ -7,5 +7,4 @@ export * from "./src/model/mod.ts";
 export * from "./src/policy/mod.ts";
 export * from "./src/route/mod.ts";
 export * from "./src/config/mod.ts";
-export * from "./src/identity/spiffe.ts";
 export * from "./src/explain/mod.ts";

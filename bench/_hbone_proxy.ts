@@ -17,9 +17,9 @@ import http2 from "node:http2";
 import net from "node:net";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { startClientHalf, startServerHalf } from "../src/hbone/_tunnel_pair.ts";
+import { startClientHalf, startServerHalf } from "../src/hbone/_test_tunnel_pair.ts";
 import { HbonePool } from "../src/hbone/mod.ts";
-import { ALPN_H2, TLS13_ONLY } from "../src/hbone/tls.ts";
+import { ALPN_H2, TLS13_ONLY } from "../src/hbone/mod.ts";
 
 const [mode, certs, ...rest] = process.argv.slice(2);
 // The bench asks for a full GC before it reads RSS, so that it measures live memory, not garbage.

@@ -20,7 +20,7 @@
 import { createPublicKey } from "node:crypto";
 import http from "node:http";
 import { Duplex } from "node:stream";
-import { Http1Downstream } from "../src/waypoint/http1/downstream.ts";
+import { Http1Downstream } from "../src/waypoint/mod.ts";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";

@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { missingRoles, runDemo } from "../src/lab/demo.ts";
+import { missingRoles, runDemo } from "../src/lab/mod.ts";
 
 const root = resolve(import.meta.dir, "..");
 const mesh = join(root, "dist", "mesh");

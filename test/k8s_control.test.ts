@@ -10,9 +10,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { adminCall } from "../src/admin/mod.ts";
-import { setLevel } from "../src/core/log.ts";
+import { setLevel } from "../src/core/mod.ts";
 import { createCsr } from "../src/identity/mod.ts";
-import { FakeApiServer } from "../src/kube/_fake_apiserver.ts";
+import { FakeApiServer } from "../src/kube/_test_apiserver.ts";
 import { namespace, pod, seedShop, serviceAccount } from "../src/kube/_test_cluster.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 import { until } from "./k8s_helpers.ts";

@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import type { RbacGrant, RbacRule } from "../src/kube/_fake_apiserver.ts";
+import type { RbacGrant, RbacRule } from "../src/kube/_test_apiserver.ts";
 
 export const K8S_DIR = join(import.meta.dir, "..", "k8s");
 

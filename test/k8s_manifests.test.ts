@@ -8,8 +8,8 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "../src/cli/args.ts";
-import { run } from "../src/cli/commands/run.ts";
+import { parseArgs } from "../src/cli/mod.ts";
+import { run } from "../src/cli/mod.ts";
 import { waypointObjects } from "../src/kube/mod.ts";
 import { find, K8S_DIR, manifests } from "./k8s_helpers.ts";
 import { ensureBuilt, mesh } from "./lab_helpers.ts";

@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setLevel } from "../src/core/log.ts";
-import { FakeApiServer } from "../src/kube/_fake_apiserver.ts";
+import { setLevel } from "../src/core/mod.ts";
+import { FakeApiServer } from "../src/kube/_test_apiserver.ts";
 import { namespace, pod, seedShop, serviceAccount, waypointGateway } from "../src/kube/_test_cluster.ts";
 import { KubeClient, KubernetesPlane, type KubeObject, TokenReviewer } from "../src/kube/mod.ts";
-import { fromKubeconfig } from "../src/kube/connection.ts";
+import { fromKubeconfig } from "../src/kube/mod.ts";
 import { grantedTriples, rbacGrants, until } from "./k8s_helpers.ts";
 
 const CONTROL_USER = "system:serviceaccount:mesh-system:mesh-control";

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSyn
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { adminSecretDirs } from "../src/admin/mod.ts";
-import { l4OnlyConfig, missingRoles } from "../src/lab/demo.ts";
+import { l4OnlyConfig, missingRoles } from "../src/lab/mod.ts";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, netnsInodes, netnsNames, pidAlive, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
 
 if (isRoot) ensureBuilt();

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { l4OnlyConfig, missingRoles, REFUSED, runDemo } from "../src/lab/demo.ts";
+import { l4OnlyConfig, missingRoles, REFUSED, runDemo } from "../src/lab/mod.ts";
 import {
   ensureBuilt,
   forceDown,

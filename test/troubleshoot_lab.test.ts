@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
-import { missingRoles } from "../src/lab/demo.ts";
+import { missingRoles } from "../src/lab/mod.ts";
 
 if (isRoot) ensureBuilt();
 const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];

@@ -7,8 +7,8 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { envName, parseArgs } from "../src/cli/args.ts";
-import { run } from "../src/cli/commands/run.ts";
+import { envName, parseArgs } from "../src/cli/mod.ts";
+import { run } from "../src/cli/mod.ts";
 import { ensureBuilt, MESH, ROOT } from "./lab_helpers.ts";
 
 const UNITS = ["mesh-ztunnel.service", "mesh-control.service"];

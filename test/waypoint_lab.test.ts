@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
-import { missingRoles } from "../src/lab/demo.ts";
+import { missingRoles } from "../src/lab/mod.ts";
 import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
 
 if (isRoot) ensureBuilt();

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
-import { Registry } from "../telemetry/metrics.ts";
+import { Registry } from "../telemetry/mod.ts";
 import { adminSecretFile, ensureAdminSecret, findAdminSecret, netnsId, restoreSecret } from "./auth.ts";
 import { startAdminServers } from "./servers.ts";
 import { fixedPort } from "../platform/_test_ports.ts";

@@ -36,7 +36,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 
 const log = logger("admin");
 

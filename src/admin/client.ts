@@ -4,7 +4,7 @@
  * by the address's port in this network namespace (see ./auth.ts).
  */
 import { readFileSync } from "node:fs";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { adminSecretDirs, findAdminSecret, netnsId } from "./auth.ts";
 import { splitAddr } from "./servers.ts";
 

@@ -1,7 +1,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { startAdminServers } from "./servers.ts";
-import { Registry } from "../telemetry/metrics.ts";
+import { Registry } from "../telemetry/mod.ts";
 
 const reg = new Registry();
 reg.counter("mesh_test_total", "Test").inc({}, 4);

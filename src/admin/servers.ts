@@ -5,8 +5,8 @@
  */
 import { rmSync } from "node:fs";
 import { Hono } from "hono";
-import { getLevels, logger, setLevel, type Level } from "../core/log.ts";
-import type { Registry } from "../telemetry/metrics.ts";
+import { getLevels, logger, setLevel, type Level } from "../core/mod.ts";
+import type { Registry } from "../telemetry/mod.ts";
 import { AdminGuard, type AdminAuthOptions, ensureAdminSecret, restoreSecret } from "./auth.ts";
 
 const log = logger("admin");

@@ -3,8 +3,8 @@
  * MESH_* environment twin for every flag (`--control-plane` <- MESH_CONTROL_PLANE). Unknown flags are
  * errors that name the closest known flag.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { editDistance } from "../core/distance.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { editDistance } from "../core/mod.ts";
 
 export interface FlagSpec {
   /** flag name without dashes */

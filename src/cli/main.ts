@@ -5,19 +5,19 @@
  */
 import { helpText, parseArgs } from "./args.ts";
 import type { Command, CommandIO } from "./command.ts";
-import { MeshError } from "../core/errors.ts";
-import { check } from "./commands/check.ts";
-import { describe } from "./commands/describe.ts";
-import { explain } from "./commands/explain.ts";
-import { httpbin } from "./commands/httpbin.ts";
-import { iptables } from "./commands/iptables.ts";
-import { lab } from "./commands/lab.ts";
-import { proxyConfigCommand } from "./commands/proxy_config.ts";
-import { proxyStatusCommand } from "./commands/proxy_status.ts";
-import { run } from "./commands/run.ts";
-import { status } from "./commands/status.ts";
-import { token } from "./commands/token.ts";
-import { version } from "./commands/version.ts";
+import { MeshError } from "../core/mod.ts";
+import { check } from "./commands/mod.ts";
+import { describe } from "./commands/mod.ts";
+import { explain } from "./commands/mod.ts";
+import { httpbin } from "./commands/mod.ts";
+import { iptables } from "./commands/mod.ts";
+import { lab } from "./commands/mod.ts";
+import { proxyConfigCommand } from "./commands/mod.ts";
+import { proxyStatusCommand } from "./commands/mod.ts";
+import { run } from "./commands/mod.ts";
+import { status } from "./commands/mod.ts";
+import { token } from "./commands/mod.ts";
+import { version } from "./commands/mod.ts";
 // One line per command; keep sorted.
 const commands: Command[] = [
   check,

@@ -4,15 +4,15 @@
  * are warnings too; anything else is an unknown kind.
  */
 import type * as v from "valibot";
-import { gatewaySchema, httpRouteSchema, referenceGrantSchema } from "./schema/gateway.ts";
-import { namespaceSchema, podSchema, serviceAccountSchema, serviceSchema } from "./schema/core.ts";
+import { gatewaySchema, httpRouteSchema, referenceGrantSchema } from "./schema/mod.ts";
+import { namespaceSchema, podSchema, serviceAccountSchema, serviceSchema } from "./schema/mod.ts";
 import {
   authorizationPolicySchema,
   peerAuthenticationSchema,
   requestAuthenticationSchema,
   workloadEntrySchema,
-} from "./schema/istio.ts";
-import { meshConfigSchema } from "./schema/mesh.ts";
+} from "./schema/mod.ts";
+import { meshConfigSchema } from "./schema/mod.ts";
 
 /** The apiVersion of mesh's own MeshConfig kind. */
 export const MESH_API_VERSION = "mesh.dev/v1alpha1";

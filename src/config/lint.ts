@@ -3,7 +3,7 @@
  * Schema-level rules (unknown kind/field, apiVersion, duplicates, ignored kinds) live in ./load.ts; the
  * list of every rule id with its meaning is RULES in ./rules.ts.
  */
-import type { Labels, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/types.ts";
+import type { Labels, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import type { Entry } from "./entry.ts";
 import { conditionKeyKind, l7Attributes } from "./l7.ts";
@@ -19,7 +19,7 @@ import {
   WAYPOINT_CLASS,
 } from "./normalize.ts";
 import { scopeSelectsWorkload } from "../model/mod.ts";
-import { isIpAddress, isIpBlock, isPortValue } from "./schema/common.ts";
+import { isIpAddress, isIpBlock, isPortValue } from "./schema/mod.ts";
 import { LabelIndex, selectorEvaluations } from "./label_index.ts";
 
 type Path = (string | number)[];

@@ -3,7 +3,7 @@
  * caller reads the files (src/platform/config_files.ts) or watches the Kubernetes API and hands over
  * text or plain objects.
  */
-import type { MeshModel } from "../model/types.ts";
+import type { MeshModel } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { sortDiagnostics } from "./diagnostic.ts";
 import type { Entry } from "./entry.ts";

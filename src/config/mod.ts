@@ -21,3 +21,4 @@ export type { L7Attribute } from "./l7.ts";
 export { MESH_API_VERSION } from "./kinds.ts";
 export { RULES } from "./rules.ts";
 export { resolveTargetPort } from "./normalize.ts";
+export { isIpBlock } from "./schema/mod.ts";

@@ -61,7 +61,7 @@ describe("config/mesh.yaml (the seed's scenario)", () => {
     expect(ra.scope).toEqual({ kind: "selector", matchLabels: { app: "product-api" } });
     expect(ra.jwtRules[0]!.issuer).toBe("testing@secure.istio.io");
     const jwks = JSON.parse(ra.jwtRules[0]!.jwks!);
-    const reference = JSON.parse(readFileSync("/work/shared/reference/jwt/jwks.json", "utf8"));
+    const reference = JSON.parse(readFileSync(join(import.meta.dir, "../policy/testdata/istio/samples-jwks.json"), "utf8"));
     expect(jwks).toEqual(reference);
     const ap = model.authorizationPolicies[0]!;
     expect(ap).toMatchObject({ name: "require-get-on-products", action: "ALLOW", hasL7: true });

@@ -33,8 +33,8 @@ import type {
   Waypoint,
   WaypointBinding,
   Workload,
-} from "../model/types.ts";
-import { DEFAULT_MESH_CONFIG, emptyModel } from "../model/types.ts";
+} from "../model/mod.ts";
+import { DEFAULT_MESH_CONFIG, emptyModel } from "../model/mod.ts";
 import { labelsMatch } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { parseDuration } from "./duration.ts";

@@ -3,7 +3,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
-import { getLevels, setLevel, setSink } from "../core/log.ts";
+import { getLevels, setLevel, setSink } from "../core/mod.ts";
 import { createBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions } from "../xds/mod.ts";

@@ -5,8 +5,8 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { logger } from "../core/log.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
 import {
   type Caller,
   type CertificateAuthority,
@@ -15,10 +15,10 @@ import {
   TOKEN_ISSUER,
   verifyBootstrapToken,
 } from "../identity/mod.ts";
-import type { Counter } from "../telemetry/metrics.ts";
+import type { Counter } from "../telemetry/mod.ts";
 import { CsrRequestSchema, parseWith, PATHS, type ProxyId, type StatusReport } from "../xds/mod.ts";
 import type { XdsServer } from "../xds/mod.ts";
-import type { MeshModel } from "../model/types.ts";
+import type { MeshModel } from "../model/mod.ts";
 
 const log = logger("control");
 

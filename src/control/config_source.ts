@@ -17,9 +17,9 @@ import {
   type ParsedFile,
   type SourcePosition,
 } from "../config/mod.ts";
-import { configFilePaths } from "../platform/config_files.ts";
-import type { MeshModel } from "../model/types.ts";
-import { logger } from "../core/log.ts";
+import { configFilePaths } from "../platform/mod.ts";
+import type { MeshModel } from "../model/mod.ts";
+import { logger } from "../core/mod.ts";
 
 const log = logger("control");
 

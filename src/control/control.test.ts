@@ -352,8 +352,7 @@ describe("control role: config push", () => {
   });
 
   test("mesh status (text and json) shows proxies, versions, NACKs and certificates", async () => {
-    const { status } = await import("../cli/commands/status.ts");
-    const { parseArgs } = await import("../cli/args.ts");
+    const { parseArgs, status } = await import("../cli/mod.ts");
     const run = async (...argv: string[]) => {
       let out = "";
       const code = await status.run(parseArgs(["--control-plane", tc.address, "--data-dir", join(t.dir, "data"), ...argv], status, {}), {

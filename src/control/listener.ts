@@ -8,8 +8,8 @@
 import http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import type { Hono } from "hono";
-import { ErrorCode } from "../core/errors.ts";
-import { logger } from "../core/log.ts";
+import { ErrorCode } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
 import { callerFromIdentity } from "../identity/mod.ts";
 import { ClientMessageSchema, FrameReader, parseWith, PATHS, type XdsServer } from "../xds/mod.ts";
 import { type ApiEnv, type PeerInfo, proxyIdOf } from "./api.ts";

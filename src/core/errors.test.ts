@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { MeshError } from "./errors.ts";
-import { closest, parseArgs } from "../cli/args.ts";
+import { closest, parseArgs } from "../cli/mod.ts";
 
 test("MeshError carries a stable code", () => {
   const e = new MeshError("MESH_USAGE", "Bad flag");

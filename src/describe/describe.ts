@@ -7,7 +7,7 @@
  *
  * Pure: the same placement and attachment functions the proxies run, no I/O.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import type { MeshModel, ModelIndex, Service, Workload } from "../model/mod.ts";
 import { indexModel, peerAuthenticationChain, peerAuthenticationModeFor } from "../model/mod.ts";
 import { routesForService } from "../route/mod.ts";
@@ -23,7 +23,7 @@ import type {
   WorkloadDescription,
 } from "./types.ts";
 import { serviceWaypointNotes, waypointRef, workloadWaypoints } from "./waypoints.ts";
-import { editDistance } from "../core/distance.ts";
+import { editDistance } from "../core/mod.ts";
 
 export const DATAPLANE_LABEL = "istio.io/dataplane-mode";
 

@@ -6,7 +6,7 @@
  * (its view: every workload and Service, the policies placed on it); a waypoint's carries `gateway`,
  * `version` and `model` (with the policies and routes placed on it).
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import type { MeshModel, Workload } from "../model/mod.ts";
 import { indexModel } from "../model/mod.ts";
 import { policyKey, policyL7Attributes } from "../policy/mod.ts";

@@ -23,7 +23,7 @@ import {
   placement,
   waypointBindingFor,
 } from "../policy/mod.ts";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { normalizeHeaders, routeRequest, routesForService } from "../route/mod.ts";
 import type { AppliedFilter, RouteDecision } from "../route/mod.ts";
 import type { ExplainQuery } from "./query.ts";

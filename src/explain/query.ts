@@ -1,7 +1,7 @@
 /**
  * The question `mesh explain` answers, and its command-line spellings (--from, --to, --header).
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 /** Who sends: a workload identity, or a bare address (possibly outside the mesh). */
 export type ExplainSource =

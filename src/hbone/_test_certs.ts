@@ -3,12 +3,8 @@
  * @peculiar/x509 over WebCrypto (EC P-256). Kept here rather than in src/identity so the HBONE tests
  * do not depend on the real CA. Never used outside tests and benches.
  */
-import "./_reflect.ts";
-
-// Loaded dynamically so the Reflect polyfill above is in place first (a static import of a CommonJS
-// package is evaluated before this module's own imports run).
-const x509 = await import("@peculiar/x509");
-x509.cryptoProvider.set(crypto);
+// @peculiar/x509 as src/identity loads it (after the Reflect metadata shim it needs).
+import { x509 } from "../identity/mod.ts";
 
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 

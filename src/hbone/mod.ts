@@ -55,3 +55,4 @@ export { identityOfCert, isSpiffeId, spiffeIdsFromSan } from "./tls.ts";
 export type { TlsMaterial } from "./tls.ts";
 export { parseAuthority } from "./headers.ts";
 export { SocketSplice, spliceHandlers } from "./splice.ts";
+export { ALPN_H2, TLS13_ONLY } from "./tls.ts";

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { TCPSocketListener } from "bun";
 import net from "node:net";
 import { makeTestCa, spiffeId, type TestTls } from "./_test_certs.ts";
-import { startClientHalf, startServerHalf } from "./_tunnel_pair.ts";
+import { startClientHalf, startServerHalf } from "./_test_tunnel_pair.ts";
 import { HbonePool, type HboneServer } from "./mod.ts";
 
 const SERVER_ID = spiffeId("t", "server");

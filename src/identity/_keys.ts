@@ -1,6 +1,6 @@
 /** Key generation and PEM import/export over WebCrypto (private to src/identity). */
 import { createPrivateKey } from "node:crypto";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { pemBlocks, toPem } from "./_pem.ts";
 
 /** ECDSA P-256 with SHA-256: the key and signature algorithm of every SVID and of the mesh's own roots. */

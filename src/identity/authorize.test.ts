@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { emptyModel, type MeshModel, type Workload } from "../model/types.ts";
+import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
 import { mayIssue } from "./authorize.ts";
 import type { Caller } from "./caller.ts";
 

@@ -13,9 +13,9 @@
  * could bypass the waypoint's policies. Only the waypoint itself (its gateway caller) gets it; `mesh check`
  * reports such a workload (waypoint-service-account).
  */
-import type { MeshModel } from "../model/types.ts";
+import type { MeshModel } from "../model/mod.ts";
 import { type Caller, describeCaller } from "./caller.ts";
-import { trySpiffeId } from "./spiffe.ts";
+import { trySpiffeId } from "../model/mod.ts";
 
 /** The outcome of mayIssue: allowed, or refused with a reason fit for a log line and the caller. */
 export type IssueDecision = { ok: true } | { ok: false; reason: string };

@@ -9,8 +9,8 @@
  *
  * The /mesh/ prefix can never collide with a workload identity (/ns/<ns>/sa/<sa>).
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { pathError, trustDomainError, trySpiffeId } from "./spiffe.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { pathError, trustDomainError, trySpiffeId } from "../model/mod.ts";
 
 /** A control-plane caller. */
 export type Caller =

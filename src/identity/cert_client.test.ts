@@ -7,7 +7,7 @@ import tls from "node:tls";
 import { CertificateAuthority } from "./ca.ts";
 import { type Cert, type SignResult, WorkloadCertificates } from "./cert_client.ts";
 import { createCsr } from "./csr.ts";
-import { peerSpiffeId } from "./spiffe.ts";
+import { peerSpiffeId } from "../model/mod.ts";
 
 const dirs: string[] = [];
 function tmp(): string {

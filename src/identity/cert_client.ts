@@ -10,11 +10,11 @@
  */
 import { mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { createCsr } from "./csr.ts";
 import { writeFileAtomic } from "./_fs.ts";
 import { certificatePems, joinPem, pemBlocks } from "./_pem.ts";
-import { parseSpiffeId } from "./spiffe.ts";
+import { parseSpiffeId } from "../model/mod.ts";
 import { validateSvid } from "./validate.ts";
 
 /** A certificate the client holds for one identity. */

@@ -6,7 +6,7 @@
  * Runtime: Bun (node:crypto, node:fs, WebCrypto). The pure SPIFFE helpers are also exported to Deno
  * through the top-level mod.ts.
  */
-export * from "./spiffe.ts";
+export { formatIdentity, isSpiffeId, parseSpiffeId, peerSpiffeId, principalOf, trySpiffeId, type SpiffeId } from "../model/mod.ts";
 export * from "./caller.ts";
 export * from "./authorize.ts";
 export * from "./ca.ts";
@@ -14,3 +14,5 @@ export * from "./csr.ts";
 export * from "./validate.ts";
 export * from "./token.ts";
 export * from "./cert_client.ts";
+/** @peculiar/x509, loaded once with the Reflect shim it needs (for tests that make certificates). */
+export { x509 } from "./_x509.ts";

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeJwt, importPKCS8, SignJWT } from "jose";
-import { MeshError } from "../core/errors.ts";
-import { emptyModel } from "../model/types.ts";
+import { MeshError } from "../core/mod.ts";
+import { emptyModel } from "../model/mod.ts";
 import { mayIssue } from "./authorize.ts";
 import { createBootstrapToken, TOKEN_KEY_FILE, verifyBootstrapToken } from "./token.ts";
 

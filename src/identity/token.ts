@@ -9,10 +9,10 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { calculateJwkThumbprint, errors as joseErrors, exportJWK, importPKCS8, jwtVerify, SignJWT, type JWTPayload } from "jose";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { type Caller, describeCaller, parseGatewayRef } from "./caller.ts";
 import { generateP256, privateKeyPem } from "./_keys.ts";
-import { pathError } from "./spiffe.ts";
+import { pathError } from "../model/mod.ts";
 
 /** The `iss` of every bootstrap token. */
 export const TOKEN_ISSUER = "mesh-control";

@@ -8,7 +8,7 @@
  */
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from "node:crypto";
 import { certificatePems, pemBlocks } from "./_pem.ts";
-import { trySpiffeId } from "./spiffe.ts";
+import { trySpiffeId } from "../model/mod.ts";
 import { x509 } from "./_x509.ts";
 import type * as X from "@peculiar/x509";
 

@@ -1,5 +1,5 @@
 /** Test objects for src/kube and test/k8s*: a small ambient mesh as a cluster holds it (private to tests). */
-import type { FakeApiServer } from "./_fake_apiserver.ts";
+import type { FakeApiServer } from "./_test_apiserver.ts";
 import type { KubeObject } from "./client.ts";
 import { waypointObjects } from "./waypoints.ts";
 

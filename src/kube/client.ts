@@ -8,7 +8,7 @@
  * in request-era dependencies, and neither is a dependency of this project; the control role uses six verbs
  * (list, watch, get, create, update, merge-patch) on a dozen resources, which this file covers.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import type { ClusterConnection } from "./connection.ts";
 
 /** One API resource: group "" is the core group (/api/v1). */

@@ -4,7 +4,7 @@
  * serving certificate must carry for proxies to reach it through its Service.
  */
 import { hostname } from "node:os";
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import type { Caller } from "../identity/mod.ts";
 import type { Registry } from "../telemetry/mod.ts";
 import { KubeClient } from "./client.ts";

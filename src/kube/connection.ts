@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 /** The service-account files every pod gets (unless automountServiceAccountToken: false). */
 export const IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -7,7 +7,7 @@
  * one more run; a periodic resync repairs what no event announced. Write failures are logged and retried
  * at the next run: the mesh keeps serving meanwhile.
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import type { KubeClient, KubeObject, ResourceType } from "./client.ts";
 import { KubeApiError } from "./client.ts";
 import { isWaypointGateway } from "./edge.ts";

@@ -9,7 +9,7 @@
  * - a resource the cluster does not serve (404: its CRD is not installed) counts as empty and is retried
  *   now and then, so installing Istio's or the Gateway API's CRDs later is picked up.
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import { type KubeClient, KubeApiError, type KubeObject, type ResourceType } from "./client.ts";
 
 const log = logger("kube");

@@ -23,8 +23,8 @@
  * and the diagnostics say which object to fix.
  */
 import { type Diagnostic, formatDiagnostic, modelFromObjects } from "../config/mod.ts";
-import { logger } from "../core/log.ts";
-import type { MeshModel } from "../model/types.ts";
+import { logger } from "../core/mod.ts";
+import type { MeshModel } from "../model/mod.ts";
 import type { KubeClient, KubeObject, ResourceType } from "./client.ts";
 import { isWaypointGateway, MESH_CONFIGMAP, modelObjects } from "./edge.ts";
 import { type Backoff, Reflector } from "./reflector.ts";

@@ -12,7 +12,7 @@
  * is enforced by the destination's waypoint, and without one it denies (fail closed).
  */
 import { l7Attributes } from "../config/mod.ts";
-import type { AuthorizationPolicy, MeshModel } from "../model/types.ts";
+import type { AuthorizationPolicy, MeshModel } from "../model/mod.ts";
 import type { KubeObject } from "./client.ts";
 
 export interface Condition {

@@ -15,8 +15,8 @@
  * TokenReview storms.
  */
 import { createHash } from "node:crypto";
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { logger } from "../core/log.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
 import type { Caller } from "../identity/mod.ts";
 import { type KubeClient, KubeApiError, type KubeObject } from "./client.ts";
 import { PODS, TOKEN_REVIEWS } from "./resources.ts";

@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { inNetns, isRunning, runCommand, spawnDetached, stopProcess } from "../platform/mod.ts";
 import { listeningPorts, probeReady } from "./health.ts";
 import { ADDRESSES, type LabPod, type LabWaypoint } from "./plan.ts";

@@ -1,5 +1,5 @@
 /** `mesh lab exec`: run a command inside a pod's (or node's, waypoint's, the control plane's) namespace. */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { inNetns } from "../platform/mod.ts";
 import { type LabLocation, requireLab } from "./lifecycle.ts";
 import { childEnv, requireRoot } from "./runtime.ts";

@@ -4,7 +4,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { listNetns, netnsExists, runCommand, stopProcess } from "../platform/mod.ts";
 import { controlDataDir, rootCertPath, startControl, waitReady } from "./components.ts";
 import { defaultStateDir, labNames } from "./names.ts";

@@ -21,3 +21,4 @@ export { ADDRESSES, hostsFile, type LabPlan, type LabPod, type LabService, type 
 export { type Progress } from "./reconcile.ts";
 export { type LabState, loadState } from "./state.ts";
 export { formatStatus, type LabStatus, type LabStatusEntry, labStatus } from "./status.ts";
+export { REFUSED, l4OnlyConfig, missingRoles, runDemo } from "./demo.ts";

@@ -4,7 +4,7 @@
  * can tell what is its own. Link names live only inside the lab's namespaces (veths are created there
  * directly), so they need no prefix and stay under the kernel's 15-byte limit.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 /** What `--prefix` may be: short, lowercase, no dash (the dash ends the prefix in every name). */
 const PREFIX_RE = /^[a-z0-9]{1,16}$/;

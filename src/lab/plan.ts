@@ -5,7 +5,7 @@
  * (the control role) reads the whole file with full validation. Pure: text in, plan or error out.
  */
 import { parseAllDocuments } from "yaml";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 export interface LabPod {
   name: string;

@@ -5,7 +5,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 export function requireRoot(what: string): void {
   if (process.getuid?.() !== 0) {

@@ -25,7 +25,7 @@ import {
   runCommand,
   setSysctl,
 } from "../platform/mod.ts";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { labNames, LINK } from "./names.ts";
 import { ADDRESSES } from "./plan.ts";
 import { type EndpointRecord, type LabState, type NamespaceKind, type NodeRecord, saveState } from "./state.ts";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MeshError } from "../core/errors.ts";
+import { MeshError } from "../core/mod.ts";
 import { parseConfig } from "../config/mod.ts";
 import { readConfigFiles } from "./config_files.ts";
 

@@ -2,7 +2,7 @@
  * Running short system commands (ip, iptables, sysctl) synchronously and turning a failure into a
  * MeshError that quotes the command and its stderr, so the user sees what the kernel refused.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 export interface CommandResult {
   code: number;

@@ -32,3 +32,4 @@ export {
   type VethEnd,
 } from "./netns.ts";
 export { getOriginalDestination, type OriginalDestination } from "./original_dst.ts";
+export { configFilePaths, readConfigFiles } from "./config_files.ts";

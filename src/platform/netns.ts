@@ -3,7 +3,7 @@
  * topology and by tests that need real iptables without touching the host's own namespace. Every
  * function takes explicit names: nothing here picks or guesses a name, so callers keep them unique.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { runChecked, runCommand } from "./exec.ts";
 
 /** Linux limits interface names to 15 bytes (IFNAMSIZ - 1). */

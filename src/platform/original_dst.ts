@@ -5,7 +5,7 @@
  * Bun has no API for it, so this reaches libc through bun:ffi on the socket's file descriptor.
  */
 import { dlopen, FFIType, ptr, read, type Pointer } from "bun:ffi";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 const SOL_IP = 0;
 const SOL_IPV6 = 41;

@@ -5,7 +5,7 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { runCommand } from "./exec.ts";
 
 export interface ProcessIdentity {

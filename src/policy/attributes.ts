@@ -7,8 +7,8 @@
  */
 import type { AuthorizationPolicy, PolicyCondition, PolicyRule } from "../model/mod.ts";
 
-export { conditionKeyKind, type ConditionKeyKind, L7_OPERATION_FIELDS, L7_SOURCE_FIELDS } from "../model/attributes.ts";
-import { conditionKeyKind, L7_OPERATION_FIELDS, L7_SOURCE_FIELDS } from "../model/attributes.ts";
+export { conditionKeyKind, type ConditionKeyKind, L7_OPERATION_FIELDS, L7_SOURCE_FIELDS } from "../model/mod.ts";
+import { conditionKeyKind, L7_OPERATION_FIELDS, L7_SOURCE_FIELDS } from "../model/mod.ts";
 
 function nonEmpty(v: unknown): boolean {
   return Array.isArray(v) && v.length > 0;

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { AuthorizationPolicy, PolicyRule } from "../model/mod.ts";
 import { conditionKeyKind, policyHasL7, policyL7Attributes, unknownConditionKeys } from "./attributes.ts";
-import { isIpBlock } from "../config/schema/common.ts";
+import { isIpBlock } from "../config/mod.ts";
 import { cidrContains, ipInBlock, parseCidr, parseIp } from "./cidr.ts";
 import { authorize, claimValues, policyMatches } from "./evaluate.ts";
 import { matchPath, normalizePath } from "./path.ts";

@@ -3,7 +3,7 @@ import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import type { JWTPayload } from "jose";
 import { MeshError } from "../core/mod.ts";
 import type { JwtRule } from "../model/mod.ts";
-import { readTestdata, TEST_ISSUER_JWKS, testKeys, TOKENS } from "./_fixture.ts";
+import { readTestdata, TEST_ISSUER_JWKS, testKeys, TOKENS } from "./_test_fixture.ts";
 import { authenticate, inlineKeySet, JwtError } from "./jwt.ts";
 import type { AuthnRequest, AuthnResult } from "./jwt.ts";
 

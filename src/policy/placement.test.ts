@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { parseConfig } from "../config/mod.ts";
 import { emptyModel, indexModel } from "../model/mod.ts";
 import type { AuthorizationPolicy, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
-import { readTestdata } from "./_fixture.ts";
+import { readTestdata } from "./_test_fixture.ts";
 import { admitRequest } from "./admit.ts";
 import { policyHasL7 } from "./attributes.ts";
 import { inlineKeySet } from "./jwt.ts";

@@ -24,7 +24,7 @@ import type {
   Labels,
   ReferenceGrant,
   Service,
-} from "../model/types.ts";
+} from "../model/mod.ts";
 import { hostnameMatches } from "./match.ts";
 
 const GATEWAY_GROUP = "gateway.networking.k8s.io";

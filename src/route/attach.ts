@@ -9,7 +9,7 @@
  * - No route attached: the request goes to the Service itself (the "default"). Routes attached but none
  *   matching: 404.
  */
-import type { HttpRoute, ObjectRef, Service } from "../model/types.ts";
+import type { HttpRoute, ObjectRef, Service } from "../model/mod.ts";
 
 /** Does this parentRef (of a route in `routeNamespace`) attach the route to `service` port `port`? */
 export function parentRefAttaches(ref: ObjectRef, routeNamespace: string, service: Service, port: number): boolean {

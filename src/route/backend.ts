@@ -3,7 +3,7 @@
  * kind is not supported, its Service does not exist, or it crosses namespaces without a ReferenceGrant;
  * the share of traffic that would have gone to an invalid backend gets HTTP 500 (the others still work).
  */
-import type { BackendRef, ReferenceGrant, Service } from "../model/types.ts";
+import type { BackendRef, ReferenceGrant, Service } from "../model/mod.ts";
 import type { BackendTarget } from "./types.ts";
 
 const GATEWAY_GROUP = "gateway.networking.k8s.io";

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../config/mod.ts";
-import type { HttpRoute, ReferenceGrant, Service } from "../model/types.ts";
+import type { HttpRoute, ReferenceGrant, Service } from "../model/mod.ts";
 import {
   applyHeaderModifier,
   headerValue,

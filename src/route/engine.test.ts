@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import type { HttpRoute, HttpRouteRule, Service } from "../model/types.ts";
+import type { HttpRoute, HttpRouteRule, Service } from "../model/mod.ts";
 import { compileRoutes, routeRequest, routesForService } from "./mod.ts";
 import type { RouteDecision, RouteInput } from "./mod.ts";
 

@@ -7,7 +7,7 @@
  * client and needs no backend. A rule without backendRefs, a chosen backend that is invalid, or a filter
  * this engine cannot apply all give 500; a filter is never skipped.
  */
-import type { HttpHeaderModifier, HttpRoute, HttpRouteFilter, Service } from "../model/types.ts";
+import type { HttpHeaderModifier, HttpRoute, HttpRouteFilter, Service } from "../model/mod.ts";
 import { routesForService } from "./attach.ts";
 import { pickWeighted, resolveBackend } from "./backend.ts";
 import { timeoutMs } from "./duration.ts";

@@ -2,7 +2,7 @@
  * Header sets and the Gateway API header modifier (RequestHeaderModifier / ResponseHeaderModifier).
  * Names are case-insensitive (RFC 9110), so the map keys are lower-cased once at the edge.
  */
-import type { HttpHeaderModifier } from "../model/types.ts";
+import type { HttpHeaderModifier } from "../model/mod.ts";
 import type { HeaderMap } from "./types.ts";
 
 /** Lower-cases names and turns single values into one-element lists. */

@@ -14,7 +14,7 @@
  *   ("*.example.com" matches "a.example.com" and "a.b.example.com", not "example.com").
  * All criteria of one match must hold (AND); a rule matches when any of its matches does (OR).
  */
-import type { HttpHeaderMatch, HttpPathMatch, HttpQueryParamMatch, HttpRouteMatch } from "../model/types.ts";
+import type { HttpHeaderMatch, HttpPathMatch, HttpQueryParamMatch, HttpRouteMatch } from "../model/mod.ts";
 import { headerValue } from "./headers.ts";
 import type { HeaderMap } from "./types.ts";
 

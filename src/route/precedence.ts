@@ -12,7 +12,7 @@
  * RegularExpression path precedence is implementation-specific; like Istio we rank it after PathPrefix
  * (Exact > PathPrefix > RegularExpression) and then by pattern length.
  */
-import type { HttpRoute, HttpRouteMatch, HttpRouteRule } from "../model/types.ts";
+import type { HttpRoute, HttpRouteMatch, HttpRouteRule } from "../model/mod.ts";
 import { DEFAULT_PATH, hostnameRank } from "./match.ts";
 
 /** One match of one rule of one route: the unit precedence orders. */

@@ -4,7 +4,7 @@
  * per-try (backendRequest) timeouts are always retried, as Envoy does for Istio; codes are retried only
  * when listed. The spec leaves defaults to the implementation: attempts default to 2 (Istio's), codes to none.
  */
-import type { HttpRouteRule } from "../model/types.ts";
+import type { HttpRouteRule } from "../model/mod.ts";
 import { parseGatewayDuration } from "./duration.ts";
 import type { RetryPolicy } from "./types.ts";
 

@@ -2,7 +2,7 @@
  * Path modifiers (URLRewrite and RequestRedirect) and the Location header of a redirect, per the Gateway
  * API HTTPPathModifier and HTTPRequestRedirectFilter references.
  */
-import type { HttpPathMatch, HttpPathModifier } from "../model/types.ts";
+import type { HttpPathMatch, HttpPathModifier } from "../model/mod.ts";
 import { trimPrefix } from "./match.ts";
 
 /**

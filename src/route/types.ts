@@ -10,7 +10,7 @@ import type {
   ReferenceGrant,
   Service,
   SourceRef,
-} from "../model/types.ts";
+} from "../model/mod.ts";
 
 /** Header names lower-cased; each value of a repeated header kept, in order. */
 export type HeaderMap = Record<string, string[]>;

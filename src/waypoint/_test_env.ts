@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { parseConfig } from "../config/mod.ts";
-import { setSink } from "../core/log.ts";
+import { setSink } from "../core/mod.ts";
 import { HboneServer, HbonePool, type HboneStream, toDuplex } from "../hbone/mod.ts";
 import { CertificateAuthority, WorkloadCertificates } from "../identity/mod.ts";
 import type { MeshModel } from "../model/mod.ts";

@@ -6,7 +6,7 @@
  */
 import http2 from "node:http2";
 import { Duplex } from "node:stream";
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import { normalizePath } from "../policy/mod.ts";
 import type { HeaderMap } from "../route/mod.ts";
 import { applyHeaderModifier, shouldRetry, type TryOutcome } from "../route/mod.ts";

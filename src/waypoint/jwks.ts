@@ -6,7 +6,7 @@
  * the waypoint hammer the issuer). A fetch that fails makes such tokens fail (401), never pass.
  */
 import { createRemoteJWKSet, type JWTVerifyGetKey } from "jose";
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import type { JwtRule } from "../model/mod.ts";
 import { inlineKeySet, type KeyResolver } from "../policy/mod.ts";
 

@@ -20,8 +20,8 @@ import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Readiness, RoleContext, RoleHandle } from "../admin/mod.ts";
 import { splitAddr } from "../admin/mod.ts";
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { logger } from "../core/log.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
 import { HboneServer, HbonePool } from "../hbone/mod.ts";
 import { WorkloadCertificates } from "../identity/mod.ts";
 import { XdsClient } from "../xds/mod.ts";
@@ -250,3 +250,4 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     },
   };
 }
+export { Http1Downstream } from "./http1/mod.ts";

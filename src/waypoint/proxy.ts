@@ -5,17 +5,17 @@
  * one bundle (WaypointInputs), so tests run it with a static view, test certificates and loopback
  * sockets.
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import type { KeyResolver, VerifiedTokens } from "../policy/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { RequestBody } from "./body.ts";
 import type { UpstreamConnector } from "./connect.ts";
 import type { RequestContext, Tunnel } from "./context.ts";
 import { H2SessionPool, serveH2c } from "./h2c.ts";
-import type { Http1Downstream, Http1Request } from "./http1/downstream.ts";
-import { requestHead } from "./http1/forward.ts";
-import { serveHttp1 } from "./http1/serve.ts";
-import { Http1Upstream, Http1UpstreamPool } from "./http1/upstream.ts";
+import type { Http1Downstream, Http1Request } from "./http1/mod.ts";
+import { requestHead } from "./http1/mod.ts";
+import { serveHttp1 } from "./http1/mod.ts";
+import { Http1Upstream, Http1UpstreamPool } from "./http1/mod.ts";
 import type { ByteStream } from "./io.ts";
 import { authorizeConnection, serveTcp } from "./tcp.ts";
 import type { RequestTelemetry } from "./telemetry.ts";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Hono } from "hono";
 import type { RoleHandle } from "../admin/mod.ts";
 import { startControl, type ControlHandle } from "../control/mod.ts";
-import { setSink } from "../core/log.ts";
+import { setSink } from "../core/mod.ts";
 import { HbonePool } from "../hbone/mod.ts";
 import { createBootstrapToken, WorkloadCertificates } from "../identity/mod.ts";
 import { Registry } from "../telemetry/mod.ts";

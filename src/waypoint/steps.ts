@@ -12,7 +12,7 @@ import type { HttpHeaderModifier, ModelIndex, Service } from "../model/mod.ts";
 import type { HeaderMap } from "../route/mod.ts";
 import { applyHeaderModifier, routeRequest } from "../route/mod.ts";
 import { type Admission, admitRequest, jwtRulesFor, type KeyResolver, type VerifiedTokens } from "../policy/mod.ts";
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import type { ForwardPlan, LocalReply, RequestContext } from "./context.ts";
 import { accessDenied, noRoute, notServing, redirect, routeError, unauthenticated } from "./local_reply.ts";
 import type { Endpoint, WaypointState } from "./state.ts";

@@ -4,7 +4,7 @@
  * there, so an ALLOW rule that needs them never matches and a DENY rule that has them always does
  * (src/policy fails closed both ways). Allowed connections are joined to an endpoint byte for byte.
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import { authorizeAtWaypoint, type EnforcedDecision } from "../policy/mod.ts";
 import type { UpstreamConnector } from "./connect.ts";
 import type { Tunnel } from "./context.ts";

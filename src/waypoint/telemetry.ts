@@ -3,7 +3,7 @@
  * per request, and W3C trace context (the client's trace continues through a span of ours; a request
  * without one starts a trace).
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import type { Workload } from "../model/mod.ts";
 import {
   type Counter,

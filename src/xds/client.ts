@@ -19,9 +19,9 @@
 import type http2 from "node:http2";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { logger } from "../core/log.ts";
-import type { MeshConfig, MeshModel } from "../model/types.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
+import type { MeshConfig, MeshModel } from "../model/mod.ts";
 import {
   BootstrapResponseSchema,
   type ClientMessage,

@@ -11,8 +11,8 @@
  *   the policy uses a selector or targetRefs), and the HTTPRoutes whose parentRefs name such a Service or
  *   its Gateway.
  */
-import type { MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/types.ts";
-import { refSelects, scopeSelectsWorkload, targetRefsSelect } from "../model/attach.ts";
+import type { MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
+import { refSelects, scopeSelectsWorkload, targetRefsSelect } from "../model/mod.ts";
 import { type Collection, type ProxyId, proxyKey, resourceKey } from "./protocol.ts";
 
 /** Sent whole to every proxy. */

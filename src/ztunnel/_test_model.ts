@@ -1,5 +1,5 @@
 /** Small MeshModel builders for the ztunnel's tests (private to this folder). */
-import { emptyModel, type MeshModel, type Service, type Workload } from "../model/types.ts";
+import { emptyModel, type MeshModel, type Service, type Workload } from "../model/mod.ts";
 
 export function pod(
   name: string,

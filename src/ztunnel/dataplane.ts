@@ -3,7 +3,7 @@
  * capture (15001), inbound plaintext capture (15006) and the HBONE server (15008). Kept apart from the
  * role's lifecycle (configuration, rules, readiness) so tests can run two ztunnels in one process.
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import { HbonePool, HboneServer } from "../hbone/mod.ts";
 import { getOriginalDestination } from "../platform/mod.ts";
 import { handleInboundTunnel, type InboundConnectionContext, type InboundTunnel } from "./inbound.ts";

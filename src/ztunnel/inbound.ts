@@ -3,7 +3,7 @@
  * destination (the local workload it was meant for), before the TLS handshake; each CONNECT stream is
  * then decided (./inbound_decision.ts), answered (200, 400, 401 or 503), and spliced to the workload.
  */
-import { logger } from "../core/log.ts";
+import { logger } from "../core/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy } from "./inputs.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { indexModel } from "../model/index.ts";
-import type { AuthorizationPolicy, PeerAuthentication, PolicyRule, Waypoint } from "../model/types.ts";
+import { indexModel } from "../model/mod.ts";
+import type { AuthorizationPolicy, PeerAuthentication, PolicyRule, Waypoint } from "../model/mod.ts";
 import { model, pod } from "./_test_model.ts";
 import { decideHboneInbound, decidePlaintextInbound, forwardedFor, parseAuthority, trustedSourceIp } from "./inbound_decision.ts";
 

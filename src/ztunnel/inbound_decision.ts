@@ -16,8 +16,8 @@
  *    workload served by a waypoint admits only that waypoint (a bypass answers 401); otherwise the L4
  *    policies decide, failing closed on L7 rules (401).
  */
-import type { ModelIndex } from "../model/index.ts";
-import type { Waypoint, Workload } from "../model/types.ts";
+import type { ModelIndex } from "../model/mod.ts";
+import type { Waypoint, Workload } from "../model/mod.ts";
 import { authorizeAtZtunnel, type EnforcedDecision, isWaypointAddress } from "../policy/mod.ts";
 import { ILLEGAL_TARGET_PORTS } from "./outbound_plan.ts";
 

@@ -14,8 +14,8 @@
 import { readFileSync } from "node:fs";
 import type { RoleContext, RoleHandle, Readiness } from "../admin/mod.ts";
 import { splitAddr } from "../admin/mod.ts";
-import { ErrorCode, MeshError } from "../core/errors.ts";
-import { logger } from "../core/log.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
+import { logger } from "../core/mod.ts";
 import { HbonePool } from "../hbone/mod.ts";
 import { WorkloadCertificates } from "../identity/mod.ts";
 import { XdsClient } from "../xds/mod.ts";

@@ -5,8 +5,8 @@
  * HBONE to the destination's node (or waypoint) with the source's certificate, the same checks
  * in-process for a destination on this node, plain TCP for destinations outside the mesh, or a refusal.
  */
-import { logger } from "../core/log.ts";
-import type { Workload } from "../model/types.ts";
+import { logger } from "../core/mod.ts";
+import type { Workload } from "../model/mod.ts";
 import { newTraceparent, traceIdOf } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy, refuse, statusOf } from "./inputs.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { indexModel } from "../model/index.ts";
-import type { Waypoint } from "../model/types.ts";
+import { indexModel } from "../model/mod.ts";
+import type { Waypoint } from "../model/mod.ts";
 import { model, pod, service } from "./_test_model.ts";
 import { planOutbound, RoundRobin } from "./outbound_plan.ts";
 

@@ -12,8 +12,8 @@
  * The waypoint choice follows policy placement (Service's waypoint, else the workload's), so traffic
  * goes exactly where the destination ztunnel expects it from (it refuses a bypass).
  */
-import type { ModelIndex } from "../model/index.ts";
-import type { Service, Waypoint, Workload } from "../model/types.ts";
+import type { ModelIndex } from "../model/mod.ts";
+import type { Service, Waypoint, Workload } from "../model/mod.ts";
 
 /** Ports that must never be a tunnel's target: a tunnel to one would loop back into a ztunnel. */
 export const ILLEGAL_TARGET_PORTS = new Set([15001, 15006, 15008]);

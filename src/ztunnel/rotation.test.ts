@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Hono } from "hono";
 import type { RoleHandle } from "../admin/mod.ts";
 import { type ControlHandle, startControl } from "../control/mod.ts";
-import { setSink } from "../core/log.ts";
+import { setSink } from "../core/mod.ts";
 import { createBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { startZtunnel } from "./mod.ts";

@@ -2,8 +2,8 @@
  * The ztunnel's view of the mesh: the current model (from the control plane, or last-known-good),
  * indexed once per version, plus what derives from it for this node.
  */
-import { indexModel, type ModelIndex } from "../model/index.ts";
-import { emptyModel, type MeshModel, type Workload } from "../model/types.ts";
+import { indexModel, type ModelIndex } from "../model/mod.ts";
+import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
 import { capturedWorkloads } from "./capture/mod.ts";
 
 export class ZtunnelState {

@@ -4,8 +4,8 @@
  * log line per connection. The source ztunnel reports with reporter="source", the destination ztunnel
  * with reporter="destination"; a same-node connection is reported by both roles of the one ztunnel.
  */
-import { logger } from "../core/log.ts";
-import type { Service, Workload } from "../model/types.ts";
+import { logger } from "../core/mod.ts";
+import type { Service, Workload } from "../model/mod.ts";
 import type { Counter, Registry } from "../telemetry/mod.ts";
 
 export const TCP_LABELS = [

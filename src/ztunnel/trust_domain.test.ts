@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HbonePool } from "../hbone/mod.ts";
 import { CertificateAuthority, WorkloadCertificates } from "../identity/mod.ts";
-import type { MeshModel } from "../model/types.ts";
+import type { MeshModel } from "../model/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { model, pod } from "./_test_model.ts";
 import { ConnectionTracker } from "./connections.ts";

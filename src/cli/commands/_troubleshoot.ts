@@ -14,7 +14,7 @@ import { existsSync, openSync, readFileSync, readSync, closeSync, fstatSync } fr
 import { basename, join } from "node:path";
 import type { FlagSpec, Parsed } from "../args.ts";
 import type { CommandIO } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 import type { MeshModel } from "../../model/mod.ts";
 import { callJson, errorOf, openSession, parseWith, PATHS, type StatusReport, StatusReportSchema } from "../../xds/mod.ts";

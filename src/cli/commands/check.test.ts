@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { MeshError } from "../../core/errors.ts";
+import { MeshError } from "../../core/mod.ts";
 import { parseArgs } from "../args.ts";
 import { check } from "./check.ts";
 

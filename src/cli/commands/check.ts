@@ -1,7 +1,7 @@
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { formatDiagnostic, hasErrors, MESH_API_VERSION, parseConfig, RULES, summarize } from "../../config/mod.ts";
-import { readConfigFiles } from "../../platform/config_files.ts";
+import { readConfigFiles } from "../../platform/mod.ts";
 
 /** `mesh check`: lint configuration files and directories as one configuration. */
 export const check: Command = {

@@ -5,9 +5,9 @@
  * policy and where it is enforced, PeerAuthentication, and its recent connections (src/describe).
  */
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { blockingErrors, formatDiagnostic, hasErrors, parseConfig } from "../../config/mod.ts";
-import { readConfigFiles } from "../../platform/config_files.ts";
+import { readConfigFiles } from "../../platform/mod.ts";
 import { configErrors, describe as describeTarget, type DescribeTarget, formatDescription, type LiveFacts, parseTarget } from "../../describe/mod.ts";
 import type { MeshModel, Workload } from "../../model/mod.ts";
 import {

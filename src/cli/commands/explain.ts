@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { formatDiagnostic, hasErrors, parseConfig, blockingErrors } from "../../config/mod.ts";
-import { readConfigFiles } from "../../platform/config_files.ts";
+import { readConfigFiles } from "../../platform/mod.ts";
 import { explainRequest, formatExplanation, parseHeaders, parseSource, parseTarget } from "../../explain/mod.ts";
 
 /** `mesh explain`: what the mesh would do with one request, and why (src/explain does the work). */

@@ -1,5 +1,5 @@
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { startHttpbin } from "../../lab/mod.ts";
 
 /** `mesh httpbin`: the built-in test server that lab pods run instead of a container image. */

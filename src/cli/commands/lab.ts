@@ -1,5 +1,5 @@
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { formatStatus, labApply, labDown, labExec, type LabLocation, labStatus, labUp } from "../../lab/mod.ts";
 
 const SUBCOMMANDS = ["up", "apply", "exec", "status", "down"] as const;

@@ -5,7 +5,7 @@
  */
 import type { Command } from "../command.ts";
 import type { Parsed } from "../args.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { adminCall } from "../../admin/mod.ts";
 import { type ConfigDump, formatLogLevels, formatProxyConfig, PROXY_CONFIG_KINDS, type ProxyConfigKind, proxyConfig, proxyIdOfDump } from "../../describe/mod.ts";
 import { parseGatewayRef } from "../../identity/mod.ts";

@@ -5,7 +5,7 @@
  * control plane, like `mesh status`, and adds what the configuration expects to be connected.
  */
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { formatProxyStatus, proxyStatus } from "../../describe/mod.ts";
 import { argvFrom, askControl, CONTROL_FLAGS, controlAccess, FORMAT_FLAG, formatOf, labControl, labFor, runInNetns, str } from "./_troubleshoot.ts";
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, statSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "../args.ts";
-import { MeshError } from "../../core/errors.ts";
+import { MeshError } from "../../core/mod.ts";
 import { verifyBootstrapToken } from "../../identity/mod.ts";
 import type { MeshModel, Waypoint, Workload } from "../../model/mod.ts";
 import { run } from "./run.ts";
@@ -43,9 +43,9 @@ describe("mesh run: usage errors, before anything starts", () => {
 
 describe("defaults of --role all", () => {
   test("data dir: /var/lib/mesh for root, else the user's state dir", () => {
-    expect(defaultDataDir({ HOME: "/home/ann" }, 0)).toBe("/var/lib/mesh");
-    expect(defaultDataDir({ HOME: "/home/ann" }, 1000)).toBe("/home/ann/.local/state/mesh");
-    expect(defaultDataDir({ HOME: "/home/ann", XDG_STATE_HOME: "/srv/state" }, 1000)).toBe("/srv/state/mesh");
+    expect(defaultDataDir({ HOME: "/nonexistent/ann" }, 0)).toBe("/var/lib/mesh");
+    expect(defaultDataDir({ HOME: "/nonexistent/ann" }, 1000)).toBe("/nonexistent/ann/.local/state/mesh");
+    expect(defaultDataDir({ HOME: "/nonexistent/ann", XDG_STATE_HOME: "/srv/state" }, 1000)).toBe("/srv/state/mesh");
   });
 
   test("ztunnel instance records: /run/mesh for root, the user's runtime dir otherwise", () => {

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
 import type { Parsed } from "../args.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 import { callJson, errorOf, openSession, parseWith, PATHS, type StatusReport, StatusReportSchema } from "../../xds/mod.ts";
 

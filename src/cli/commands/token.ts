@@ -1,5 +1,5 @@
 import type { Command } from "../command.ts";
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 
 const UNIT_SECONDS: Record<string, number> = { d: 86400, h: 3600, m: 60, s: 1 };

@@ -2,7 +2,7 @@
  * HTTP/1.1 in a tunnel, end to end: each request read by Http1Downstream goes through the request
  * path (src/waypoint/steps.ts), is forwarded (./forward.ts) or answered locally, and is recorded.
  */
-import { logger } from "../../core/log.ts";
+import { logger } from "../../core/mod.ts";
 import { normalizePath } from "../../policy/mod.ts";
 import type { LocalReply, RequestContext, Tunnel } from "../context.ts";
 import type { ByteStream } from "../io.ts";

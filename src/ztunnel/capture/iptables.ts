@@ -3,7 +3,7 @@
  * the network namespace the process runs in. Installing is idempotent (our chains are refilled
  * atomically; a jump is added only when missing); removing deletes only our jumps and chains.
  */
-import { ErrorCode, MeshError } from "../../core/errors.ts";
+import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { jumpArgs, OWNED_CHAINS, restoreInput, type Jump, type RuleSet } from "./rules.ts";
 
 export interface CommandResult {

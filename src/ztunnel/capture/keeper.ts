@@ -2,7 +2,7 @@
  * The capture rules one ztunnel keeps in place: installs them for the current view of the mesh,
  * refills them when the node's workloads change, verifies after each install, and removes them.
  */
-import type { ModelIndex } from "../../model/index.ts";
+import type { ModelIndex } from "../../model/mod.ts";
 import { applyRules, removeRules, type Runner, verifyRules } from "./iptables.ts";
 import { captureRules, type RuleSet } from "./rules.ts";
 import { type CaptureChoice, captureSpecFor } from "./spec.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { indexModel } from "../../model/index.ts";
+import { indexModel } from "../../model/mod.ts";
 import { model, pod, service } from "../_test_model.ts";
 import { captureRules, captureSpecFor, DEFAULT_CAPTURE_PORTS, restoreInput, type RuleSet } from "./mod.ts";
 

@@ -2,8 +2,8 @@
  * Which workloads this ztunnel captures, from its view of the mesh: the workloads scheduled on its node
  * (Pod spec.nodeName, or the WorkloadEntry's node) whose namespace is enrolled in ambient mode.
  */
-import type { ModelIndex } from "../../model/index.ts";
-import type { Workload } from "../../model/types.ts";
+import type { ModelIndex } from "../../model/mod.ts";
+import type { Workload } from "../../model/mod.ts";
 import type { CapturedWorkload, CapturePorts, CaptureSpec } from "./rules.ts";
 
 /** The workloads this node's ztunnel owns and captures. */

@@ -4,7 +4,7 @@
  * AuthorizationPolicy `principals` match (`<trustDomain>/ns/<namespace>/sa/<serviceAccount>`).
  * Pure and runtime-neutral: exported to Deno through the top-level mod.ts.
  */
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 
 /** A parsed SPIFFE ID. */
 export interface SpiffeId {

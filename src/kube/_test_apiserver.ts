@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { writeFileSync } from "node:fs";
 import { exportJWK, importJWK, jwtVerify, SignJWT } from "jose";
-import "../identity/_reflect.ts";
+import { x509 } from "../identity/mod.ts";
 import type { KubeObject, ResourceType } from "./client.ts";
 import {
   AUTHORIZATION_POLICIES,
@@ -39,8 +39,6 @@ import {
   WORKLOAD_ENTRIES,
 } from "./resources.ts";
 
-const x509 = await import("@peculiar/x509");
-x509.cryptoProvider.set(crypto);
 
 const ALG = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 /** The issuer and default audience of the service-account tokens it signs (kube's defaults). */

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { MeshError } from "../core/errors.ts";
+import { MeshError } from "../core/mod.ts";
 import { formatIdentity, isSpiffeId, parseSpiffeId, peerSpiffeId, principalOf, trySpiffeId } from "./spiffe.ts";
 
 // The parse table of the SPIFFE reference library's tests (checklist section E), plus the standard's other rules.
