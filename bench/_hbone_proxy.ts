@@ -4,7 +4,7 @@
  *   ours-server CERTS PORT                  our HBONE server; CONNECT -> TCP to :authority
  *   ours-client CERTS HBONE L:T [L:T...]    TCP on L -> our HBONE pool -> CONNECT 127.0.0.1:T
  *   h2node-server CERTS PORT                the same with Bun's node:http2
- *   h2node-client CERTS H2PORT L:T [...]    (one shared session, as the HBONE pair in BUN-NOTES)
+ *   h2node-client CERTS H2PORT L:T [...]    (one shared session, as the HBONE pair measured in docs/bun.md)
  *   tls-server CERTS P:T [P:T...]           plain mTLS tunnel on Bun TLS sockets: TLS on P -> TCP to T
  *   tls-client CERTS L:P [L:P...]           TCP on L -> a new mTLS connection to P per connection
  *

@@ -15,7 +15,7 @@
  *
  * First, without the lab (no root needed, `--codec-only` stops there): the HTTP/1.1 server layer alone,
  * ours (src/waypoint/http1) against Bun's node:http Server fed a Duplex (`server.emit("connection")`,
- * BUN-NOTES 5), both on in-memory streams: CPU microseconds per keep-alive request with a 1 KB body.
+ * docs/bun.md 5), both on in-memory streams: CPU microseconds per keep-alive request with a 1 KB body.
  */
 import { createPublicKey } from "node:crypto";
 import http from "node:http";

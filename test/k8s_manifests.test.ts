@@ -58,7 +58,7 @@ function checkCommand(c: Container, podSpec: { volumes?: { name: string }[] }): 
     expect(m ? f : `--${f} ${v} is on no volume mount`).toBe(f);
     expect(podSpec.volumes?.some((x) => x.name === m!.name)).toBe(true);
   }
-  // Readiness and metrics as DESIGN.md says: 15021 and 15020.
+  // Readiness and metrics as the README's "Ports" say: 15021 and 15020.
   expect(c.readinessProbe.httpGet).toEqual({ path: "/healthz/ready", port: 15021 });
   expect(c.resources.requests.cpu).toBeDefined();
   expect(c.resources.requests.memory).toBeDefined();

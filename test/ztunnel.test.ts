@@ -2,7 +2,7 @@
  * The ztunnel end to end, through dist/mesh in the lab (root): two nodes with `--redirect node`,
  * a control plane, pods in and out of the mesh (test/testdata/ztunnel-lab.yaml).
  *
- * What "only on the last hop" means here: capture happens in the node's namespace (DESIGN.md "Traffic
+ * What "only on the last hop" means here: capture happens in the node's namespace (docs/design.md "Capture"
  * capture"), so the link from the SOURCE pod to its node necessarily carries the pod's own plaintext;
  * every link beyond it (node uplinks, the fabric) must carry only HBONE (TLS on 15008), and the
  * plaintext reappears only on the link into the destination pod.

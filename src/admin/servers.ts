@@ -1,5 +1,5 @@
 /**
- * The process-level HTTP servers every role shares (DESIGN.md "Ports"): Prometheus metrics on 15020,
+ * The process-level HTTP servers every role shares (README "Ports"): Prometheus metrics on 15020,
  * readiness on 15021, and the localhost admin API on 15000. Several roles in one process (`--role all`)
  * register into the same servers; the process is ready only when every role is.
  */

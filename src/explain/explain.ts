@@ -2,7 +2,7 @@
  * `mesh explain`'s engine: follows one request through the mesh with the same functions the proxies run
  * (policy placement, request authentication, authorization, HTTP routing), without any network.
  *
- * The path a request takes (DESIGN.md):
+ * The path a request takes (docs/design.md):
  * 1. The source ztunnel (when the client is an ambient workload) captures it and sends it over HBONE
  *    with the client's identity: to the destination's waypoint if one serves it, else to the workload.
  * 2. The waypoint (if any) authenticates the JWT (a bad token: 401), authorizes the request (403), then

@@ -546,7 +546,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       stream.respond(431);
       return;
     }
-    // reference/HBONE.md 4: not a CONNECT, or an authority that is not host:port -> 400.
+    // docs/hbone.md §4: not a CONNECT, or an authority that is not host:port -> 400.
     if (req.method !== "CONNECT" || parseAuthority(req.authority) === undefined) {
       stream.respond(400);
       return;

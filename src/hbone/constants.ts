@@ -1,4 +1,4 @@
-/** HTTP/2 wire constants (RFC 9113 sections 6, 7 and 11) and the HBONE settings (reference/HBONE.md section 2). */
+/** HTTP/2 wire constants (RFC 9113 sections 6, 7 and 11) and the HBONE settings (docs/hbone.md §2). */
 
 export const FrameType = {
   DATA: 0x0,
@@ -66,7 +66,7 @@ export const MIN_MAX_FRAME_SIZE = 16_384;
 export const MAX_MAX_FRAME_SIZE = 0xff_ffff;
 export const DEFAULT_HEADER_TABLE_SIZE = 4096;
 
-/** HBONE's HTTP/2 settings, as Istio's ztunnel uses them (reference/HBONE.md section 2). */
+/** HBONE's HTTP/2 settings, as Istio's ztunnel uses them (docs/hbone.md §2). */
 export const HBONE = {
   streamWindow: 4 * 1024 * 1024,
   connectionWindow: 16 * 1024 * 1024,

@@ -1,6 +1,6 @@
 /**
  * HBONE: HTTP/2 CONNECT tunnels over mutual TLS (TLS 1.3, ALPN h2, SPIFFE identities), the
- * transport between ztunnels and waypoints (DESIGN.md "HBONE", reference/HBONE.md).
+ * transport between ztunnels and waypoints (docs/hbone.md).
  *
  * Our own HTTP/2 (RFC 9113) and HPACK (RFC 7541) on Bun's TLS sockets, limited to what HBONE needs
  * but correct against any conforming peer.
@@ -31,7 +31,7 @@
  * @example
  * httpServer.emit("connection", toDuplex(stream));
  *
- * A Bun TCP socket spliced to a tunnel, with backpressure and half-close both ways (BUN-NOTES 3 handled):
+ * A Bun TCP socket spliced to a tunnel, with backpressure and half-close both ways (docs/bun.md 3 handled):
  * @example
  * Bun.listen<SocketSplice>({ hostname, port, allowHalfOpen: true, socket: { ...spliceHandlers,
  *   open(sock) { const sp = new SocketSplice(sock); sock.data = sp;

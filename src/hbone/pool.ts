@@ -1,6 +1,6 @@
 /**
  * The HBONE client pool: many CONNECT streams share one mTLS HTTP/2 connection per
- * {source identity, destination identities, destination address} (reference/HBONE.md 3). A new
+ * {source identity, destination identities, destination address} (docs/hbone.md §3). A new
  * connection is opened when the current ones are draining (GOAWAY) or full (stream limit).
  */
 import { ErrorCode } from "../core/mod.ts";

@@ -1,7 +1,7 @@
 /**
  * The HBONE server: a plain TCP listener whose connections are upgraded to TLS one by one, so the
  * certificate can be chosen per connection from its original destination before the handshake
- * (BUN-NOTES 6), then HTTP/2 with CONNECT streams handed to the caller.
+ * (docs/bun.md 6), then HTTP/2 with CONNECT streams handed to the caller.
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { logger } from "../core/mod.ts";

@@ -1,11 +1,11 @@
 /**
- * HTTP/2 SETTINGS (RFC 9113 section 6.5): what we advertise (HBONE's values, reference/HBONE.md 2),
+ * HTTP/2 SETTINGS (RFC 9113 section 6.5): what we advertise (HBONE's values, docs/hbone.md §2),
  * and the validation and bookkeeping of what the peer sends.
  */
 import { DEFAULT_WINDOW, H2Code, HBONE, MAX_MAX_FRAME_SIZE, MAX_WINDOW, MIN_MAX_FRAME_SIZE, Setting } from "./constants.ts";
 import { H2ProtocolError } from "./errors.ts";
 
-/** HTTP/2 settings we advertise, and limits we apply. Defaults are HBONE's (reference/HBONE.md 2). */
+/** HTTP/2 settings we advertise, and limits we apply. Defaults are HBONE's (docs/hbone.md §2). */
 export interface H2Settings {
   streamWindow: number;
   connectionWindow: number;

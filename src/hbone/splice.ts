@@ -3,7 +3,7 @@
  * cannot take more pauses the stream, and so the peer through the window; a stream that cannot take
  * more pauses the socket), and half-close both ways (FIN -> END_STREAM, END_STREAM -> shutdown()).
  *
- * Bun quirk (BUN-NOTES 3): once we have called shutdown(), the peer's FIN arrives as `close`
+ * Bun quirk (docs/bun.md 3): once we have called shutdown(), the peer's FIN arrives as `close`
  * without `end`. An error-free close after our shutdown is therefore the peer's FIN, not a reset.
  *
  * Use `spliceHandlers` as the handlers of a Bun.listen / Bun.connect whose socket `data` is the
@@ -143,7 +143,7 @@ export class SocketSplice implements StreamSink {
     this.#st |= SOCKET_CLOSED;
     const s = this.#st & ATTACHED ? this.stream : null;
     if (!error && this.#st & SHUTDOWN_DONE) {
-      // BUN-NOTES 3: after our shutdown(), the peer's FIN shows up as a clean close.
+      // docs/bun.md 3: after our shutdown(), the peer's FIN shows up as a clean close.
       this.onEnd();
       return;
     }

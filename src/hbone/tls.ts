@@ -1,6 +1,6 @@
 /**
  * TLS for HBONE: options for Bun's TLS sockets (TLS 1.3 only, ALPN h2, mutual authentication) and
- * the identity checks on the peer certificate (SPIFFE IDs from URI SANs, reference/HBONE.md 5).
+ * the identity checks on the peer certificate (SPIFFE IDs from URI SANs, docs/hbone.md §5).
  */
 import { X509Certificate } from "node:crypto";
 
@@ -14,10 +14,10 @@ export interface TlsMaterial {
   ca: string | Uint8Array | (string | Uint8Array)[];
 }
 
-/** ALPN "h2" in wire format: Bun reads a string as wire format and rejects arrays (BUN-NOTES 4). */
+/** ALPN "h2" in wire format: Bun reads a string as wire format and rejects arrays (docs/bun.md 4). */
 export const ALPN_H2 = Buffer.from("\x02h2");
 
-// OpenSSL SSL_OP_NO_* bits: everything below TLS 1.3 is off (reference/HBONE.md 1).
+// OpenSSL SSL_OP_NO_* bits: everything below TLS 1.3 is off (docs/hbone.md §1).
 const SSL_OP_NO_SSLv3 = 0x02000000;
 const SSL_OP_NO_TLSv1 = 0x04000000;
 const SSL_OP_NO_TLSv1_2 = 0x08000000;
@@ -110,7 +110,7 @@ export function spiffeIdsFromSan(san: string | undefined): string[] {
 
 /**
  * The identity of a peer certificate: its one SPIFFE URI SAN, or a reason to refuse it. An X.509-SVID
- * carries exactly one (SPIFFE X509-SVID 2; DESIGN.md "Identity"): a certificate with several could be
+ * carries exactly one (SPIFFE X509-SVID 2; docs/design.md "Identity"): a certificate with several could be
  * read as whichever identity suits the reader (the first by one check, another by the next), so it is
  * refused rather than read.
  */
@@ -188,7 +188,7 @@ export function checkClientPeer(
   if (proto) return [proto, ""];
   const peer = peerSpiffeId(s.getPeerCertificate()?.subjectaltname);
   if ("error" in peer) return [`client ${peer.error}`, ""];
-  // reference/HBONE.md 5: the client identity must be in the local trust domain.
+  // docs/hbone.md §5: the client identity must be in the local trust domain.
   if (trustDomain !== undefined && !peer.id.startsWith(`spiffe://${trustDomain}/`)) {
     return [`client identity ${peer.id} is not in trust domain "${trustDomain}"`, ""];
   }

@@ -1,7 +1,7 @@
 /**
  * Every row of Istio's semantics table (testdata/istio/authz-cases.yaml, conventions in its header) run
  * through this engine. Each suite prints "passed/total". Rows the engine answers differently from Istio
- * ON PURPOSE (the fail-closed placement of DESIGN.md "Enforcement points") are run against our expected
+ * ON PURPOSE (the fail-closed placement of docs/design.md "Decisions the code relies on") are run against our expected
  * answer and listed in DIVERGENCES with the reason; rows that cannot run are listed in SKIPPED with the
  * reason. Both lists are printed and asserted small; no row is dropped silently.
  */

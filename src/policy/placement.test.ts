@@ -1,5 +1,5 @@
 /**
- * Enforcement points, as DESIGN.md states them: with a waypoint, the waypoint enforces everything with
+ * Enforcement points, as docs/design.md states them: with a waypoint, the waypoint enforces everything with
  * the client's identity and the destination ztunnel admits only that waypoint; without one, the ztunnel
  * enforces L4 policies and fails closed on any policy that needs L7.
  */

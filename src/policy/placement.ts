@@ -1,5 +1,5 @@
 /**
- * Enforcement points (DESIGN.md "Enforcement points"): which proxy enforces which policies for a
+ * Enforcement points (docs/design.md "Decisions the code relies on"): which proxy enforces which policies for a
  * destination workload W, reached directly or through a Service S.
  *
  * - A waypoint serves W or S (S.waypoint first, then W.waypoint, as ztunnel picks them): the WAYPOINT
@@ -216,7 +216,7 @@ export interface EnforcedDecision extends AuthzDecision {
 /**
  * Is `ip` one of the waypoint's own addresses (its Gateway's, or in Kubernetes its pods')? Traffic is
  * "from the waypoint" only when its identity is the waypoint's AND it comes from one of these (as
- * ztunnel does, reference/HBONE.md 6): an identity alone could be held by someone else.
+ * ztunnel does, docs/hbone.md §6): an identity alone could be held by someone else.
  */
 export function isWaypointAddress(waypoint: Waypoint, ip: string | undefined): boolean {
   if (ip === undefined) return false;

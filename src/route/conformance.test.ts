@@ -1,5 +1,5 @@
 /**
- * Gateway API HTTPRoute conformance rows (reference/gateway-api/httproute-expectations.json) run through
+ * Gateway API HTTPRoute conformance rows (testdata/gateway-api/, from the Gateway API project) run through
  * the route engine, with the routes loaded from the upstream manifests and attached to a Service served
  * by a waypoint (mapping: see _gateway_conformance.ts). Every row is either run or listed with the
  * reason it is out of scope; the counts per suite are printed.

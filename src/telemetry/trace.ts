@@ -1,8 +1,8 @@
 /**
  * W3C Trace Context (`traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`) for following
  * one connection across hops: the source ztunnel starts one per outbound connection and sends it on the
- * HBONE CONNECT (reference/HBONE.md 3), the waypoint and the destination ztunnel read it there (and start
- * one when it is absent or invalid, HBONE.md 4), and every access-log line carries its trace id as
+ * HBONE CONNECT (docs/hbone.md §3), the waypoint and the destination ztunnel read it there (and start
+ * one when it is absent or invalid, docs/hbone.md §4), and every access-log line carries its trace id as
  * `trace_id` (the field name OpenTelemetry gives trace context in non-OTLP logs).
  */
 

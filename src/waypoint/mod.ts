@@ -194,7 +194,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
       // connections to the Gateway's own address.
       reusePort: true,
       tls: () => material(),
-      // reference/HBONE.md 5: a client identity outside the mesh's trust domain is refused.
+      // docs/hbone.md §5: a client identity outside the mesh's trust domain is refused.
       trustDomain: () => state.index.model.meshConfig.trustDomain,
       onStream: proxy.onStream as never,
     });

@@ -151,7 +151,7 @@ export class WaypointProxy {
   /** The HBONE server's onStream. */
   onStream = (t: IncomingTunnel): void => {
     const state = this.inputs.state;
-    // The source ztunnel's trace for this connection (reference/HBONE.md 4: one of ours when there is none).
+    // The source ztunnel's trace for this connection (docs/hbone.md §4: one of ours when there is none).
     const traceId = parseTraceparent(t.headers.traceparent)?.traceId ?? newTraceId();
     if (!this.#accepting || !state.waypoint) {
       log.info("tunnel refused", { authority: t.authority, peer: t.peerIdentity, status: 503, reason: "the waypoint is not serving (starting or draining)", trace_id: traceId });

@@ -1,6 +1,6 @@
 /**
  * The waypoint's HBONE server refuses a client whose identity is outside the mesh's trust domain
- * (reference/HBONE.md 5): in-process, a real control role and waypoint; the foreign client's certificate
+ * (docs/hbone.md §5): in-process, a real control role and waypoint; the foreign client's certificate
  * chains to the very same root (a CA of another trust domain sharing it), so only the trust-domain check
  * can refuse it.
  */

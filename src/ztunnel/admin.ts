@@ -1,5 +1,5 @@
 /**
- * The ztunnel's admin routes on localhost:15000 (DESIGN.md "Ports"): /config_dump (what this ztunnel
+ * The ztunnel's admin routes on localhost:15000 (README "Ports"): /config_dump (what this ztunnel
  * believes: its view of the mesh, its capture rules, its connections) and /certs (the certificates it
  * holds for the workloads of its node). Read-only; never prints a private key.
  */

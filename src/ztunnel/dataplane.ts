@@ -118,7 +118,7 @@ export class Dataplane {
           port: opts.hbone.port,
           reusePort: opts.reusePort,
           tls: (info) => (inputs.accepting() ? inboundCertificate(inputs.state, certs, info) : undefined),
-          // reference/HBONE.md 5: a client identity outside the mesh's trust domain is refused.
+          // docs/hbone.md §5: a client identity outside the mesh's trust domain is refused.
           trustDomain: () => inputs.state.index.model.meshConfig.trustDomain,
           onStream: (stream) => handleInboundTunnel(inputs, stream as unknown as InboundTunnel),
         });

@@ -3,13 +3,13 @@
  * 15008 (or a same-node connection served in-process, which gets exactly the same checks), or a
  * plaintext connection captured on 15006.
  *
- * Order, as Istio's inbound path (reference/HBONE.md 4), with our waypoint rule:
+ * Order, as Istio's inbound path (docs/hbone.md §4), with our waypoint rule:
  * 1. The CONNECT target must parse as `ip:port` (400).
  * 2. It must name the address the connection was made to, the one whose certificate we presented (400):
  *    a tunnel cannot borrow one workload's certificate to reach another.
  * 3. It must be an ambient workload of this node (503), on a port that is not a ztunnel port (400).
  * 4. A peer with a waypoint's identity must connect from one of that waypoint's addresses (its Gateway's,
- *    or in Kubernetes its pods'), as ztunnel checks it (reference/HBONE.md 6): else 401. The identity alone
+ *    or in Kubernetes its pods'), as ztunnel checks it (docs/hbone.md §6): else 401. The identity alone
  *    does not make a waypoint; whoever else held it would bypass the waypoint's policies and have its
  *    `forwarded for=` believed.
  * 5. Authorization (src/policy authorizeAtZtunnel): PeerAuthentication STRICT refuses plaintext; a

@@ -22,7 +22,7 @@ function hostPort(ip: string, port: number): string {
 
 const baggageCache = new WeakMap<Workload, string>();
 
-/** W3C baggage describing the source workload (reference/HBONE.md 3), for the destination's telemetry. */
+/** W3C baggage describing the source workload (docs/hbone.md §3), for the destination's telemetry. */
 export function baggageOf(w: Workload): string {
   let b = baggageCache.get(w);
   if (b === undefined) baggageCache.set(w, (b = buildBaggage(w)));

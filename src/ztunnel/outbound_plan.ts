@@ -1,5 +1,5 @@
 /**
- * Where one captured outbound connection goes (DESIGN.md "Traffic capture", "HBONE"): pure, over the
+ * Where one captured outbound connection goes (docs/design.md "Capture", docs/hbone.md): pure, over the
  * ztunnel's view of the mesh.
  *
  * - A Service VIP resolves to the Service; if a waypoint serves it, the tunnel goes to the waypoint with

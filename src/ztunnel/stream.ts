@@ -3,7 +3,7 @@
  * backpressure, `end()` half-closes, `reset()` aborts, and events say when the peer half-closed (`end`)
  * and when everything is over (`close`, with an error for an abort).
  *
- * The Bun socket adapter below turns Bun's quirks into that contract (reference/BUN-NOTES.md):
+ * The Bun socket adapter below turns Bun's quirks into that contract (docs/bun.md):
  * a partial `write()` keeps the rest and reports backpressure until `drain`; after our `shutdown()`,
  * Bun reports the peer's FIN as an error-free `close` without `end` (quirk 3), so an error-free close
  * is delivered as `end` then `close`.

@@ -1,5 +1,5 @@
 /**
- * L4 telemetry of the ztunnel (DESIGN.md "Metrics"): Istio's TCP metrics with Istio's label names, one
+ * L4 telemetry of the ztunnel (README "Metrics"): Istio's TCP metrics with Istio's label names, one
  * series set per (reporter, source, destination, service, security policy, flags), and one JSON access
  * log line per connection. The source ztunnel reports with reporter="source", the destination ztunnel
  * with reporter="destination"; a same-node connection is reported by both roles of the one ztunnel.

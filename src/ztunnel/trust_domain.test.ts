@@ -1,6 +1,6 @@
 /**
  * The ztunnel's HBONE server refuses a client whose identity is outside the mesh's trust domain
- * (reference/HBONE.md 5), with the trust domain of its current configuration: a real Dataplane, the mesh
+ * (docs/hbone.md §5), with the trust domain of its current configuration: a real Dataplane, the mesh
  * CA, TLS on loopback. The configuration here names another trust domain than the CA's certificates, the
  * way a client of a foreign mesh chained to a shared root would look.
  */

@@ -1,6 +1,6 @@
 /**
  * The capture rule sets, as pure data: which TCP the kernel hands to the ztunnel's listeners
- * (DESIGN.md "Traffic capture"). Nothing here runs a command; ./iptables.ts applies what this builds.
+ * (docs/design.md "Capture"). Nothing here runs a command; ./iptables.ts applies what this builds.
  *
  * Every rule lives in chains this mesh owns (MESH-*), reached by one jump from the built-in nat chains,
  * so installing, refilling and removing them never touches anyone else's rules. The rules are written
