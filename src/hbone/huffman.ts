@@ -51,44 +51,26 @@ export function huffmanLengthLatin1(s: string): number {
 
 /** Huffman-encodes `src` into `dst` at `pos`; returns the new position. Pads with EOS's leading 1 bits. */
 export function huffmanEncode(src: Uint8Array, dst: Uint8Array, pos: number): number {
-  let acc = 0;
-  let bits = 0;
-  for (let i = 0; i < src.length; i++) {
-    let code = codes[src[i]];
-    let len = lengths[src[i]];
-    if (len > 16) {
-      // Keep the accumulator within 31 bits: emit the high part of a long code first.
-      const hi = len - 16;
-      acc = (acc << hi) | (code >>> 16);
-      bits += hi;
-      while (bits >= 8) {
-        bits -= 8;
-        dst[pos++] = (acc >>> bits) & 0xff;
-      }
-      acc &= (1 << bits) - 1;
-      code &= 0xffff;
-      len = 16;
-    }
-    acc = (acc << len) | code;
-    bits += len;
-    while (bits >= 8) {
-      bits -= 8;
-      dst[pos++] = (acc >>> bits) & 0xff;
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) dst[pos++] = ((acc << (8 - bits)) | (0xff >>> bits)) & 0xff;
-  return pos;
+  return encodeRange(src, src.length, dst, pos);
 }
+
+/** Latin-1 bytes of the string being encoded; grown on demand, reused (no allocation per header). */
+let scratch = new Uint8Array(256);
 
 /** huffmanEncode for a Latin-1 string. */
 export function huffmanEncodeLatin1(src: string, dst: Uint8Array, pos: number): number {
+  const n = src.length;
+  if (scratch.length < n) scratch = new Uint8Array(Math.max(n, scratch.length * 2));
+  for (let i = 0; i < n; i++) scratch[i] = src.charCodeAt(i) & 0xff;
+  return encodeRange(scratch, n, dst, pos);
+}
+
+function encodeRange(src: Uint8Array, n: number, dst: Uint8Array, pos: number): number {
   let acc = 0;
   let bits = 0;
-  for (let i = 0; i < src.length; i++) {
-    const sym = src.charCodeAt(i) & 0xff;
-    let code = codes[sym];
-    let len = lengths[sym];
+  for (let i = 0; i < n; i++) {
+    let code = codes[src[i]!]!;
+    let len = lengths[src[i]!]!;
     if (len > 16) {
       // Keep the accumulator within 31 bits: emit the high part of a long code first.
       const hi = len - 16;
