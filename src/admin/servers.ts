@@ -99,35 +99,22 @@ export function startAdminServers(addrs: AdminAddresses, metrics: Registry, opti
     return c.json(r, r.ready ? 200 : 503);
   });
 
+  // The metrics and readiness servers answer one path each, for scrapers and probes that send no credential.
+  const plain = (addr: string, defaultPort: number, fetch: (path: string) => Response) =>
+    Bun.serve({ ...splitAddr(addr, defaultPort), reusePort: true, fetch: (req) => fetch(new URL(req.url).pathname) });
   if (addrs.metrics) {
-    const { hostname, port } = splitAddr(addrs.metrics, 15020);
-    const s = Bun.serve({
-      hostname,
-      port,
-      reusePort: true,
-      fetch(req) {
-        const path = new URL(req.url).pathname;
-        if (path === "/metrics" || path === "/stats/prometheus") {
-          return new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
-        }
-        return new Response("not found\n", { status: 404 });
-      },
-    });
+    const s = plain(addrs.metrics, 15020, (path) =>
+      path === "/metrics" || path === "/stats/prometheus"
+        ? new Response(metrics.render(), { headers: { "content-type": "text/plain; version=0.0.4" } })
+        : new Response("not found\n", { status: 404 }));
     servers.push(s);
     ports.metrics = s.port;
   }
   if (addrs.ready) {
-    const { hostname, port } = splitAddr(addrs.ready, 15021);
-    const s = Bun.serve({
-      hostname,
-      port,
-      reusePort: true,
-      fetch(req) {
-        const path = new URL(req.url).pathname;
-        if (path !== "/healthz/ready") return new Response("not found\n", { status: 404 });
-        const r = readiness();
-        return new Response(r.ready ? "ready\n" : `not ready: ${r.reasons.join("; ")}\n`, { status: r.ready ? 200 : 503 });
-      },
+    const s = plain(addrs.ready, 15021, (path) => {
+      if (path !== "/healthz/ready") return new Response("not found\n", { status: 404 });
+      const r = readiness();
+      return new Response(r.ready ? "ready\n" : `not ready: ${r.reasons.join("; ")}\n`, { status: r.ready ? 200 : 503 });
     });
     servers.push(s);
     ports.ready = s.port;

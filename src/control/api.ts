@@ -158,30 +158,27 @@ export function controlApi(d: ApiDeps): Hono<ApiEnv> {
     }
   });
 
-  app.get(PATHS.status, async (c) => {
+  /** For operators' endpoints: a 401 unless the caller is an admin (token, or the local data-dir credential). */
+  const refuseNonAdmin = async (c: Context<ApiEnv>, refusal: string) => {
     let caller: Caller | undefined = c.env.peer.caller;
     try {
       caller = (await tokenCaller(c, d.ca())) ?? caller;
     } catch (e) {
       return fail(c, 401, (e as MeshError).code ?? ErrorCode.TokenInvalid, (e as Error).message);
     }
-    if (caller?.kind !== "admin") {
-      return fail(c, 401, ErrorCode.TokenInvalid, "Status needs an admin token (mesh token create --admin) or local access to the data dir (mesh status --data-dir DIR)");
-    }
+    return caller?.kind === "admin" ? undefined : fail(c, 401, ErrorCode.TokenInvalid, refusal);
+  };
+
+  app.get(PATHS.status, async (c) => {
+    const refused = await refuseNonAdmin(c, "Status needs an admin token (mesh token create --admin) or local access to the data dir (mesh status --data-dir DIR)");
+    if (refused) return refused;
     return c.json(d.status());
   });
 
   // The configuration being served, for operators' tools (`mesh describe`, `mesh proxy-status`).
   app.get(PATHS.config, async (c) => {
-    let caller: Caller | undefined = c.env.peer.caller;
-    try {
-      caller = (await tokenCaller(c, d.ca())) ?? caller;
-    } catch (e) {
-      return fail(c, 401, (e as MeshError).code ?? ErrorCode.TokenInvalid, (e as Error).message);
-    }
-    if (caller?.kind !== "admin") {
-      return fail(c, 401, ErrorCode.TokenInvalid, "The configuration needs an admin token (mesh token create --admin) or local access to the data dir");
-    }
+    const refused = await refuseNonAdmin(c, "The configuration needs an admin token (mesh token create --admin) or local access to the data dir");
+    if (refused) return refused;
     return c.json({ version: d.status().version, model: d.model() ?? null });
   });
 

@@ -68,12 +68,7 @@ export function formatWorkload(d: WorkloadDescription): string {
   for (const p of pa.ports) l.push(`  port ${p.port}: ${p.mode}`);
   l.push(`  ${pa.meaning}`);
   connections(l, d.connections);
-  if (d.warnings.length) {
-    l.push("", "Warnings:");
-    for (const w of d.warnings) l.push(`  ! ${w}`);
-  }
-  l.push("", `Based on ${d.basedOn}.`);
-  return l.join("\n") + "\n";
+  return footer(l, d);
 }
 
 export function formatService(d: ServiceDescription): string {
@@ -100,14 +95,19 @@ export function formatService(d: ServiceDescription): string {
     for (const r of d.routes) l.push(`  ${r.route}: ${r.effect}${r.source ? ` (${r.source})` : ""}`);
   }
   connections(l, d.connections);
+  return footer(l, d);
+}
+
+export function formatDescription(d: WorkloadDescription | ServiceDescription): string {
+  return d.kind === "Service" ? formatService(d) : formatWorkload(d);
+}
+
+/** Warnings and the source of the description, last in every description. */
+function footer(l: string[], d: { warnings: string[]; basedOn: string }): string {
   if (d.warnings.length) {
     l.push("", "Warnings:");
     for (const w of d.warnings) l.push(`  ! ${w}`);
   }
   l.push("", `Based on ${d.basedOn}.`);
   return l.join("\n") + "\n";
-}
-
-export function formatDescription(d: WorkloadDescription | ServiceDescription): string {
-  return d.kind === "Service" ? formatService(d) : formatWorkload(d);
 }

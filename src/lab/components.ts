@@ -93,25 +93,13 @@ export function startZtunnel(state: LabState, node: string): ProcessRecord {
     kind: "ztunnel",
     netns: rec.netns,
     healthAddress: rec.address,
-    argv: inNetns(rec.netns, [
-      ...state.mesh,
-      "run",
-      "--role",
-      "ztunnel",
-      "--node",
-      node,
-      "--control-plane",
-      CONTROL_PLANE,
-      "--ca-cert",
-      rootCertPath(state),
-      "--token-file",
-      tokenFile,
-      "--redirect",
-      "node",
-      "--data-dir",
-      dataDir,
-    ]),
+    argv: inNetns(rec.netns, proxyArgv(state, tokenFile, ["--role", "ztunnel", "--node", node], ["--redirect", "node", "--data-dir", dataDir])),
   });
+}
+
+/** `mesh run` for a proxy of the lab: its role flags, the lab's control plane and root, its token. */
+function proxyArgv(state: LabState, tokenFile: string, role: string[], extra: string[] = []): string[] {
+  return [...state.mesh, "run", ...role, "--control-plane", CONTROL_PLANE, "--ca-cert", rootCertPath(state), "--token-file", tokenFile, ...extra];
 }
 
 export function startWaypoint(state: LabState, wp: LabWaypoint, netns: string): ProcessRecord {
@@ -122,20 +110,7 @@ export function startWaypoint(state: LabState, wp: LabWaypoint, netns: string): 
     kind: "waypoint",
     netns,
     healthAddress: wp.ip,
-    argv: inNetns(netns, [
-      ...state.mesh,
-      "run",
-      "--role",
-      "waypoint",
-      "--gateway",
-      gateway,
-      "--control-plane",
-      CONTROL_PLANE,
-      "--ca-cert",
-      rootCertPath(state),
-      "--token-file",
-      tokenFile,
-    ]),
+    argv: inNetns(netns, proxyArgv(state, tokenFile, ["--role", "waypoint", "--gateway", gateway])),
   });
 }
 

@@ -5,10 +5,9 @@
  */
 import { labNames } from "./names.ts";
 import { hostsFile, type LabPlan, type LabPod, type LabWaypoint } from "./plan.ts";
-import { type LabState, saveState } from "./state.ts";
+import { type LabState, type ProcessRecord, saveState } from "./state.ts";
 import {
   isAlive,
-  type ProcessRecord,
   startPod,
   startWaypoint,
   startZtunnel,

@@ -306,22 +306,23 @@ function conditionMatches(c: PolicyCondition, ctx: Ctx): Tri {
   }
   let unknown = false;
   if (c.values !== undefined) {
-    const r = anyPattern(c.values, test);
+    const r = anyOf(c.values, test);
     if (r === false) return false;
     if (r === undefined) unknown = true;
   }
   if (c.notValues !== undefined) {
-    const r = anyPattern(c.notValues, test);
+    const r = anyOf(c.notValues, test);
     if (r === true) return false;
     if (r === undefined) unknown = true;
   }
   return unknown ? UNKNOWN : true;
 }
 
-function anyPattern(patterns: string[], test: (p: string) => Tri): Tri {
+/** True when one item matches, false when none does, UNKNOWN when none does but some could not be decided. */
+function anyOf<T>(items: readonly T[], test: (item: T) => Tri): Tri {
   let unknown = false;
-  for (const p of patterns) {
-    const r = test(p);
+  for (const item of items) {
+    const r = test(item);
     if (r === true) return true;
     if (r === undefined) unknown = true;
   }
@@ -332,28 +333,12 @@ function anyPattern(patterns: string[], test: (p: string) => Tri): Tri {
 function ruleMatches(rule: PolicyRule, ctx: Ctx): Tri {
   let unknown = false;
   if (rule.from && rule.from.length) {
-    let r: Tri = false;
-    for (const f of rule.from) {
-      const m = sourceMatches(f.source ?? {}, ctx);
-      if (m === true) {
-        r = true;
-        break;
-      }
-      if (m === undefined) r = UNKNOWN;
-    }
+    const r = anyOf(rule.from, (f) => sourceMatches(f.source ?? {}, ctx));
     if (r === false) return false;
     if (r === undefined) unknown = true;
   }
   if (rule.to && rule.to.length) {
-    let r: Tri = false;
-    for (const t of rule.to) {
-      const m = operationMatches(t.operation ?? {}, ctx);
-      if (m === true) {
-        r = true;
-        break;
-      }
-      if (m === undefined) r = UNKNOWN;
-    }
+    const r = anyOf(rule.to, (t) => operationMatches(t.operation ?? {}, ctx));
     if (r === false) return false;
     if (r === undefined) unknown = true;
   }
