@@ -15,7 +15,7 @@ import type {
   Service,
   Waypoint,
   Workload,
-} from "../model/types.ts";
+} from "../model/mod.ts";
 
 const str = v.string();
 const int = v.pipe(v.number(), v.integer());

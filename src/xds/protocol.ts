@@ -20,7 +20,7 @@
  * (`base`), so intermediate versions are coalesced and ACKs arrive in increasing order.
  */
 import * as v from "valibot";
-import type { MeshConfig, MeshModel } from "../model/types.ts";
+import type { MeshConfig, MeshModel } from "../model/mod.ts";
 import {
   AuthorizationPolicySchema,
   HttpRouteSchema,

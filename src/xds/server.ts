@@ -8,9 +8,9 @@
  * are shared by the proxies of the same view. Snapshots of big meshes are the expensive messages, so at
  * most `maxConcurrentSnapshots` are outstanding (sent but not yet ACKed) at a time.
  */
-import type { MeshConfig, MeshModel } from "../model/types.ts";
-import { logger } from "../core/log.ts";
-import type { Counter, Gauge, Histogram, Registry } from "../telemetry/metrics.ts";
+import type { MeshConfig, MeshModel } from "../model/mod.ts";
+import { logger } from "../core/mod.ts";
+import type { Counter, Gauge, Histogram, Registry } from "../telemetry/mod.ts";
 import {
   type ClientMessage,
   COLLECTIONS,

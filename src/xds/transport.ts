@@ -3,7 +3,7 @@
  * and the long-lived config stream with newline-delimited JSON frames both ways.
  */
 import http2 from "node:http2";
-import { ErrorCode, MeshError } from "../core/errors.ts";
+import { ErrorCode, MeshError } from "../core/mod.ts";
 import { ErrorResponseSchema, parseWith } from "./protocol.ts";
 
 export interface TlsCredentials {
