@@ -78,7 +78,8 @@ export class XdsClient {
     this.#started = true;
     this.#session.loadCredentials();
     await this.#loadLastKnownGood();
-    this.#session.start();
+    // stop() while the last-known-good view was being applied: stay stopped.
+    if (this.#started) this.#session.start();
   }
 
   /** Resolves once a view is held (last-known-good or from the control plane), or rejects after timeoutMs. */
