@@ -1,7 +1,9 @@
 /**
  * Config distribution between the control role and the proxies: the wire protocol (./protocol.ts), what
  * each proxy needs (./views.ts), the transport-independent push engine the control role runs
- * (./server.ts), and the client library ztunnels and waypoints run (./client.ts).
+ * (./server.ts), and the client library ztunnels and waypoints run (./client.ts: it joins the session with
+ * the control plane in ./session.ts, the pure snapshot/delta merge in ./proxy_state.ts, and the data dir in
+ * ./last_known_good.ts).
  */
 export * from "./protocol.ts";
 export { placeAll, viewOf, GLOBAL_COLLECTIONS, PLACED_COLLECTIONS, type Placement } from "./views.ts";

@@ -11,8 +11,16 @@
  *   the policy uses a selector or targetRefs), and the HTTPRoutes whose parentRefs name such a Service or
  *   its Gateway.
  */
-import type { MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
-import { refSelects, scopeSelectsWorkload, targetRefsSelect } from "../model/mod.ts";
+import {
+  type MeshModel,
+  type PolicyScope,
+  refSelects,
+  scopeSelectsWorkload,
+  type Service,
+  targetRefsSelect,
+  type Waypoint,
+  type Workload,
+} from "../model/mod.ts";
 import { type Collection, type ProxyId, proxyKey, resourceKey } from "./protocol.ts";
 
 /** Sent whole to every proxy. */
