@@ -30,13 +30,12 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
-  renameSync,
   unlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { logger } from "../core/mod.ts";
+import { logger, writeFileAtomic } from "../core/mod.ts";
 
 const log = logger("admin");
 
@@ -194,9 +193,7 @@ export function restoreSecret(s: { secret: string; path: string }): void {
   try {
     // The directory may have been removed and made again by someone else meanwhile (the temp dir).
     prepareDir(dirname(s.path));
-    const tmp = `${s.path}.${process.pid}.${randomBytes(4).toString("hex")}.restore`;
-    writeFileSync(tmp, s.secret + "\n", { mode: 0o600, flag: "wx" });
-    renameSync(tmp, s.path);
+    writeFileAtomic(s.path, s.secret + "\n");
   } catch { /* next round */ }
 }
 

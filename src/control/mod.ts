@@ -10,13 +10,13 @@
  * /control/config/refresh, and root rotation: POST /control/root/add, /control/root/activate,
  * /control/root/remove?root=<sha256 fingerprint>.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { X509Certificate } from "node:crypto";
 import { hostname, networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, MeshError } from "../core/mod.ts";
-import { logger } from "../core/mod.ts";
+import { logger, writeFileAtomic } from "../core/mod.ts";
 import type { RoleContext, RoleHandle } from "../admin/mod.ts";
 import { splitAddr } from "../admin/mod.ts";
 import { CertificateAuthority } from "../identity/mod.ts";
@@ -333,9 +333,7 @@ const writes = new Map<string, Promise<void>>();
 /** Atomic (temp file + rename), and serialized per path so an older write never lands last. */
 function writeJsonAtomicSync(path: string, value: unknown): void {
   try {
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
-    renameSync(tmp, path);
+    writeFileAtomic(path, JSON.stringify(value));
   } catch (e) {
     log.warn("cannot write state file", { path, error: String(e) });
   }
@@ -343,11 +341,7 @@ function writeJsonAtomicSync(path: string, value: unknown): void {
 
 function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const prev = writes.get(path) ?? Promise.resolve();
-  const next = prev.then(async () => {
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
-    await rename(tmp, path);
-  }).catch((e) => log.warn("cannot write state file", { path, error: String(e) }));
+  const next = prev.then(() => writeFileAtomic(path, JSON.stringify(value))).catch((e) => log.warn("cannot write state file", { path, error: String(e) }));
   writes.set(path, next);
   return next;
 }

@@ -3,9 +3,9 @@
  * (and updated after), so `mesh lab down` can remove all of it after a crash at any point, and nothing
  * it did not make. Processes are recorded with their start time (see platform/process.ts).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ErrorCode, MeshError } from "../core/mod.ts";
+import { ErrorCode, MeshError, writeFileAtomic } from "../core/mod.ts";
 import type { ProcessIdentity } from "../platform/mod.ts";
 import type { LabPlan } from "./plan.ts";
 
@@ -102,7 +102,5 @@ export function loadState(stateDir: string): LabState | undefined {
 export function saveState(state: LabState): void {
   mkdirSync(state.stateDir, { recursive: true });
   const p = statePath(state.stateDir);
-  const tmp = `${p}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(state, null, 2) + "\n");
-  renameSync(tmp, p);
+  writeFileAtomic(p, JSON.stringify(state, null, 2) + "\n", 0o644);
 }

@@ -4,9 +4,9 @@
  * client certificate. Files are written atomically (write, then rename) and readable by root only, since
  * the certificate file holds a private key.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { logger } from "../core/mod.ts";
+import { logger, writeFileAtomic } from "../core/mod.ts";
 import { parseWith, type SnapshotMessage, SnapshotMessageSchema } from "./protocol.ts";
 
 const log = logger("xds-client");
@@ -109,9 +109,4 @@ export class LastKnownGood {
   }
 }
 
-function writeAtomic(file: string, text: string, mode: number): void {
-  mkdirSync(join(file, ".."), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text, { mode });
-  renameSync(tmp, file);
-}
+const writeAtomic = writeFileAtomic;

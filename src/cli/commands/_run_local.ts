@@ -3,10 +3,11 @@
  * reach it, their bootstrap tokens (minted here, with the token-signing key in the data dir), and for
  * `--role all` which node this host is and which waypoints belong on it. Private to src/cli/commands.
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { homedir, hostname as osHostname, networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
 import { splitAddr } from "../../admin/mod.ts";
+import { writeFileAtomic } from "../../core/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 import type { MeshModel } from "../../model/mod.ts";
 
@@ -72,9 +73,7 @@ export async function prepareLocalProxy(control: LocalControl, p: LocalProxy): P
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const token = await createBootstrapToken(control.dataDir, { ...p, ttlSeconds: LOCAL_TOKEN_TTL_SECONDS });
   const tokenFile = join(stateDir, "token");
-  const tmp = `${tokenFile}.${process.pid}.tmp`;
-  writeFileSync(tmp, token + "\n", { mode: 0o600 });
-  renameSync(tmp, tokenFile);
+  writeFileAtomic(tokenFile, token + "\n");
   return { stateDir, tokenFile };
 }
 
