@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ErrorCode, MeshError, setSink } from "../core/mod.ts";
 import { CertificateAuthority } from "../identity/mod.ts";
-import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
+import { emptyModel, type MeshModel } from "../model/mod.ts";
 import { type CsrResponse, viewOf, type XdsClientOptions, type XdsClientStatus } from "../xds/mod.ts";
 import { type AgentStart, type ControlPlaneClient, ProxyAgent, type ProxyAgentOptions } from "./mod.ts";
 
@@ -39,26 +39,10 @@ afterAll(async () => {
 /** Log lines of the ztunnel scope with this message. */
 const logged = (msg: string) => lines.filter((l) => l.scope === "ztunnel" && l.msg === msg);
 
-function workload(name: string, node: string): Workload {
-  return {
-    uid: `Pod/shop/${name}`,
-    kind: "Pod",
-    name,
-    namespace: "shop",
-    serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/shop/sa/${name}`,
-    node,
-    addresses: ["10.0.0.1"],
-    labels: { app: name },
-    ambient: true,
-    ports: [],
-    ready: true,
-  };
-}
-
+/** What the agent reads of a configuration is its MeshConfig (and the trust bundle beside it). */
 function model(rotationFraction = 0.5): MeshModel {
   const m = emptyModel();
-  return { ...m, meshConfig: { ...m.meshConfig, rotationFraction }, workloads: [workload("viewer", "node-a")] };
+  return { ...m, meshConfig: { ...m.meshConfig, rotationFraction } };
 }
 
 /** A control plane that answers through the client API: signs CSRs with the test CA, pushes views on demand. */
@@ -69,6 +53,7 @@ class FakeControlPlane implements ControlPlaneClient {
   stopped = false;
   version = 0;
   ttlSeconds = 600;
+  failStart?: Error;
   #first = Promise.withResolvers<void>();
 
   connect = (opts: XdsClientOptions): ControlPlaneClient => {
@@ -77,6 +62,7 @@ class FakeControlPlane implements ControlPlaneClient {
   };
 
   async start(): Promise<void> {
+    if (this.failStart) throw this.failStart;
     this.started = true;
   }
 
@@ -201,11 +187,14 @@ describe("configuration", () => {
     await until("a second warning", () => logged("waiting for configuration").length >= before + 2, 3_000);
     expect(fake.started).toBe(true);
     expect(configuredAt).toBeUndefined();
-    expect(agent.waitingReason()).toBe("waiting for configuration from 127.0.0.1:15012 (No configuration within 20 ms)");
+    expect(agent.readinessReasons(false)).toEqual(["waiting for configuration from 127.0.0.1:15012 (No configuration within 20 ms)"]);
     await fake.push(model());
     await done;
     expect(configuredAt).toBe(1);
     expect(seen).toEqual([1]);
+    expect(agent.configured).toBe(true);
+    expect(agent.readinessReasons(false)).toEqual([]);
+    expect(agent.readinessReasons(true)).toEqual(["draining"]);
   });
 
   test("a role that stops while waiting never runs its start-up", async () => {
@@ -221,13 +210,32 @@ describe("configuration", () => {
     expect(configured).toBe(false);
   });
 
-  test("a failed start-up is logged under the role's scope and shown in the waiting reason", async () => {
+  test("a failed start-up is logged under the role's scope; before any configuration readiness shows it", async () => {
+    const early = new FakeControlPlane();
+    early.failStart = new Error("last-known-good unreadable");
+    const agent = agentWith(early);
+    await agent.start(idle);
+    expect(logged("ztunnel start failed").at(-1)).toMatchObject({ level: "error", error: "last-known-good unreadable" });
+    expect(agent.readinessReasons(false)).toEqual(["waiting for configuration from 127.0.0.1:15012 (last-known-good unreadable)"]);
+
+    const late = new FakeControlPlane();
+    const started = agentWith(late);
+    await late.push(model());
+    await started.start({ ...idle, configured: async () => { throw new Error("port 15008 in use"); } });
+    expect(logged("ztunnel start failed").at(-1)).toMatchObject({ level: "error", error: "port 15008 in use" });
+  });
+
+  test("a version the role refuses (its onUpdate throws) does not count as configured", async () => {
     const fake = new FakeControlPlane();
     const agent = agentWith(fake);
+    let refuse = true;
+    void agent.start({ ...idle, onUpdate: () => { if (refuse) throw new Error("bad view"); } });
+    await expect(fake.push(model())).rejects.toThrow("bad view");
+    expect(agent.configured).toBe(false);
+    expect(agent.readinessReasons(false)).toEqual(["waiting for configuration from 127.0.0.1:15012"]);
+    refuse = false;
     await fake.push(model());
-    await agent.start({ ...idle, configured: async () => { throw new Error("port 15008 in use"); } });
-    expect(logged("ztunnel start failed").at(-1)).toMatchObject({ level: "error", error: "port 15008 in use" });
-    expect(agent.waitingReason()).toBe("waiting for configuration from 127.0.0.1:15012 (port 15008 in use)");
+    expect(agent.configured).toBe(true);
   });
 
   test("each update brings its trust bundle to the certificates before the role sees it", async () => {

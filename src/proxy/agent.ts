@@ -58,6 +58,7 @@ export class ProxyAgent {
   readonly #kind: string;
   readonly #readyStepMs: number;
   #onUpdate?: (view: XdsView, version: number) => void;
+  #configured = false;
   #lastError?: string;
 
   /** Reads the bootstrap files. @throws MeshError (MESH_CONFIG_NOT_FOUND) when one cannot be read. */
@@ -84,6 +85,7 @@ export class ProxyAgent {
         this.certs.setTrustBundle(view.trustBundlePem);
         this.#applyRotation(view.model.meshConfig.rotationFraction);
         this.#onUpdate?.(view, version);
+        this.#configured = true;
       },
       onConnectionChange: (connected, error) => {
         if (connected) log.info("connected to the control plane", { controlPlane: opts.controlPlane });
@@ -95,7 +97,7 @@ export class ProxyAgent {
   /**
    * Starts the client (a last-known-good configuration applies at once), waits for the first configuration
    * (retrying, with a warning every sixth wait), then runs the role's start-up. Never rejects: a failure is
-   * logged and shown by waitingReason().
+   * logged and shown by readinessReasons().
    */
   start(role: AgentStart): Promise<void> {
     this.#onUpdate = role.onUpdate;
@@ -105,9 +107,20 @@ export class ProxyAgent {
     });
   }
 
-  /** Why the proxy has no configuration yet, for readiness. */
-  waitingReason(): string {
-    return `waiting for configuration from ${this.controlPlane}${this.#lastError ? ` (${this.#lastError})` : ""}`;
+  /**
+   * What keeps every proxy from being ready, before the role's own reasons: draining, or no configuration
+   * yet (a version the role refused does not count).
+   */
+  readinessReasons(stopping: boolean): string[] {
+    const reasons: string[] = [];
+    if (stopping) reasons.push("draining");
+    if (!this.#configured) reasons.push(`waiting for configuration from ${this.controlPlane}${this.#lastError ? ` (${this.#lastError})` : ""}`);
+    return reasons;
+  }
+
+  /** Whether a configuration has been applied (by the certificates and by the role). */
+  get configured(): boolean {
+    return this.#configured;
   }
 
   /** The control-plane client's state, for config_dump. */
