@@ -16,15 +16,14 @@
  * listener sends GOAWAY, keep-alive connections close after their response, in-flight requests finish
  * within the drain timeout.
  */
-import { readFileSync } from "node:fs";
 import { networkInterfaces } from "node:os";
 import type { Readiness, RoleContext, RoleHandle } from "../admin/mod.ts";
 import { splitAddr } from "../admin/mod.ts";
 import { ErrorCode, MeshError } from "../core/mod.ts";
 import { logger } from "../core/mod.ts";
 import { HboneServer, HbonePool } from "../hbone/mod.ts";
-import { WorkloadCertificates } from "../identity/mod.ts";
-import { XdsClient } from "../xds/mod.ts";
+import { ProxyAgent } from "../proxy/mod.ts";
+import type { XdsView } from "../xds/mod.ts";
 import { hboneConnector } from "./connect.ts";
 import { JwksKeys } from "./jwks.ts";
 import { WaypointProxy } from "./proxy.ts";
@@ -59,14 +58,6 @@ export interface WaypointOptions {
   accessLog?: boolean;
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new MeshError(ErrorCode.ConfigNotFound, `Cannot read the ${what} "${path}": ${(e as Error).message}`);
-  }
-}
-
 function localAddresses(): Set<string> {
   const out = new Set<string>();
   for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
@@ -89,22 +80,18 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   if (!namespace || !name || extra.length) {
     throw new MeshError(ErrorCode.Usage, `--gateway must be NAMESPACE/NAME, not "${opts.gateway}"`);
   }
-  const caCertPem = readText(opts.caCert, "CA certificate (--ca-cert)");
-  const token = readText(opts.tokenFile, "token file (--token-file)").trim();
+  const agent = new ProxyAgent({
+    proxy: { kind: "waypoint", namespace, name },
+    controlPlane: opts.controlPlane,
+    caCert: opts.caCert,
+    tokenFile: opts.tokenFile,
+    dataDir: opts.dataDir,
+  });
+  const certs = agent.certs;
 
   const state = new WaypointState(opts.gateway);
   const keys = new JwksKeys();
   const telemetry = new RequestTelemetry(ctx.metrics, { accessLog: opts.accessLog ?? true });
-  let xds: XdsClient | undefined;
-  const certs = new WorkloadCertificates({
-    sign: (csr, identity) => {
-      if (!xds) throw new MeshError(ErrorCode.Unreachable, "The control-plane client is not started");
-      return xds.sign(csr, identity);
-    },
-    trustBundlePem: caCertPem,
-    persistDir: opts.dataDir ? `${opts.dataDir}/certs` : undefined,
-    onError: (e, identity) => log.warn("certificate request failed (retrying)", { identity, error: (e as Error).message }),
-  });
   const identity = () => state.waypoint?.identity;
   const material = () => {
     const id = identity();
@@ -122,7 +109,6 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
 
   let stopping = false;
   let server: HboneServer | undefined;
-  let lastError: string | undefined;
   let certError: string | undefined;
 
   const applyView = () => {
@@ -134,45 +120,15 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     if (server && !certs.current(id)) void certs.get(id).catch((e) => log.warn("certificate request failed", { identity: id, error: (e as Error).message }));
   };
 
-  xds = new XdsClient({
-    controlPlane: opts.controlPlane,
-    caCertPem,
-    token,
-    tokenFile: opts.tokenFile,
-    proxy: { kind: "waypoint", namespace, name },
-    dataDir: opts.dataDir,
-    onUpdate: (view, version) => {
-      state.replace(view.model, version);
-      certs.setTrustBundle(view.trustBundlePem);
-      // MeshConfig.rotationFraction: the first configuration comes before the certificate is requested (init
-      // waits for it); a later change moves the renewal already scheduled.
-      try {
-        certs.setRotationFraction(view.model.meshConfig.rotationFraction);
-      } catch (e) {
-        log.warn("rotationFraction not applied: the previous one stays", { error: (e as Error).message });
-      }
-      if (!state.waypoint) log.warn("the configuration has no istio-waypoint Gateway of this name", { gateway: opts.gateway, version });
-      const served = view.model.services.filter((s) => s.waypoint?.gateway === opts.gateway).map((s) => `${s.namespace}/${s.name}`);
-      log.info("configuration applied", { version, services: served });
-      applyView();
-    },
-    onConnectionChange: (connected, error) => {
-      if (connected) log.info("connected to the control plane", { controlPlane: opts.controlPlane });
-      else log.warn("control plane connection lost", { controlPlane: opts.controlPlane, error: error?.message });
-    },
-  });
+  const onUpdate = (view: XdsView, version: number) => {
+    state.replace(view.model, version);
+    if (!state.waypoint) log.warn("the configuration has no istio-waypoint Gateway of this name", { gateway: opts.gateway, version });
+    const served = view.model.services.filter((s) => s.waypoint?.gateway === opts.gateway).map((s) => `${s.namespace}/${s.name}`);
+    log.info("configuration applied", { version, services: served });
+    applyView();
+  };
 
-  const init = async () => {
-    await xds!.start();
-    for (let attempt = 0; !stopping; attempt++) {
-      try {
-        await xds!.ready(5_000);
-        break;
-      } catch (e) {
-        lastError = (e as Error).message;
-        if (attempt % 6 === 0) log.warn("waiting for configuration", { error: lastError });
-      }
-    }
+  const configured = async () => {
     while (!stopping && !state.waypoint) await Bun.sleep(250);
     while (!stopping) {
       try {
@@ -200,10 +156,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     });
     log.info("ready", { gateway: opts.gateway, identity: state.waypoint!.identity, hbone: `${at.hostname}:${server.port}` });
   };
-  const initDone = init().catch((e) => {
-    lastError = (e as Error).message;
-    log.error("waypoint start failed", { error: lastError });
-  });
+  const initDone = agent.start({ onUpdate, stopping: () => stopping, configured });
 
   ctx.admin.get("/config_dump", (c) =>
     c.json({
@@ -211,7 +164,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
       ready: server !== undefined && !stopping,
       version: state.version,
       identity: state.waypoint?.identity,
-      controlPlane: xds?.status(),
+      controlPlane: agent.status(),
       hbone: server ? { address: `${server.hostname}:${server.port}`, connections: server.connections } : null,
       tunnels: proxy.openTunnels,
       upstream: { hboneConnections: pool.connections, idleHttp1: proxy.http1Pool.idle, h2Sessions: proxy.h2Sessions.size },
@@ -226,12 +179,13 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   return {
     name: "waypoint",
     readiness(): Readiness {
-      const reasons: string[] = [];
-      if (stopping) reasons.push("draining");
-      if (state.version === undefined) reasons.push(`waiting for configuration from ${opts.controlPlane}${lastError ? ` (${lastError})` : ""}`);
-      else if (!state.waypoint) reasons.push(`no istio-waypoint Gateway ${opts.gateway} in the configuration`);
-      else if (!server) reasons.push(certError ? `certificate pending: ${certError}` : "starting the HBONE listener");
-      else if (!material()) reasons.push(`no valid certificate for ${identity()}`);
+      const reasons = agent.readinessReasons(stopping);
+      // Without a configuration the agent has said why; the rest depends on it.
+      if (agent.configured) {
+        if (!state.waypoint) reasons.push(`no istio-waypoint Gateway ${opts.gateway} in the configuration`);
+        else if (!server) reasons.push(certError ? `certificate pending: ${certError}` : "starting the HBONE listener");
+        else if (!material()) reasons.push(`no valid certificate for ${identity()}`);
+      }
       return { ready: reasons.length === 0, reasons };
     },
     async stop(stopOpts?: { drainMs?: number }): Promise<void> {
@@ -244,8 +198,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
       await initDone;
       proxy.close();
       await pool.close(1000).catch(() => {});
-      await xds?.stop().catch(() => {});
-      certs.close();
+      await agent.stop();
       log.info("stopped", { gateway: opts.gateway });
     },
   };

@@ -11,14 +11,13 @@
  * instance of this node's ztunnel is running: a restart that overlaps keeps them, and established
  * connections stay with the old process until they end).
  */
-import { readFileSync } from "node:fs";
 import type { RoleContext, RoleHandle, Readiness } from "../admin/mod.ts";
 import { splitAddr } from "../admin/mod.ts";
 import { ErrorCode, MeshError } from "../core/mod.ts";
 import { logger } from "../core/mod.ts";
 import { HbonePool } from "../hbone/mod.ts";
-import { WorkloadCertificates } from "../identity/mod.ts";
-import { XdsClient } from "../xds/mod.ts";
+import { ProxyAgent } from "../proxy/mod.ts";
+import type { XdsView } from "../xds/mod.ts";
 import { registerAdminRoutes } from "./admin.ts";
 import { CaptureRules, DEFAULT_CAPTURE_PORTS, localRunner, removeRules } from "./capture/mod.ts";
 import { ConnectionTracker } from "./connections.ts";
@@ -61,17 +60,15 @@ export interface ZtunnelOptions {
   ruleCheckMs?: number;
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new MeshError(ErrorCode.ConfigNotFound, `Cannot read the ${what} "${path}": ${(e as Error).message}`);
-  }
-}
-
 export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Promise<RoleHandle> {
-  const caCertPem = readText(opts.caCert, "CA certificate (--ca-cert)");
-  const token = readText(opts.tokenFile, "token file (--token-file)").trim();
+  const agent = new ProxyAgent({
+    proxy: { kind: "ztunnel", node: opts.node },
+    controlPlane: opts.controlPlane,
+    caCert: opts.caCert,
+    tokenFile: opts.tokenFile,
+    dataDir: opts.dataDir,
+  });
+  const certs = agent.certs;
   const captureGid = opts.captureGid ?? 1337;
   if (opts.redirect === "host") {
     if (process.getuid?.() === 0) {
@@ -100,32 +97,10 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     exemptGid: captureGid,
   });
 
-  let xds: XdsClient | undefined;
-  const certs = new WorkloadCertificates({
-    sign: (csr, identity) => {
-      if (!xds) throw new MeshError(ErrorCode.Unreachable, "The control-plane client is not started");
-      return xds.sign(csr, identity);
-    },
-    trustBundlePem: caCertPem,
-    persistDir: opts.dataDir ? `${opts.dataDir}/certs` : undefined,
-    onError: (e, identity) => log.warn("certificate request failed (retrying)", { identity, error: (e as Error).message }),
-  });
-
-  // MeshConfig.rotationFraction: the first configuration arrives before any certificate is requested
-  // (init waits for it), and a later change moves the renewals already scheduled.
-  const applyRotation = (fraction: number) => {
-    try {
-      certs.setRotationFraction(fraction);
-    } catch (e) {
-      log.warn("rotationFraction not applied: the previous one stays", { error: (e as Error).message });
-    }
-  };
-
   let stopping = false;
   let listening = false;
   let initialized = false;
   let certsPending: string[] = [];
-  let lastError: string | undefined;
 
   const pool = new HbonePool();
   const hbone = poolClient(pool, certs);
@@ -155,28 +130,14 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     if (!capture.sync(state.index)) log.error("capture rules not installed", { error: capture.error });
   };
 
-  xds = new XdsClient({
-    controlPlane: opts.controlPlane,
-    caCertPem,
-    token,
-    tokenFile: opts.tokenFile,
-    proxy: { kind: "ztunnel", node: opts.node },
-    dataDir: opts.dataDir,
-    onUpdate: (view, version) => {
-      state.replace(view.model, version);
-      certs.setTrustBundle(view.trustBundlePem);
-      applyRotation(view.model.meshConfig.rotationFraction);
-      log.info("configuration applied", { version, localWorkloads: state.localWorkloads().map((w) => `${w.namespace}/${w.name}`) });
-      if (initialized) {
-        applyView();
-        void refreshCerts();
-      }
-    },
-    onConnectionChange: (connected, error) => {
-      if (connected) log.info("connected to the control plane", { controlPlane: opts.controlPlane });
-      else log.warn("control plane connection lost", { controlPlane: opts.controlPlane, error: error?.message });
-    },
-  });
+  const onUpdate = (view: XdsView, version: number) => {
+    state.replace(view.model, version);
+    log.info("configuration applied", { version, localWorkloads: state.localWorkloads().map((w) => `${w.namespace}/${w.name}`) });
+    if (initialized) {
+      applyView();
+      void refreshCerts();
+    }
+  };
 
   let dataplane: Dataplane | undefined;
   let ruleCheck: ReturnType<typeof setInterval> | undefined;
@@ -191,18 +152,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     listening = true;
   };
 
-  const init = async () => {
-    await xds!.start();
-    for (let attempt = 0; !stopping; attempt++) {
-      try {
-        await xds!.ready(5_000);
-        break;
-      } catch (e) {
-        lastError = (e as Error).message;
-        if (attempt % 6 === 0) log.warn("waiting for configuration", { error: lastError });
-      }
-    }
-    if (stopping) return;
+  const configured = async () => {
     initialized = true;
     instances.register();
     applyView();
@@ -227,10 +177,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       (ruleCheck as { unref?: () => void }).unref?.();
     }
   };
-  const initDone = init().catch((e) => {
-    lastError = (e as Error).message;
-    log.error("ztunnel start failed", { error: lastError });
-  });
+  const initDone = agent.start({ onUpdate, stopping: () => stopping, configured });
 
   registerAdminRoutes(ctx.admin, {
     identities: () => state.localIdentities(),
@@ -240,7 +187,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       redirect: opts.redirect,
       ready: isReady(),
       version: state.version,
-      controlPlane: xds?.status(),
+      controlPlane: agent.status(),
       capture: capture && { ready: capture.ready, error: capture.error, rules: capture.installed, drift: capture.verify() },
       connections: { open: tracker.size, hboneClientConnections: pool.connections, hboneServerConnections: dataplane?.hbone.connections ?? 0 },
       localWorkloads: state.localWorkloads().map((w) => ({ uid: w.uid, identity: w.identity, addresses: w.addresses })),
@@ -251,9 +198,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
   return {
     name: "ztunnel",
     readiness(): Readiness {
-      const reasons: string[] = [];
-      if (stopping) reasons.push("draining");
-      if (state.version === undefined) reasons.push(`waiting for configuration from ${opts.controlPlane}${lastError ? ` (${lastError})` : ""}`);
+      const reasons = agent.readinessReasons(stopping);
       if (capture && !capture.ready) reasons.push(`capture rules not installed${capture.error ? `: ${capture.error}` : ""}`);
       if (certsPending.length) reasons.push(`certificates pending for ${certsPending.join(", ")}`);
       if (!listening && !reasons.length) reasons.push("starting listeners");
@@ -269,8 +214,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       log.info("drained", drained);
       await initDone;
       await pool.close(1000).catch(() => {});
-      await xds?.stop().catch(() => {});
-      certs.close();
+      await agent.stop();
       instances.unregister();
       if (capture) {
         const others = instances.others();
