@@ -1,5 +1,5 @@
 /** "Did you mean" hints: the closest known name by edit distance. */
-import { editDistance } from "../core/distance.ts";
+import { editDistance } from "../core/mod.ts";
 
 /** The closest candidate within a distance that still looks like a typo, if any. */
 export function nearest(word: string, candidates: Iterable<string>): string | undefined {

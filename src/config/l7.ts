@@ -4,9 +4,8 @@
  * names methods, paths, hosts, request principals (JWT), remote IPs (X-Forwarded-For) or request.*
  * conditions can only be enforced by a waypoint. (The classification itself is src/model/attributes.ts, shared with the engine.)
  */
-import type { PolicyRule } from "../model/types.ts";
-
-import { conditionKeyKind, L7_OPERATION_FIELDS as L7_OPERATION, L7_SOURCE_FIELDS as L7_SOURCE } from "../model/attributes.ts";
+import type { PolicyRule } from "../model/mod.ts";
+import { conditionKeyKind, L7_OPERATION_FIELDS as L7_OPERATION, L7_SOURCE_FIELDS as L7_SOURCE } from "../model/mod.ts";
 
 export { conditionKeyKind };
 

@@ -3,7 +3,7 @@
  * and by label pair, so a selector only looks at the workloads carrying its rarest pair. Each group keeps
  * the items' original order, so any group filtered by the selector gives the same list as a full scan.
  */
-import type { Labels } from "../model/types.ts";
+import type { Labels } from "../model/mod.ts";
 
 export interface Labelled {
   namespace: string;

@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { labelsMatch } from "../model/mod.ts";
-import type { Workload } from "../model/types.ts";
+import type { Workload } from "../model/mod.ts";
 import { selectorEvaluations } from "./label_index.ts";
 import { buildModel } from "./mod.ts";
 import type { ParsedFile, SourceObject } from "./mod.ts";
