@@ -467,7 +467,8 @@ function filters(list: readonly FilterSpec[] | undefined, namespace: string): Ht
         break;
       case "RequestMirror": {
         const m = f.requestMirror;
-        if (!m) break; // the schema refuses a RequestMirror filter without one
+        // The schema refuses a RequestMirror filter without one; an unknown field beside it is reported first.
+        if (!m) break;
         const fraction = m.fraction ? stripUndefined({ numerator: m.fraction.numerator, denominator: m.fraction.denominator }) : undefined;
         out.push({
           type: "RequestMirror",
