@@ -4,26 +4,38 @@
  * are warnings too; anything else is an unknown kind.
  */
 import type * as v from "valibot";
-import { gatewaySchema, httpRouteSchema, referenceGrantSchema } from "./schema/mod.ts";
-import { namespaceSchema, podSchema, serviceAccountSchema, serviceSchema } from "./schema/mod.ts";
 import {
   authorizationPolicySchema,
+  gatewaySchema,
+  httpRouteSchema,
+  meshConfigSchema,
+  namespaceSchema,
   peerAuthenticationSchema,
+  podSchema,
+  referenceGrantSchema,
   requestAuthenticationSchema,
+  serviceAccountSchema,
+  serviceSchema,
   workloadEntrySchema,
 } from "./schema/mod.ts";
-import { meshConfigSchema } from "./schema/mod.ts";
+import type { KindName, KindValues } from "./entry.ts";
 
 /** The apiVersion of mesh's own MeshConfig kind. */
 export const MESH_API_VERSION = "mesh.dev/v1alpha1";
 
-export interface KindInfo {
-  kind: string;
-  /** Accepted apiVersions, preferred first. */
-  apiVersions: string[];
-  schema: v.GenericSchema;
-  namespaced: boolean;
-}
+/** One readable kind; its schema's output is the kind's entry value. */
+type KindInfos = {
+  [K in KindName]: {
+    kind: K;
+    /** Accepted apiVersions, preferred first. */
+    apiVersions: string[];
+    /** Checks only (input and output types agree): the object as written becomes the entry's value. */
+    schema: v.GenericSchema<KindValues[K], KindValues[K]>;
+    namespaced: boolean;
+  };
+};
+
+export type KindInfo<K extends KindName = KindName> = KindInfos[K];
 
 export const KINDS: readonly KindInfo[] = [
   { kind: "Namespace", apiVersions: ["v1"], schema: namespaceSchema, namespaced: false },

@@ -5,7 +5,6 @@
  * conditions can only be enforced by a waypoint. (The classification itself is src/model/attributes.ts, shared with the engine.)
  */
 import type { PolicyRule } from "../model/mod.ts";
-
 import { conditionKeyKind, L7_OPERATION_FIELDS as L7_OPERATION, L7_SOURCE_FIELDS as L7_SOURCE } from "../model/mod.ts";
 
 export { conditionKeyKind };

@@ -5,7 +5,8 @@
  */
 import type { Labels, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
-import type { Entry } from "./entry.ts";
+import type { ControllerEntry, Entry, KindName } from "./entry.ts";
+import { isKind } from "./entry.ts";
 import { conditionKeyKind, l7Attributes } from "./l7.ts";
 import {
   bind,
@@ -34,7 +35,7 @@ class Reporter {
 export interface LintOptions {
   fileMode: boolean;
   /** Deployments and other controllers: not in the model, but their pod templates show intent. */
-  controllers?: readonly Entry[];
+  controllers?: readonly ControllerEntry[];
 }
 
 /**
@@ -45,8 +46,11 @@ export interface LintOptions {
 export function lint(normalized: Normalized, entries: readonly Entry[], opts: LintOptions): Diagnostic[] {
   const { model, origins } = normalized;
   const r = new Reporter();
-  // Every model object comes from one entry (normalize recorded which).
-  const find: Find = (o) => origins.get(o);
+  // Every model object comes from one entry of its kind (normalize recorded which).
+  const find: Find = (o, kind) => {
+    const e = origins.get(o);
+    return e && isKind(e, kind) ? e : undefined;
+  };
   const bc = bindContext(model);
   const templates = (opts.controllers ?? []).map((e) => templateWorkload(e, bc));
   const index = templates.length ? new LabelIndex([...model.workloads, ...templates]) : normalized.workloads;
@@ -56,14 +60,14 @@ export function lint(normalized: Normalized, entries: readonly Entry[], opts: Li
   gatewayRules(r, entries);
   waypointLabelRules(r, model, entries);
   policyRules(r, model, entries, find, lookups);
-  addressRules(r, model, find);
+  addressRules(r, model, origins);
   waypointAccountRules(r, model, find);
   routeRules(r, model, find, lookups);
   if (opts.fileMode) workloadRules(r, model, find);
   return r.out;
 }
 
-type Find = (modelObject: object) => Entry | undefined;
+type Find = <K extends KindName>(modelObject: object, kind: K) => Extract<Entry, { kind: K }> | undefined;
 
 /** Lookups several rules share, each built on first use (most configurations need few of them). */
 class Lookups {
@@ -159,17 +163,17 @@ function firstByKey<T extends { namespace: string; name: string }>(list: readonl
  * A Deployment's (or other controller's) pod template as a workload without address or node, so that
  * Services and policies written for it are checked as the user meant them.
  */
-function templateWorkload(e: Entry, bc: BindContext): Workload {
-  const spec = e.kind === "CronJob" ? e.value.spec?.jobTemplate?.spec : e.value.spec;
-  const tpl = spec?.template ?? {};
-  const labels: Labels = { ...(tpl.metadata?.labels ?? {}) };
-  const sa = tpl.spec?.serviceAccountName ?? "default";
+function templateWorkload(e: ControllerEntry, bc: BindContext): Workload {
+  const spec = e.kind === "CronJob" ? field(field(e.value.spec, "jobTemplate"), "spec") : e.value.spec;
+  const tpl = field(spec, "template");
+  const labels = stringValues(field(field(tpl, "metadata"), "labels"));
+  const sa = field(field(tpl, "spec"), "serviceAccountName");
   const w: Workload = {
     uid: `${e.kind}/${e.namespace}/${e.name}`,
     kind: e.kind as Workload["kind"], // only displayed
     name: e.name,
     namespace: e.namespace,
-    serviceAccount: sa,
+    serviceAccount: typeof sa === "string" ? sa : "default",
     identity: "",
     node: "",
     addresses: [],
@@ -183,11 +187,24 @@ function templateWorkload(e: Entry, bc: BindContext): Workload {
   return w;
 }
 
+/** `x[key]` when x is an object (controllers are not validated: any field may be anything). */
+function field(x: unknown, key: string): unknown {
+  return typeof x === "object" && x !== null ? (x as Record<string, unknown>)[key] : undefined;
+}
+
+/** A label map's string values (the only ones a selector can match). */
+function stringValues(x: unknown): Labels {
+  const out: Labels = {};
+  if (typeof x !== "object" || x === null) return out;
+  for (const [k, v] of Object.entries(x)) if (typeof v === "string") out[k] = v;
+  return out;
+}
+
 // ---- Services ----
 
 function serviceRules(r: Reporter, model: MeshModel, find: Find, index: LabelIndex<Workload>): void {
   for (const s of model.services) {
-    const e = find(s);
+    const e = find(s, "Service");
     if (!e || !s.selector) continue;
     const matching = index.select(s.namespace, s.selector);
     const selected = matching.filter((w) => w.kind === "Pod" || w.kind === "WorkloadEntry");
@@ -214,8 +231,8 @@ function serviceRules(r: Reporter, model: MeshModel, find: Find, index: LabelInd
         shown = known;
       }
       if (ok) return;
-      const raw = (e.value.spec.ports[i] ?? {}) as { targetPort?: unknown };
-      const path: Path = raw.targetPort !== undefined ? ["spec", "ports", i, "targetPort"] : ["spec", "ports", i, "port"];
+      const written = e.value.spec?.ports?.[i];
+      const path: Path = written?.targetPort !== undefined ? ["spec", "ports", i, "targetPort"] : ["spec", "ports", i, "port"];
       const what = typeof sp.targetPort === "string" ? `a port named "${sp.targetPort}"` : `port ${sp.targetPort}`;
       const names = shown.slice(0, 3).map((w) => `${w.kind} ${w.name} (${w.ports.length ? w.ports.map((p) => (p.name ? `${p.name}:${p.port}` : p.port)).join(", ") : "no ports"})`).join("; ");
       r.at(e, path, "warning", "target-port", `Service ${s.namespace}/${s.name} port ${sp.port} targets ${what}, which no selected workload exposes: ${names}`);
@@ -231,11 +248,11 @@ const BIND_HINT = "label the namespace, Service or Pod that should use it with i
 function gatewayRules(r: Reporter, entries: readonly Entry[]): void {
   for (const e of entries) {
     if (e.kind !== "Gateway") continue;
-    const cls = e.value.spec?.gatewayClassName as string | undefined;
-    const annotations = (e.value.metadata?.annotations ?? {}) as Record<string, string>;
+    const cls = e.value.spec.gatewayClassName;
+    const annotations = e.value.metadata.annotations ?? {};
     const hasAnnotation = CLASS_ANNOTATION in annotations;
-    const hbone = ((e.value.spec?.listeners ?? []) as { protocol: string }[]).some((l) => l.protocol === "HBONE");
-    ((e.value.spec?.addresses ?? []) as { type?: string; value: string }[]).forEach((a, i) => {
+    const hbone = (e.value.spec.listeners ?? []).some((l) => l.protocol === "HBONE");
+    (e.value.spec.addresses ?? []).forEach((a, i) => {
       if ((a.type === undefined || a.type === "IPAddress") && !isIpAddress(a.value)) {
         r.at(e, ["spec", "addresses", i, "value"], "error", "invalid-value", `Invalid value for "spec.addresses[${i}].value" in Gateway: "${a.value}" is not an IP address (type IPAddress)`);
       }
@@ -269,7 +286,7 @@ function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Ent
   for (const e of entries) {
     if (!LABELLED_KINDS.has(e.kind)) continue;
     const own = e.value.metadata?.labels;
-    const spec = e.kind === "WorkloadEntry" ? e.value.spec?.labels : undefined;
+    const spec = e.kind === "WorkloadEntry" ? e.value.spec.labels : undefined;
     if (!own?.[LABEL_USE_WAYPOINT] && !spec?.[LABEL_USE_WAYPOINT]) continue; // most objects
     const spots: { labels: Record<string, string>; path: Path }[] = [
       { labels: own ?? {}, path: ["metadata", "labels"] },
@@ -307,15 +324,20 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
     if (g.kind === "Gateway" && !isWaypointGateway(g) && !misclassedIn.has(g.namespace)) misclassedIn.set(g.namespace, g.name);
   }
   const mc = model.meshConfig;
+  const withEntries = <K extends KindName, P extends object>(kind: K, list: readonly P[]) =>
+    list.flatMap((p) => {
+      const e = find(p, kind);
+      return e ? [{ kind, p, e }] : [];
+    });
   const policies = [
-    ...model.authorizationPolicies.map((p) => ({ kind: "AuthorizationPolicy", p })),
-    ...model.requestAuthentications.map((p) => ({ kind: "RequestAuthentication", p })),
-    ...model.peerAuthentications.map((p) => ({ kind: "PeerAuthentication", p })),
+    ...withEntries("AuthorizationPolicy", model.authorizationPolicies),
+    ...withEntries("RequestAuthentication", model.requestAuthentications),
+    ...withEntries("PeerAuthentication", model.peerAuthentications),
   ];
-  for (const { kind, p } of policies) {
-    const e = find(p);
-    if (!e) continue;
-    const spec = e.value.spec ?? {};
+  for (const policy of policies) {
+    const { kind, p, e } = policy;
+    // Only whether they are there matters here (a PeerAuthentication has no targetRefs: an unknown field).
+    const spec: { selector?: unknown; targetRef?: unknown; targetRefs?: unknown } = e.value.spec ?? {};
     const name = `${kind} ${p.namespace}/${p.name}`;
     const hasRefs = spec.targetRefs !== undefined || spec.targetRef !== undefined;
     if (spec.selector !== undefined && hasRefs) {
@@ -355,15 +377,15 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
     const reached = () => scope.kind === "targetRefs" ? NOWHERE : reach ??= lookups.reach(scope, p.namespace);
     const misclassed = misclassedIn.get(p.namespace);
 
-    if (kind === "AuthorizationPolicy") {
-      const ap = p as MeshModel["authorizationPolicies"][number];
+    if (policy.kind === "AuthorizationPolicy") {
+      const ap = policy.p;
       ap.rules.forEach((rule, i) =>
         rule.when?.forEach((c, j) => {
           if (conditionKeyKind(c.key) !== "unknown") return;
           r.at(e, ["spec", "rules", i, "when", j, "key"], "warning", "unknown-condition", `${name}: condition key "${c.key}" is not one mesh knows (source.*, destination.*, remote.ip, connection.sni, request.headers[...], request.auth.*): it never matches in an ALLOW rule and always matches in a DENY rule`);
         })
       );
-      conditionValueRules(r, e);
+      conditionValueRules(r, policy.e);
       if (!ap.hasL7 || ap.action === "AUDIT" || ap.dryRun) continue;
       const attrs = l7Attributes(ap.rules);
       const at: Path = ["spec", ...attrs[0]!.path];
@@ -376,8 +398,8 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
       if (!targets.length) continue;
       const shown = targets.length > 3 ? `${targets.slice(0, 3).join(", ")} and ${targets.length - 3} more` : targets.join(", ");
       r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(lookups, p.namespace, unserved, unservedRefs.map((u) => u.what), misclassed)}`, true);
-    } else if (kind === "RequestAuthentication") {
-      jwtRules(r, e, name);
+    } else if (policy.kind === "RequestAuthentication") {
+      jwtRules(r, policy.e, name);
       const { workloads } = reached();
       const unserved = reached().unserved();
       const targets = [...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`), ...unservedRefs.map((u) => u.what)];
@@ -396,15 +418,15 @@ const IP_CONDITIONS = new Set(["source.ip", "remote.ip", "destination.ip"]);
  * Values of address and port conditions must be readable: the policy engine evaluates an unreadable one
  * fail closed (a DENY then matches everything), which is not what its author meant.
  */
-function conditionValueRules(r: Reporter, e: Entry): void {
-  const rules = (e.value.spec?.rules ?? []) as ({ when?: { key?: string; values?: unknown[]; notValues?: unknown[] }[] } | null)[];
+function conditionValueRules(r: Reporter, e: Entry<"AuthorizationPolicy">): void {
+  const rules = e.value.spec?.rules ?? [];
   rules.forEach((rule, i) =>
     rule?.when?.forEach((c, j) => {
-      const ip = IP_CONDITIONS.has(c.key ?? "");
+      const ip = IP_CONDITIONS.has(c.key);
       if (!ip && c.key !== "destination.port") return;
       for (const list of ["values", "notValues"] as const) {
         c[list]?.forEach((value, k) => {
-          if (typeof value !== "string" || (ip ? isIpBlock(value) : isPortValue(value))) return;
+          if (ip ? isIpBlock(value) : isPortValue(value)) return;
           const what = ip ? "an IP address or a CIDR block such as 10.0.0.0/16" : "a port number from 1 to 65535, written as digits only";
           r.at(e, ["spec", "rules", i, "when", j, list, k], "error", "invalid-value", `Invalid value for "spec.rules[${i}].when[${j}].${list}[${k}]" in AuthorizationPolicy: "${value}" is not ${what} (condition ${c.key})`);
         });
@@ -427,8 +449,8 @@ function bindAdvice(lookups: Lookups, namespace: string, unserved: Workload[], r
   return `Bind a waypoint: set the label ${LABEL_USE_WAYPOINT}=${gw} ${example}${create}`;
 }
 
-function jwtRules(r: Reporter, e: Entry, name: string): void {
-  const rules = (e.value.spec?.jwtRules ?? []) as { issuer: string; jwks?: string; jwksUri?: string }[];
+function jwtRules(r: Reporter, e: Entry<"RequestAuthentication">, name: string): void {
+  const rules = e.value.spec?.jwtRules ?? [];
   rules.forEach((jr, i) => {
     if (jr.jwks === undefined && jr.jwksUri === undefined) {
       r.at(e, ["spec", "jwtRules", i], "error", "jwt-no-jwks", `${name}: the JWT rule for issuer "${jr.issuer}" has neither jwks nor jwksUri, so no token can be verified; inline the JWKS document as a string in jwks (or give a jwksUri the waypoint can reach)`);
@@ -456,12 +478,12 @@ function ownerName(a: AddressOwner): string {
   return a.kind === "workload" ? `${a.o.kind} ${namespace}/${name}` : `${a.kind === "service" ? "Service" : "waypoint"} ${namespace}/${name}`;
 }
 
-function addressRules(r: Reporter, model: MeshModel, find: Find): void {
+function addressRules(r: Reporter, model: MeshModel, origins: ReadonlyMap<object, Entry>): void {
   // Names are formatted only for a message: there are as many addresses as workloads.
   const owners = new Map<string, AddressOwner>();
   const claim = (addr: string, who: AddressOwner, path: () => Path) => {
     const prev = owners.get(addr);
-    const e = prev && find(who.o);
+    const e = prev && origins.get(who.o);
     if (prev && e) r.at(e, path(), "error", "duplicate-address", `Address ${addr} of ${ownerName(who)} is already used by ${ownerName(prev)}`);
     else owners.set(addr, who);
   };
@@ -491,12 +513,15 @@ function waypointAccountRules(r: Reporter, model: MeshModel, find: Find): void {
   for (const w of model.workloads) {
     const wp = byIdentity.get(w.identity);
     if (!wp) continue;
-    const e = find(w);
+    const e = find(w, w.kind);
     if (!e) continue;
-    const spec = e.value.spec ?? {};
-    const field = w.kind === "Pod" ? (spec.serviceAccountName !== undefined ? "serviceAccountName" : spec.serviceAccount !== undefined ? "serviceAccount" : undefined) : spec.serviceAccount !== undefined ? "serviceAccount" : undefined;
-    const path: Path = field ? ["spec", field] : ["spec"];
-    r.at(e, path, "error", "waypoint-service-account", `${w.kind} ${w.namespace}/${w.name} runs as service account ${w.namespace}/${w.serviceAccount}, the identity of waypoint ${wp.namespace}/${wp.name}: only the waypoint may hold it (the ztunnel trusts it to have enforced policy), so this workload gets no certificate. Give it its own service account`, !field);
+    const written = e.kind === "Pod" && e.value.spec.serviceAccountName !== undefined
+      ? "serviceAccountName"
+      : e.value.spec.serviceAccount !== undefined
+      ? "serviceAccount"
+      : undefined;
+    const path: Path = written ? ["spec", written] : ["spec"];
+    r.at(e, path, "error", "waypoint-service-account", `${w.kind} ${w.namespace}/${w.name} runs as service account ${w.namespace}/${w.serviceAccount}, the identity of waypoint ${wp.namespace}/${wp.name}: only the waypoint may hold it (the ztunnel trusts it to have enforced policy), so this workload gets no certificate. Give it its own service account`, !written);
   }
 }
 
@@ -506,7 +531,7 @@ function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
   const declared = new Set(model.namespaces.map((n) => n.name));
   const reported = new Set<string>();
   for (const w of model.workloads) {
-    const e = find(w);
+    const e = find(w, w.kind);
     if (!e) continue;
     const who = () => `${w.kind} ${w.namespace}/${w.name}`; // for the few that are reported
     if (!declared.has(w.namespace) && !reported.has(w.namespace) && !w.ambient) {
@@ -527,11 +552,10 @@ function workloadRules(r: Reporter, model: MeshModel, find: Find): void {
 
 function routeRules(r: Reporter, model: MeshModel, find: Find, lookups: Lookups): void {
   for (const rt of model.httpRoutes) {
-    const e = find(rt);
+    const e = find(rt, "HTTPRoute");
     if (!e) continue;
-    const spec = e.value.spec ?? {};
-    ((spec.rules ?? []) as { filters?: { type: string }[]; backendRefs?: { filters?: { type: string }[] }[] }[]).forEach((rule, i) => {
-      const check = (fs: { type: string }[] | undefined, base: Path) =>
+    (e.value.spec.rules ?? []).forEach((rule, i) => {
+      const check = (fs: readonly { type: string }[] | undefined, base: Path) =>
         fs?.forEach((f, j) => {
           if (f.type === "ExtensionRef" || f.type === "CORS") {
             r.at(e, [...base, j, "type"], "warning", "unsupported-filter", `HTTPRoute ${rt.namespace}/${rt.name}: filter ${f.type} is not supported by mesh and is ignored`);

@@ -6,10 +6,10 @@
 import type { MeshModel } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { sortDiagnostics } from "./diagnostic.ts";
-import type { Entry } from "./entry.ts";
-import { entryKey } from "./entry.ts";
+import type { ControllerEntry, Entry, KindName } from "./entry.ts";
+import { entryKey, entryOf } from "./entry.ts";
 import { nearest } from "./hint.ts";
-import { allKindNames, classify, KIND_BY_NAME } from "./kinds.ts";
+import { allKindNames, classify, KIND_BY_NAME, type KindInfo } from "./kinds.ts";
 import { lint } from "./lint.ts";
 import { normalize } from "./normalize.ts";
 import type { ConfigFile, ParsedFile, SourceObject } from "./source.ts";
@@ -54,10 +54,10 @@ export function modelFromObjects(objects: readonly unknown[], opts: { source?: s
 
 function fromAccepted(accepted: readonly Accepted[], diagnostics: Diagnostic[], opts: { fileMode: boolean }): LoadResult {
   const entries: Accepted[] = [];
-  const controllers: Entry[] = [];
+  const controllers: ControllerEntry[] = [];
   for (const a of accepted) {
     for (const d of a.diagnostics) diagnostics.push({ ...d });
-    if (a.entry?.controller) controllers.push(a.entry);
+    if (a.controller) controllers.push(a.controller);
     else if (a.entry) entries.push(a);
   }
   const unique = dedupe(entries, diagnostics);
@@ -84,7 +84,8 @@ function isRecord(x: unknown): x is Record<string, unknown> {
  */
 interface Accepted {
   fileMode: boolean;
-  entry: (Entry & { controller?: true }) | undefined;
+  entry: Entry | undefined;
+  controller: ControllerEntry | undefined;
   diagnostics: Diagnostic[];
   /** What makes two objects the same one (see dedupe). */
   key: string;
@@ -114,10 +115,12 @@ function acceptOnce(obj: SourceObject, opts: { fileMode: boolean }): Accepted {
   const known = acceptedOf.get(obj);
   if (known && known.fileMode === opts.fileMode) return known;
   const diagnostics: Diagnostic[] = [];
-  const entry = accept(obj, diagnostics, opts);
+  const accepted = accept(obj, diagnostics, opts);
+  const entry = accepted && !("controller" in accepted) ? accepted : undefined;
+  const controller = accepted && "controller" in accepted ? accepted : undefined;
   // There is one mesh-wide configuration, whatever its name.
-  const key = !entry ? "" : entry.kind === "MeshConfig" ? "MeshConfig" : entryKey(entry);
-  const a: Accepted = { fileMode: opts.fileMode, entry, diagnostics, key };
+  const key = !accepted ? "" : accepted.kind === "MeshConfig" ? "MeshConfig" : entryKey(accepted);
+  const a: Accepted = { fileMode: opts.fileMode, entry, controller, diagnostics, key };
   acceptedOf.set(obj, a);
   return a;
 }
@@ -144,7 +147,7 @@ function expandLists(objects: readonly SourceObject[]): SourceObject[] {
 
 const WORKLOAD_HINT = "mesh reads Pods and WorkloadEntries, not controllers: declare the Pods it would create (with spec.nodeName and status.podIP) or WorkloadEntries";
 
-function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: boolean }): (Entry & { controller?: true }) | undefined {
+function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: boolean }): Entry | ControllerEntry | undefined {
   const v = obj.value;
   if (!isRecord(v)) {
     diagnostics.push(diag(obj, [], "error", "invalid-object", "Each YAML document must be a Kubernetes object (a map with apiVersion, kind and metadata)"));
@@ -190,8 +193,20 @@ function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: 
       return undefined;
     }
   }
-  const info = c.info;
-  if (!c.apiVersionOk) {
+  return acceptKnown(obj, c.info, { apiVersion, apiVersionOk: c.apiVersionOk }, diagnostics, opts);
+}
+
+/** An object of a kind the mesh reads, checked against that kind's schema. */
+function acceptKnown<K extends KindName>(
+  obj: SourceObject,
+  info: KindInfo<K>,
+  version: { apiVersion: string; apiVersionOk: boolean },
+  diagnostics: Diagnostic[],
+  opts: { fileMode: boolean },
+): Entry<K> | undefined {
+  const { kind } = info;
+  const { apiVersion } = version;
+  if (!version.apiVersionOk) {
     const want = info.apiVersions.length > 1 ? `${info.apiVersions[0]} (or ${info.apiVersions.slice(1).join(", ")})` : info.apiVersions[0];
     // Still read it: the rest of its diagnostics are worth having in the same run.
     diagnostics.push(diag(obj, ["apiVersion"], "error", "api-version", `${kind} needs apiVersion ${want}, not "${apiVersion}"`));
@@ -200,11 +215,12 @@ function accept(obj: SourceObject, diagnostics: Diagnostic[], opts: { fileMode: 
   // The API server has validated (and pruned) what it stores, and newer Kubernetes versions add fields:
   // an unknown field there is not the user's typo.
   diagnostics.push(...(opts.fileMode ? val.diagnostics : val.diagnostics.filter((d) => d.rule !== "unknown-field")));
-  if (!val.usable) return undefined;
-  const md = isRecord(v.metadata) ? v.metadata : {};
-  const name = typeof md.name === "string" ? md.name : kind === "MeshConfig" ? "mesh" : "";
-  const namespace = info.namespaced ? (typeof md.namespace === "string" && md.namespace ? md.namespace : "default") : "";
-  return { obj, kind, apiVersion, name, namespace, value: v };
+  if (val.value === undefined) return undefined;
+  const md = val.value.metadata;
+  // Only a MeshConfig may leave out its metadata or name.
+  const name = md?.name ?? (kind === "MeshConfig" ? "mesh" : "");
+  const namespace = info.namespaced ? md?.namespace || "default" : "";
+  return entryOf(kind, val.value, { obj, apiVersion, name, namespace });
 }
 
 function dedupe(accepted: readonly Accepted[], diagnostics: Diagnostic[]): Entry[] {

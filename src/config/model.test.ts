@@ -492,6 +492,43 @@ spec:
       to: [{ group: "", kind: "Service" }],
     })]);
   });
+
+  test("a RequestMirror filter without requestMirror is an error at the filter, not a crash", () => {
+    const { model, diagnostics } = load(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  rules:
+  - filters:
+    - type: RequestMirror
+    backendRefs:
+    - name: api
+      filters: [{type: RequestMirror}]
+`);
+    expect(diagnostics.map((d) => `${d.line}:${d.col} ${d.rule}`)).toEqual(["8:7 invalid-value", "11:17 invalid-value"]);
+    expect(diagnostics[0]!.message).toBe(
+      'Invalid value for "spec.rules[0].filters[0]" in HTTPRoute: A RequestMirror filter needs requestMirror with the backendRef to mirror to',
+    );
+    expect(diagnostics[1]!.message).toContain('"spec.rules[0].backendRefs[0].filters[0]"');
+    expect(model.httpRoutes).toEqual([]);
+  });
+
+  test("a RequestMirror filter with a misspelt requestMirror: the unknown field is reported, the filter left out", () => {
+    const { model, diagnostics } = load(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: shop}
+spec:
+  rules:
+  - filters:
+    - type: RequestMirror
+      requestMirorr: {backendRef: {name: shadow}}
+`);
+    expect(diagnostics.map((d) => `${d.line}:${d.col} ${d.rule}`)).toEqual(["9:7 unknown-field"]);
+    expect(diagnostics[0]!.message).toContain('did you mean "requestMirror"?');
+    expect(model.httpRoutes[0]!.rules[0]!.filters).toEqual([]);
+  });
 });
 
 describe("several files, lists, and Kubernetes API objects", () => {

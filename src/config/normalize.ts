@@ -34,11 +34,11 @@ import type {
   WaypointBinding,
   Workload,
 } from "../model/mod.ts";
-import { DEFAULT_MESH_CONFIG, emptyModel } from "../model/mod.ts";
-import { labelsMatch } from "../model/mod.ts";
+import { DEFAULT_MESH_CONFIG, emptyModel, labelsMatch } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { parseDuration } from "./duration.ts";
-import type { Entry } from "./entry.ts";
+import type { Entry, KindValues, SpecOf } from "./entry.ts";
+import { byKind } from "./entry.ts";
 import { LabelIndex } from "./label_index.ts";
 import { hasL7 } from "./l7.ts";
 
@@ -63,45 +63,39 @@ export interface Normalized {
 export function normalize(entries: readonly Entry[]): Normalized {
   const model = emptyModel();
   const diagnostics: Diagnostic[] = [];
-  const byKind = new Map<string, Entry[]>();
-  for (const e of entries) {
-    const l = byKind.get(e.kind);
-    if (l) l.push(e);
-    else byKind.set(e.kind, [e]);
-  }
+  const of = byKind(entries);
   const origins = new Map<object, Entry>();
-  const of = (kind: string) => byKind.get(kind) ?? [];
-  const built = <T extends object>(make: (e: Entry) => T) => (e: Entry): T => {
+  const built = <E extends Entry, T extends object>(make: (e: E) => T) => (e: E): T => {
     const o = make(e);
     origins.set(o, e);
     return o;
   };
 
-  const mc = of("MeshConfig")[0];
+  const mc = of.MeshConfig[0];
   if (mc) model.meshConfig = meshConfig(mc, diagnostics);
   const td = model.meshConfig.trustDomain;
 
-  model.namespaces = of("Namespace").map(built(namespace));
-  model.serviceAccounts = of("ServiceAccount").map((e) => ({ name: e.name, namespace: e.namespace }));
-  model.waypoints = of("Gateway").filter(isWaypointGateway).map(built((e) => waypoint(e, td)));
+  model.namespaces = of.Namespace.map(built(namespace));
+  model.serviceAccounts = of.ServiceAccount.map((e) => ({ name: e.name, namespace: e.namespace }));
+  model.waypoints = of.Gateway.filter(isWaypointGateway).map(built((e) => waypoint(e, td)));
 
   const nsByName = new Map(model.namespaces.map((n) => [n.name, n]));
   const wpByKey = new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
   const ctx: BindContext = { nsByName, wpByKey };
 
   model.workloads = [
-    ...of("Pod").map(built((e) => pod(e, td, ctx))),
-    ...of("WorkloadEntry").map(built((e) => workloadEntry(e, td, ctx))),
+    ...of.Pod.map(built((e) => pod(e, td, ctx))),
+    ...of.WorkloadEntry.map(built((e) => workloadEntry(e, td, ctx))),
   ];
   const workloads = new LabelIndex(model.workloads);
-  model.services = of("Service").map(built((e) => service(e, workloads, ctx)));
+  model.services = of.Service.map(built((e) => service(e, workloads, ctx)));
 
   const root = model.meshConfig.rootNamespace;
-  model.authorizationPolicies = of("AuthorizationPolicy").map(built((e) => authorizationPolicy(e, root)));
-  model.requestAuthentications = of("RequestAuthentication").map(built((e) => requestAuthentication(e, root)));
-  model.peerAuthentications = of("PeerAuthentication").map(built((e) => peerAuthentication(e, root)));
-  model.httpRoutes = of("HTTPRoute").map(built(httpRoute));
-  model.referenceGrants = of("ReferenceGrant").map(built(referenceGrant));
+  model.authorizationPolicies = of.AuthorizationPolicy.map(built((e) => authorizationPolicy(e, root)));
+  model.requestAuthentications = of.RequestAuthentication.map(built((e) => requestAuthentication(e, root)));
+  model.peerAuthentications = of.PeerAuthentication.map(built((e) => peerAuthentication(e, root)));
+  model.httpRoutes = of.HTTPRoute.map(built(httpRoute));
+  model.referenceGrants = of.ReferenceGrant.map(built(referenceGrant));
   return { model, diagnostics, origins, workloads };
 }
 
@@ -123,8 +117,8 @@ function labelsOf(e: Entry): Labels {
 
 // ---- MeshConfig ----
 
-function meshConfig(e: Entry, diagnostics: Diagnostic[]): MeshConfig {
-  const s = e.value.spec ?? {};
+function meshConfig(e: Entry<"MeshConfig">, diagnostics: Diagnostic[]): MeshConfig {
+  const s: SpecOf<"MeshConfig"> = e.value.spec ?? {};
   const out: MeshConfig = { ...DEFAULT_MESH_CONFIG };
   if (s.trustDomain) out.trustDomain = s.trustDomain;
   if (s.rootNamespace) out.rootNamespace = s.rootNamespace;
@@ -151,7 +145,7 @@ function waypointKey(value: string, labels: Labels, ownNamespace: string): strin
   return `${labels[LABEL_USE_WAYPOINT_NAMESPACE] || ownNamespace}/${value}`;
 }
 
-function namespace(e: Entry): Namespace {
+function namespace(e: Entry<"Namespace">): Namespace {
   const labels = labelsOf(e);
   const ns: Namespace = { name: e.name, labels, ambient: labels[LABEL_DATAPLANE_MODE] === "ambient" };
   const use = labels[LABEL_USE_WAYPOINT];
@@ -159,19 +153,19 @@ function namespace(e: Entry): Namespace {
   return withSource(e, ns);
 }
 
-export function isWaypointGateway(e: Entry): boolean {
-  return e.value.spec?.gatewayClassName === WAYPOINT_CLASS;
+export function isWaypointGateway(e: Entry<"Gateway">): boolean {
+  return e.value.spec.gatewayClassName === WAYPOINT_CLASS;
 }
 
-function waypoint(e: Entry, trustDomain: string): Waypoint {
-  const spec = e.value.spec ?? {};
+function waypoint(e: Entry<"Gateway">, trustDomain: string): Waypoint {
+  const spec = e.value.spec;
   const labels = labelsOf(e);
   const wf = labels[LABEL_WAYPOINT_FOR];
   const waypointFor: Waypoint["waypointFor"] = wf === "workload" || wf === "all" || wf === "none" ? wf : "service";
-  const hbone = (spec.listeners ?? []).find((l: { protocol: string }) => l.protocol === "HBONE");
+  const hbone = (spec.listeners ?? []).find((l) => l.protocol === "HBONE");
   const addresses = (spec.addresses ?? [])
-    .filter((a: { type?: string }) => a.type === undefined || a.type === "IPAddress")
-    .map((a: { value: string }) => a.value);
+    .filter((a) => a.type === undefined || a.type === "IPAddress")
+    .map((a) => a.value);
   return withSource(e, {
     name: e.name,
     namespace: e.namespace,
@@ -233,9 +227,9 @@ function enrolled(labels: Labels, namespace: string, ctx: BindContext): boolean 
 
 // ---- workloads ----
 
-function pod(e: Entry, trustDomain: string, ctx: BindContext): Workload {
+function pod(e: Entry<"Pod">, trustDomain: string, ctx: BindContext): Workload {
   const spec = e.value.spec;
-  const status = e.value.status ?? {};
+  const status: NonNullable<KindValues["Pod"]["status"]> = e.value.status ?? {};
   const labels = labelsOf(e);
   const sa = spec.serviceAccountName ?? spec.serviceAccount ?? "default";
   const addresses: string[] = [];
@@ -278,11 +272,11 @@ function podReady(status: { phase?: string; conditions?: { type: string; status:
   return status.phase === undefined || status.phase === "Running";
 }
 
-function workloadEntry(e: Entry, trustDomain: string, ctx: BindContext): Workload {
+function workloadEntry(e: Entry<"WorkloadEntry">, trustDomain: string, ctx: BindContext): Workload {
   const spec = e.value.spec;
   const labels: Labels = { ...labelsOf(e), ...(spec.labels ?? {}) };
   const sa = spec.serviceAccount ?? "default";
-  const ports = Object.entries((spec.ports ?? {}) as Record<string, number>).map(([name, port]) => ({ name, port }));
+  const ports = Object.entries(spec.ports ?? {}).map(([name, port]) => ({ name, port }));
   const w: Workload = {
     uid: `WorkloadEntry/${e.namespace}/${e.name}`,
     kind: "WorkloadEntry",
@@ -318,15 +312,9 @@ export function resolveTargetPort(sp: ServicePort, w: Workload): number | undefi
   return w.ports.find((p) => p.name === sp.targetPort)?.port;
 }
 
-function service(e: Entry, workloads: LabelIndex<Workload>, ctx: BindContext): Service {
-  const spec = e.value.spec ?? {};
-  const ports: ServicePort[] = (spec.ports ?? []).map((p: {
-    name?: string;
-    port: number;
-    targetPort?: number | string;
-    protocol?: ServicePort["protocol"];
-    appProtocol?: string;
-  }) => {
+function service(e: Entry<"Service">, workloads: LabelIndex<Workload>, ctx: BindContext): Service {
+  const spec: SpecOf<"Service"> = e.value.spec ?? {};
+  const ports: ServicePort[] = (spec.ports ?? []).map((p) => {
     const tp = p.targetPort ?? p.port;
     const sp: ServicePort = {
       port: p.port,
@@ -395,24 +383,26 @@ function stripUndefined<T extends object>(o: T): T {
   return o;
 }
 
-// deno-lint-ignore no-explicit-any
-function policyRule(r: any): PolicyRule {
+/** A rule as AuthorizationPolicy's schema takes it (a YAML list may hold an empty item: null). */
+type PolicyRuleSpec = NonNullable<SpecOf<"AuthorizationPolicy">["rules"]>[number];
+
+function policyRule(r: PolicyRuleSpec): PolicyRule {
   const out: PolicyRule = {};
   if (!r) return out;
-  if (r.from) out.from = r.from.map((f: { source?: object }) => ({ source: stripUndefined({ ...(f.source ?? {}) }) }));
+  if (r.from) out.from = r.from.map((f) => ({ source: stripUndefined({ ...(f.source ?? {}) }) }));
   if (r.to) {
-    out.to = r.to.map((t: { operation?: Record<string, unknown> }) => {
-      const op = stripUndefined({ ...(t.operation ?? {}) });
-      for (const k of ["ports", "notPorts"]) if (Array.isArray(op[k])) op[k] = (op[k] as unknown[]).map(String);
-      return { operation: op };
+    out.to = r.to.map((t) => {
+      const op = t.operation ?? {};
+      // Istio types ports as strings; the schema also takes numbers. Each key keeps its place in the object.
+      return { operation: stripUndefined({ ...op, ports: op.ports?.map(String), notPorts: op.notPorts?.map(String) }) };
     });
   }
-  if (r.when) out.when = r.when.map((c: object) => stripUndefined({ ...c }));
+  if (r.when) out.when = r.when.map((c) => stripUndefined({ ...c }));
   return out;
 }
 
-function authorizationPolicy(e: Entry, root: string): AuthorizationPolicy {
-  const spec = e.value.spec ?? {};
+function authorizationPolicy(e: Entry<"AuthorizationPolicy">, root: string): AuthorizationPolicy {
+  const spec: SpecOf<"AuthorizationPolicy"> = e.value.spec ?? {};
   const rules: PolicyRule[] = (spec.rules ?? []).map(policyRule);
   const p: AuthorizationPolicy = {
     name: e.name,
@@ -426,26 +416,26 @@ function authorizationPolicy(e: Entry, root: string): AuthorizationPolicy {
   return withSource(e, p);
 }
 
-function requestAuthentication(e: Entry, root: string): RequestAuthentication {
-  const spec = e.value.spec ?? {};
-  const jwtRules: JwtRule[] = (spec.jwtRules ?? []).map((r: JwtRule & { timeout?: unknown }) => {
+function requestAuthentication(e: Entry<"RequestAuthentication">, root: string): RequestAuthentication {
+  const spec: SpecOf<"RequestAuthentication"> = e.value.spec ?? {};
+  const jwtRules: JwtRule[] = (spec.jwtRules ?? []).map((r) => {
     const { timeout: _t, ...rest } = r;
     return stripUndefined({ ...rest });
   });
   return withSource(e, { name: e.name, namespace: e.namespace, scope: policyScope(spec, e.namespace, root), jwtRules });
 }
 
-function peerAuthentication(e: Entry, root: string): PeerAuthentication {
-  const spec = e.value.spec ?? {};
+function peerAuthentication(e: Entry<"PeerAuthentication">, root: string): PeerAuthentication {
+  const spec: SpecOf<"PeerAuthentication"> = e.value.spec ?? {};
   const p: PeerAuthentication = {
     name: e.name,
     namespace: e.namespace,
     scope: policyScope({ selector: spec.selector }, e.namespace, root),
-    mode: (spec.mtls?.mode ?? "UNSET") as MtlsMode,
+    mode: spec.mtls?.mode ?? "UNSET",
   };
   if (spec.portLevelMtls) {
     const m: Record<number, MtlsMode> = {};
-    for (const [port, v] of Object.entries(spec.portLevelMtls as Record<string, { mode?: MtlsMode }>)) {
+    for (const [port, v] of Object.entries(spec.portLevelMtls)) {
       if (/^\d+$/.test(port)) m[Number(port)] = v.mode ?? "UNSET";
     }
     p.portLevelMtls = m;
@@ -455,30 +445,48 @@ function peerAuthentication(e: Entry, root: string): PeerAuthentication {
 
 // ---- HTTPRoute ----
 
-const SUPPORTED_FILTERS = new Set(["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "RequestMirror"]);
+type RouteRuleSpec = NonNullable<SpecOf<"HTTPRoute">["rules"]>[number];
+type FilterSpec = NonNullable<RouteRuleSpec["filters"]>[number];
+type MatchSpec = NonNullable<RouteRuleSpec["matches"]>[number];
 
-// deno-lint-ignore no-explicit-any
-function filters(list: any[] | undefined, namespace: string): HttpRouteFilter[] {
+function filters(list: readonly FilterSpec[] | undefined, namespace: string): HttpRouteFilter[] {
   const out: HttpRouteFilter[] = [];
   for (const f of list ?? []) {
-    if (!SUPPORTED_FILTERS.has(f.type)) continue; // reported by the lint rule unsupported-filter
-    if (f.type === "RequestMirror") {
-      const m = f.requestMirror ?? {};
-      const fraction = m.fraction ? stripUndefined({ numerator: m.fraction.numerator, denominator: m.fraction.denominator }) : undefined;
-      out.push({
-        type: "RequestMirror",
-        requestMirror: stripUndefined({ backendRef: backendRef(m.backendRef, namespace), percent: m.percent, fraction }),
-      } as HttpRouteFilter);
-      continue;
+    switch (f.type) {
+      case "RequestHeaderModifier":
+        out.push({ type: f.type, requestHeaderModifier: f.requestHeaderModifier ?? {} });
+        break;
+      case "ResponseHeaderModifier":
+        out.push({ type: f.type, responseHeaderModifier: f.responseHeaderModifier ?? {} });
+        break;
+      case "RequestRedirect":
+        out.push({ type: f.type, requestRedirect: f.requestRedirect ?? {} });
+        break;
+      case "URLRewrite":
+        out.push({ type: f.type, urlRewrite: f.urlRewrite ?? {} });
+        break;
+      case "RequestMirror": {
+        const m = f.requestMirror;
+        // The schema refuses a RequestMirror filter without one; an unknown field beside it is reported first.
+        if (!m) break;
+        const fraction = m.fraction ? stripUndefined({ numerator: m.fraction.numerator, denominator: m.fraction.denominator }) : undefined;
+        out.push({
+          type: "RequestMirror",
+          requestMirror: stripUndefined({ backendRef: backendRef(m.backendRef, namespace), percent: m.percent, fraction }),
+        });
+        break;
+      }
+      default:
+        break; // ExtensionRef, CORS: reported by the lint rule unsupported-filter
     }
-    const key = f.type === "URLRewrite" ? "urlRewrite" : f.type[0].toLowerCase() + f.type.slice(1);
-    out.push({ type: f.type, [key]: f[key] ?? {} } as HttpRouteFilter);
   }
   return out;
 }
 
-// deno-lint-ignore no-explicit-any
-function backendRef(b: any, namespace: string) {
+function backendRef(
+  b: { group?: string; kind?: string; name: string; namespace?: string; port?: number; weight?: number },
+  namespace: string,
+) {
   return stripUndefined({
     group: b.group ?? "",
     kind: b.kind ?? "Service",
@@ -489,17 +497,10 @@ function backendRef(b: any, namespace: string) {
   });
 }
 
-function httpRoute(e: Entry): HttpRoute {
-  const spec = e.value.spec ?? {};
+function httpRoute(e: Entry<"HTTPRoute">): HttpRoute {
+  const spec = e.value.spec;
   const ns = e.namespace;
-  const parentRefs: ObjectRef[] = (spec.parentRefs ?? []).map((p: {
-    group?: string;
-    kind?: string;
-    namespace?: string;
-    name: string;
-    sectionName?: string;
-    port?: number;
-  }) =>
+  const parentRefs: ObjectRef[] = (spec.parentRefs ?? []).map((p) =>
     stripUndefined({
       // A Service parent (GAMMA) is core; people often leave group out for it.
       group: p.group ?? (p.kind === "Service" ? "" : GATEWAY_GROUP),
@@ -510,14 +511,9 @@ function httpRoute(e: Entry): HttpRoute {
       sectionName: p.sectionName,
     })
   );
-  // deno-lint-ignore no-explicit-any
-  const rules: HttpRouteRule[] = (spec.rules ?? []).map((r: any) => {
-    const matches = (r.matches?.length ? r.matches : [{}]).map((m: {
-      path?: { type?: string; value?: string };
-      headers?: { type?: string; name: string; value: string }[];
-      queryParams?: { type?: string; name: string; value: string }[];
-      method?: string;
-    }) =>
+  const rules: HttpRouteRule[] = (spec.rules ?? []).map((r) => {
+    const written: readonly MatchSpec[] = r.matches?.length ? r.matches : [{}];
+    const matches = written.map((m) =>
       stripUndefined({
         path: { type: m.path?.type ?? "PathPrefix", value: m.path?.value ?? "/" },
         headers: m.headers?.map((h) => ({ type: h.type ?? "Exact", name: h.name, value: h.value })),
@@ -528,8 +524,7 @@ function httpRoute(e: Entry): HttpRoute {
     const rule: HttpRouteRule = {
       matches,
       filters: filters(r.filters, ns),
-      // deno-lint-ignore no-explicit-any
-      backendRefs: (r.backendRefs ?? []).map((b: any) => {
+      backendRefs: (r.backendRefs ?? []).map((b) => {
         const ref = backendRef(b, ns);
         const f = filters(b.filters, ns);
         return f.length ? { ...ref, filters: f } : ref;
@@ -541,17 +536,17 @@ function httpRoute(e: Entry): HttpRoute {
     return rule;
   });
   const route: HttpRoute = { name: e.name, namespace: ns, parentRefs, hostnames: [...(spec.hostnames ?? [])], rules };
-  const ts = e.value.metadata?.creationTimestamp;
+  const ts = e.value.metadata.creationTimestamp;
   if (ts) route.creationTimestamp = ts instanceof Date ? ts.toISOString() : String(ts);
   return withSource(e, route);
 }
 
-function referenceGrant(e: Entry): ReferenceGrant {
+function referenceGrant(e: Entry<"ReferenceGrant">): ReferenceGrant {
   const spec = e.value.spec;
   return withSource(e, {
     name: e.name,
     namespace: e.namespace,
-    from: spec.from.map((f: { group: string; kind: string; namespace: string }) => ({ group: f.group, kind: f.kind, namespace: f.namespace })),
-    to: spec.to.map((t: { group: string; kind: string; name?: string }) => stripUndefined({ group: t.group, kind: t.kind, name: t.name || undefined })),
+    from: spec.from.map((f) => ({ group: f.group, kind: f.kind, namespace: f.namespace })),
+    to: spec.to.map((t) => stripUndefined({ group: t.group, kind: t.kind, name: t.name || undefined })),
   });
 }

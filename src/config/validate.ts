@@ -7,16 +7,23 @@ import type { Diagnostic } from "./diagnostic.ts";
 import { nearest } from "./hint.ts";
 import type { SourceObject } from "./source.ts";
 
-export interface Validated {
+export interface Validated<T> {
   ok: boolean;
   /** Only unknown fields were found: the object is still usable (the unknown fields are ignored). */
   usable: boolean;
   diagnostics: Diagnostic[];
+  /** The object itself, typed as what the schema accepts; undefined when not usable. */
+  value: T | undefined;
 }
 
-export function validateObject(obj: SourceObject, kind: string, schema: v.GenericSchema): Validated {
+/**
+ * The schema must not transform (its input and output types are the same): the value handed on is the
+ * object as written, not the parse output, which would reorder keys and exists only when no field is
+ * unknown. Unknown fields only add keys the type does not name.
+ */
+export function validateObject<T>(obj: SourceObject, kind: string, schema: v.GenericSchema<T, T>): Validated<T> {
   const r = v.safeParse(schema, obj.value);
-  if (r.success) return { ok: true, usable: true, diagnostics: [] };
+  if (r.success) return { ok: true, usable: true, diagnostics: [], value: obj.value as T };
   const diagnostics: Diagnostic[] = [];
   let usable = true;
   const seen = new Set<string>();
@@ -59,7 +66,7 @@ export function validateObject(obj: SourceObject, kind: string, schema: v.Generi
       rule: missing ? "missing-field" : "invalid-value",
     });
   }
-  return { ok: false, usable, diagnostics };
+  return { ok: false, usable, diagnostics, value: usable ? obj.value as T : undefined };
 }
 
 export function dottedPath(path: readonly (string | number)[]): string {

@@ -1,4 +1,4 @@
 export * from "./errors.ts";
 export * from "./log.ts";
-export { editDistance } from "./distance.ts";
+export * from "./distance.ts";
 export * from "./files.ts";

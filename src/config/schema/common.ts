@@ -54,14 +54,18 @@ export const policyTargetRef = v.strictObject({
 export const status = v.optional(v.looseObject({}));
 
 /** The envelope of every object. */
-export function resource<S extends v.GenericSchema>(spec: S, extra: v.ObjectEntries = {}) {
+export function resource<S extends v.GenericSchema>(spec: S) {
+  return resourceWithStatus(spec, status);
+}
+
+/** The envelope of an object whose status the mesh reads. */
+export function resourceWithStatus<S extends v.GenericSchema, T extends v.GenericSchema>(spec: S, objectStatus: T) {
   return v.strictObject({
     apiVersion: v.string(),
     kind: v.string(),
     metadata,
     spec,
-    status,
-    ...extra,
+    status: objectStatus,
   });
 }
 

@@ -1,6 +1,6 @@
 /** Core Kubernetes kinds the mesh reads: Namespace, ServiceAccount, Service, Pod (apiVersion v1). */
 import * as v from "valibot";
-import { ignored, ipAddress, isIpAddress, labels, metadata, nonEmpty, port, resource, status } from "./common.ts";
+import { ignored, ipAddress, isIpAddress, labels, metadata, nonEmpty, port, resource, resourceWithStatus, status } from "./common.ts";
 
 export const namespaceSchema = v.strictObject({
   apiVersion: v.string(),
@@ -54,7 +54,7 @@ export const serviceSchema = resource(v.optional(v.strictObject({
   ipFamilyPolicy: ignored,
   allocateLoadBalancerNodePorts: ignored,
   trafficDistribution: ignored,
-}), {}));
+})));
 
 const containerPort = v.strictObject({
   name: v.optional(v.string()),
@@ -91,7 +91,7 @@ const container = v.strictObject({
   tty: ignored,
 });
 
-export const podSchema = resource(v.strictObject({
+export const podSchema = resourceWithStatus(v.strictObject({
   nodeName: v.optional(v.string()),
   serviceAccountName: v.optional(nonEmpty),
   serviceAccount: v.optional(nonEmpty),
@@ -132,11 +132,9 @@ export const podSchema = resource(v.strictObject({
   schedulingGates: ignored,
   resourceClaims: ignored,
   resources: ignored,
-}), {
-  status: v.optional(v.looseObject({
-    podIP: v.optional(ipAddress),
-    podIPs: v.optional(v.array(v.looseObject({ ip: ipAddress }))),
-    phase: v.optional(v.string()),
-    conditions: v.optional(v.array(v.looseObject({ type: v.string(), status: v.string() }))),
-  })),
-});
+}), v.optional(v.looseObject({
+  podIP: v.optional(ipAddress),
+  podIPs: v.optional(v.array(v.looseObject({ ip: ipAddress }))),
+  phase: v.optional(v.string()),
+  conditions: v.optional(v.array(v.looseObject({ type: v.string(), status: v.string() }))),
+})));

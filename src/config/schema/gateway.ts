@@ -68,7 +68,7 @@ const backendRefBase = {
 
 const mirrorBackend = v.strictObject(backendRefBase);
 
-const filter = v.strictObject({
+const filter = v.pipe(v.strictObject({
   type: v.picklist([
     "RequestHeaderModifier",
     "ResponseHeaderModifier",
@@ -95,7 +95,11 @@ const filter = v.strictObject({
   })),
   extensionRef: ignored,
   cors: ignored,
-});
+}), v.check(
+  // The Gateway API requires it too (its CRD's validation rule); without it there is nothing to mirror to.
+  (f) => f.type !== "RequestMirror" || f.requestMirror !== undefined,
+  "A RequestMirror filter needs requestMirror with the backendRef to mirror to",
+));
 
 const backendRef = v.strictObject({
   ...backendRefBase,
