@@ -13,7 +13,7 @@ import { applyHeaderModifier, shouldRetry, type TryOutcome } from "../route/mod.
 import { RequestBody } from "./body.ts";
 import { ConnectFailure, type UpstreamConnector } from "./connect.ts";
 import type { LocalReply, RequestContext, Tunnel } from "./context.ts";
-import type { ByteStream } from "./io.ts";
+import type { ByteStream } from "../stream/mod.ts";
 import { grpcStatusOf, noHealthyUpstream, upstreamFailure, upstreamTimeout } from "./local_reply.ts";
 import type { Endpoint, WaypointState } from "./state.ts";
 import { admitEndpoint, decide, type StepInputs } from "./steps.ts";
@@ -54,21 +54,25 @@ export function duplexOf(io: ByteStream, initial?: Uint8Array): Duplex {
     },
   });
   if (initial && initial.length) d.push(Buffer.from(initial.buffer, initial.byteOffset, initial.length));
-  io.on("data", (c: Uint8Array) => {
-    if (!d.push(Buffer.from(c.buffer, c.byteOffset, c.length))) io.pause();
-  });
-  io.on("end", () => d.push(null));
-  io.on("drain", () => {
-    const cb = drainCb;
-    drainCb = null;
-    cb?.();
-  });
-  io.on("close", (err?: Error) => {
-    const cb = drainCb;
-    drainCb = null;
-    cb?.(err ?? null);
-    if (err) d.destroy(err);
-    else if (!d.readableEnded) d.push(null);
+  io.bind({
+    data(c: Uint8Array) {
+      if (!d.push(Buffer.from(c.buffer, c.byteOffset, c.length))) io.pause();
+    },
+    end() {
+      d.push(null);
+    },
+    drain() {
+      const cb = drainCb;
+      drainCb = null;
+      cb?.();
+    },
+    close(err?: Error) {
+      const cb = drainCb;
+      drainCb = null;
+      cb?.(err ?? null);
+      if (err) d.destroy(err);
+      else if (!d.readableEnded) d.push(null);
+    },
   });
   Object.assign(d, { setTimeout: () => d, setNoDelay: () => d, setKeepAlive: () => d, remoteAddress: "127.0.0.1", remotePort: 0 });
   return d;
