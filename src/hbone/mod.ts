@@ -27,11 +27,11 @@
  *   headers: { forwarded: 'for="10.0.0.3"', baggage }, tls: sourceCert,
  *   expectedIdentities: ["spiffe://cluster.local/ns/shop/sa/api"] });   // HboneError.status on 401/503
  *
- * node:http on a tunnel (waypoint):
+ * A tunnel is a ByteStream (src/stream): node:http serves on it through src/stream's toDuplex,
  * @example
  * httpServer.emit("connection", toDuplex(stream));
  *
- * A tunnel is a ByteStream (src/stream), so one copy joins it to a TCP socket:
+ * and one copy joins it to a TCP socket:
  * @example
  * listenTcp({ hostname, port }, (client) => pool.connect(opts).then(
  *   (tunnel) => new StreamCopy(client, tunnel, owner), () => client.reset()));
@@ -46,7 +46,6 @@ export { HbonePool } from "./pool.ts";
 export type { HboneConnectOptions, HbonePoolOptions } from "./pool.ts";
 export { HboneStream } from "./stream.ts";
 export type { HboneStreamEvents } from "./stream.ts";
-export { toDuplex } from "./duplex.ts";
 export { HboneError } from "./errors.ts";
 export { H2Code, HBONE } from "./constants.ts";
 export type { H2Settings } from "./connection.ts";

@@ -13,6 +13,7 @@
  */
 export type { ByteStream, StreamEvents } from "./byte_stream.ts";
 export { copyBidirectional, StreamCopy } from "./copy.ts";
+export { toDuplex } from "./duplex.ts";
 export type { CopyLeftovers, CopyOwner, CopyResult } from "./copy.ts";
 export { dialTcp, listenTcp, plainAddress, SocketStream, socketHandlers } from "./socket.ts";
 export type { DialOptions, SocketTls, TcpListener } from "./socket.ts";
