@@ -147,7 +147,8 @@ export class HboneStream implements FlowState, ByteStream {
    */
   bind(events: StreamEvents): void {
     if (this.#state & S_CLOSED) {
-      // Its close went out before anyone consumed it, and what it held is gone: an abort to this consumer.
+      // Closed already (its close went to nobody, or to an earlier consumer) and what it held is gone:
+      // to this consumer that is an abort.
       events.close(new HboneError(ErrorCode.Http2Stream, "Stream closed before it was consumed"));
       return;
     }
