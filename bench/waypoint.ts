@@ -59,12 +59,18 @@ class MemoryEnd {
   peer!: MemoryEnd;
   closed = false;
   #on: Record<string, Listener[]> = { data: [], end: [], drain: [], close: [] };
+  /** The consumer the HTTP/1.1 server binds (the end it serves); the client end uses listeners. */
+  #events: { data(c: Uint8Array): void } | undefined;
   write(c: Uint8Array): boolean {
     const p = this.peer;
     queueMicrotask(() => {
+      p.#events?.data(c);
       for (const f of p.#on.data!) f(c);
     });
     return true;
+  }
+  bind(events: { data(c: Uint8Array): void }) {
+    this.#events = events;
   }
   end() {}
   pause() {}

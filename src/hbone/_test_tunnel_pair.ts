@@ -1,34 +1,20 @@
 /**
  * Test and bench helper: the two halves of an HBONE TCP tunnel, as a ztunnel pair would run them.
  * The client half accepts plain TCP and opens a CONNECT stream per connection; the server half
- * terminates HBONE and dials the :authority over TCP. Both splice with SocketSplice.
+ * terminates HBONE and dials the :authority over TCP. Both join their two streams with the shared copy.
  */
-import type { Socket, TCPSocketListener } from "bun";
 import { logger } from "../core/mod.ts";
+import { type CopyOwner, dialTcp, listenTcp, StreamCopy, type TcpListener } from "../stream/mod.ts";
 import type { H2Settings } from "./connection.ts";
 import { parseAuthority } from "./headers.ts";
-import { HbonePool } from "./pool.ts";
+import type { HbonePool } from "./pool.ts";
 import { HboneServer } from "./server.ts";
-import { SocketSplice, spliceHandlers } from "./splice.ts";
 import type { TlsMaterial } from "./tls.ts";
 
 const log = logger("hbone");
 
-/** One handler object for every upstream socket; the socket's data is its SocketSplice. */
-const upstreamHandlers: Bun.SocketHandler<SocketSplice> = {
-  ...spliceHandlers,
-  open(s) {
-    const splice = s.data;
-    splice.bind(s as Socket<unknown>);
-    const stream = splice.stream!;
-    if (stream.closed) return s.terminate();
-    stream.respond(200);
-    splice.attach(stream);
-  },
-  connectError(s) {
-    s.data.stream?.respond(503);
-  },
-};
+/** Nobody to tell: the copy just runs. */
+const UNOWNED: CopyOwner = { copyDone() {} };
 
 /** HBONE server that forwards every accepted CONNECT to its :authority over TCP. */
 export function startServerHalf(opts: {
@@ -36,6 +22,9 @@ export function startServerHalf(opts: {
   port?: number;
   tls: TlsMaterial;
   settings?: Partial<H2Settings>;
+  /** Told of each copy as it starts (tests watch counts and abort). */
+  onCopy?: (c: StreamCopy) => void;
+  owner?: CopyOwner;
 }): HboneServer {
   return HboneServer.listen({
     hostname: opts.hostname ?? "127.0.0.1",
@@ -45,15 +34,12 @@ export function startServerHalf(opts: {
     onStream(stream) {
       const target = parseAuthority(stream.authority);
       if (!target) return stream.respond(400);
-      const splice = new SocketSplice();
-      splice.stream = stream;
-      Bun.connect<SocketSplice>({
-        hostname: target.host,
-        port: target.port,
-        allowHalfOpen: true,
-        data: splice,
-        socket: upstreamHandlers,
-      }).catch(() => stream.respond(503));
+      dialTcp(target.host, target.port).then((upstream) => {
+        if (stream.closed) return upstream.reset();
+        stream.respond(200);
+        const c = new StreamCopy(stream, upstream, opts.owner ?? UNOWNED);
+        opts.onCopy?.(c);
+      }, () => stream.respond(503));
     },
   });
 }
@@ -68,28 +54,22 @@ export function startClientHalf(opts: {
   tls: TlsMaterial;
   expectedIdentities: string[];
   headers?: Record<string, string>;
-}): TCPSocketListener<SocketSplice> {
-  return Bun.listen<SocketSplice>({
-    hostname: opts.hostname ?? "127.0.0.1",
-    port: opts.port ?? 0,
-    allowHalfOpen: true,
-    socket: {
-      ...spliceHandlers,
-      open(s) {
-        const splice = new SocketSplice(s as Socket<unknown>);
-        s.data = splice;
-        s.setNoDelay(true);
-        opts.pool.connect({
-          address: opts.hbone,
-          authority: opts.authority,
-          headers: { forwarded: `for="${s.remoteAddress}:${s.remotePort}"`, ...opts.headers },
-          tls: opts.tls,
-          expectedIdentities: opts.expectedIdentities,
-        }).then((stream) => splice.attach(stream), (e) => {
-          log.debug("tunnel refused", { error: (e as Error).message });
-          s.terminate();
-        });
-      },
-    },
+  onCopy?: (c: StreamCopy) => void;
+  owner?: CopyOwner;
+}): TcpListener {
+  return listenTcp({ hostname: opts.hostname ?? "127.0.0.1", port: opts.port ?? 0 }, (client) => {
+    opts.pool.connect({
+      address: opts.hbone,
+      authority: opts.authority,
+      headers: { forwarded: `for="${client.remoteAddress}:${client.socket.remotePort}"`, ...opts.headers },
+      tls: opts.tls,
+      expectedIdentities: opts.expectedIdentities,
+    }).then((tunnel) => {
+      const c = new StreamCopy(client, tunnel, opts.owner ?? UNOWNED);
+      opts.onCopy?.(c);
+    }, (e) => {
+      log.debug("tunnel refused", { error: (e as Error).message });
+      client.reset();
+    });
   });
 }

@@ -1,11 +1,12 @@
 /**
- * toDuplex: node:http served on an HBONE stream (what the waypoint does), with keep-alive, a large
+ * toDuplex (src/stream): node:http served on an HBONE stream (what the waypoint does), with keep-alive, a large
  * body through backpressure, and half-close.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import http from "node:http";
 import { makeTestCa, spiffeId, type TestTls } from "./_test_certs.ts";
-import { HboneServer, HbonePool, type HboneStream, toDuplex } from "./mod.ts";
+import { toDuplex } from "../stream/mod.ts";
+import { HboneServer, HbonePool, type HboneStream } from "./mod.ts";
 
 const SERVER_ID = spiffeId("dx", "waypoint");
 let clientTls: TestTls;

@@ -27,32 +27,29 @@
  *   headers: { forwarded: 'for="10.0.0.3"', baggage }, tls: sourceCert,
  *   expectedIdentities: ["spiffe://cluster.local/ns/shop/sa/api"] });   // HboneError.status on 401/503
  *
- * node:http on a tunnel (waypoint):
+ * A tunnel is a ByteStream (src/stream): node:http serves on it through src/stream's toDuplex,
  * @example
  * httpServer.emit("connection", toDuplex(stream));
  *
- * A Bun TCP socket spliced to a tunnel, with backpressure and half-close both ways (docs/bun.md 3 handled):
+ * and one copy joins it to a TCP socket:
  * @example
- * Bun.listen<SocketSplice>({ hostname, port, allowHalfOpen: true, socket: { ...spliceHandlers,
- *   open(sock) { const sp = new SocketSplice(sock); sock.data = sp;
- *     pool.connect(opts).then((stream) => sp.attach(stream), () => sock.terminate()); } } });
+ * listenTcp({ hostname, port }, (client) => pool.connect(opts).then(
+ *   (tunnel) => new StreamCopy(client, tunnel, owner), () => client.reset()));
  *
  * Streams: `write(buf)` returns false -> wait for "drain"; `pause()`/`resume()`; `end()` half-closes;
  * events "data", "end" (peer half-closed), "drain", "close" (error set when reset); `reset(code)`.
- * Bytes wait (holding the peer's window) until a "data" listener or a sink is attached.
+ * Bytes wait (holding the peer's window) until a "data" listener or a consumer (`bind`) is attached.
  */
 export { HboneServer } from "./server.ts";
 export type { ConnectionInfo, HboneServerOptions, HboneServerStats, ServerTls } from "./server.ts";
 export { HbonePool } from "./pool.ts";
 export type { HboneConnectOptions, HbonePoolOptions } from "./pool.ts";
 export { HboneStream } from "./stream.ts";
-export type { HboneStreamEvents, StreamSink } from "./stream.ts";
-export { toDuplex } from "./duplex.ts";
+export type { HboneStreamEvents } from "./stream.ts";
 export { HboneError } from "./errors.ts";
 export { H2Code, HBONE } from "./constants.ts";
 export type { H2Settings } from "./connection.ts";
 export { identityOfCert, isSpiffeId, spiffeIdsFromSan } from "./tls.ts";
 export type { TlsMaterial } from "./tls.ts";
 export { parseAuthority } from "./headers.ts";
-export { SocketSplice, spliceHandlers } from "./splice.ts";
 export { ALPN_H2, TLS13_ONLY } from "./tls.ts";

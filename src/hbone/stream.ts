@@ -13,6 +13,7 @@ import { HboneError, resetError } from "./errors.ts";
 import type { H2Connection } from "./connection.ts";
 import type { FlowState } from "./flow.ts";
 import { ErrorCode, logger } from "../core/mod.ts";
+import type { ByteStream, StreamEvents } from "../stream/mod.ts";
 
 const log = logger("hbone");
 
@@ -25,16 +26,6 @@ export interface HboneStreamEvents {
 }
 type Ev = keyof HboneStreamEvents;
 
-/**
- * Receives a stream's events as one object, so that splicing allocates no closure per stream
- * (SocketSplice implements it). Listeners added with on() still run too.
- */
-export interface StreamSink {
-  onStreamData(chunk: Uint8Array): void;
-  onStreamEnd(): void;
-  onStreamDrain(): void;
-  onStreamClose(error?: HboneError): void;
-}
 type AnyFn = (...a: never[]) => void;
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -49,7 +40,7 @@ const S_END_EMITTED = 32;
 const S_PAUSED = 64;
 const S_CLOSED = 128;
 
-export class HboneStream implements FlowState {
+export class HboneStream implements FlowState, ByteStream {
   readonly id: number;
   /** @internal */ readonly conn: H2Connection;
 
@@ -76,7 +67,7 @@ export class HboneStream implements FlowState {
   #inbox: Uint8Array[] | null = null;
   #inboxBytes = 0;
   #on: { [K in Ev]?: AnyFn | AnyFn[] } | null = null;
-  #sink: StreamSink | null = null;
+  #sink: StreamEvents | null = null;
 
   /** @internal */
   constructor(conn: H2Connection, id: number, sendWindow: number, recvWindow: number) {
@@ -150,11 +141,19 @@ export class HboneStream implements FlowState {
     return this.on(event, wrap);
   }
 
-  /** Sends every event to `sink`; like a "data" listener, this starts the flow. */
-  setSink(sink: StreamSink): this {
-    this.#sink = sink;
+  /**
+   * Sends every event to `events` (one object: no closure per stream), replacing the previous
+   * consumer; like a "data" listener, this starts the flow. Listeners added with on() still run too.
+   */
+  bind(events: StreamEvents): void {
+    if (this.#state & S_CLOSED) {
+      // Closed already (its close went to nobody, or to an earlier consumer) and what it held is gone:
+      // to this consumer that is an abort.
+      events.close(new HboneError(ErrorCode.Http2Stream, "Stream closed before it was consumed"));
+      return;
+    }
+    this.#sink = events;
     if (this.#inboxBytes > 0 || this.#state & S_REMOTE_ENDED) queueMicrotask(() => this.#drainInbox());
-    return this;
   }
 
   /** Runs the listeners; one that throws costs its own stream (INTERNAL_ERROR), never the connection. */
@@ -172,16 +171,16 @@ export class HboneStream implements FlowState {
     if (sink !== null) {
       switch (event) {
         case "data":
-          sink.onStreamData(arg as Uint8Array);
+          sink.data(arg as Uint8Array);
           break;
         case "end":
-          sink.onStreamEnd();
+          sink.end();
           break;
         case "drain":
-          sink.onStreamDrain();
+          sink.drain();
           break;
         case "close":
-          sink.onStreamClose(arg as HboneError | undefined);
+          sink.close(arg as HboneError | undefined);
           break;
       }
     }

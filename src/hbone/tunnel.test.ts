@@ -3,7 +3,6 @@
  * node:net applications at both ends: half-close both ways and backpressure end to end.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { TCPSocketListener } from "bun";
 import net from "node:net";
 import { makeTestCa, spiffeId, type TestTls } from "./_test_certs.ts";
 import { startClientHalf, startServerHalf } from "./_test_tunnel_pair.ts";
@@ -35,14 +34,14 @@ async function tunnelTo(onConn: (s: net.Socket) => void): Promise<number> {
   const app = net.createServer({ allowHalfOpen: true }, onConn);
   await new Promise<void>((r) => app.listen(0, "127.0.0.1", r));
   const appPort = (app.address() as net.AddressInfo).port;
-  const half: TCPSocketListener<unknown> = startClientHalf({
+  const half = startClientHalf({
     pool,
     hbone: `127.0.0.1:${hbone.port}`,
     authority: `127.0.0.1:${appPort}`,
     tls: clientTls,
     expectedIdentities: [SERVER_ID],
   });
-  closers.push(() => half.stop(true), () => new Promise((r) => app.close(r)));
+  closers.push(() => half.stop(), () => new Promise((r) => app.close(r)));
   return half.port;
 }
 

@@ -7,7 +7,7 @@
  */
 import { HboneError, type HbonePool, type TlsMaterial } from "../hbone/mod.ts";
 import type { Tunnel } from "./context.ts";
-import { type ByteStream, TcpByteStream } from "./io.ts";
+import { type ByteStream, dialTcp } from "../stream/mod.ts";
 import type { Endpoint } from "./state.ts";
 import type { Service } from "../model/mod.ts";
 import { newTraceparent } from "../telemetry/mod.ts";
@@ -49,7 +49,7 @@ export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
       const w = endpoint.workload;
       if (!w.ambient) {
         try {
-          return await TcpByteStream.connect(endpoint.ip, endpoint.port, timeout);
+          return await dialTcp(endpoint.ip, endpoint.port, { timeoutMs: timeout });
         } catch (e) {
           throw new ConnectFailure(`TCP connect to ${hostPort(endpoint.ip, endpoint.port)} failed: ${(e as Error).message}`, "UF");
         }

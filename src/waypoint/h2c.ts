@@ -5,7 +5,6 @@
  * the waypoint's own answers to a gRPC client are trailers-only responses with a grpc-status.
  */
 import http2 from "node:http2";
-import { Duplex } from "node:stream";
 import { logger } from "../core/mod.ts";
 import { normalizePath } from "../policy/mod.ts";
 import type { HeaderMap } from "../route/mod.ts";
@@ -13,7 +12,7 @@ import { applyHeaderModifier, shouldRetry, type TryOutcome } from "../route/mod.
 import { RequestBody } from "./body.ts";
 import { ConnectFailure, type UpstreamConnector } from "./connect.ts";
 import type { LocalReply, RequestContext, Tunnel } from "./context.ts";
-import type { ByteStream } from "./io.ts";
+import { type ByteStream, toDuplex } from "../stream/mod.ts";
 import { grpcStatusOf, noHealthyUpstream, upstreamFailure, upstreamTimeout } from "./local_reply.ts";
 import type { Endpoint, WaypointState } from "./state.ts";
 import { admitEndpoint, decide, type StepInputs } from "./steps.ts";
@@ -31,49 +30,6 @@ export interface H2Inputs extends StepInputs {
 
 const HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "http2-settings"]);
 
-/** A ByteStream as a node Duplex (node:http2 wants one), with bytes already read put back first. */
-export function duplexOf(io: ByteStream, initial?: Uint8Array): Duplex {
-  let drainCb: ((e?: Error | null) => void) | null = null;
-  const d = new Duplex({
-    allowHalfOpen: true,
-    read() {
-      io.resume();
-    },
-    write(chunk: Buffer, _enc, cb) {
-      if (io.closed) return cb(new Error("tunnel closed"));
-      if (io.write(chunk)) cb();
-      else drainCb = cb;
-    },
-    final(cb) {
-      io.end();
-      cb();
-    },
-    destroy(err, cb) {
-      if (!io.closed) io.reset();
-      cb(err);
-    },
-  });
-  if (initial && initial.length) d.push(Buffer.from(initial.buffer, initial.byteOffset, initial.length));
-  io.on("data", (c: Uint8Array) => {
-    if (!d.push(Buffer.from(c.buffer, c.byteOffset, c.length))) io.pause();
-  });
-  io.on("end", () => d.push(null));
-  io.on("drain", () => {
-    const cb = drainCb;
-    drainCb = null;
-    cb?.();
-  });
-  io.on("close", (err?: Error) => {
-    const cb = drainCb;
-    drainCb = null;
-    cb?.(err ?? null);
-    if (err) d.destroy(err);
-    else if (!d.readableEnded) d.push(null);
-  });
-  Object.assign(d, { setTimeout: () => d, setNoDelay: () => d, setKeepAlive: () => d, remoteAddress: "127.0.0.1", remotePort: 0 });
-  return d;
-}
-
 /** Client sessions to endpoints, one per endpoint and client. */
 export class H2SessionPool {
   #sessions = new Map<string, Promise<http2.ClientHttp2Session>>();
@@ -86,7 +42,7 @@ export class H2SessionPool {
     let p = this.#sessions.get(key);
     if (p) return p;
     p = open().then((io) => {
-      const s = http2.connect("http://upstream", { createConnection: () => duplexOf(io) as never });
+      const s = http2.connect("http://upstream", { createConnection: () => toDuplex(io) as never });
       const drop = () => {
         if (this.#sessions.get(key) === p) this.#sessions.delete(key);
       };
@@ -132,7 +88,7 @@ export function serveH2c(inp: H2Inputs, tunnel: Tunnel, io: ByteStream, initial:
     });
   });
   server.on("sessionError", (e) => log.debug("h2c session error", { error: e.message }));
-  const d = duplexOf(io, initial);
+  const d = toDuplex(io, initial);
   server.emit("connection", d);
 }
 

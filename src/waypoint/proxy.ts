@@ -16,7 +16,8 @@ import type { Http1Downstream, Http1Request } from "./http1/mod.ts";
 import { requestHead } from "./http1/mod.ts";
 import { serveHttp1 } from "./http1/mod.ts";
 import { Http1Upstream, Http1UpstreamPool } from "./http1/mod.ts";
-import type { ByteStream } from "./io.ts";
+import type { HboneStreamEvents } from "../hbone/mod.ts";
+import type { ByteStream } from "../stream/mod.ts";
 import { authorizeConnection, serveTcp } from "./tcp.ts";
 import type { RequestTelemetry } from "./telemetry.ts";
 import type { WaypointState } from "./state.ts";
@@ -31,6 +32,9 @@ export interface IncomingTunnel extends ByteStream {
   readonly peerIdentity: string;
   readonly peerAddress: string;
   respond(status: number, headers?: Record<string, string>): void;
+  /** Listeners beside the consumer: protocol sniffing before one is chosen, and the open-tunnel count. */
+  on<E extends keyof HboneStreamEvents>(event: E, fn: HboneStreamEvents[E]): unknown;
+  off<E extends keyof HboneStreamEvents>(event: E, fn: HboneStreamEvents[E]): unknown;
 }
 
 export interface WaypointLimits {

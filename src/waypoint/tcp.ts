@@ -8,8 +8,7 @@ import { logger } from "../core/mod.ts";
 import { authorizeAtWaypoint, type EnforcedDecision } from "../policy/mod.ts";
 import type { UpstreamConnector } from "./connect.ts";
 import type { Tunnel } from "./context.ts";
-import type { ByteStream } from "./io.ts";
-import { splice } from "./splice.ts";
+import { type ByteStream, copyBidirectional } from "../stream/mod.ts";
 import type { Endpoint, WaypointState } from "./state.ts";
 
 const log = logger("waypoint");
@@ -75,12 +74,12 @@ export async function serveTcp(
     upstream.reset();
     return;
   }
-  const r = await splice(io, initial, upstream, new Uint8Array(0));
+  const r = await copyBidirectional(io, upstream, { client: initial });
   log.info("tcp connection", {
     ...fields,
     upstream: `${endpoint.ip}:${endpoint.port}`,
-    sent: r.aToB,
-    received: r.bToA,
+    sent: r.received,
+    received: r.sent,
     durationMs: Math.round(performance.now() - started),
     ...(r.error ? { error: r.error.message } : {}),
   });

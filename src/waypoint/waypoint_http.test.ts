@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
 import { HboneError } from "../hbone/mod.ts";
 import { API_VIP, IPS, readUntil, startTestWaypoint, STRANGER, type TestWaypoint } from "./_test_env.ts";
-import { duplexOf } from "./h2c.ts";
+import { toDuplex } from "../stream/mod.ts";
 import { sniff } from "./proxy.ts";
 
 let wp: TestWaypoint;
@@ -177,7 +177,7 @@ describe("HTTP/1.1", () => {
 describe("HTTP/2 with prior knowledge (gRPC-style)", () => {
   const call = async (path: string, body: string, extraHeaders: Record<string, string> = {}) => {
     const tunnel = await wp.tunnel({ authority: `${API_VIP}:9000` });
-    const session = http2.connect("http://api.shop:9000", { createConnection: () => duplexOf(tunnel) as never });
+    const session = http2.connect("http://api.shop:9000", { createConnection: () => toDuplex(tunnel) as never });
     try {
       return await new Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
         const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...extraHeaders });

@@ -8,7 +8,7 @@ import http2 from "node:http2";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { API_VIP, baseYaml, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
-import { duplexOf } from "./h2c.ts";
+import { toDuplex } from "../stream/mod.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
 const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
@@ -67,7 +67,7 @@ function grpcV1(): string {
 /** One gRPC-style call on the api VIP port 9000. */
 async function grpcCall(path: string, headers: Record<string, string> = {}): Promise<{ status: number; grpcStatus?: string; body: string }> {
   const tunnel = await wp.tunnel({ authority: `${API_VIP}:9000` });
-  const session = http2.connect("http://api.shop:9000", { createConnection: () => duplexOf(tunnel) as never });
+  const session = http2.connect("http://api.shop:9000", { createConnection: () => toDuplex(tunnel) as never });
   try {
     return await new Promise((resolve, reject) => {
       const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
@@ -146,7 +146,7 @@ describe("a request is authorized for the workload it is sent to", () => {
     const ok: (string | undefined)[] = [];
     for (let i = 0; i < 2; i++) {
       const tunnel = await wp.tunnel({ identity: STRANGER, authority: `${API_VIP}:9000` });
-      const session = http2.connect("http://api.shop:9000", { createConnection: () => duplexOf(tunnel) as never });
+      const session = http2.connect("http://api.shop:9000", { createConnection: () => toDuplex(tunnel) as never });
       ok.push(await new Promise<string | undefined>((resolve, reject) => {
         const req = session.request({ ":method": "POST", ":path": "/shop.Api/Get", "content-type": "application/grpc" });
         let g: string | undefined;

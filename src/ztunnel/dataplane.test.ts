@@ -21,7 +21,7 @@ import { Dataplane, poolClient } from "./dataplane.ts";
 import type { HboneClient, ProxyInputs } from "./inputs.ts";
 import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
-import { dialTcp, type SocketStream } from "./stream.ts";
+import { dialTcp, type SocketStream } from "../stream/mod.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
 
 const VIEWER_IP = "127.0.0.2";

@@ -11,8 +11,7 @@ import { handleInboundPlaintext } from "./inbound_plaintext.ts";
 import type { HboneClient, ProxyInputs } from "./inputs.ts";
 import { handleOutbound } from "./outbound.ts";
 import type { ZtunnelState } from "./state.ts";
-import { listenTcp, plainAddress, type SocketStream, type TcpListener } from "./stream.ts";
-import { tunnelStream } from "./tunnel_stream.ts";
+import { listenTcp, plainAddress, type SocketStream, type TcpListener } from "../stream/mod.ts";
 
 const log = logger("ztunnel");
 
@@ -61,7 +60,7 @@ export function poolClient(pool: HbonePool, certs: CertSource): HboneClient {
       await certs.get(req.sourceIdentity);
       const m = certs.tlsMaterial(req.sourceIdentity);
       if (!m?.ca) throw new Error(`no certificate or trust bundle for ${req.sourceIdentity}`);
-      const stream = await pool.connect({
+      return await pool.connect({
         host: req.address,
         port: req.port,
         authority: req.authority,
@@ -69,7 +68,6 @@ export function poolClient(pool: HbonePool, certs: CertSource): HboneClient {
         tls: { cert: m.cert, key: m.key, ca: m.ca },
         expectedIdentities: req.expectedIdentities,
       });
-      return tunnelStream(stream);
     },
   };
 }

@@ -1,14 +1,13 @@
 /**
  * Inbound HBONE (15008): the certificate presented is chosen per connection from its original
  * destination (the local workload it was meant for), before the TLS handshake; each CONNECT stream is
- * then decided (./inbound_decision.ts), answered (200, 400, 401 or 503), and spliced to the workload.
+ * then decided (./inbound_decision.ts), answered (200, 400, 401 or 503), and copied to the workload.
  */
 import { logger } from "../core/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy } from "./inputs.ts";
-import { plainAddress } from "./stream.ts";
-import { tunnelStream, type TunnelLike } from "./tunnel_stream.ts";
+import { type ByteStream, plainAddress } from "../stream/mod.ts";
 import type { ConnectionView } from "./telemetry.ts";
 
 const log = logger("ztunnel");
@@ -20,7 +19,7 @@ export interface InboundConnectionContext {
 }
 
 /** A CONNECT stream as the HBONE server hands it over. */
-export interface InboundTunnel extends TunnelLike {
+export interface InboundTunnel extends ByteStream {
   readonly authority: string;
   readonly headers: Record<string, string>;
   readonly peerIdentity: string;
@@ -42,8 +41,6 @@ function serviceFor<S extends { hostname: string }>(services: S[], forwarded: st
 
 export function handleInboundTunnel(inputs: ProxyInputs, t: InboundTunnel): void {
   const started = performance.now();
-  // Hold the stream's bytes until the workload is connected.
-  const stream = tunnelStream(t);
   const ctx = t.context as InboundConnectionContext | undefined;
   const peerIp = ipOf(t.peerAddress);
   const index = inputs.state.index;
@@ -88,7 +85,7 @@ export function handleInboundTunnel(inputs: ProxyInputs, t: InboundTunnel): void
         return;
       }
       t.respond(200);
-      proxy(inputs, stream, upstream, [view], started);
+      proxy(inputs, t, upstream, [view], started);
     },
     (e) => {
       log.warn("inbound connect to workload failed", { target: t.authority, error: (e as Error).message, trace_id: view.traceId });

@@ -6,7 +6,7 @@
 import { newTraceId } from "../telemetry/mod.ts";
 import { decidePlaintextInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy, refuse } from "./inputs.ts";
-import type { SocketStream } from "./stream.ts";
+import type { SocketStream } from "../stream/mod.ts";
 import type { ConnectionView } from "./telemetry.ts";
 
 export function handleInboundPlaintext(inputs: ProxyInputs, client: SocketStream): void {

@@ -5,9 +5,8 @@
 import type { ConnectionTracker } from "./connections.ts";
 import type { RoundRobin } from "./outbound_plan.ts";
 import type { ZtunnelState } from "./state.ts";
-import type { ByteStream, SocketStream } from "./stream.ts";
+import { type ByteStream, type CopyOwner, type SocketStream, StreamCopy } from "../stream/mod.ts";
 import type { ConnectionOutcome, ConnectionTelemetry, ConnectionView, ResponseFlags } from "./telemetry.ts";
-import { Splice, type SpliceOwner } from "./splice.ts";
 
 export interface TunnelRequest {
   /** HBONE endpoint address and port (podIP:15008, or a waypoint's). */
@@ -61,24 +60,24 @@ export function refuse(
   for (const v of views) inputs.telemetry.close(v, o);
 }
 
-/** One admitted connection: its splice, tracked for draining, reported when it ends. */
-class ProxiedConnection implements SpliceOwner {
+/** One admitted connection: its copy, tracked for draining, reported when it ends. */
+class ProxiedConnection implements CopyOwner {
   readonly #inputs: ProxyInputs;
   readonly #views: ConnectionView[];
   readonly #started: number;
-  readonly splice: Splice;
+  readonly copy: StreamCopy;
   constructor(inputs: ProxyInputs, client: ByteStream, upstream: ByteStream, views: ConnectionView[], started: number) {
     this.#inputs = inputs;
     this.#views = views;
     this.#started = started;
     for (const v of views) inputs.telemetry.open(v);
     inputs.tracker.add(this);
-    this.splice = new Splice(client, upstream, this);
+    this.copy = new StreamCopy(client, upstream, this);
   }
   abort(reason: Error): void {
-    this.splice.abort(reason);
+    this.copy.abort(reason);
   }
-  spliceDone(s: Splice): void {
+  copyDone(s: StreamCopy): void {
     this.#inputs.tracker.delete(this);
     const o: ConnectionOutcome = {
       received: s.received,
@@ -91,7 +90,7 @@ class ProxiedConnection implements SpliceOwner {
   }
 }
 
-/** Splices an admitted connection, tracked for draining and reported when it ends. */
+/** Copies an admitted connection, tracked for draining and reported when it ends. */
 export function proxy(
   inputs: ProxyInputs,
   client: ByteStream,

@@ -26,7 +26,7 @@ import type { ProxyInputs } from "./inputs.ts";
 import { InstanceRegistry } from "./instances.ts";
 import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
-import { dialTcp } from "./stream.ts";
+import { dialTcp } from "../stream/mod.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
 
 export { removeRules as removeCaptureRules, OWNED_CHAINS } from "./capture/mod.ts";

@@ -11,7 +11,7 @@ import { newTraceparent, traceIdOf } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy, refuse, statusOf } from "./inputs.ts";
 import { type HbonePlan, planOutbound } from "./outbound_plan.ts";
-import type { SocketStream } from "./stream.ts";
+import type { SocketStream } from "../stream/mod.ts";
 import type { ConnectionView } from "./telemetry.ts";
 
 const log = logger("ztunnel");

@@ -19,7 +19,7 @@ import { Dataplane, poolClient } from "./dataplane.ts";
 import type { ProxyInputs } from "./inputs.ts";
 import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
-import { dialTcp } from "./stream.ts";
+import { dialTcp } from "../stream/mod.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
 
 const API_IP = "127.0.0.3";

@@ -5,7 +5,7 @@
  * protocols after which the tunnel carries raw bytes both ways).
  */
 import { RequestBody } from "../body.ts";
-import type { ByteStream } from "../io.ts";
+import type { ByteStream } from "../../stream/mod.ts";
 import { BodyTracker } from "./body.ts";
 import { fieldTokens, fieldValues, type Framing, parseRequestHead, type RequestHead, requestFraming } from "./head.ts";
 
@@ -87,16 +87,13 @@ export class Http1Downstream {
     this.io = io;
     this.#handler = handler;
     this.#o = opts;
-    io.on("data", this.#onData);
-    io.on("end", this.#onEnd);
-    io.on("drain", this.#onDrain);
-    io.on("close", this.#onClosed);
+    io.bind({ data: this.#onData, end: this.#onEnd, drain: this.#onDrain, close: this.#onClosed });
     this.#deadline = Date.now() + opts.headTimeoutMs;
     watch(this);
     if (initial && initial.length) this.#onData(initial);
   }
 
-  /** Called once the connection is gone. */
+  /** Called once the connection is gone, or handed over after a protocol switch. */
   onClose(fn: () => void): void {
     this.#onClose = fn;
   }
@@ -314,21 +311,24 @@ export class Http1Downstream {
     if (this.#buf.length) queueMicrotask(() => this.#parse());
   }
 
-  /** @internal the response switched protocols: the tunnel is the caller's from now on */
+  /**
+   * @internal the response switched protocols: the tunnel is the caller's from now on (its next
+   * consumer binds it), so for us the connection is over.
+   */
   _upgraded(): { stream: ByteStream; leftover: Buffer } {
     this.#state = ST_UPGRADED;
     watched.delete(this);
     const leftover = this.#buf;
     this.#buf = EMPTY;
-    this.io.off("data", this.#onData);
-    this.io.off("end", this.#onEnd);
-    this.io.off("drain", this.#onDrain);
     this.#req = null;
     this.#res = null;
     if (this.#paused) {
       this.#paused = false;
       this.io.resume();
     }
+    const onClose = this.#onClose;
+    this.#onClose = null;
+    onClose?.();
     return { stream: this.io, leftover };
   }
 

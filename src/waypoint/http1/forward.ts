@@ -10,9 +10,8 @@ import { applyHeaderModifier, shouldRetry, type TryOutcome } from "../../route/m
 import type { RequestBody } from "../body.ts";
 import { ConnectFailure, type UpstreamConnector } from "../connect.ts";
 import type { ForwardPlan, LocalReply, RequestContext } from "../context.ts";
-import type { ByteStream } from "../io.ts";
+import { type ByteStream, copyBidirectional } from "../../stream/mod.ts";
 import { badUpstreamResponse, noHealthyUpstream, upstreamFailure, upstreamTimeout } from "../local_reply.ts";
-import { splice } from "../splice.ts";
 import type { Endpoint, WaypointState } from "../state.ts";
 import { admitEndpoint, type StepInputs } from "../steps.ts";
 import type { RequestOutcome } from "../telemetry.ts";
@@ -234,14 +233,14 @@ export async function forwardHttp1(
       res.writeHead(101, rh.reason, responseFields(rh, plan, false), { kind: "none" });
       const client = res.upgraded();
       const upstream = conn.takeOver();
-      const r = await splice(client.stream, client.leftover, upstream.stream, upstream.leftover);
+      const r = await copyBidirectional(client.stream, upstream.stream, { client: client.leftover, upstream: upstream.leftover });
       return {
         outcome: {
           status: 101,
           flags: r.error ? "UC" : "-",
           upstream: endpoint,
-          requestBytes: headBytes + r.aToB,
-          responseBytes: r.bToA,
+          requestBytes: headBytes + r.received,
+          responseBytes: r.sent,
           tries,
         },
       };

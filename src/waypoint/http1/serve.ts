@@ -5,7 +5,7 @@
 import { logger } from "../../core/mod.ts";
 import { normalizePath } from "../../policy/mod.ts";
 import type { LocalReply, RequestContext, Tunnel } from "../context.ts";
-import type { ByteStream } from "../io.ts";
+import type { ByteStream } from "../../stream/mod.ts";
 import { decide, type StepInputs } from "../steps.ts";
 import { nextTraceparent, type RequestTelemetry } from "../telemetry.ts";
 import { Http1Downstream, type Http1Request, type Http1Response } from "./downstream.ts";

@@ -3,7 +3,7 @@
  * carrying one request at a time, and the keep-alive pool of such connections per endpoint and client.
  */
 import type { BodySink, RequestBody } from "../body.ts";
-import type { ByteStream } from "../io.ts";
+import type { ByteStream } from "../../stream/mod.ts";
 import { BodyTracker } from "./body.ts";
 import { fieldTokens, type Framing, parseResponseHead, type ResponseHead, responseFraming } from "./head.ts";
 
@@ -73,10 +73,7 @@ export class Http1Upstream {
   constructor(io: ByteStream, key: string) {
     this.io = io;
     this.key = key;
-    io.on("data", this.#onData);
-    io.on("end", this.#onEnd);
-    io.on("close", this.#onClose);
-    io.on("drain", this.#onDrain);
+    io.bind({ data: this.#onData, end: this.#onEnd, drain: this.#onDrain, close: this.#onClose });
   }
 
   get dead(): boolean {
@@ -145,14 +142,10 @@ export class Http1Upstream {
     return p;
   }
 
-  /** After a 101 response: the raw connection and the bytes already read past the head. */
+  /** After a 101 response: the raw connection (its next consumer binds it) and the bytes already read past the head. */
   takeOver(): { stream: ByteStream; leftover: Buffer } {
     this.#state = S_UPGRADED;
     this.#requestBody?.detach();
-    this.io.off("data", this.#onData);
-    this.io.off("end", this.#onEnd);
-    this.io.off("close", this.#onClose);
-    this.io.off("drain", this.#onDrain);
     const leftover = this.#bodyQueue.length ? Buffer.concat(this.#bodyQueue) : this.#buf;
     this.#bodyQueue = [];
     this.#buf = EMPTY;

@@ -1,35 +1,19 @@
 /**
- * One byte stream as the splice sees it: a TCP socket, or an HBONE CONNECT stream. Writes report
- * backpressure, `end()` half-closes, `reset()` aborts, and events say when the peer half-closed (`end`)
- * and when everything is over (`close`, with an error for an abort).
+ * A Bun TCP or TLS socket as a ByteStream, plus the dialer and listener that make them.
  *
- * The Bun socket adapter below turns Bun's quirks into that contract (docs/bun.md):
- * a partial `write()` keeps the rest and reports backpressure until `drain`; after our `shutdown()`,
- * Bun reports the peer's FIN as an error-free `close` without `end` (quirk 3), so an error-free close
- * is delivered as `end` then `close`.
+ * The adapter turns Bun's quirks into the ByteStream contract: a partial `write()` keeps the rest and
+ * reports backpressure until `drain`; after our `shutdown()`, Bun reports the peer's FIN as an
+ * error-free `close` without `end` (docs/bun.md 3), so an error-free close is delivered as `end` then `close`.
  */
+import type { ByteStream, StreamEvents } from "./byte_stream.ts";
 
-export interface StreamEvents {
-  data(chunk: Uint8Array): void;
-  /** The peer will send nothing more (its FIN / END_STREAM). */
-  end(): void;
-  /** Writable again after `write()` returned false. */
-  drain(): void;
-  /** Finished both ways; `error` when aborted (RST, TLS failure, stream reset). */
-  close(error?: Error): void;
-}
-
-export interface ByteStream {
-  /** false: the chunk is buffered; stop writing until `drain`. */
-  write(chunk: Uint8Array): boolean;
-  /** Half-close: send FIN (after buffered data); reading goes on. */
-  end(): void;
-  /** Abort both directions (TCP RST / RST_STREAM). */
-  reset(): void;
-  pause(): void;
-  resume(): void;
-  /** Starts delivering events. Data and end that arrived before are delivered first. */
-  bind(events: StreamEvents): void;
+/** Certificate material for a TLS socket (PEM). */
+export interface SocketTls {
+  cert?: string;
+  key?: string;
+  ca?: string;
+  serverName?: string;
+  rejectUnauthorized?: boolean;
 }
 
 type BunSocket = import("bun").Socket<SocketStream | undefined>;
@@ -45,8 +29,8 @@ export class SocketStream implements ByteStream {
   #events: StreamEvents | undefined;
   /** Data that arrived before `bind` (a client may speak before we picked the upstream). */
   #early: Uint8Array[] | undefined;
-  #earlyEnd = false;
-  #earlyClose: { error?: Error } | undefined;
+  /** The peer's FIN came before any consumer could be told. */
+  #endUntold = false;
   #queue: Uint8Array[] = [];
   #endRequested = false;
   #shutdown = false;
@@ -121,8 +105,12 @@ export class SocketStream implements ByteStream {
     const early = this.#early;
     this.#early = undefined;
     if (early) for (const c of early) events.data(c);
-    if (this.#earlyEnd) events.end();
-    if (this.#earlyClose) events.close(this.#earlyClose.error);
+    if (this.#endUntold) {
+      this.#endUntold = false;
+      events.end();
+    }
+    // A new consumer of a closed stream must learn it is over, whether or not the previous one was told.
+    if (this.#closed) events.close(this.#error);
   }
 
   #doShutdown(): void {
@@ -147,7 +135,7 @@ export class SocketStream implements ByteStream {
     if (this.#peerEnded) return;
     this.#peerEnded = true;
     if (this.#events) this.#events.end();
-    else this.#earlyEnd = true;
+    else this.#endUntold = true;
   }
 
   onDrain(): void {
@@ -173,12 +161,12 @@ export class SocketStream implements ByteStream {
   onClose(error?: Error): void {
     if (this.#closed) return;
     error ??= this.#error;
-    // Quirk 3: after our shutdown() the peer's FIN shows up as an error-free close with no `end`.
+    this.#error = error;
+    // After our shutdown() the peer's FIN shows up as an error-free close with no `end`.
     if (!error && !this.#peerEnded) this.onEnd();
     this.#closed = true;
     this.#queue.length = 0;
-    if (this.#events) this.#events.close(error);
-    else this.#earlyClose = { error };
+    this.#events?.close(error);
   }
 }
 
@@ -253,8 +241,16 @@ const dialHandlers = {
   },
 };
 
-/** Connects a plain TCP socket; resolves once connected, rejects on failure or after `timeoutMs`. */
-export function dialTcp(hostname: string, port: number, timeoutMs = 10_000): Promise<SocketStream> {
+export interface DialOptions {
+  /** Reject when not connected within this (default 10 s). */
+  timeoutMs?: number;
+  /** Speak TLS on the connection. */
+  tls?: SocketTls;
+}
+
+/** Connects a TCP (or TLS) socket; resolves once connected, rejects on failure or after `timeoutMs`. */
+export function dialTcp(hostname: string, port: number, opts: DialOptions = {}): Promise<SocketStream> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const p: PendingDial = { resolve, reject, deadline: performance.now() + timeoutMs, settled: false, target: `${hostname}:${port}` };
     pendingDials.add(p);
@@ -268,6 +264,7 @@ export function dialTcp(hostname: string, port: number, timeoutMs = 10_000): Pro
       allowHalfOpen: true,
       data: p as unknown as SocketStream,
       socket: dialHandlers,
+      ...(opts.tls ? { tls: opts.tls } : {}),
     }).catch(() => {/* reported through connectError */});
   });
 }
@@ -280,13 +277,13 @@ export interface TcpListener {
 }
 
 /**
- * Listens for plain TCP and hands every accepted connection to `onAccept` as a SocketStream. The
+ * Listens for TCP (TLS with `tls`) and hands every accepted connection to `onAccept` as a SocketStream. The
  * socket is paused until the handler binds the stream and resumes it, so a client that speaks first
  * does not fill memory while the upstream is being chosen. `reusePort` lets a restarting ztunnel
  * share the port with its predecessor (the kernel spreads new connections over both).
  */
 export function listenTcp(
-  addr: { hostname: string; port: number; reusePort?: boolean },
+  addr: { hostname: string; port: number; reusePort?: boolean; tls?: SocketTls },
   onAccept: (stream: SocketStream) => void,
 ): TcpListener {
   const listener = Bun.listen<SocketStream | undefined>({
@@ -296,9 +293,10 @@ export function listenTcp(
     data: undefined,
     // Bun.listen honours reusePort at run time although its types list it only for connect.
     ...(addr.reusePort ? { reusePort: true } : {}),
+    ...(addr.tls ? { tls: addr.tls } : {}),
     socket: {
       ...socketHandlers,
-      open(s) {
+      open(s: BunSocket) {
         const stream = new SocketStream(s);
         s.setNoDelay(true);
         stream.holdUntilBind();
@@ -309,7 +307,7 @@ export function listenTcp(
         }
       },
     },
-  } as Parameters<typeof Bun.listen<SocketStream | undefined>>[0]);
+  } as unknown as Bun.TCPSocketListenOptions<SocketStream | undefined>);
   return {
     port: listener.port,
     hostname: listener.hostname,
