@@ -35,7 +35,7 @@ import type {
   Workload,
 } from "../model/mod.ts";
 import { DEFAULT_MESH_CONFIG, emptyModel } from "../model/mod.ts";
-import { labelsMatch } from "../model/mod.ts";
+import { labelsMatch, resolveTargetPort } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { parseDuration } from "./duration.ts";
 import type { Entry } from "./entry.ts";
@@ -306,17 +306,6 @@ function workloadEntry(e: Entry, trustDomain: string, ctx: BindContext): Workloa
 
 /** A Service selector selects a workload whose labels include every pair (Kubernetes semantics). */
 export const selects: (selector: Labels, labels: Labels) => boolean = labelsMatch;
-
-/** The workload port a service port reaches on one workload, or undefined when it has none. */
-export function resolveTargetPort(sp: ServicePort, w: Workload): number | undefined {
-  if (w.kind === "WorkloadEntry") {
-    // Istio: a WorkloadEntry's ports map is keyed by the service port's name and overrides targetPort.
-    const byName = sp.name ? w.ports.find((p) => p.name === sp.name) : undefined;
-    if (byName) return byName.port;
-  }
-  if (typeof sp.targetPort === "number") return sp.targetPort;
-  return w.ports.find((p) => p.name === sp.targetPort)?.port;
-}
 
 function service(e: Entry, workloads: LabelIndex<Workload>, ctx: BindContext): Service {
   const spec = e.value.spec ?? {};

@@ -4,7 +4,7 @@
  * (the destination a tunnel names, a Service port's ready endpoints, its compiled routes).
  */
 import type { ModelIndex, MeshModel, Service, Waypoint, Workload } from "../model/mod.ts";
-import { emptyModel, indexModel } from "../model/mod.ts";
+import { emptyModel, indexModel, readyEndpoints } from "../model/mod.ts";
 import { compileRoutes, type CompiledRoutes } from "../route/mod.ts";
 
 /** Where a tunnel is going, as its CONNECT authority names it. */
@@ -27,17 +27,6 @@ export interface Endpoint {
 }
 
 export type DestinationAnswer = { ok: true; destination: TunnelDestination } | { ok: false; status: 400 | 503; reason: string };
-
-/** The workload port a Service port maps to on one endpoint, or undefined when it has none. */
-export function endpointPort(svc: Service, servicePort: number, w: Workload): number | undefined {
-  const ep = svc.endpoints.find((e) => e.workloadUid === w.uid);
-  const mapped = ep?.ports[servicePort];
-  if (mapped !== undefined) return mapped;
-  const sp = svc.ports.find((p) => p.port === servicePort);
-  if (!sp) return undefined;
-  if (typeof sp.targetPort === "number") return sp.targetPort;
-  return w.ports.find((p) => p.name === sp.targetPort)?.port;
-}
 
 function splitAuthority(authority: string): { ip: string; port: number } | undefined {
   const m = authority.match(/^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/) ?? authority.match(/^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/);
@@ -106,13 +95,7 @@ export class WaypointState {
     const key = `${svc.namespace}/${svc.name}:${port}`;
     let list = this.#endpoints.get(key);
     if (list) return list;
-    list = [];
-    for (const e of svc.endpoints) {
-      const w = this.#index.workloadByUid(e.workloadUid);
-      if (!w || !w.ready || !w.addresses.length) continue;
-      const p = endpointPort(svc, port, w);
-      if (p !== undefined) list.push({ workload: w, ip: w.addresses[0]!, port: p });
-    }
+    list = readyEndpoints(this.#index, svc, port);
     this.#endpoints.set(key, list);
     return list;
   }

@@ -12,7 +12,8 @@
  * The waypoint choice follows policy placement (Service's waypoint, else the workload's), so traffic
  * goes exactly where the destination ztunnel expects it from (it refuses a bypass).
  */
-import type { ModelIndex } from "../model/mod.ts";
+import type { ModelIndex, ReadyEndpoint } from "../model/mod.ts";
+import { readyEndpoints } from "../model/mod.ts";
 import type { Service, Waypoint, Workload } from "../model/mod.ts";
 
 /** Ports that must never be a tunnel's target: a tunnel to one would loop back into a ztunnel. */
@@ -65,17 +66,6 @@ export class RoundRobin {
     this.#next.set(key, i + 1);
     return items[i];
   }
-}
-
-/** The workload port a Service port maps to on one endpoint, or undefined if it has none. */
-export function endpointPort(svc: Service, servicePort: number, w: Workload): number | undefined {
-  const ep = svc.endpoints.find((e) => e.workloadUid === w.uid);
-  const mapped = ep?.ports[servicePort];
-  if (mapped !== undefined) return mapped;
-  const sp = svc.ports.find((p) => p.port === servicePort);
-  if (!sp) return undefined;
-  if (typeof sp.targetPort === "number") return sp.targetPort;
-  return w.ports.find((p) => p.name === sp.targetPort)?.port;
 }
 
 function hostPort(ip: string, port: number): string {
@@ -133,29 +123,21 @@ function toWorkload(
   };
 }
 
-type Ready = { w: Workload; port: number }[];
-
 /**
  * Ready endpoints of a Service port, computed once per configuration version: keyed by the index (one per
  * version) as well as the Service, since an unchanged Service may be carried over to a version in which
  * its workloads changed.
  */
-const endpointCache = new WeakMap<ModelIndex, WeakMap<Service, Map<number, Ready>>>();
+const endpointCache = new WeakMap<ModelIndex, WeakMap<Service, Map<number, ReadyEndpoint[]>>>();
 
-function readyEndpoints(index: ModelIndex, svc: Service, servicePort: number): Ready {
+function cachedReadyEndpoints(index: ModelIndex, svc: Service, servicePort: number): ReadyEndpoint[] {
   let bySvc = endpointCache.get(index);
   if (!bySvc) endpointCache.set(index, (bySvc = new WeakMap()));
   let byPort = bySvc.get(svc);
   if (!byPort) bySvc.set(svc, (byPort = new Map()));
   let list = byPort.get(servicePort);
   if (list) return list;
-  list = [];
-  for (const e of svc.endpoints) {
-    const w = index.workloadByUid(e.workloadUid);
-    if (!w || !w.ready || !w.addresses.length) continue;
-    const port = endpointPort(svc, servicePort, w);
-    if (port !== undefined) list.push({ w, port });
-  }
+  list = readyEndpoints(index, svc, servicePort);
   byPort.set(servicePort, list);
   return list;
 }
@@ -175,10 +157,10 @@ export function planOutbound(
     const sp = svc.ports.find((p) => p.port === dst.port && p.protocol === "TCP");
     if (!sp) return { kind: "deny", reason: `service ${svc.hostname} has no TCP port ${dst.port}`, service: svc };
     if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, hostPort(dst.address, dst.port), { service: svc });
-    const ready = readyEndpoints(index, svc, dst.port);
+    const ready = cachedReadyEndpoints(index, svc, dst.port);
     const pick = rr.pick(`${svc.namespace}/${svc.name}:${dst.port}`, ready);
     if (!pick) return { kind: "deny", reason: `service ${svc.hostname} has no ready endpoint for port ${dst.port}`, service: svc };
-    return toWorkload(index, node, pick.w, pick.w.addresses[0]!, pick.port, svc);
+    return toWorkload(index, node, pick.workload, pick.ip, pick.port, svc);
   }
   const w = index.workloadByAddress(dst.address);
   if (w) return toWorkload(index, node, w, dst.address, dst.port, undefined);
