@@ -4,9 +4,8 @@
  * terminates HBONE and dials the :authority over TCP. Both splice with SocketSplice.
  */
 import type { Socket, TCPSocketListener } from "bun";
-import { logger } from "../core/mod.ts";
+import { logger, parseHostPort } from "../core/mod.ts";
 import type { H2Settings } from "./connection.ts";
-import { parseAuthority } from "./headers.ts";
 import { HbonePool } from "./pool.ts";
 import { HboneServer } from "./server.ts";
 import { SocketSplice, spliceHandlers } from "./splice.ts";
@@ -43,7 +42,7 @@ export function startServerHalf(opts: {
     tls: opts.tls,
     settings: opts.settings,
     onStream(stream) {
-      const target = parseAuthority(stream.authority);
+      const target = parseHostPort(stream.authority);
       if (!target) return stream.respond(400);
       const splice = new SocketSplice();
       splice.stream = stream;

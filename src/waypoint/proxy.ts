@@ -5,7 +5,7 @@
  * one bundle (WaypointInputs), so tests run it with a static view, test certificates and loopback
  * sockets.
  */
-import { logger } from "../core/mod.ts";
+import { forwardedFor, hostOf, logger } from "../core/mod.ts";
 import type { KeyResolver, VerifiedTokens } from "../policy/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { RequestBody } from "./body.ts";
@@ -114,20 +114,6 @@ function declaredProtocol(tunnel: Tunnel): "opaque" | "http" | undefined {
   return undefined;
 }
 
-function ipOf(addr: string): string {
-  const m = addr.match(/^\[([^\]]+)\]:\d+$/) ?? addr.match(/^([^:]+):\d+$/);
-  return m ? m[1]! : addr;
-}
-
-/** The address inside `for=` of a Forwarded header. */
-function forwardedFor(header: string | undefined): string | undefined {
-  const m = header?.match(/(?:^|[;,\s])for=("?)([^";,]+)\1/i);
-  if (!m) return undefined;
-  const v = m[2]!.trim();
-  const bracket = v.match(/^\[([^\]]+)\](?::\d+)?$/);
-  return bracket ? bracket[1] : v.replace(/:\d+$/, "");
-}
-
 export class WaypointProxy {
   readonly inputs: WaypointInputs;
   readonly limits: WaypointLimits;
@@ -165,7 +151,7 @@ export class WaypointProxy {
       return;
     }
     log.debug("tunnel accepted", { authority: t.authority, peer: t.peerIdentity, trace_id: traceId });
-    const peerIp = ipOf(t.peerAddress);
+    const peerIp = hostOf(t.peerAddress);
     const claimed = forwardedFor(t.headers.forwarded);
     // The client's own address: believed when it belongs to a workload with the identity the peer proved.
     const claimedWorkload = claimed ? state.index.workloadByAddress(claimed) : undefined;

@@ -3,6 +3,7 @@
  * version), the Gateway it is, and the per-version answers the request path asks for again and again
  * (the destination a tunnel names, a Service port's ready endpoints, its compiled routes).
  */
+import { parseIpPort } from "../core/mod.ts";
 import type { ModelIndex, MeshModel, Service, Waypoint, Workload } from "../model/mod.ts";
 import { emptyModel, indexModel, readyEndpoints } from "../model/mod.ts";
 import { compileRoutes, type CompiledRoutes } from "../route/mod.ts";
@@ -27,13 +28,6 @@ export interface Endpoint {
 }
 
 export type DestinationAnswer = { ok: true; destination: TunnelDestination } | { ok: false; status: 400 | 503; reason: string };
-
-function splitAuthority(authority: string): { ip: string; port: number } | undefined {
-  const m = authority.match(/^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/) ?? authority.match(/^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  return port >= 1 && port <= 65535 ? { ip: m[1]!.toLowerCase(), port } : undefined;
-}
 
 export class WaypointState {
   /** "namespace/name" of this waypoint's Gateway. */
@@ -73,7 +67,7 @@ export class WaypointState {
    * to this waypoint, or the address of a workload bound to it. Anything else is not ours to serve.
    */
   destination(authority: string): DestinationAnswer {
-    const a = splitAuthority(authority);
+    const a = parseIpPort(authority);
     if (!a) return { ok: false, status: 400, reason: `CONNECT authority "${authority}" is not ip:port` };
     const svc = this.#index.serviceByVip(a.ip);
     if (svc) {

@@ -16,6 +16,7 @@
  *    workload served by a waypoint admits only that waypoint (a bypass answers 401); otherwise the L4
  *    policies decide, failing closed on L7 rules (401).
  */
+import { forwardedFor, parseIpPort } from "../core/mod.ts";
 import type { ModelIndex } from "../model/mod.ts";
 import type { Waypoint, Workload } from "../model/mod.ts";
 import { authorizeAtZtunnel, type EnforcedDecision, isWaypointAddress } from "../policy/mod.ts";
@@ -43,26 +44,6 @@ export interface InboundRefused {
 }
 
 export type InboundDecision = InboundAdmitted | InboundRefused;
-
-/** "ip:port" or "[v6]:port" -> parts; undefined when it is not an address (hostnames are not served here). */
-export function parseAuthority(authority: string): { ip: string; port: number } | undefined {
-  const m = authority.match(/^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/) ?? authority.match(/^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { ip: m[1]!.toLowerCase(), port };
-}
-
-/** The address inside `for=` of a Forwarded header (`for="10.0.0.1:1234"`, `for=10.0.0.1`, `for="[::1]:80"`). */
-export function forwardedFor(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const m = header.match(/(?:^|[;,\s])for=("?)([^";,]+)\1/i);
-  if (!m) return undefined;
-  const v = m[2]!.trim();
-  const bracket = v.match(/^\[([^\]]+)\](?::\d+)?$/);
-  if (bracket) return bracket[1];
-  return v.replace(/:\d+$/, "");
-}
 
 /**
  * The waypoint whose identity the peer presents (undefined: none), and whether it connects from one of
@@ -119,7 +100,7 @@ export interface HboneInboundRequest {
 
 /** Decision for an HBONE CONNECT (arrived on 15008, or served in-process for a same-node client). */
 export function decideHboneInbound(index: ModelIndex, node: string, req: HboneInboundRequest): InboundDecision {
-  const target = parseAuthority(req.authority);
+  const target = parseIpPort(req.authority);
   if (!target) return { ok: false, status: 400, reason: `CONNECT target "${req.authority}" is not an ip:port address` };
   const { ip, port } = target;
   if (req.connectionIp !== undefined && req.connectionIp !== ip) {

@@ -12,6 +12,7 @@
  * The waypoint choice follows policy placement (Service's waypoint, else the workload's), so traffic
  * goes exactly where the destination ztunnel expects it from (it refuses a bypass).
  */
+import { formatHostPort } from "../core/mod.ts";
 import type { ModelIndex, ReadyEndpoint } from "../model/mod.ts";
 import { readyEndpoints } from "../model/mod.ts";
 import type { Service, Waypoint, Workload } from "../model/mod.ts";
@@ -68,10 +69,6 @@ export class RoundRobin {
   }
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 function toWaypoint(
   index: ModelIndex,
   gateway: string,
@@ -103,7 +100,7 @@ function toWorkload(
   service: Service | undefined,
 ): OutboundPlan {
   // The Service's own waypoint was handled by the caller; here only the workload's can apply.
-  if (w.waypoint) return toWaypoint(index, w.waypoint.gateway, hostPort(ip, port), { workload: w, service, targetPort: port });
+  if (w.waypoint) return toWaypoint(index, w.waypoint.gateway, formatHostPort(ip, port), { workload: w, service, targetPort: port });
   if (!w.ambient) {
     return { kind: "passthrough", address: ip, port, workload: w, service, reason: "destination workload is not in the mesh" };
   }
@@ -114,7 +111,7 @@ function toWorkload(
     kind: "hbone",
     hboneAddress: ip,
     hbonePort: HBONE_PORT,
-    authority: hostPort(ip, port),
+    authority: formatHostPort(ip, port),
     expectedIdentities: [w.identity],
     workload: w,
     service,
@@ -156,7 +153,7 @@ export function planOutbound(
   if (svc) {
     const sp = svc.ports.find((p) => p.port === dst.port && p.protocol === "TCP");
     if (!sp) return { kind: "deny", reason: `service ${svc.hostname} has no TCP port ${dst.port}`, service: svc };
-    if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, hostPort(dst.address, dst.port), { service: svc });
+    if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, formatHostPort(dst.address, dst.port), { service: svc });
     const ready = cachedReadyEndpoints(index, svc, dst.port);
     const pick = rr.pick(`${svc.namespace}/${svc.name}:${dst.port}`, ready);
     if (!pick) return { kind: "deny", reason: `service ${svc.hostname} has no ready endpoint for port ${dst.port}`, service: svc };
@@ -165,7 +162,7 @@ export function planOutbound(
   const w = index.workloadByAddress(dst.address);
   if (w) return toWorkload(index, node, w, dst.address, dst.port, undefined);
   if (index.model.meshConfig.outboundPolicy === "deny") {
-    return { kind: "deny", reason: `${hostPort(dst.address, dst.port)} is outside the mesh and MeshConfig outboundPolicy is deny` };
+    return { kind: "deny", reason: `${formatHostPort(dst.address, dst.port)} is outside the mesh and MeshConfig outboundPolicy is deny` };
   }
   return { kind: "passthrough", address: dst.address, port: dst.port, reason: "destination is outside the mesh" };
 }
