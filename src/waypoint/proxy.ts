@@ -5,8 +5,8 @@
  * one bundle (WaypointInputs), so tests run it with a static view, test certificates and loopback
  * sockets.
  */
-import { forwardedFor, hostOf, logger } from "../core/mod.ts";
-import type { KeyResolver, VerifiedTokens } from "../policy/mod.ts";
+import { hostOf, logger } from "../core/mod.ts";
+import { type KeyResolver, trustedSource, type VerifiedTokens } from "../policy/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { RequestBody } from "./body.ts";
 import type { UpstreamConnector } from "./connect.ts";
@@ -152,16 +152,13 @@ export class WaypointProxy {
     }
     log.debug("tunnel accepted", { authority: t.authority, peer: t.peerIdentity, trace_id: traceId });
     const peerIp = hostOf(t.peerAddress);
-    const claimed = forwardedFor(t.headers.forwarded);
-    // The client's own address: believed when it belongs to a workload with the identity the peer proved.
-    const claimedWorkload = claimed ? state.index.workloadByAddress(claimed) : undefined;
-    const sourceIp = claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimed! : peerIp;
+    const source = trustedSource(state.index, t.peerIdentity, peerIp, t.headers.forwarded);
     const tunnel: Tunnel = {
       id: this.#nextId++,
       peerIdentity: t.peerIdentity,
       peerIp,
-      sourceIp,
-      sourceWorkload: claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimedWorkload : undefined,
+      sourceIp: source.ip,
+      sourceWorkload: source.workload,
       destination: answer.destination,
       baggage: t.headers.baggage,
       traceId,

@@ -16,10 +16,10 @@
  *    workload served by a waypoint admits only that waypoint (a bypass answers 401); otherwise the L4
  *    policies decide, failing closed on L7 rules (401).
  */
-import { forwardedFor, parseIpPort } from "../core/mod.ts";
+import { parseIpPort } from "../core/mod.ts";
 import type { ModelIndex } from "../model/mod.ts";
 import type { Waypoint, Workload } from "../model/mod.ts";
-import { authorizeAtZtunnel, type EnforcedDecision, isWaypointAddress } from "../policy/mod.ts";
+import { authorizeAtZtunnel, type EnforcedDecision, peerWaypoint, trustedSource } from "../policy/mod.ts";
 import { ILLEGAL_TARGET_PORTS } from "./outbound_plan.ts";
 
 export interface InboundAdmitted {
@@ -44,32 +44,6 @@ export interface InboundRefused {
 }
 
 export type InboundDecision = InboundAdmitted | InboundRefused;
-
-/**
- * The waypoint whose identity the peer presents (undefined: none), and whether it connects from one of
- * that waypoint's addresses: only then is it the waypoint.
- */
-export function peerWaypoint(index: ModelIndex, peerIdentity: string | undefined, peerIp: string): { waypoint: Waypoint; atItsAddress: boolean } | undefined {
-  if (!peerIdentity) return undefined;
-  const waypoint = index.model.waypoints.find((w) => w.identity === peerIdentity);
-  return waypoint && { waypoint, atItsAddress: isWaypointAddress(waypoint, peerIp) };
-}
-
-/**
- * The client's own address, for policies (ipBlocks) and telemetry. HBONE arrives from the client's
- * ztunnel (or waypoint), so the socket's peer address is that node's. The `forwarded` header names the
- * client, and is believed only when it cannot be a lie: the peer is a waypoint of the mesh (its identity,
- * from one of its addresses), or the named address belongs to a workload whose identity is the peer's
- * authenticated identity (a ztunnel holds certificates only for workloads of its own node).
- */
-export function trustedSourceIp(index: ModelIndex, peerIdentity: string | undefined, peerIp: string, forwarded: string | undefined): string {
-  const claimed = forwardedFor(forwarded);
-  if (!claimed || !peerIdentity || claimed === peerIp) return peerIp;
-  const wp = peerWaypoint(index, peerIdentity, peerIp);
-  if (wp) return wp.atItsAddress ? claimed : peerIp;
-  const w = index.workloadByAddress(claimed);
-  return w && w.identity === peerIdentity ? claimed : peerIp;
-}
 
 function localTarget(index: ModelIndex, node: string, ip: string, port: number): InboundRefused | { workload: Workload } {
   const workload = index.workloadByAddress(ip);
@@ -128,7 +102,7 @@ export function decideHboneInbound(index: ModelIndex, node: string, req: HboneIn
       sourceIp: req.peerIp,
     };
   }
-  const sourceIp = trustedSourceIp(index, req.peerIdentity, req.peerIp, req.forwarded);
+  const sourceIp = trustedSource(index, req.peerIdentity, req.peerIp, req.forwarded).ip;
   const decision = authorizeAtZtunnel(index, local.workload, {
     source: { ip: sourceIp, principal: req.peerIdentity, peerIp: req.peerIp },
     destination: { ip, port },
