@@ -51,7 +51,7 @@ export { toDuplex } from "./duplex.ts";
 export { HboneError } from "./errors.ts";
 export { H2Code, HBONE } from "./constants.ts";
 export type { H2Settings } from "./connection.ts";
-export { identityOfCert, isSpiffeId, spiffeIdsFromSan } from "./tls.ts";
+export { identityOfCert, spiffeIdsFromSan } from "./tls.ts";
 export type { TlsMaterial } from "./tls.ts";
 export { SocketSplice, spliceHandlers } from "./splice.ts";
 export { ALPN_H2, TLS13_ONLY } from "./tls.ts";
