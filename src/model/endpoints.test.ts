@@ -6,25 +6,11 @@
 import { describe, expect, test } from "bun:test";
 import { endpointPort, readyEndpoints, resolveTargetPort } from "./endpoints.ts";
 import { indexModel } from "./index.ts";
+import { pod } from "./_test_model.ts";
 import { emptyModel, type Service, type ServicePort, type Workload } from "./types.ts";
 
-function workload(name: string, over: Partial<Workload> = {}): Workload {
-  return {
-    uid: `Pod/shop/${name}`,
-    kind: "Pod",
-    name,
-    namespace: "shop",
-    serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/shop/sa/${name}`,
-    node: "node-a",
-    addresses: [`10.244.0.${name.length}`],
-    labels: {},
-    ambient: true,
-    ports: [],
-    ready: true,
-    ...over,
-  };
-}
+/** A pod of namespace shop whose address differs per name length (enough for these tests). */
+const workload = (name: string, over: Partial<Workload> = {}): Workload => pod(name, "shop", `10.244.0.${name.length}`, "node-a", over);
 
 const port = (p: Partial<ServicePort> & { port: number }): ServicePort => ({ targetPort: p.port, protocol: "TCP", ...p });
 

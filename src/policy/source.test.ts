@@ -4,26 +4,12 @@
  */
 import { describe, expect, test } from "bun:test";
 import { emptyModel, indexModel, type Waypoint, type Workload } from "../model/mod.ts";
+import { pod } from "../model/_test_model.ts";
 import { peerWaypoint, trustedSource } from "./source.ts";
 
 const id = (sa: string) => `spiffe://cluster.local/ns/shop/sa/${sa}`;
 
-function workload(name: string, ip: string, sa = name): Workload {
-  return {
-    uid: `Pod/shop/${name}`,
-    kind: "Pod",
-    name,
-    namespace: "shop",
-    serviceAccount: sa,
-    identity: id(sa),
-    node: "node-a",
-    addresses: [ip],
-    labels: {},
-    ambient: true,
-    ports: [],
-    ready: true,
-  };
-}
+const workload = (name: string, ip: string, sa = name): Workload => pod(name, "shop", ip, "node-a", { serviceAccount: sa });
 
 const web = workload("web", "10.244.1.10");
 const web2 = workload("web-2", "10.244.1.11", "web");
