@@ -18,7 +18,7 @@
  */
 import { parseIpPort } from "../core/mod.ts";
 import type { ModelIndex } from "../model/mod.ts";
-import type { Waypoint, Workload } from "../model/mod.ts";
+import type { Workload } from "../model/mod.ts";
 import { authorizeAtZtunnel, type EnforcedDecision, peerWaypoint, trustedSource } from "../policy/mod.ts";
 import { ILLEGAL_TARGET_PORTS } from "./outbound_plan.ts";
 
