@@ -4,9 +4,8 @@
  * by the address's port in this network namespace (see ./auth.ts).
  */
 import { readFileSync } from "node:fs";
-import { ErrorCode, MeshError } from "../core/mod.ts";
+import { ErrorCode, MeshError, splitAddr } from "../core/mod.ts";
 import { adminSecretDirs, findAdminSecret, netnsId } from "./auth.ts";
-import { splitAddr } from "./servers.ts";
 
 export interface AdminCallOptions {
   method?: "GET" | "POST";

@@ -5,7 +5,7 @@
  */
 import { rmSync } from "node:fs";
 import { Hono } from "hono";
-import { getLevels, logger, setLevel, type Level } from "../core/mod.ts";
+import { getLevels, logger, setLevel, splitAddr, type Level } from "../core/mod.ts";
 import type { Registry } from "../telemetry/mod.ts";
 import { AdminGuard, type AdminAuthOptions, ensureAdminSecret, restoreSecret } from "./auth.ts";
 
@@ -55,12 +55,6 @@ export interface AdminServerOptions {
    * without credentials. In-process callers (`admin.request()`) are never asked.
    */
   auth?: AdminAuthOptions | false;
-}
-
-export function splitAddr(addr: string, defaultPort: number): { hostname: string; port: number } {
-  const m = addr.match(/^\[?([^\]]*?)\]?(?::(\d+))?$/);
-  const hostname = m?.[1] || "0.0.0.0";
-  return { hostname, port: m?.[2] !== undefined ? Number(m[2]) : defaultPort };
 }
 
 /**

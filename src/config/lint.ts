@@ -16,10 +16,9 @@ import {
   LABEL_USE_WAYPOINT,
   LABEL_USE_WAYPOINT_NAMESPACE,
   type Normalized,
-  resolveTargetPort,
   WAYPOINT_CLASS,
 } from "./normalize.ts";
-import { scopeSelectsWorkload } from "../model/mod.ts";
+import { resolveTargetPort, scopeSelectsWorkload } from "../model/mod.ts";
 import { isIpAddress, isIpBlock, isPortValue } from "./schema/mod.ts";
 import { LabelIndex, selectorEvaluations } from "./label_index.ts";
 

@@ -20,5 +20,4 @@ export { hasL7, l7Attributes } from "./l7.ts";
 export type { L7Attribute } from "./l7.ts";
 export { MESH_API_VERSION } from "./kinds.ts";
 export { RULES } from "./rules.ts";
-export { resolveTargetPort } from "./normalize.ts";
 export { isIpBlock } from "./schema/mod.ts";

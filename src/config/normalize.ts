@@ -34,7 +34,7 @@ import type {
   WaypointBinding,
   Workload,
 } from "../model/mod.ts";
-import { DEFAULT_MESH_CONFIG, emptyModel, labelsMatch } from "../model/mod.ts";
+import { DEFAULT_MESH_CONFIG, emptyModel, labelsMatch, resolveTargetPort } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import { parseDuration } from "./duration.ts";
 import type { Entry, KindValues, SpecOf } from "./entry.ts";
@@ -300,17 +300,6 @@ function workloadEntry(e: Entry<"WorkloadEntry">, trustDomain: string, ctx: Bind
 
 /** A Service selector selects a workload whose labels include every pair (Kubernetes semantics). */
 export const selects: (selector: Labels, labels: Labels) => boolean = labelsMatch;
-
-/** The workload port a service port reaches on one workload, or undefined when it has none. */
-export function resolveTargetPort(sp: ServicePort, w: Workload): number | undefined {
-  if (w.kind === "WorkloadEntry") {
-    // Istio: a WorkloadEntry's ports map is keyed by the service port's name and overrides targetPort.
-    const byName = sp.name ? w.ports.find((p) => p.name === sp.name) : undefined;
-    if (byName) return byName.port;
-  }
-  if (typeof sp.targetPort === "number") return sp.targetPort;
-  return w.ports.find((p) => p.name === sp.targetPort)?.port;
-}
 
 function service(e: Entry<"Service">, workloads: LabelIndex<Workload>, ctx: BindContext): Service {
   const spec: SpecOf<"Service"> = e.value.spec ?? {};

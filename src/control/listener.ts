@@ -9,11 +9,10 @@ import http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import type { Hono } from "hono";
 import { ErrorCode } from "../core/mod.ts";
-import { logger } from "../core/mod.ts";
+import { logger, splitAddr } from "../core/mod.ts";
 import { callerFromIdentity } from "../identity/mod.ts";
 import { ClientMessageSchema, FrameReader, parseWith, PATHS, type XdsServer } from "../xds/mod.ts";
 import { type ApiEnv, type PeerInfo, proxyIdOf } from "./api.ts";
-import { splitAddr } from "../admin/mod.ts";
 
 const log = logger("control");
 const MAX_BODY = 1024 * 1024;

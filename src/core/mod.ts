@@ -2,3 +2,4 @@ export * from "./errors.ts";
 export * from "./log.ts";
 export * from "./distance.ts";
 export * from "./files.ts";
+export * from "./address.ts";

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../config/mod.ts";
-import type { MeshModel } from "../model/mod.ts";
+import { indexModel, type MeshModel, readyEndpoints } from "../model/mod.ts";
 import { type ExplainQuery, explainRequest, formatExplanation, parseHeaders, parseSource, parseTarget } from "./mod.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
@@ -217,6 +217,58 @@ spec:
     const open = routed.authorizationPolicies.map((p) => ({ ...p, rules: [{}] }));
     const e = await explainRequest({ ...routed, authorizationPolicies: open }, viewerToApi({ path: "/other" }));
     expect(e).toMatchObject({ decision: "allow", status: 404, route: { via: "none" }, enforcedBy: "waypoint" });
+  });
+});
+
+describe("the endpoint explain names is the one the proxies send to", () => {
+  // Two pods behind a Service whose port 8080 targets the container port NAMED "web". The first pod declares
+  // no such port: Kubernetes gives it no endpoint for 8080, and both proxies (model readyEndpoints) skip it.
+  // explain used to fall back to the Service port on it and name the first pod at port 8080.
+  const named = `
+apiVersion: v1
+kind: Pod
+metadata: { name: shop-old, namespace: ambient-ns, labels: { app: shop } }
+spec:
+  nodeName: node-b
+  containers: [{ name: app, ports: [{ name: admin, containerPort: 9000 }] }]
+status: { podIP: 10.244.2.30 }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: shop-new, namespace: ambient-ns, labels: { app: shop } }
+spec:
+  nodeName: node-b
+  containers: [{ name: app, ports: [{ name: web, containerPort: 8081 }, { name: admin, containerPort: 9000 }] }]
+status: { podIP: 10.244.2.31 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: shop, namespace: ambient-ns, labels: { istio.io/use-waypoint: none } }
+spec:
+  clusterIP: 10.96.0.31
+  selector: { app: shop }
+  ports: [{ name: web, port: 8080, targetPort: web }, { name: admin, port: 9000, targetPort: admin }]
+`;
+  const model = load(MESH_YAML, named);
+  const query = (to: string): ExplainQuery => ({ from: parseSource("ambient-ns/product-viewer-sa"), to: parseTarget(to), method: "GET", path: "/" });
+
+  test("a named targetPort: the first pod declaring the name, at that container port", async () => {
+    const svc = indexModel(model).serviceByName("ambient-ns", "shop")!;
+    const proxies = readyEndpoints(indexModel(model), svc, 8080)[0]!;
+    expect([proxies.workload.name, proxies.ip, proxies.port]).toEqual(["shop-new", "10.244.2.31", 8081]);
+    for (const to of ["shop.ambient-ns:8080", "10.96.0.31:8080"]) {
+      const e = await explainRequest(model, query(to));
+      expect(e.backend).toMatchObject({ service: "ambient-ns/shop", port: 8080, workload: "Pod ambient-ns/shop-new", address: "10.244.2.31", targetPort: 8081 });
+    }
+  });
+  test("the other port still reaches the first pod", async () => {
+    const e = await explainRequest(model, query("shop.ambient-ns:9000"));
+    expect(e.backend).toMatchObject({ workload: "Pod ambient-ns/shop-old", address: "10.244.2.30", targetPort: 9000 });
+  });
+  test("a model built without resolved endpoint ports (as a library caller may): the name is resolved, not the Service port used", async () => {
+    const bare = { ...model, services: model.services.map((s) => (s.name === "shop" ? { ...s, endpoints: s.endpoints.map((e) => ({ ...e, ports: {} })) } : s)) };
+    const e = await explainRequest(bare, query("shop.ambient-ns:8080"));
+    expect(e.backend).toMatchObject({ workload: "Pod ambient-ns/shop-new", targetPort: 8081 });
   });
 });
 

@@ -12,7 +12,7 @@
  * A client outside the mesh reaches the destination ztunnel directly, as plaintext.
  */
 import type { MeshModel, ModelIndex, Service, Waypoint, Workload } from "../model/mod.ts";
-import { authorizationPoliciesFor, indexModel, requestAuthenticationsFor } from "../model/mod.ts";
+import { authorizationPoliciesFor, indexModel, readyEndpoints, requestAuthenticationsFor } from "../model/mod.ts";
 import {
   admitRequest,
   authorizeAtZtunnel,
@@ -170,16 +170,13 @@ interface ResolvedTarget {
   targetPort?: number;
 }
 
-/** The endpoint of `service` port `port` that explain follows: the first ready one, in configuration order. */
-function endpointOf(index: ModelIndex, service: Service, port: number): { workload?: Workload; targetPort?: number } {
-  for (const e of service.endpoints) {
-    const w = index.workloadByUid(e.workloadUid);
-    if (!w || !w.ready) continue;
-    const sp = service.ports.find((p) => p.port === port);
-    const targetPort = e.ports[port] ?? (typeof sp?.targetPort === "number" ? sp.targetPort : port);
-    return { workload: w, targetPort };
-  }
-  return {};
+/**
+ * The endpoint of `service` port `port` that explain follows: the first one the proxies would use (the
+ * same list they round-robin over), so its workload and port are theirs.
+ */
+function endpointOf(index: ModelIndex, service: Service, port: number): { workload?: Workload; targetPort?: number; address?: string } {
+  const e = readyEndpoints(index, service, port)[0];
+  return e ? { workload: e.workload, targetPort: e.port, address: e.ip } : {};
 }
 
 function resolveTarget(index: ModelIndex, q: ExplainQuery): ResolvedTarget {
@@ -194,14 +191,12 @@ function resolveTarget(index: ModelIndex, q: ExplainQuery): ResolvedTarget {
         `Service ${svcName(s)} has no port ${q.to.port} (ports: ${s.ports.map((p) => p.port).join(", ")}): check --to`,
       );
     }
-    const ep = endpointOf(index, s, q.to.port);
-    return { service: s, port: q.to.port, ...ep, address: ep.workload?.addresses[0] };
+    return { service: s, port: q.to.port, ...endpointOf(index, s, q.to.port) };
   }
   const { address, port } = q.to;
   const s = index.serviceByVip(address);
   if (s) {
-    const ep = endpointOf(index, s, port);
-    return { service: s, port, ...ep, address: ep.workload?.addresses[0] };
+    return { service: s, port, ...endpointOf(index, s, port) };
   }
   const w = index.workloadByAddress(address);
   if (w) return { workload: w, port, targetPort: port, address };
@@ -410,17 +405,12 @@ async function throughWaypoint(index: ModelIndex, out: Explanation, c: WaypointC
   }
   const backendSvc = index.serviceByName(rd.backend.namespace, rd.backend.name)!;
   const ep = endpointOf(index, backendSvc, rd.backend.port);
-  const target: ResolvedTarget = {
-    service: backendSvc,
-    port: rd.backend.port,
-    ...ep,
-    address: ep.workload?.addresses[0],
-  };
+  const target: ResolvedTarget = { service: backendSvc, port: rd.backend.port, ...ep };
   out.backend = {
     service: svcName(backendSvc),
     port: rd.backend.port,
     workload: ep.workload ? wl(ep.workload) : null,
-    address: ep.workload?.addresses[0] ?? null,
+    address: ep.address ?? null,
     targetPort: ep.targetPort ?? null,
     ...(rd.mirrors.length ? { mirrors: rd.mirrors.map((m) => `${m.namespace}/${m.name}:${m.port}`) } : {}),
     ...(rd.timeoutMs !== undefined ? { timeoutMs: rd.timeoutMs } : {}),

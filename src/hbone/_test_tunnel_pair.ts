@@ -3,10 +3,9 @@
  * The client half accepts plain TCP and opens a CONNECT stream per connection; the server half
  * terminates HBONE and dials the :authority over TCP. Both join their two streams with the shared copy.
  */
-import { logger } from "../core/mod.ts";
+import { logger, parseHostPort } from "../core/mod.ts";
 import { type CopyOwner, dialTcp, listenTcp, StreamCopy, type TcpListener } from "../stream/mod.ts";
 import type { H2Settings } from "./connection.ts";
-import { parseAuthority } from "./headers.ts";
 import type { HbonePool } from "./pool.ts";
 import { HboneServer } from "./server.ts";
 import type { TlsMaterial } from "./tls.ts";
@@ -32,7 +31,7 @@ export function startServerHalf(opts: {
     tls: opts.tls,
     settings: opts.settings,
     onStream(stream) {
-      const target = parseAuthority(stream.authority);
+      const target = parseHostPort(stream.authority);
       if (!target) return stream.respond(400);
       dialTcp(target.host, target.port).then((upstream) => {
         if (stream.closed) return upstream.reset();

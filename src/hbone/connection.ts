@@ -8,7 +8,7 @@
  * Error policy (RFC 9113 5.4): a stream error costs one stream (RST_STREAM); only violations that
  * desynchronise the connection (framing, HPACK, connection window) end it with GOAWAY.
  */
-import { ErrorCode, logger } from "../core/mod.ts";
+import { ErrorCode, logger, parseHostPort } from "../core/mod.ts";
 import {
   DEFAULT_WINDOW,
   Flag,
@@ -32,7 +32,7 @@ import {
   writeWindowUpdate,
 } from "./frame.ts";
 import { type FlowState, growSendWindow, receiveBytes, releaseBytes, sendable, spend } from "./flow.ts";
-import { checkRequest, checkResponse, parseAuthority } from "./headers.ts";
+import { checkRequest, checkResponse } from "./headers.ts";
 import { applyPeerSettings, defaultSettings, type H2Settings, initialPeerSettings, ourSettings, type PeerSettings } from "./settings.ts";
 import { HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { OutBuf } from "./outbuf.ts";
@@ -547,7 +547,7 @@ export class H2Connection implements FrameHandler, PeerInfo {
       return;
     }
     // docs/hbone.md §4: not a CONNECT, or an authority that is not host:port -> 400.
-    if (req.method !== "CONNECT" || parseAuthority(req.authority) === undefined) {
+    if (req.method !== "CONNECT" || parseHostPort(req.authority) === undefined) {
       stream.respond(400);
       return;
     }

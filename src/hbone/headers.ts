@@ -144,28 +144,3 @@ export function connectRequestFields(authority: string, headers?: Record<string,
   }
   return out;
 }
-
-/**
- * Splits a CONNECT authority into host and port: `ip:port`, `[v6]:port` or `host:port`. Returns
- * undefined when the port is missing or out of range (the HBONE server answers 400).
- */
-export function parseAuthority(authority: string): { host: string; port: number } | undefined {
-  let host: string;
-  let portStr: string;
-  if (authority.startsWith("[")) {
-    const close = authority.indexOf("]");
-    if (close < 0 || authority[close + 1] !== ":") return undefined;
-    host = authority.slice(1, close);
-    portStr = authority.slice(close + 2);
-  } else {
-    const colon = authority.lastIndexOf(":");
-    if (colon <= 0) return undefined;
-    host = authority.slice(0, colon);
-    if (host.includes(":")) return undefined; // bare IPv6 must be bracketed
-    portStr = authority.slice(colon + 1);
-  }
-  if (!/^[0-9]{1,5}$/.test(portStr)) return undefined;
-  const port = Number(portStr);
-  if (port < 1 || port > 65535 || host.length === 0) return undefined;
-  return { host, port };
-}

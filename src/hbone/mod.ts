@@ -49,7 +49,6 @@ export type { HboneStreamEvents } from "./stream.ts";
 export { HboneError } from "./errors.ts";
 export { H2Code, HBONE } from "./constants.ts";
 export type { H2Settings } from "./connection.ts";
-export { identityOfCert, isSpiffeId, spiffeIdsFromSan } from "./tls.ts";
+export { identityOfCert, spiffeIdsFromSan } from "./tls.ts";
 export type { TlsMaterial } from "./tls.ts";
-export { parseAuthority } from "./headers.ts";
 export { ALPN_H2, TLS13_ONLY } from "./tls.ts";

@@ -3,12 +3,12 @@
  * {source identity, destination identities, destination address} (docs/hbone.md §3). A new
  * connection is opened when the current ones are draining (GOAWAY) or full (stream limit).
  */
-import { ErrorCode } from "../core/mod.ts";
+import { ErrorCode, parseHostPort } from "../core/mod.ts";
 import { H2Code, HBONE } from "./constants.ts";
 import type { H2Connection, H2Settings } from "./connection.ts";
 import { dial } from "./dial.ts";
 import { HboneError } from "./errors.ts";
-import { connectRequestFields, parseAuthority } from "./headers.ts";
+import { connectRequestFields } from "./headers.ts";
 import type { HboneStream } from "./stream.ts";
 import { identityOfCert, type TlsMaterial } from "./tls.ts";
 
@@ -238,7 +238,7 @@ export class HbonePool {
 
 function endpoint(opts: HboneConnectOptions): { host: string; port: number } {
   if (opts.address) {
-    const a = parseAuthority(opts.address);
+    const a = parseHostPort(opts.address);
     if (!a) throw new HboneError(ErrorCode.Usage, `Invalid HBONE address "${opts.address}": use ip:port or [ipv6]:port`);
     return a;
   }

@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import tls from "node:tls";
 import { makeTestCa, spiffeId, type TestCa, type TestTls } from "./_test_certs.ts";
-import { type ConnectionInfo, HboneServer, HbonePool, type HboneStream, isSpiffeId, spiffeIdsFromSan } from "./mod.ts";
+import { isWorkloadIdentity } from "../model/mod.ts";
+import { type ConnectionInfo, HboneServer, HbonePool, type HboneStream, spiffeIdsFromSan } from "./mod.ts";
 import { peerSpiffeId } from "./tls.ts";
 
 const A = spiffeId("tls", "a");
@@ -233,6 +234,10 @@ describe("SPIFFE IDs from SANs", () => {
     ["URI:https://td/ns/a/sa/b", []],
     ["", []],
     ['URI:"spiffe://td/ns/a/sa/b, URI:spiffe://td/ns/c/sa/d"', []], // one quoted value, not two IDs
+    // The SPIFFE rules (model's parser), not only the shape: no upper case or port in a trust domain.
+    ["URI:spiffe://Cluster.Local/ns/a/sa/b", []],
+    ["URI:spiffe://td:8443/ns/a/sa/b", []],
+    ['DNS:"x, URI:spiffe://td/ns/a/sa/b, y"', []], // a DNS name, quoted because of its commas
   ];
   for (const [san, ids] of cases) {
     test(JSON.stringify(san), () => expect(spiffeIdsFromSan(san)).toEqual(ids));
@@ -243,6 +248,9 @@ describe("SPIFFE IDs from SANs", () => {
     ["URI:spiffe://td/ns/a/sa/b, URI:spiffe://td/ns/c/sa/d", "2 SPIFFE IDs"],
     ["URI:spiffe://td/ns/a/sa/b, URI:SPIFFE://td/anything", "2 SPIFFE IDs"], // a malformed second one still counts
     ["URI:spiffe://td/ns/a", "not a workload identity"],
+    ["URI:spiffe://Cluster.Local/ns/a/sa/b", "is invalid: trust domain characters are limited"],
+    ["URI:spiffe://td/ns/a/sa/b%41", "is invalid: path segment characters are limited"],
+    ['DNS:"x, URI:spiffe://td/ns/a/sa/b, y"', "no SPIFFE ID"],
     ["DNS:x", "no SPIFFE ID"],
     [undefined, "no SPIFFE ID"],
   ];
@@ -253,9 +261,9 @@ describe("SPIFFE IDs from SANs", () => {
       else expect("error" in p && p.error).toContain(want);
     });
   }
-  test("isSpiffeId", () => {
-    expect(isSpiffeId("spiffe://cluster.local/ns/x/sa/y")).toBe(true);
-    expect(isSpiffeId("spiffe://cluster.local/ns/x/sa/")).toBe(false);
+  test("isWorkloadIdentity", () => {
+    expect(isWorkloadIdentity("spiffe://cluster.local/ns/x/sa/y")).toBe(true);
+    expect(isWorkloadIdentity("spiffe://cluster.local/ns/x/sa/")).toBe(false);
   });
 });
 

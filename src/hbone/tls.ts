@@ -3,6 +3,7 @@
  * the identity checks on the peer certificate (SPIFFE IDs from URI SANs, docs/hbone.md §5).
  */
 import { X509Certificate } from "node:crypto";
+import { isWorkloadIdentity, type SpiffeId, trySpiffeId, uriSans } from "../model/mod.ts";
 
 /** PEM certificate chain, key and trusted roots of one workload identity. */
 export interface TlsMaterial {
@@ -54,72 +55,46 @@ export function clientTlsOptions(m: TlsMaterial): Record<string, unknown> {
   };
 }
 
-const SPIFFE_RE = /^spiffe:\/\/[^/]+\/ns\/[^/]+\/sa\/[^/]+$/;
-
-/** True for `spiffe://<td>/ns/<ns>/sa/<sa>` (exactly that shape, as Istio parses identities). */
-export function isSpiffeId(s: string): boolean {
-  return SPIFFE_RE.test(s);
-}
-
 /**
- * The entries of a `subjectaltname` string as node/Bun print it ("URI:spiffe://..., DNS:x"). A value
- * with a comma or quote in it is printed JSON-quoted (`URI:"a, b"`): read as one value, never split.
+ * URI SANs with the spiffe scheme, whatever their shape (a malformed one still counts as one, so it
+ * cannot hide a second identity). The scheme is compared case-insensitively for that count only: the
+ * SPIFFE parser itself accepts only "spiffe://".
  */
-function sanEntries(san: string): { type: string; value: string }[] {
-  const out: { type: string; value: string }[] = [];
-  let i = 0;
-  while (i < san.length) {
-    const colon = san.indexOf(":", i);
-    if (colon < 0) break;
-    const type = san.slice(i, colon);
-    let value: string;
-    let end: number;
-    if (san[colon + 1] === '"') {
-      end = colon + 2;
-      while (end < san.length && san[end] !== '"') end += san[end] === "\\" ? 2 : 1;
-      try {
-        value = JSON.parse(san.slice(colon + 1, end + 1)) as string;
-      } catch {
-        value = san.slice(colon + 2, end);
-      }
-      end = san.indexOf(", ", end);
-    } else {
-      end = san.indexOf(", ", colon);
-      value = san.slice(colon + 1, end < 0 ? san.length : end);
-    }
-    out.push({ type, value });
-    if (end < 0) break;
-    i = end + 2;
-  }
-  return out;
-}
-
-/** URI SANs with the spiffe scheme, whatever their shape (a malformed one still counts as one). */
 function spiffeUris(san: string | undefined): string[] {
-  if (!san) return [];
-  return sanEntries(san).filter((e) => e.type === "URI" && e.value.slice(0, 7).toLowerCase() === "spiffe:").map((e) => e.value);
+  return uriSans(san).filter((u) => u.slice(0, 7).toLowerCase() === "spiffe:");
 }
 
 /**
- * SPIFFE IDs in a `subjectaltname` string as node/Bun print it ("URI:spiffe://..., DNS:x").
- * Other SAN types and URIs that are not SPIFFE workload IDs are ignored.
+ * Istio workload identities (`spiffe://<td>/ns/<ns>/sa/<sa>`, valid by the SPIFFE rules) among the URI
+ * SANs of a `subjectaltname` string as node/Bun print it ("URI:spiffe://..., DNS:x"). Other SAN types
+ * and other URIs are ignored.
  */
 export function spiffeIdsFromSan(san: string | undefined): string[] {
-  return spiffeUris(san).filter(isSpiffeId);
+  return spiffeUris(san).filter(isWorkloadIdentity);
 }
 
 /**
- * The identity of a peer certificate: its one SPIFFE URI SAN, or a reason to refuse it. An X.509-SVID
- * carries exactly one (SPIFFE X509-SVID 2; docs/design.md "Identity"): a certificate with several could be
- * read as whichever identity suits the reader (the first by one check, another by the next), so it is
- * refused rather than read.
+ * The identity of a peer certificate: its one SPIFFE URI SAN, parsed by the SPIFFE rules and of Istio's
+ * workload form, or a reason to refuse it. An X.509-SVID carries exactly one (SPIFFE X509-SVID 2; docs/design.md "Identity"): a
+ * certificate with several could be read as whichever identity suits the reader (the first by one
+ * check, another by the next), so it is refused rather than read.
  */
-export function peerSpiffeId(san: string | undefined): { id: string } | { error: string } {
+function peerIdentity(san: string | undefined): { id: SpiffeId } | { error: string } {
   const uris = spiffeUris(san);
   if (uris.length === 0) return { error: "certificate has no SPIFFE ID" };
   if (uris.length > 1) return { error: `certificate has ${uris.length} SPIFFE IDs (${uris.join(", ")}); an X.509-SVID has exactly one` };
-  if (!isSpiffeId(uris[0]!)) return { error: `certificate's SPIFFE ID "${uris[0]}" is not a workload identity (spiffe://<trust domain>/ns/<namespace>/sa/<service account>)` };
-  return { id: uris[0]! };
+  const id = trySpiffeId(uris[0]!);
+  if ("error" in id) return { error: `certificate's SPIFFE ID "${uris[0]}" is invalid: ${id.error}` };
+  if (id.namespace === undefined) {
+    return { error: `certificate's SPIFFE ID "${id.uri}" is not a workload identity (spiffe://<trust domain>/ns/<namespace>/sa/<service account>)` };
+  }
+  return { id };
+}
+
+/** The SPIFFE ID of a peer certificate's `subjectaltname` (see peerIdentity), or a reason to refuse it. */
+export function peerSpiffeId(san: string | undefined): { id: string } | { error: string } {
+  const peer = peerIdentity(san);
+  return "error" in peer ? peer : { id: peer.id.uri };
 }
 
 const idCache = new Map<string, string>();
@@ -186,11 +161,11 @@ export function checkClientPeer(
   if (!ok || !s.authorized) return [`client certificate rejected: ${authError?.message ?? "not authorized"}`, ""];
   const proto = checkProtocol(s);
   if (proto) return [proto, ""];
-  const peer = peerSpiffeId(s.getPeerCertificate()?.subjectaltname);
+  const peer = peerIdentity(s.getPeerCertificate()?.subjectaltname);
   if ("error" in peer) return [`client ${peer.error}`, ""];
   // docs/hbone.md §5: the client identity must be in the local trust domain.
-  if (trustDomain !== undefined && !peer.id.startsWith(`spiffe://${trustDomain}/`)) {
-    return [`client identity ${peer.id} is not in trust domain "${trustDomain}"`, ""];
+  if (trustDomain !== undefined && peer.id.trustDomain !== trustDomain) {
+    return [`client identity ${peer.id.uri} is not in trust domain "${trustDomain}"`, ""];
   }
-  return ["", peer.id];
+  return ["", peer.id.uri];
 }

@@ -1,24 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
+import { pod } from "../model/_test_model.ts";
 import { mayIssue } from "./authorize.ts";
 import type { Caller } from "./caller.ts";
 
-function workload(name: string, ns: string, sa: string, node: string): Workload {
-  return {
-    uid: `Pod/${ns}/${name}`,
-    kind: "Pod",
-    name,
-    namespace: ns,
-    serviceAccount: sa,
-    identity: `spiffe://cluster.local/ns/${ns}/sa/${sa}`,
-    node,
-    addresses: ["10.0.0.1"],
-    labels: {},
-    ambient: true,
-    ports: [],
-    ready: true,
-  };
-}
+const workload = (name: string, ns: string, sa: string, node: string): Workload => pod(name, ns, "10.0.0.1", node, { serviceAccount: sa, labels: {} });
 
 const model: MeshModel = {
   ...emptyModel(),

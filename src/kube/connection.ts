@@ -14,6 +14,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ErrorCode, MeshError } from "../core/mod.ts";
+import { readText } from "../platform/mod.ts";
 
 /** The service-account files every pod gets (unless automountServiceAccountToken: false). */
 export const IN_CLUSTER_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -80,7 +81,7 @@ export function inCluster(opts: ResolveOptions = {}): ClusterConnection {
   const namespace = existsSync(nsFile) ? readFileSync(nsFile, "utf8").trim() : opts.defaultNamespace ?? "default";
   return {
     server: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    caPem: readText(join(dir, "ca.crt"), "in-cluster CA"),
+    caPem: readText(join(dir, "ca.crt"), "the in-cluster CA"),
     token,
     namespace,
     origin: "in-cluster",
@@ -95,7 +96,7 @@ interface Named<T> {
 
 /** Reads a kubeconfig file (its current context). */
 export function fromKubeconfig(path: string, opts: ResolveOptions & { context?: string } = {}): ClusterConnection {
-  const text = readText(path, "kubeconfig");
+  const text = readText(path, "the kubeconfig");
   let doc: Record<string, unknown>;
   try {
     doc = (parseYaml(text) ?? {}) as Record<string, unknown>;
@@ -123,7 +124,7 @@ export function fromKubeconfig(path: string, opts: ResolveOptions & { context?: 
   }
   const file = (p: unknown) => (typeof p === "string" ? (isAbsolute(p) ? p : join(base, p)) : undefined);
   const data = (d: unknown) => (typeof d === "string" ? Buffer.from(d, "base64").toString("utf8") : undefined);
-  const pem = (inline: unknown, ref: unknown, what: string) => data(inline) ?? (file(ref) ? readText(file(ref)!, what) : undefined);
+  const pem = (inline: unknown, ref: unknown, what: string) => data(inline) ?? (file(ref) ? readText(file(ref)!, `the ${what}`) : undefined);
   const server = cluster.server;
   if (typeof server !== "string" || !/^https?:\/\//.test(server)) throw bad(`cluster "${c.cluster}" has no https server URL`);
   let token: () => string | undefined = () => undefined;
@@ -146,14 +147,6 @@ export function fromKubeconfig(path: string, opts: ResolveOptions & { context?: 
   return conn;
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new MeshError(ErrorCode.ConfigNotFound, `Cannot read the ${what} "${path}": ${(e as Error).message}`);
-  }
-}
-
 /** A token read from a file, at most once a minute (the kubelet rewrites projected tokens well before expiry). */
 function tokenFromFile(path: string): () => string {
   let value = "";
@@ -161,7 +154,7 @@ function tokenFromFile(path: string): () => string {
   return () => {
     const now = Date.now();
     if (now - readAt > 60_000 || !value) {
-      value = readText(path, "token file").trim();
+      value = readText(path, "the token file").trim();
       readAt = now;
     }
     return value;

@@ -4,3 +4,4 @@ export * from "./index.ts";
 export * from "./attach.ts";
 export * from "./attributes.ts";
 export * from "./spiffe.ts";
+export { endpointPort, readyEndpoints, resolveTargetPort, type ReadyEndpoint } from "./endpoints.ts";

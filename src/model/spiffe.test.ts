@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { MeshError } from "../core/mod.ts";
-import { formatIdentity, isSpiffeId, parseSpiffeId, peerSpiffeId, principalOf, trySpiffeId } from "./spiffe.ts";
+import { formatIdentity, isSpiffeId, isWorkloadIdentity, parseSpiffeId, peerSpiffeId, principalOf, sanEntries, trySpiffeId, uriSans } from "./spiffe.ts";
 
 // The parse table of the SPIFFE reference library's tests (checklist section E), plus the standard's other rules.
 const bad: [string, string][] = [
@@ -117,5 +117,38 @@ describe("peerSpiffeId", () => {
     expect(peerSpiffeId("DNS:x")).toBeUndefined();
     expect(peerSpiffeId(undefined)).toBeUndefined();
     expect(peerSpiffeId('URI:"spiffe://td/a, b"')).toBeUndefined();
+  });
+});
+
+describe("isWorkloadIdentity: a valid SPIFFE ID of Istio's form", () => {
+  const cases: [string, boolean][] = [
+    ["spiffe://cluster.local/ns/shop/sa/api", true],
+    ["spiffe://td/ns/a/sa/b/extra", false],
+    ["spiffe://td/ns/a", false],
+    ["spiffe://td/ns/a/sa/", false],
+    ["spiffe://td", false],
+    ["spiffe://Cluster.local/ns/a/sa/b", false],
+    ["https://td/ns/a/sa/b", false],
+  ];
+  for (const [uri, want] of cases) test(uri, () => expect(isWorkloadIdentity(uri)).toBe(want));
+});
+
+describe("SAN entries as Node/Bun print subjectaltname", () => {
+  test("entries of every type, in order", () => {
+    expect(sanEntries("DNS:x.example, URI:spiffe://td/ns/a/sa/b, IP Address:10.0.0.1")).toEqual([
+      { type: "DNS", value: "x.example" },
+      { type: "URI", value: "spiffe://td/ns/a/sa/b" },
+      { type: "IP Address", value: "10.0.0.1" },
+    ]);
+    expect(sanEntries(undefined)).toEqual([]);
+  });
+  test("a quoted value is one value: a DNS name with commas cannot pass for a URI SAN", () => {
+    expect(sanEntries('DNS:"x, URI:spiffe://td/ns/a/sa/b, y", DNS:z')).toEqual([
+      { type: "DNS", value: "x, URI:spiffe://td/ns/a/sa/b, y" },
+      { type: "DNS", value: "z" },
+    ]);
+    expect(uriSans('DNS:"x, URI:spiffe://td/ns/a/sa/b, y"')).toEqual([]);
+    expect(peerSpiffeId('DNS:"x, URI:spiffe://td/ns/a/sa/b, y"')).toBeUndefined();
+    expect(uriSans('URI:"spiffe://td/a, b", URI:spiffe://td/c')).toEqual(["spiffe://td/a, b", "spiffe://td/c"]);
   });
 });

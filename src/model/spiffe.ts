@@ -141,17 +141,52 @@ export function principalOf(spiffeUri: string): string {
 }
 
 /**
- * The SPIFFE URI SANs in a Node/Bun `getPeerCertificate().subjectaltname` string
- * ("DNS:a, URI:spiffe://td/ns/x/sa/y"). SPIFFE IDs cannot contain ", " or quotes, so entries that do are
- * not SPIFFE IDs and are skipped.
+ * True when `uri` is an Istio workload identity: a valid SPIFFE ID of the form
+ * `spiffe://<trustDomain>/ns/<namespace>/sa/<serviceAccount>` (what mesh certificates carry).
  */
-export function uriSans(subjectaltname: string | undefined): string[] {
-  if (!subjectaltname) return [];
-  const out: string[] = [];
-  for (const part of subjectaltname.split(", ")) {
-    if (part.startsWith("URI:")) out.push(part.slice(4));
+export function isWorkloadIdentity(uri: string): boolean {
+  const id = trySpiffeId(uri);
+  return !("error" in id) && id.namespace !== undefined;
+}
+
+/**
+ * The entries of a Node/Bun `subjectaltname` string ("DNS:a, URI:spiffe://td/ns/x/sa/y"). A value with a
+ * comma or quote in it is printed JSON-quoted (`URI:"a, b"`) and read as one value, never split: split
+ * naively, a DNS name `"x, URI:spiffe://..."` would pass for a URI SAN.
+ */
+export function sanEntries(subjectaltname: string | undefined): { type: string; value: string }[] {
+  const san = subjectaltname ?? "";
+  const out: { type: string; value: string }[] = [];
+  let i = 0;
+  while (i < san.length) {
+    const colon = san.indexOf(":", i);
+    if (colon < 0) break;
+    const type = san.slice(i, colon);
+    let value: string;
+    let end: number;
+    if (san[colon + 1] === '"') {
+      end = colon + 2;
+      while (end < san.length && san[end] !== '"') end += san[end] === "\\" ? 2 : 1;
+      try {
+        value = JSON.parse(san.slice(colon + 1, end + 1)) as string;
+      } catch {
+        value = san.slice(colon + 2, end);
+      }
+      end = san.indexOf(", ", end);
+    } else {
+      end = san.indexOf(", ", colon);
+      value = san.slice(colon + 1, end < 0 ? san.length : end);
+    }
+    out.push({ type, value });
+    if (end < 0) break;
+    i = end + 2;
   }
   return out;
+}
+
+/** The URI SANs in a Node/Bun `subjectaltname` string (see sanEntries). */
+export function uriSans(subjectaltname: string | undefined): string[] {
+  return sanEntries(subjectaltname).filter((e) => e.type === "URI").map((e) => e.value);
 }
 
 /**

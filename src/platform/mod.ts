@@ -33,3 +33,4 @@ export {
 } from "./netns.ts";
 export { getOriginalDestination, type OriginalDestination } from "./original_dst.ts";
 export { configFilePaths, readConfigFiles } from "./config_files.ts";
+export { readText } from "./files.ts";

@@ -20,6 +20,7 @@ import type {
   Waypoint,
   Workload,
 } from "../model/mod.ts";
+import { pod } from "../model/_test_model.ts";
 import { admitRequest } from "./admit.ts";
 import { policyHasL7 } from "./attributes.ts";
 import type { KeyResolver } from "./jwt.ts";
@@ -147,20 +148,7 @@ export function policiesFromYaml(
 }
 
 function workload(ns: string, name: string, sa: string, ip: string, labels: Record<string, string>): Workload {
-  return {
-    uid: `Pod/${ns}/${name}`,
-    kind: "Pod",
-    name,
-    namespace: ns,
-    serviceAccount: sa,
-    identity: `spiffe://cluster.local/ns/${ns}/sa/${sa}`,
-    node: "node-1",
-    addresses: [ip],
-    labels,
-    ambient: true,
-    ports: Object.entries(PORTS).map(([name, port]) => ({ name, port })),
-    ready: true,
-  };
+  return pod(name, ns, ip, "node-1", { serviceAccount: sa, labels, ports: Object.entries(PORTS).map(([name, port]) => ({ name, port })) });
 }
 
 export interface MeshOptions {

@@ -12,3 +12,4 @@ export * from "./evaluate.ts";
 export * from "./placement.ts";
 export * from "./jwt.ts";
 export * from "./admit.ts";
+export * from "./source.ts";

@@ -1,3 +1,5 @@
+import { splitHost } from "../core/mod.ts";
+
 /**
  * Istio's string matching for AuthorizationPolicy values: "*" is presence (any non-empty value), "x*" a
  * prefix, "*x" a suffix, anything else exact (istio pilot ambient/authorization.go stringToMatch; ztunnel
@@ -24,15 +26,13 @@ export function matchHost(pattern: string, host: string | undefined): boolean {
 }
 
 function hasPort(host: string): boolean {
-  if (host.startsWith("[")) return /\]:\d+$/.test(host);
-  return /:\d+$/.test(host) && host.indexOf(":") === host.lastIndexOf(":");
+  const { port } = splitHost(host);
+  return port !== undefined && /^\d+$/.test(port);
 }
 
+/** Brackets stay (`[::1]:80` -> `[::1]`): host patterns write IPv6 literals as they appear in Host. */
 function stripPort(host: string): string {
-  if (host.startsWith("[")) {
-    const end = host.indexOf("]");
-    return end >= 0 ? host.slice(0, end + 1) : host;
-  }
-  if (host.indexOf(":") !== host.lastIndexOf(":")) return host; // a bare IPv6 literal has no port
-  return host.replace(/:\d+$/, "");
+  const s = splitHost(host);
+  if (s.bracketed) return `[${s.host}]`;
+  return hasPort(host) ? s.host : host;
 }

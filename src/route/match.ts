@@ -15,6 +15,7 @@
  * All criteria of one match must hold (AND); a rule matches when any of its matches does (OR).
  */
 import type { HttpHeaderMatch, HttpPathMatch, HttpQueryParamMatch, HttpRouteMatch } from "../model/mod.ts";
+import { splitHost } from "../core/mod.ts";
 import { headerValue } from "./headers.ts";
 import type { HeaderMap } from "./types.ts";
 
@@ -44,15 +45,10 @@ export function splitTarget(target: string): { path: string; query: string } {
 
 /** The host part of a Host header: no port, no trailing dot, lower-case; IPv6 brackets removed. */
 export function hostnameOf(host: string): string {
-  let h = host.trim().toLowerCase();
-  if (h.startsWith("[")) {
-    const end = h.indexOf("]");
-    return end > 0 ? h.slice(1, end) : h;
-  }
-  const colon = h.lastIndexOf(":");
-  // More than one colon without brackets: a bare IPv6 address, no port to strip.
-  if (colon >= 0 && h.indexOf(":") === colon) h = h.slice(0, colon);
-  return h.endsWith(".") ? h.slice(0, -1) : h;
+  const h = host.trim().toLowerCase();
+  const { host: name, bracketed } = splitHost(h);
+  if (bracketed || h.startsWith("[")) return name;
+  return name.endsWith(".") ? name.slice(0, -1) : name;
 }
 
 /** Prepares a request for matching. */

@@ -5,6 +5,7 @@
  * the mesh. The CONNECT carries the client's address (forwarded for=), the Service it addressed
  * (host=, for the destination's telemetry), its baggage and the trace context.
  */
+import { formatForwarded, formatHostPort } from "../core/mod.ts";
 import { HboneError, type HbonePool, type TlsMaterial } from "../hbone/mod.ts";
 import type { Tunnel } from "./context.ts";
 import { type ByteStream, dialTcp } from "../stream/mod.ts";
@@ -38,10 +39,6 @@ export interface HboneConnectorOptions {
   connectTimeoutMs?: number;
 }
 
-function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
   const timeout = o.connectTimeoutMs ?? 10_000;
   return {
@@ -51,7 +48,7 @@ export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
         try {
           return await dialTcp(endpoint.ip, endpoint.port, { timeoutMs: timeout });
         } catch (e) {
-          throw new ConnectFailure(`TCP connect to ${hostPort(endpoint.ip, endpoint.port)} failed: ${(e as Error).message}`, "UF");
+          throw new ConnectFailure(`TCP connect to ${formatHostPort(endpoint.ip, endpoint.port)} failed: ${(e as Error).message}`, "UF");
         }
       }
       const tls = o.tls();
@@ -61,21 +58,21 @@ export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
         return await o.pool.connect({
           host: endpoint.ip,
           port: o.hbonePort?.(endpoint.ip) ?? 15008,
-          authority: hostPort(endpoint.ip, endpoint.port),
+          authority: formatHostPort(endpoint.ip, endpoint.port),
           headers: {
-            forwarded: `for="${src.includes(":") ? `[${src}]` : src}"${via.service ? `;host=${via.service.hostname}` : ""}`,
+            forwarded: formatForwarded({ ip: src }, via.service?.hostname),
             baggage: via.tunnel.baggage,
             traceparent: newTraceparent(via.tunnel.traceId),
           },
           tls,
           expectedIdentities: [w.identity],
           // One pooled HTTP/2 connection per endpoint; tunnels on it are per client (see Http1UpstreamPool).
-          poolKey: `${w.identity}|${hostPort(endpoint.ip, o.hbonePort?.(endpoint.ip) ?? 15008)}`,
+          poolKey: `${w.identity}|${formatHostPort(endpoint.ip, o.hbonePort?.(endpoint.ip) ?? 15008)}`,
         });
       } catch (e) {
         const status = e instanceof HboneError ? e.status : undefined;
         throw new ConnectFailure(
-          `HBONE to ${hostPort(endpoint.ip, endpoint.port)} ${status ? `refused with ${status}` : "failed"}: ${(e as Error).message}`,
+          `HBONE to ${formatHostPort(endpoint.ip, endpoint.port)} ${status ? `refused with ${status}` : "failed"}: ${(e as Error).message}`,
           "UF",
           status,
         );

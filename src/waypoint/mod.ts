@@ -33,7 +33,7 @@ import { TokenCache } from "./token_cache.ts";
 
 export { WaypointProxy, sniff } from "./proxy.ts";
 export type { IncomingTunnel, WaypointInputs, WaypointLimits } from "./proxy.ts";
-export { WaypointState, endpointPort } from "./state.ts";
+export { WaypointState } from "./state.ts";
 export type { Endpoint, TunnelDestination } from "./state.ts";
 export { hboneConnector, ConnectFailure } from "./connect.ts";
 export type { UpstreamConnector, HboneConnectorOptions } from "./connect.ts";

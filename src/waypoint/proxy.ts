@@ -5,8 +5,8 @@
  * one bundle (WaypointInputs), so tests run it with a static view, test certificates and loopback
  * sockets.
  */
-import { logger } from "../core/mod.ts";
-import type { KeyResolver, VerifiedTokens } from "../policy/mod.ts";
+import { hostOf, logger } from "../core/mod.ts";
+import { type KeyResolver, trustedSource, type VerifiedTokens } from "../policy/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { RequestBody } from "./body.ts";
 import type { UpstreamConnector } from "./connect.ts";
@@ -118,20 +118,6 @@ function declaredProtocol(tunnel: Tunnel): "opaque" | "http" | undefined {
   return undefined;
 }
 
-function ipOf(addr: string): string {
-  const m = addr.match(/^\[([^\]]+)\]:\d+$/) ?? addr.match(/^([^:]+):\d+$/);
-  return m ? m[1]! : addr;
-}
-
-/** The address inside `for=` of a Forwarded header. */
-function forwardedFor(header: string | undefined): string | undefined {
-  const m = header?.match(/(?:^|[;,\s])for=("?)([^";,]+)\1/i);
-  if (!m) return undefined;
-  const v = m[2]!.trim();
-  const bracket = v.match(/^\[([^\]]+)\](?::\d+)?$/);
-  return bracket ? bracket[1] : v.replace(/:\d+$/, "");
-}
-
 export class WaypointProxy {
   readonly inputs: WaypointInputs;
   readonly limits: WaypointLimits;
@@ -169,17 +155,14 @@ export class WaypointProxy {
       return;
     }
     log.debug("tunnel accepted", { authority: t.authority, peer: t.peerIdentity, trace_id: traceId });
-    const peerIp = ipOf(t.peerAddress);
-    const claimed = forwardedFor(t.headers.forwarded);
-    // The client's own address: believed when it belongs to a workload with the identity the peer proved.
-    const claimedWorkload = claimed ? state.index.workloadByAddress(claimed) : undefined;
-    const sourceIp = claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimed! : peerIp;
+    const peerIp = hostOf(t.peerAddress);
+    const source = trustedSource(state.index, t.peerIdentity, peerIp, t.headers.forwarded);
     const tunnel: Tunnel = {
       id: this.#nextId++,
       peerIdentity: t.peerIdentity,
       peerIp,
-      sourceIp,
-      sourceWorkload: claimedWorkload && claimedWorkload.identity === t.peerIdentity ? claimedWorkload : undefined,
+      sourceIp: source.ip,
+      sourceWorkload: source.workload,
       destination: answer.destination,
       baggage: t.headers.baggage,
       traceId,

@@ -3,8 +3,9 @@
  * version), the Gateway it is, and the per-version answers the request path asks for again and again
  * (the destination a tunnel names, a Service port's ready endpoints, its compiled routes).
  */
+import { parseIpPort } from "../core/mod.ts";
 import type { ModelIndex, MeshModel, Service, Waypoint, Workload } from "../model/mod.ts";
-import { emptyModel, indexModel } from "../model/mod.ts";
+import { emptyModel, indexModel, readyEndpoints } from "../model/mod.ts";
 import { compileRoutes, type CompiledRoutes } from "../route/mod.ts";
 
 /** Where a tunnel is going, as its CONNECT authority names it. */
@@ -27,24 +28,6 @@ export interface Endpoint {
 }
 
 export type DestinationAnswer = { ok: true; destination: TunnelDestination } | { ok: false; status: 400 | 503; reason: string };
-
-/** The workload port a Service port maps to on one endpoint, or undefined when it has none. */
-export function endpointPort(svc: Service, servicePort: number, w: Workload): number | undefined {
-  const ep = svc.endpoints.find((e) => e.workloadUid === w.uid);
-  const mapped = ep?.ports[servicePort];
-  if (mapped !== undefined) return mapped;
-  const sp = svc.ports.find((p) => p.port === servicePort);
-  if (!sp) return undefined;
-  if (typeof sp.targetPort === "number") return sp.targetPort;
-  return w.ports.find((p) => p.name === sp.targetPort)?.port;
-}
-
-function splitAuthority(authority: string): { ip: string; port: number } | undefined {
-  const m = authority.match(/^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/) ?? authority.match(/^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  return port >= 1 && port <= 65535 ? { ip: m[1]!.toLowerCase(), port } : undefined;
-}
 
 export class WaypointState {
   /** "namespace/name" of this waypoint's Gateway. */
@@ -84,7 +67,7 @@ export class WaypointState {
    * to this waypoint, or the address of a workload bound to it. Anything else is not ours to serve.
    */
   destination(authority: string): DestinationAnswer {
-    const a = splitAuthority(authority);
+    const a = parseIpPort(authority);
     if (!a) return { ok: false, status: 400, reason: `CONNECT authority "${authority}" is not ip:port` };
     const svc = this.#index.serviceByVip(a.ip);
     if (svc) {
@@ -106,13 +89,7 @@ export class WaypointState {
     const key = `${svc.namespace}/${svc.name}:${port}`;
     let list = this.#endpoints.get(key);
     if (list) return list;
-    list = [];
-    for (const e of svc.endpoints) {
-      const w = this.#index.workloadByUid(e.workloadUid);
-      if (!w || !w.ready || !w.addresses.length) continue;
-      const p = endpointPort(svc, port, w);
-      if (p !== undefined) list.push({ workload: w, ip: w.addresses[0]!, port: p });
-    }
+    list = readyEndpoints(this.#index, svc, port);
     this.#endpoints.set(key, list);
     return list;
   }

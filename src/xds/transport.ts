@@ -3,7 +3,7 @@
  * and the long-lived config stream with newline-delimited JSON frames both ways.
  */
 import http2 from "node:http2";
-import { ErrorCode, MeshError } from "../core/mod.ts";
+import { ErrorCode, formatHostPort, MeshError, parseHostPort } from "../core/mod.ts";
 import { ErrorResponseSchema, parseWith } from "./protocol.ts";
 
 export interface TlsCredentials {
@@ -16,9 +16,9 @@ export interface TlsCredentials {
 
 /** "host:port" or "[v6]:port" -> https URL authority. */
 export function authorityOf(controlPlane: string): string {
-  const m = controlPlane.match(/^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/);
-  if (!m) throw new MeshError(ErrorCode.Usage, `Invalid control plane address "${controlPlane}": use HOST:PORT, e.g. 10.0.0.10:15012`);
-  return `https://${m[1]}:${m[2] ?? "15012"}`;
+  const a = parseHostPort(controlPlane, 15012);
+  if (!a) throw new MeshError(ErrorCode.Usage, `Invalid control plane address "${controlPlane}": use HOST:PORT, e.g. 10.0.0.10:15012`);
+  return `https://${formatHostPort(a.host, a.port)}`;
 }
 
 export function openSession(controlPlane: string, creds: TlsCredentials, timeoutMs = 10_000): Promise<http2.ClientHttp2Session> {

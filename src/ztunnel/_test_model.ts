@@ -1,30 +1,8 @@
 /** Small MeshModel builders for the ztunnel's tests (private to this folder). */
 import { emptyModel, type MeshModel, type Service, type Workload } from "../model/mod.ts";
+import { pod } from "../model/_test_model.ts";
 
-export function pod(
-  name: string,
-  ns: string,
-  ip: string,
-  node: string,
-  extra: Partial<Workload> = {},
-): Workload {
-  const sa = extra.serviceAccount ?? name;
-  return {
-    uid: `Pod/${ns}/${name}`,
-    kind: "Pod",
-    name,
-    namespace: ns,
-    serviceAccount: sa,
-    identity: `spiffe://cluster.local/ns/${ns}/sa/${sa}`,
-    node,
-    addresses: [ip],
-    labels: { app: name },
-    ambient: true,
-    ports: [],
-    ready: true,
-    ...extra,
-  };
-}
+export { pod };
 
 export function service(
   name: string,

@@ -3,7 +3,7 @@
  * destination (the local workload it was meant for), before the TLS handshake; each CONNECT stream is
  * then decided (./inbound_decision.ts), answered (200, 400, 401 or 503), and copied to the workload.
  */
-import { logger } from "../core/mod.ts";
+import { forwardedHost, hostOf, logger } from "../core/mod.ts";
 import { newTraceId, parseTraceparent } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy } from "./inputs.ts";
@@ -28,21 +28,16 @@ export interface InboundTunnel extends ByteStream {
   respond(status: number, headers?: Record<string, string>): void;
 }
 
-function ipOf(addr: string): string {
-  const m = addr.match(/^\[([^\]]+)\]:\d+$/) ?? addr.match(/^([^:]+):\d+$/);
-  return plainAddress(m ? m[1]! : addr);
-}
-
 /** The Service the client addressed (forwarded `host=`), if it is one the workload serves; else its first. */
 function serviceFor<S extends { hostname: string }>(services: S[], forwarded: string | undefined): S | undefined {
-  const host = forwarded?.match(/(?:^|;)\s*host=("?)([^";,]+)\1/i)?.[2];
+  const host = forwardedHost(forwarded);
   return (host && services.find((s) => s.hostname === host)) || services[0];
 }
 
 export function handleInboundTunnel(inputs: ProxyInputs, t: InboundTunnel): void {
   const started = performance.now();
   const ctx = t.context as InboundConnectionContext | undefined;
-  const peerIp = ipOf(t.peerAddress);
+  const peerIp = plainAddress(hostOf(t.peerAddress));
   const index = inputs.state.index;
   const view: ConnectionView = {
     reporter: "destination",

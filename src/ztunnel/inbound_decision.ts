@@ -16,9 +16,10 @@
  *    workload served by a waypoint admits only that waypoint (a bypass answers 401); otherwise the L4
  *    policies decide, failing closed on L7 rules (401).
  */
+import { parseIpPort } from "../core/mod.ts";
 import type { ModelIndex } from "../model/mod.ts";
-import type { Waypoint, Workload } from "../model/mod.ts";
-import { authorizeAtZtunnel, type EnforcedDecision, isWaypointAddress } from "../policy/mod.ts";
+import type { Workload } from "../model/mod.ts";
+import { authorizeAtZtunnel, type EnforcedDecision, peerWaypoint, trustedSource } from "../policy/mod.ts";
 import { ILLEGAL_TARGET_PORTS } from "./outbound_plan.ts";
 
 export interface InboundAdmitted {
@@ -43,52 +44,6 @@ export interface InboundRefused {
 }
 
 export type InboundDecision = InboundAdmitted | InboundRefused;
-
-/** "ip:port" or "[v6]:port" -> parts; undefined when it is not an address (hostnames are not served here). */
-export function parseAuthority(authority: string): { ip: string; port: number } | undefined {
-  const m = authority.match(/^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/) ?? authority.match(/^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { ip: m[1]!.toLowerCase(), port };
-}
-
-/** The address inside `for=` of a Forwarded header (`for="10.0.0.1:1234"`, `for=10.0.0.1`, `for="[::1]:80"`). */
-export function forwardedFor(header: string | undefined): string | undefined {
-  if (!header) return undefined;
-  const m = header.match(/(?:^|[;,\s])for=("?)([^";,]+)\1/i);
-  if (!m) return undefined;
-  const v = m[2]!.trim();
-  const bracket = v.match(/^\[([^\]]+)\](?::\d+)?$/);
-  if (bracket) return bracket[1];
-  return v.replace(/:\d+$/, "");
-}
-
-/**
- * The waypoint whose identity the peer presents (undefined: none), and whether it connects from one of
- * that waypoint's addresses: only then is it the waypoint.
- */
-export function peerWaypoint(index: ModelIndex, peerIdentity: string | undefined, peerIp: string): { waypoint: Waypoint; atItsAddress: boolean } | undefined {
-  if (!peerIdentity) return undefined;
-  const waypoint = index.model.waypoints.find((w) => w.identity === peerIdentity);
-  return waypoint && { waypoint, atItsAddress: isWaypointAddress(waypoint, peerIp) };
-}
-
-/**
- * The client's own address, for policies (ipBlocks) and telemetry. HBONE arrives from the client's
- * ztunnel (or waypoint), so the socket's peer address is that node's. The `forwarded` header names the
- * client, and is believed only when it cannot be a lie: the peer is a waypoint of the mesh (its identity,
- * from one of its addresses), or the named address belongs to a workload whose identity is the peer's
- * authenticated identity (a ztunnel holds certificates only for workloads of its own node).
- */
-export function trustedSourceIp(index: ModelIndex, peerIdentity: string | undefined, peerIp: string, forwarded: string | undefined): string {
-  const claimed = forwardedFor(forwarded);
-  if (!claimed || !peerIdentity || claimed === peerIp) return peerIp;
-  const wp = peerWaypoint(index, peerIdentity, peerIp);
-  if (wp) return wp.atItsAddress ? claimed : peerIp;
-  const w = index.workloadByAddress(claimed);
-  return w && w.identity === peerIdentity ? claimed : peerIp;
-}
 
 function localTarget(index: ModelIndex, node: string, ip: string, port: number): InboundRefused | { workload: Workload } {
   const workload = index.workloadByAddress(ip);
@@ -119,7 +74,7 @@ export interface HboneInboundRequest {
 
 /** Decision for an HBONE CONNECT (arrived on 15008, or served in-process for a same-node client). */
 export function decideHboneInbound(index: ModelIndex, node: string, req: HboneInboundRequest): InboundDecision {
-  const target = parseAuthority(req.authority);
+  const target = parseIpPort(req.authority);
   if (!target) return { ok: false, status: 400, reason: `CONNECT target "${req.authority}" is not an ip:port address` };
   const { ip, port } = target;
   if (req.connectionIp !== undefined && req.connectionIp !== ip) {
@@ -147,7 +102,7 @@ export function decideHboneInbound(index: ModelIndex, node: string, req: HboneIn
       sourceIp: req.peerIp,
     };
   }
-  const sourceIp = trustedSourceIp(index, req.peerIdentity, req.peerIp, req.forwarded);
+  const sourceIp = trustedSource(index, req.peerIdentity, req.peerIp, req.forwarded).ip;
   const decision = authorizeAtZtunnel(index, local.workload, {
     source: { ip: sourceIp, principal: req.peerIdentity, peerIp: req.peerIp },
     destination: { ip, port },

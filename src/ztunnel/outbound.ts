@@ -5,7 +5,7 @@
  * HBONE to the destination's node (or waypoint) with the source's certificate, the same checks
  * in-process for a destination on this node, plain TCP for destinations outside the mesh, or a refusal.
  */
-import { logger } from "../core/mod.ts";
+import { formatForwarded, formatHostPort, logger } from "../core/mod.ts";
 import type { Workload } from "../model/mod.ts";
 import { newTraceparent, traceIdOf } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
@@ -15,10 +15,6 @@ import type { SocketStream } from "../stream/mod.ts";
 import type { ConnectionView } from "./telemetry.ts";
 
 const log = logger("ztunnel");
-
-function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
 
 const baggageCache = new WeakMap<Workload, string>();
 
@@ -48,7 +44,7 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
     reporter: "source",
     direction: "outbound",
     srcAddress,
-    dstAddress: dst ? hostPort(dst.address, dst.port) : "unknown",
+    dstAddress: dst ? formatHostPort(dst.address, dst.port) : "unknown",
     securityPolicy: "none",
     traceId: traceIdOf(traceparent),
   };
@@ -75,14 +71,14 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
   if (plan.kind === "passthrough") {
     inputs.dial(plan.address, plan.port).then(
       (upstream) => proxy(inputs, client, upstream, [view], started),
-      (e) => refuse(inputs, client, [view], "UF", `passthrough to ${hostPort(plan.address, plan.port)} failed: ${(e as Error).message}`, started),
+      (e) => refuse(inputs, client, [view], "UF", `passthrough to ${formatHostPort(plan.address, plan.port)} failed: ${(e as Error).message}`, started),
     );
     return;
   }
   const tunneled: ConnectionView = {
     ...view,
     dstIdentity: plan.waypoint ? plan.waypoint.identity : plan.workload?.identity,
-    hboneAddress: hostPort(plan.hboneAddress, plan.hbonePort),
+    hboneAddress: formatHostPort(plan.hboneAddress, plan.hbonePort),
     waypoint: plan.waypoint ? `${plan.waypoint.namespace}/${plan.waypoint.name}` : undefined,
     securityPolicy: "mutual_tls",
   };
@@ -93,7 +89,7 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
     authority: plan.authority,
     headers: {
       // host= names the Service the client addressed (telemetry only: the destination trusts nothing else in it).
-      forwarded: `for="${hostPort(srcAddress, client.socket.remotePort)}"${plan.service ? `;host=${plan.service.hostname}` : ""}`,
+      forwarded: formatForwarded({ ip: srcAddress, port: client.socket.remotePort }, plan.service?.hostname),
       baggage: baggageOf(src),
       traceparent,
     },

@@ -12,7 +12,9 @@
  * The waypoint choice follows policy placement (Service's waypoint, else the workload's), so traffic
  * goes exactly where the destination ztunnel expects it from (it refuses a bypass).
  */
-import type { ModelIndex } from "../model/mod.ts";
+import { formatHostPort } from "../core/mod.ts";
+import type { ModelIndex, ReadyEndpoint } from "../model/mod.ts";
+import { readyEndpoints } from "../model/mod.ts";
 import type { Service, Waypoint, Workload } from "../model/mod.ts";
 
 /** Ports that must never be a tunnel's target: a tunnel to one would loop back into a ztunnel. */
@@ -67,21 +69,6 @@ export class RoundRobin {
   }
 }
 
-/** The workload port a Service port maps to on one endpoint, or undefined if it has none. */
-export function endpointPort(svc: Service, servicePort: number, w: Workload): number | undefined {
-  const ep = svc.endpoints.find((e) => e.workloadUid === w.uid);
-  const mapped = ep?.ports[servicePort];
-  if (mapped !== undefined) return mapped;
-  const sp = svc.ports.find((p) => p.port === servicePort);
-  if (!sp) return undefined;
-  if (typeof sp.targetPort === "number") return sp.targetPort;
-  return w.ports.find((p) => p.name === sp.targetPort)?.port;
-}
-
-function hostPort(ip: string, port: number): string {
-  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 function toWaypoint(
   index: ModelIndex,
   gateway: string,
@@ -113,7 +100,7 @@ function toWorkload(
   service: Service | undefined,
 ): OutboundPlan {
   // The Service's own waypoint was handled by the caller; here only the workload's can apply.
-  if (w.waypoint) return toWaypoint(index, w.waypoint.gateway, hostPort(ip, port), { workload: w, service, targetPort: port });
+  if (w.waypoint) return toWaypoint(index, w.waypoint.gateway, formatHostPort(ip, port), { workload: w, service, targetPort: port });
   if (!w.ambient) {
     return { kind: "passthrough", address: ip, port, workload: w, service, reason: "destination workload is not in the mesh" };
   }
@@ -124,7 +111,7 @@ function toWorkload(
     kind: "hbone",
     hboneAddress: ip,
     hbonePort: HBONE_PORT,
-    authority: hostPort(ip, port),
+    authority: formatHostPort(ip, port),
     expectedIdentities: [w.identity],
     workload: w,
     service,
@@ -133,29 +120,21 @@ function toWorkload(
   };
 }
 
-type Ready = { w: Workload; port: number }[];
-
 /**
  * Ready endpoints of a Service port, computed once per configuration version: keyed by the index (one per
  * version) as well as the Service, since an unchanged Service may be carried over to a version in which
  * its workloads changed.
  */
-const endpointCache = new WeakMap<ModelIndex, WeakMap<Service, Map<number, Ready>>>();
+const endpointCache = new WeakMap<ModelIndex, WeakMap<Service, Map<number, ReadyEndpoint[]>>>();
 
-function readyEndpoints(index: ModelIndex, svc: Service, servicePort: number): Ready {
+function cachedReadyEndpoints(index: ModelIndex, svc: Service, servicePort: number): ReadyEndpoint[] {
   let bySvc = endpointCache.get(index);
   if (!bySvc) endpointCache.set(index, (bySvc = new WeakMap()));
   let byPort = bySvc.get(svc);
   if (!byPort) bySvc.set(svc, (byPort = new Map()));
   let list = byPort.get(servicePort);
   if (list) return list;
-  list = [];
-  for (const e of svc.endpoints) {
-    const w = index.workloadByUid(e.workloadUid);
-    if (!w || !w.ready || !w.addresses.length) continue;
-    const port = endpointPort(svc, servicePort, w);
-    if (port !== undefined) list.push({ w, port });
-  }
+  list = readyEndpoints(index, svc, servicePort);
   byPort.set(servicePort, list);
   return list;
 }
@@ -174,16 +153,16 @@ export function planOutbound(
   if (svc) {
     const sp = svc.ports.find((p) => p.port === dst.port && p.protocol === "TCP");
     if (!sp) return { kind: "deny", reason: `service ${svc.hostname} has no TCP port ${dst.port}`, service: svc };
-    if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, hostPort(dst.address, dst.port), { service: svc });
-    const ready = readyEndpoints(index, svc, dst.port);
+    if (svc.waypoint) return toWaypoint(index, svc.waypoint.gateway, formatHostPort(dst.address, dst.port), { service: svc });
+    const ready = cachedReadyEndpoints(index, svc, dst.port);
     const pick = rr.pick(`${svc.namespace}/${svc.name}:${dst.port}`, ready);
     if (!pick) return { kind: "deny", reason: `service ${svc.hostname} has no ready endpoint for port ${dst.port}`, service: svc };
-    return toWorkload(index, node, pick.w, pick.w.addresses[0]!, pick.port, svc);
+    return toWorkload(index, node, pick.workload, pick.ip, pick.port, svc);
   }
   const w = index.workloadByAddress(dst.address);
   if (w) return toWorkload(index, node, w, dst.address, dst.port, undefined);
   if (index.model.meshConfig.outboundPolicy === "deny") {
-    return { kind: "deny", reason: `${hostPort(dst.address, dst.port)} is outside the mesh and MeshConfig outboundPolicy is deny` };
+    return { kind: "deny", reason: `${formatHostPort(dst.address, dst.port)} is outside the mesh and MeshConfig outboundPolicy is deny` };
   }
   return { kind: "passthrough", address: dst.address, port: dst.port, reason: "destination is outside the mesh" };
 }

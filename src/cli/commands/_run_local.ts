@@ -6,8 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { homedir, hostname as osHostname, networkInterfaces, tmpdir } from "node:os";
 import { join } from "node:path";
-import { splitAddr } from "../../admin/mod.ts";
-import { writeFileAtomic } from "../../core/mod.ts";
+import { formatHostPort, splitAddr, writeFileAtomic } from "../../core/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 import type { MeshModel } from "../../model/mod.ts";
 
@@ -46,16 +45,11 @@ export function ztunnelRunDir(env: Record<string, string | undefined> = process.
   return env.XDG_RUNTIME_DIR ? join(env.XDG_RUNTIME_DIR, "mesh") : join(tmpdir(), `mesh-run-${uid}`);
 }
 
-/** "host:port", with brackets for IPv6. */
-export function hostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** Where proxies of this process dial the control role listening at `listen` (bound to `port`). */
 export function localControlPlane(listen: string, port: number): string {
   const { hostname } = splitAddr(listen, 15012);
   const host = hostname === "0.0.0.0" || hostname === "" ? "127.0.0.1" : hostname === "::" ? "::1" : hostname;
-  return hostPort(host, port);
+  return formatHostPort(host, port);
 }
 
 /** File-name-safe id of a proxy: "ztunnel-worker-a", "waypoint-shop-inventory-waypoint". */
@@ -150,10 +144,10 @@ export function planWaypoints(
       continue;
     }
     if (ztunnelHbone && ztunnelHbone.port === port && sameHost(ztunnelHbone.hostname, at)) {
-      skip.push({ gateway, reason: `its address ${hostPort(at, port)} is the ztunnel's HBONE listener: give the ztunnel another --hbone-addr (default 0.0.0.0:15008)` });
+      skip.push({ gateway, reason: `its address ${formatHostPort(at, port)} is the ztunnel's HBONE listener: give the ztunnel another --hbone-addr (default 0.0.0.0:15008)` });
       continue;
     }
-    const plan: WaypointPlan = { gateway, hboneAddr: hostPort(at, port) };
+    const plan: WaypointPlan = { gateway, hboneAddr: formatHostPort(at, port) };
     if (at !== wp.addresses[0]) plan.note = `ztunnels dial its first address, ${wp.addresses[0]}, which is not on this host`;
     start.push(plan);
   }

@@ -15,6 +15,7 @@ import { basename, join } from "node:path";
 import type { FlagSpec, Parsed } from "../args.ts";
 import type { CommandIO } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/mod.ts";
+import { readText } from "../../platform/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 import type { MeshModel } from "../../model/mod.ts";
 import { callJson, errorOf, openSession, parseWith, PATHS, type StatusReport, StatusReportSchema } from "../../xds/mod.ts";
@@ -40,14 +41,6 @@ export function formatOf(args: Parsed): "text" | "json" {
   const f = str(args, "format") ?? "text";
   if (f !== "text" && f !== "json") throw new MeshError(ErrorCode.Usage, `--format must be text or json, not "${f}"`);
   return f;
-}
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new MeshError(ErrorCode.Usage, `Cannot read ${what} "${path}": ${(e as Error).message}`);
-  }
 }
 
 // ---- the lab ----
@@ -131,9 +124,9 @@ export function controlAccess(args: Parsed, command: string): ControlAccess {
   const controlPlane = str(args, "control-plane") ?? "127.0.0.1:15012";
   const where = "--data-dir DIR (on the control host), or --token-file FILE (mesh token create --admin) with --ca-cert FILE; in a lab, --lab PREFIX";
   if (!caPath) throw new MeshError(ErrorCode.Usage, `mesh ${command} needs a credential for the control plane: ${where}`);
-  const ca = readText(caPath, "the root certificate");
+  const ca = readText(caPath, "the root certificate", { code: ErrorCode.Usage });
   const tokenFile = str(args, "token-file");
-  if (tokenFile) return { controlPlane, ca, token: readText(tokenFile, "the token file").trim(), dataDir };
+  if (tokenFile) return { controlPlane, ca, token: readText(tokenFile, "the token file", { code: ErrorCode.Usage }).trim(), dataDir };
   if (!dataDir) throw new MeshError(ErrorCode.Usage, `mesh ${command} needs an admin credential: ${where}`);
   return { controlPlane, ca, token: () => createBootstrapToken(dataDir, { admin: true, ttlSeconds: 120 }), dataDir };
 }

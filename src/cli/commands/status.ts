@@ -6,11 +6,11 @@
  * It asks the control role on 15012 with an admin token: --token-file (from `mesh token create --admin`),
  * or, with local access to the control plane's --data-dir, one it makes itself for this call.
  */
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "../command.ts";
 import type { Parsed } from "../args.ts";
 import { ErrorCode, MeshError } from "../../core/mod.ts";
+import { readText } from "../../platform/mod.ts";
 import { createBootstrapToken } from "../../identity/mod.ts";
 import { callJson, errorOf, openSession, parseWith, PATHS, type StatusReport, StatusReportSchema } from "../../xds/mod.ts";
 
@@ -47,21 +47,13 @@ function str(args: Parsed, name: string): string | undefined {
   return typeof v === "string" && v !== "" ? v : undefined;
 }
 
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new MeshError(ErrorCode.Usage, `Cannot read ${what} "${path}": ${(e as Error).message}`);
-  }
-}
-
 function credentials(args: Parsed): { ca: string; token: string | (() => Promise<string>) } {
   const dataDir = str(args, "data-dir");
   const caPath = str(args, "ca-cert") ?? (dataDir ? join(dataDir, "root-cert.pem") : undefined);
   if (!caPath) throw new MeshError(ErrorCode.Usage, "mesh status needs --data-dir DIR, or --ca-cert FILE with --token-file FILE");
-  const ca = readText(caPath, "the root certificate");
+  const ca = readText(caPath, "the root certificate", { code: ErrorCode.Usage });
   const tokenFile = str(args, "token-file");
-  if (tokenFile) return { ca, token: readText(tokenFile, "the token file").trim() };
+  if (tokenFile) return { ca, token: readText(tokenFile, "the token file", { code: ErrorCode.Usage }).trim() };
   if (!dataDir) throw new MeshError(ErrorCode.Usage, "mesh status needs --token-file FILE (an admin token) or --data-dir DIR");
   return { ca, token: () => createBootstrapToken(dataDir, { admin: true, ttlSeconds: 120 }) };
 }
