@@ -3,8 +3,7 @@
  * control-plane client certificate with (--token-file). Read once at start-up so that a wrong path stops
  * the proxy with a message naming the flag, instead of a TLS or token error later.
  */
-import { readFileSync } from "node:fs";
-import { ErrorCode, MeshError } from "../core/mod.ts";
+import { readText } from "../platform/mod.ts";
 
 export interface Bootstrap {
   /** The --ca-cert file's text. */
@@ -19,15 +18,7 @@ export interface Bootstrap {
  */
 export function readBootstrap(caCert: string, tokenFile: string): Bootstrap {
   return {
-    caCertPem: readText(caCert, "CA certificate (--ca-cert)"),
-    token: readText(tokenFile, "token file (--token-file)").trim(),
+    caCertPem: readText(caCert, "the CA certificate (--ca-cert)"),
+    token: readText(tokenFile, "the token file (--token-file)").trim(),
   };
-}
-
-function readText(path: string, what: string): string {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new MeshError(ErrorCode.ConfigNotFound, `Cannot read the ${what} "${path}": ${(e as Error).message}`);
-  }
 }

@@ -18,9 +18,7 @@
  */
 import { networkInterfaces } from "node:os";
 import type { Readiness, RoleContext, RoleHandle } from "../admin/mod.ts";
-import { splitAddr } from "../admin/mod.ts";
-import { ErrorCode, MeshError } from "../core/mod.ts";
-import { logger } from "../core/mod.ts";
+import { ErrorCode, logger, MeshError, splitAddr } from "../core/mod.ts";
 import { HboneServer, HbonePool } from "../hbone/mod.ts";
 import { ProxyAgent } from "../proxy/mod.ts";
 import type { XdsView } from "../xds/mod.ts";

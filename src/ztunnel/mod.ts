@@ -12,9 +12,7 @@
  * connections stay with the old process until they end).
  */
 import type { RoleContext, RoleHandle, Readiness } from "../admin/mod.ts";
-import { splitAddr } from "../admin/mod.ts";
-import { ErrorCode, MeshError } from "../core/mod.ts";
-import { logger } from "../core/mod.ts";
+import { ErrorCode, logger, MeshError, splitAddr } from "../core/mod.ts";
 import { HbonePool } from "../hbone/mod.ts";
 import { ProxyAgent } from "../proxy/mod.ts";
 import type { XdsView } from "../xds/mod.ts";
