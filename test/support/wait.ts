@@ -1,0 +1,32 @@
+/** Polling for tests: one way to wait for a condition, with one message when it never comes. */
+
+/** Options of waitFor beyond the timeout. */
+export interface WaitOptions {
+  /** Pause between looks (default 25 ms). A look that costs a process or a request wants a longer one. */
+  intervalMs?: number;
+  /** More to say when the time is up (a log, the last state seen). */
+  detail?: () => string;
+}
+
+/**
+ * Calls `f` (sync or async) until it returns a truthy value, and returns that value. An async `f` is
+ * awaited: its promise is not the answer (a pending promise is truthy, which once made every async wait
+ * return after its first look). Throws, naming `what`, after `timeoutMs`.
+ */
+export async function waitFor<T>(
+  what: string,
+  f: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+  opts: WaitOptions = {},
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) {
+      const more = opts.detail?.();
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${more ? `: ${more}` : ""}`);
+    }
+    await Bun.sleep(opts.intervalMs ?? 25);
+  }
+}
