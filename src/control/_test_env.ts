@@ -86,16 +86,6 @@ export async function client(
   return new XdsClient({ controlPlane: tc.address, caCertPem, token: tok, proxy, backoff: { initialMs: 50, maxMs: 500 }, ...more });
 }
 
-export async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
-
 /** Captures log lines (parsed JSON) of every level of `scopes` until release(). */
 export function captureLogs(scopes: string[]): { lines: Record<string, unknown>[]; release(): void } {
   const lines: Record<string, unknown>[] = [];

@@ -19,9 +19,9 @@ import {
   tempDir,
   type TestControl,
   token,
-  waitFor,
   writeMesh,
 } from "./_test_env.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 const API = "spiffe://cluster.local/ns/shop/sa/api";

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
 import { XdsClient } from "../xds/mod.ts";
-import { freePort, meshYaml, startTestControl, tempDir, type TestControl, waitFor, writeMesh } from "./_test_env.ts";
+import { freePort, meshYaml, startTestControl, tempDir, type TestControl, writeMesh } from "./_test_env.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const t = tempDir("mesh-token-rotation-");
 afterAll(() => t.cleanup());

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { startTestWaypoint, type TestWaypoint } from "./_test_env.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 let wp: TestWaypoint;
 beforeAll(async () => {
@@ -30,14 +31,6 @@ spec:
     port: ${port}
   rules:
 ${rules}`;
-}
-
-async function eventually(f: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
 }
 
 describe("matching and filters", () => {
@@ -164,7 +157,7 @@ describe("weights, mirrors, timeouts, retries", () => {
       port: 8000`));
     const r = await wp.request({ method: "POST", path: "/mirrored", body: "payload", headers: { "content-type": "text/plain" } });
     expect(r.json<{ app: string }>().app).toBe("api-2");
-    await eventually(() => wp.apps.seen.some((s) => s.app === "mirror"));
+    await waitFor("the mirrored copy", () => wp.apps.seen.some((s) => s.app === "mirror"), 3000);
     const copy = wp.apps.seen.find((s) => s.app === "mirror")!;
     expect(copy.path).toBe("/mirrored");
     expect(copy.body).toBe("payload");

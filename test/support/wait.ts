@@ -2,7 +2,7 @@
 
 /** Options of waitFor beyond the timeout. */
 export interface WaitOptions {
-  /** Pause between looks (default 25 ms). A look that costs a process or a request wants a longer one. */
+  /** The shortest pause between looks (default 25 ms). */
   intervalMs?: number;
   /** More to say when the time is up (a log, the last state seen). */
   detail?: () => string;
@@ -11,7 +11,9 @@ export interface WaitOptions {
 /**
  * Calls `f` (sync or async) until it returns a truthy value, and returns that value. An async `f` is
  * awaited: its promise is not the answer (a pending promise is truthy, which once made every async wait
- * return after its first look). Throws, naming `what`, after `timeoutMs`.
+ * return after its first look). Throws, naming `what`, after `timeoutMs`. The pause between looks is
+ * at least as long as the last look took, so a costly look (a process in a namespace, a request to a
+ * loaded server) never takes more than half of the machine the test is waiting on.
  */
 export async function waitFor<T>(
   what: string,
@@ -21,12 +23,13 @@ export async function waitFor<T>(
 ): Promise<T> {
   const end = Date.now() + timeoutMs;
   for (;;) {
+    const started = Date.now();
     const v = await f();
     if (v) return v;
     if (Date.now() > end) {
       const more = opts.detail?.();
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${more ? `: ${more}` : ""}`);
     }
-    await Bun.sleep(opts.intervalMs ?? 25);
+    await Bun.sleep(Math.max(opts.intervalMs ?? 25, Date.now() - started));
   }
 }
