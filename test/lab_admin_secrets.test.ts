@@ -8,7 +8,19 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { adminSecretDirs } from "../src/admin/mod.ts";
 import { l4OnlyConfig, missingRoles } from "../src/lab/mod.ts";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, netnsInodes, netnsNames, pidAlive, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
+import {
+  ensureBuilt,
+  forceDown,
+  isRoot,
+  MESH,
+  mesh,
+  netnsInodes,
+  netnsNames,
+  pidAlive,
+  ROOT,
+  uniquePrefix,
+  waitFor,
+} from "./support/mod.ts";
 
 if (isRoot) ensureBuilt();
 const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];

@@ -22,7 +22,7 @@ import {
   processesIn,
   ROOT,
   uniquePrefix,
-} from "./lab_helpers.ts";
+} from "./support/mod.ts";
 
 if (isRoot) ensureBuilt();
 const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];

@@ -18,7 +18,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { ensureBuilt, fixedPort, isRoot, MESH, mesh } from "./lab_helpers.ts";
+import { ensureBuilt, fixedPort, isRoot, MESH, mesh, waitFor } from "./support/mod.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
 
 if (!isRoot) console.log("test/run_all.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
@@ -44,15 +44,8 @@ function config(hbonePort: number): string {
   ].join("\n---\n") + "\n";
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, log?: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${log && existsSync(log) ? `:\n${readFileSync(log, "utf8").slice(-3000)}` : ""}`);
-    await Bun.sleep(100);
-  }
-}
+/** The end of a process's log, for the message of a wait that timed out. */
+const logTail = (log: string) => (existsSync(log) ? `\n${readFileSync(log, "utf8").slice(-3000)}` : "");
 
 const isReady = (port: number) => fetch(`http://127.0.0.1:${port}/healthz/ready`).then((r) => r.status === 200, () => false);
 
@@ -75,12 +68,12 @@ async function boundPorts(log: string): Promise<BoundPorts> {
       return [];
     }
   });
-  return await until("the started line", async () => {
+  return await waitFor("the started line", async () => {
     const all = lines();
     const control = all.find((l) => l.msg === "control role started")?.port;
     const ports = all.find((l) => l.msg === "started")?.ports;
     return control && ports?.ready && ports.admin ? { control, ready: ports.ready, admin: ports.admin } : undefined;
-  }, 30_000, log);
+  }, 30_000, { detail: () => logTail(log) });
 }
 
 /** Whether anything accepts TCP at host:port. */
@@ -175,7 +168,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     ]);
     const { control: cp, ready, admin } = await boundPorts(p.log);
     adminPorts.push(admin);
-    await until("--role all ready", () => isReady(ready), 30_000, p.log);
+    await waitFor("--role all ready", () => isReady(ready), 30_000, { detail: () => logTail(p.log) });
 
     // The log reaches its file a little after the fact: wait for the lines.
     for (const line of [
@@ -183,7 +176,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
       /"waypoint not started here","gateway":"shop\/far-waypoint","reason":"its addresses \(192\.0\.2\.7\) are not on this host"/,
       /"waypoint not started here","gateway":"shop\/nowhere-waypoint","reason":"the Gateway has no spec.addresses/,
     ]) {
-      await until(`log line ${line}`, async () => line.test(readFileSync(p.log, "utf8")), 5_000, p.log);
+      await waitFor(`log line ${line}`, async () => line.test(readFileSync(p.log, "utf8")), 5_000, { detail: () => logTail(p.log) });
     }
 
     // The control plane sees both proxies, each on the latest version.
@@ -252,7 +245,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     const p = { proc, log };
     procs.push(p);
     const { ready } = await boundPorts(log);
-    await until("unprivileged --role all ready", () => isReady(ready), 30_000, log);
+    await waitFor("unprivileged --role all ready", () => isReady(ready), 30_000, { detail: () => logTail(log) });
     const state = join(home, ".local", "state", "mesh");
     expect(existsSync(join(state, "root-cert.pem"))).toBe(true);
     expect(statSync(join(state, "proxies", `ztunnel-${NODE}`, "token")).uid).toBe(65534);
@@ -273,10 +266,10 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     ]);
     const { control: cp, ready, admin } = await boundPorts(p.log);
     adminPorts.push(admin);
-    await until("control,ztunnel ready", () => isReady(ready), 30_000, p.log);
+    await waitFor("control,ztunnel ready", () => isReady(ready), 30_000, { detail: () => logTail(p.log) });
     // A wildcard --listen: the ztunnel dialed it on loopback.
     const connected = `"msg":"connected to the control plane","controlPlane":"127.0.0.1:${cp}"`;
-    await until("the ztunnel's connection on loopback in the log", async () => readFileSync(p.log, "utf8").includes(connected), 5_000, p.log);
+    await waitFor("the ztunnel's connection on loopback in the log", async () => readFileSync(p.log, "utf8").includes(connected), 5_000, { detail: () => logTail(p.log) });
     const st = await mesh(["status", "--data-dir", dataDir, "--control-plane", `127.0.0.1:${cp}`, "--format", "json"], 20_000);
     expect(st.code).toBe(0);
     const report = JSON.parse(st.stdout) as { version: number; proxies: { id: string; ackedVersion?: number }[] };

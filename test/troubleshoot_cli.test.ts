@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { boundPorts, ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
+import { boundPorts, ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./support/mod.ts";
 import { findAdminSecret, netnsId } from "../src/admin/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
+import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./support/mod.ts";
 import { missingRoles } from "../src/lab/mod.ts";
 
 if (isRoot) ensureBuilt();

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
 import { missingRoles } from "../src/lab/mod.ts";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
+import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix } from "./support/mod.ts";
 
 if (isRoot) ensureBuilt();
 const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];

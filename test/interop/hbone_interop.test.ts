@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTestCa, spiffeId, type TestTls } from "../../src/hbone/_test_certs.ts";
 import { HboneServer, HbonePool, type HboneStream } from "../../src/hbone/mod.ts";
-import { fixedPort } from "../lab_helpers.ts";
+import { fixedPort } from "../support/mod.ts";
 
 const PY = "/usr/bin/python3";
 const HERE = import.meta.dir;

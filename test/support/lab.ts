@@ -5,10 +5,9 @@
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { waitFor } from "./wait.ts";
 
-export { fixedPort } from "../src/platform/_test_ports.ts";
-
-export const ROOT = resolve(import.meta.dir, "..");
+export const ROOT = resolve(import.meta.dir, "..", "..");
 export const MESH = join(ROOT, "dist", "mesh");
 export const isRoot = process.getuid?.() === 0;
 
@@ -109,21 +108,6 @@ export function pidAlive(pid: number): boolean {
     return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
   } catch {
     return false;
-  }
-}
-
-/**
- * Polls `fn` (sync or async) every 100 ms until it returns a truthy value. An async `fn` is awaited:
- * its promise is not the answer (a pending promise is truthy, which once made every async wait return
- * after its first look).
- */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
   }
 }
 
