@@ -70,13 +70,11 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
   /** Waits for the process to be ready; returns the ports it bound (each was given port 0). */
   async function ready(id: string) {
     const p = await boundPorts(procs.get(id)!.log);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${p.ready}/healthz/ready`).then((r) => r.status === 200, () => false);
-      if (ok) return p;
-      if (Date.now() > deadline) throw new Error(`${id} not ready on ${p.ready}: ${[...procs.values()].map((p) => readFileSync(p.log, "utf8").slice(-800)).join("\n")}`);
-      await Bun.sleep(100);
-    }
+    await waitFor(`${id} ready on ${p.ready}`, () => fetch(`http://127.0.0.1:${p.ready}/healthz/ready`).then((r) => r.status === 200, () => false), 30_000, {
+      intervalMs: 100,
+      detail: () => [...procs.values()].map((p) => readFileSync(p.log, "utf8").slice(-800)).join("\n"),
+    });
+    return p;
   }
   const json = async (args: string[]) => {
     const r = await mesh([...args, "--format", "json"], 30_000);

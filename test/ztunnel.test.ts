@@ -86,11 +86,7 @@ describe.skipIf(!isRoot)("ztunnel in the lab", () => {
     const file = join(tmp, `${name}.yaml`);
     writeFileSync(file, extra ? `${base}\n---\n${extra}` : base);
     await labApply(prefix, file);
-    const deadline = Date.now() + 15_000;
-    while ((await version(nodeA.netns)) <= before[0]! || (await version(nodeB.netns)) <= before[1]!) {
-      if (Date.now() > deadline) throw new Error(`configuration "${name}" did not reach the ztunnels`);
-      await Bun.sleep(100);
-    }
+    await waitFor(`configuration "${name}" at both ztunnels`, async () => (await version(nodeA.netns)) > before[0]! && (await version(nodeB.netns)) > before[1]!, 15_000, { intervalMs: 100 });
   }
 
   test("viewer -> product-api across nodes through the Service VIP; the marker crosses no link but the pods' own; 15008 carries TLS", async () => {

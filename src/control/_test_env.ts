@@ -8,7 +8,6 @@ import { createBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions } from "../xds/mod.ts";
 import { type ControlHandle, startControl } from "./mod.ts";
-import { fixedPort } from "../platform/_test_ports.ts";
 
 export interface PodSpec {
   name: string;
@@ -112,10 +111,3 @@ export function writeMesh(dir: string, text: string): void {
   renameSync(tmp, join(dir, "mesh.yaml"));
 }
 
-/**
- * A free port for a control role that must come back on the same port (a restart): from outside the
- * kernel's ephemeral range, so no bind(0) or outgoing connection takes it while the role is down.
- */
-export async function freePort(): Promise<number> {
-  return fixedPort();
-}

@@ -12,7 +12,6 @@ import {
   BASE_PODS,
   captureLogs,
   client,
-  freePort,
   meshYaml,
   type PodSpec,
   startTestControl,
@@ -21,7 +20,7 @@ import {
   token,
   writeMesh,
 } from "./_test_env.ts";
-import { waitFor } from "../../test/support/mod.ts";
+import { fixedPort, waitFor } from "../../test/support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 const API = "spiffe://cluster.local/ns/shop/sa/api";
@@ -391,7 +390,7 @@ describe("control role: restarts and last-known-good", () => {
 
   test("control plane restart: clients reconnect, versions keep growing, nothing lost", async () => {
     writeMesh(t.dir, meshYaml());
-    const port = await freePort(); // the restart comes back on it
+    const port = fixedPort(); // the restart comes back on it
     let tc = { ...(await startTestControl(t.dir, { listen: `127.0.0.1:${port}` })), dir: t.dir };
     const c = await client(tc, { kind: "ztunnel", node: "node-a" }, { dataDir: join(t.dir, "zt-a") });
     try {
@@ -476,7 +475,7 @@ describe("control role: restarts and last-known-good", () => {
     expect(existsSync(dataDir)).toBe(true);
     const root = readFileSync(join(t.dir, "data", "root-cert.pem"), "utf8");
     const tok = await token(join(t.dir, "data"), { node: "node-a" });
-    const port = await freePort();
+    const port = fixedPort();
     const seen: number[] = [];
     const { XdsClient } = await import("../xds/mod.ts");
     const c = new XdsClient({

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { API_VIP, baseYaml, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
 import { duplexOf } from "./h2c.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
 const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
@@ -180,8 +181,7 @@ spec:
 ${route("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n        backendRef:\n          name: mirror\n          port: 8000\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
     expect((await wp.request({ method: "POST", path: "/from-viewer", body: "v" })).status).toBe(200);
     expect((await wp.request({ method: "POST", path: "/from-stranger", body: "s", identity: STRANGER })).status).toBe(200);
-    const end = Date.now() + 3000;
-    while (!wp.apps.seen.some((s) => s.app === "mirror") && Date.now() < end) await Bun.sleep(10);
+    await waitFor("the stranger's mirrored copy", () => wp.apps.seen.some((s) => s.app === "mirror"), 3000);
     // The stranger's copy arrived (mirrors work), so the viewer's, sent first, would have too.
     await Bun.sleep(50);
     expect(wp.apps.seen.filter((s) => s.app === "mirror").map((s) => s.path)).toEqual(["/from-stranger"]);
@@ -325,8 +325,7 @@ describe("a configuration change under a connection", () => {
       });
       expect(s.closed).toBe(true);
       const gone = () => wp.logs.some((l) => l.msg === "tcp connection refused: the waypoint's Gateway is not in the configuration");
-      const end = Date.now() + 3000;
-      while (!gone() && Date.now() < end) await Bun.sleep(10);
+      await waitFor("the refusal in the log", gone, 3000);
       expect(gone()).toBe(true);
     } finally {
       wp.configure();

@@ -8,7 +8,7 @@
  */
 export { startInProcessMesh } from "./roles.ts";
 export type { InProcessMesh, InProcessMeshOptions, ProxySpec } from "./roles.ts";
-export { waitFor } from "./wait.ts";
+export { waitFor, waitForPort } from "./wait.ts";
 export type { WaitOptions } from "./wait.ts";
 export { fixedPort } from "../../src/platform/_test_ports.ts";
 export * from "./lab.ts";

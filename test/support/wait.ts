@@ -33,3 +33,10 @@ export async function waitFor<T>(
     await Bun.sleep(Math.max(opts.intervalMs ?? 25, Date.now() - started));
   }
 }
+
+/** Waits until something accepts TCP connections on host:port (a process started with a port given in advance). */
+export async function waitForPort(port: number, timeoutMs = 10_000, host = "127.0.0.1"): Promise<void> {
+  const accepts = () =>
+    Bun.connect({ hostname: host, port, socket: { data() {}, open(s) { s.end(); }, error() {} } }).then(() => true, () => false);
+  await waitFor(`a listener on ${host}:${port}`, accepts, timeoutMs, { intervalMs: 30 });
+}
