@@ -15,7 +15,6 @@ import { HbonePool } from "../hbone/mod.ts";
 import { CertificateAuthority, WorkloadCertificates } from "../identity/mod.ts";
 import type { AuthorizationPolicy, MeshModel, PeerAuthentication } from "../model/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
-import { model, pod, service } from "./_test_model.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { Dataplane, poolClient } from "./dataplane.ts";
 import type { HboneClient, ProxyInputs } from "./inputs.ts";
@@ -23,7 +22,7 @@ import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
 import { dialTcp, type SocketStream } from "./stream.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
-import { waitFor } from "../../test/support/mod.ts";
+import { meshModel, service, waitFor, workload } from "../../test/support/mod.ts";
 
 const VIEWER_IP = "127.0.0.2";
 const API_IP = "127.0.0.3";
@@ -54,8 +53,8 @@ const nextDestination = new Map<string, { address: string; port: number }>();
 const logLines: Record<string, unknown>[] = [];
 let restoreSink: ((line: string) => void) | undefined;
 
-const viewer = pod("product-viewer", "shop", VIEWER_IP, "node-a");
-const cart = pod("cart", "shop", CART_IP, "node-a");
+const viewer = workload("product-viewer", "shop", VIEWER_IP, "node-a");
+const cart = workload("cart", "shop", CART_IP, "node-a");
 let baseModel: MeshModel;
 
 function withModel(parts: Partial<MeshModel>): void {
@@ -154,8 +153,8 @@ beforeAll(async () => {
   appPort = await app("product-api", API_IP);
   cartPort = await app("cart", CART_IP);
   outsidePort = await app("outside", OUTSIDE_IP);
-  const api = pod("product-api", "shop", API_IP, "node-b", { ports: [{ name: "http", port: appPort }] });
-  baseModel = model({
+  const api = workload("product-api", "shop", API_IP, "node-b", { ports: [{ name: "http", port: appPort }] });
+  baseModel = meshModel({
     workloads: [viewer, api, cart],
     services: [service("product-api", "shop", "10.96.0.20", [{ port: 8000, targetPort: appPort }], [api])],
   });

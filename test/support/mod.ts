@@ -4,6 +4,7 @@
  * - roles: a control role and a ztunnel or waypoint started in this process;
  * - wait: waitFor, the one way to poll for a condition;
  * - lab, ztunnel_lab: dist/mesh, the lab and what it leaves on the machine, for the end-to-end tests;
+ * - model: a mesh as model objects or as YAML documents;
  * - k8s: the manifests of k8s/ and their RBAC.
  */
 export { startInProcessMesh } from "./roles.ts";
@@ -14,3 +15,17 @@ export { fixedPort } from "../../src/platform/_test_ports.ts";
 export * from "./lab.ts";
 export * from "./ztunnel_lab.ts";
 export * from "./k8s.ts";
+export {
+  meshConfigYaml,
+  meshModel,
+  namespaceYaml,
+  podYaml,
+  service,
+  serviceAccountYaml,
+  serviceYaml,
+  waypoint,
+  waypointYaml,
+  workload,
+  yamlFile,
+} from "./model.ts";
+export type { PodYaml, ServiceYaml } from "./model.ts";
