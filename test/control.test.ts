@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createCsr, validateSvid } from "../src/identity/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
-import { boundPorts, fixedPort, waitFor } from "./support/mod.ts";
+import { boundPorts, fixedPort, namespaceYaml, podYaml, serviceAccountYaml, waitFor, yamlFile } from "./support/mod.ts";
 
 const MESH = join(import.meta.dir, "..", "dist", "mesh");
 const tmp = mkdtempSync(join(tmpdir(), "mesh-e2e-control-"));
@@ -21,17 +21,15 @@ afterAll(() => {
 });
 
 function mesh(extraPod = ""): string {
-  const pod = (name: string, node: string, ip: string) =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\nspec:\n  nodeName: ${node}\n  serviceAccountName: ${name}\n  containers:\n  - name: c\nstatus:\n  podIP: ${ip}`;
-  const docs = [
-    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: viewer\n  namespace: shop",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: api\n  namespace: shop",
+  const pod = (name: string, node: string, ip: string) => podYaml({ name, node, ip });
+  return yamlFile(
+    namespaceYaml("shop"),
+    serviceAccountYaml("viewer"),
+    serviceAccountYaml("api"),
     pod("viewer", "node-a", "10.244.1.10"),
     pod("api", "node-b", "10.244.2.10"),
-  ];
-  if (extraPod) docs.push(`apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${extraPod}\n  namespace: shop`, pod(extraPod, "node-a", "10.244.1.11"));
-  return docs.join("\n---\n") + "\n";
+    ...(extraPod ? [serviceAccountYaml(extraPod), pod(extraPod, "node-a", "10.244.1.11")] : []),
+  );
 }
 
 function save(text: string): void {

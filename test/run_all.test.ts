@@ -18,7 +18,20 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { ensureBuilt, fixedPort, isRoot, MESH, mesh, waitFor } from "./support/mod.ts";
+import {
+  ensureBuilt,
+  fixedPort,
+  isRoot,
+  MESH,
+  mesh,
+  namespaceYaml,
+  podYaml,
+  serviceAccountYaml,
+  serviceYaml,
+  waitFor,
+  waypointYaml,
+  yamlFile,
+} from "./support/mod.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
 
 if (!isRoot) console.log("test/run_all.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
@@ -26,22 +39,25 @@ if (!isRoot) console.log("test/run_all.test.ts: skipped, the ztunnel role record
 const NODE = "solo-node";
 
 function config(hbonePort: number): string {
-  const pod = (name: string, ip: string) =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\nspec:\n  nodeName: ${NODE}\n  serviceAccountName: ${name}\n  containers:\n  - name: c\n    ports:\n    - containerPort: 8080\nstatus:\n  podIP: ${ip}`;
-  const gateway = (name: string, addresses: string[]) =>
-    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: ${name}\n  namespace: shop\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: ${hbonePort}\n    protocol: HBONE` +
-    (addresses.length ? `\n  addresses:\n${addresses.map((a) => `  - type: IPAddress\n    value: ${a}`).join("\n")}` : "");
-  return [
-    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: viewer\n  namespace: shop",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: api\n  namespace: shop",
+  const pod = (name: string, ip: string) => podYaml({ name, ip, node: NODE, containerPorts: [8080] });
+  const gateway = (name: string, addresses: string[]) => waypointYaml({ name, addresses, port: hbonePort });
+  return yamlFile(
+    namespaceYaml("shop"),
+    serviceAccountYaml("viewer"),
+    serviceAccountYaml("api"),
     pod("viewer", "127.0.0.10"),
     pod("api", "127.0.0.11"),
-    "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: api-waypoint\nspec:\n  clusterIP: 10.96.7.10\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080",
+    serviceYaml({
+      name: "api",
+      clusterIP: "10.96.7.10",
+      labels: { "istio.io/use-waypoint": "api-waypoint" },
+      selector: { app: "api" },
+      ports: [{ name: "http", port: 80, targetPort: 8080 }],
+    }),
     gateway("api-waypoint", ["127.0.0.2"]),
     gateway("far-waypoint", ["192.0.2.7"]),
     gateway("nowhere-waypoint", []),
-  ].join("\n---\n") + "\n";
+  );
 }
 
 /** The end of a process's log, for the message of a wait that timed out. */

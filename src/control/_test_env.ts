@@ -8,6 +8,7 @@ import { createBootstrapToken } from "../identity/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions } from "../xds/mod.ts";
 import { type ControlHandle, startControl } from "./mod.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml, waypointYaml, yamlFile } from "../../test/support/mod.ts";
 
 export interface PodSpec {
   name: string;
@@ -25,19 +26,15 @@ export const BASE_PODS: PodSpec[] = [
 /** A small mesh: namespace shop (ambient), pods, a Service bound to the waypoint shop/wp, one policy. */
 export function meshYaml(pods: PodSpec[] = BASE_PODS, extra = ""): string {
   const sas = [...new Set([...pods.map((p) => p.sa), "wp"])];
-  const docs = [
-    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient`,
-    ...sas.map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${sa}\n  namespace: shop`),
-    ...pods.map((p) =>
-      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${p.name}\n  namespace: shop\n  labels:\n    app: ${p.name}\n` +
-      Object.entries(p.labels ?? {}).map(([k, v]) => `    ${k}: "${v}"\n`).join("") +
-      `spec:\n  nodeName: ${p.node}\n  serviceAccountName: ${p.sa}\n  containers:\n  - name: c\n    ports:\n    - containerPort: 8080\nstatus:\n  podIP: ${p.ip}`
-    ),
-    `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp\nspec:\n  clusterIP: 10.96.0.20\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080`,
-    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp\n  namespace: shop\n  labels:\n    istio.io/waypoint-for: service\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE\n  addresses:\n  - type: IPAddress\n    value: 10.244.2.20`,
+  return yamlFile(
+    namespaceYaml("shop"),
+    ...sas.map((sa) => serviceAccountYaml(sa)),
+    ...pods.map((p) => podYaml({ name: p.name, node: p.node, serviceAccount: p.sa, ip: p.ip, labels: p.labels, containerPorts: [8080] })),
+    serviceYaml({ name: "api", clusterIP: "10.96.0.20", labels: { "istio.io/use-waypoint": "wp" }, selector: { app: "api" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] }),
+    waypointYaml({ name: "wp", addresses: ["10.244.2.20"], for: "service" }),
     `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: api-from-viewer\n  namespace: shop\nspec:\n  selector:\n    matchLabels:\n      app: api\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principals: ["cluster.local/ns/shop/sa/viewer"]`,
-  ];
-  return docs.join("\n---\n") + "\n" + (extra ? `---\n${extra}\n` : "");
+    extra,
+  );
 }
 
 export function tempDir(prefix = "mesh-control-"): { dir: string; cleanup(): void } {

@@ -8,25 +8,15 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type InProcessMesh, startInProcessMesh, waitFor } from "../../test/support/mod.ts";
 import { HbonePool } from "../hbone/mod.ts";
 import { WorkloadCertificates } from "../identity/mod.ts";
-import { baseYaml, readUntil, VIEWER, WAYPOINT } from "./_test_env.ts";
+import { ALLOW_NOBODY, baseYaml, readUntil, VIEWER, WAYPOINT } from "./_test_env.ts";
 
-const DENY_ALL = `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: nobody
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  action: ALLOW`;
 
 let mesh: InProcessMesh;
 
 beforeAll(async () => {
   mesh = await startInProcessMesh({
     prefix: "mesh-waypoint-role-",
-    yaml: baseYaml({ api: 8080, api2: 8080, mirror: 8081, h2: 9000 }, DENY_ALL),
+    yaml: baseYaml({ api: 8080, api2: 8080, mirror: 8081, h2: 9000 }, ALLOW_NOBODY),
     proxy: { waypoint: "shop/wp", hboneAddr: "127.0.0.20:0" },
     drainMs: 1000,
   });

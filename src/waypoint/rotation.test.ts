@@ -4,16 +4,10 @@
  * of the lifetime, not at the default half.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type InProcessMesh, startInProcessMesh, waitFor } from "../../test/support/mod.ts";
+import { type InProcessMesh, meshConfigYaml, startInProcessMesh, waitFor } from "../../test/support/mod.ts";
 import { baseYaml } from "./_test_env.ts";
 
-const MESH_CONFIG = `apiVersion: mesh.dev/v1alpha1
-kind: MeshConfig
-metadata:
-  name: mesh
-spec:
-  certificateTTL: 1m
-  rotationFraction: 0.15`;
+const MESH_CONFIG = meshConfigYaml({ certificateTTL: "1m", rotationFraction: 0.15 });
 
 let mesh: InProcessMesh;
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { IPS, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
+import { ALLOW_NOBODY, IPS, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
 const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
@@ -300,16 +300,7 @@ describe("one trace id across hops (the tunnel's traceparent)", () => {
   });
 
   test("denials carry the tunnel's trace id: a 403, a refused tunnel, a denied TCP connection", async () => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: nobody
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  action: ALLOW`);
+    wp.configure(ALLOW_NOBODY);
     try {
       const r = await wp.request({ path: "/get", tunnelTraceparent });
       expect(r.status).toBe(403);

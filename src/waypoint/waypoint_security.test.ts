@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import http2 from "node:http2";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { API_VIP, baseYaml, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
+import { API_VIP, baseYaml, httpRoute, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
 import { duplexOf } from "./h2c.ts";
 import { waitFor } from "../../test/support/mod.ts";
 
@@ -26,21 +26,6 @@ beforeEach(() => {
   wp.apps.seen.length = 0;
 });
 
-function route(name: string, rules: string, port = 8000): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: ${name}
-  namespace: shop
-spec:
-  parentRefs:
-  - group: ""
-    kind: Service
-    name: api
-    port: ${port}
-  rules:
-${rules}`;
-}
 
 /** DENY for the viewer on the api pods labelled `version`. */
 function denyViewerOn(version: string): string {
@@ -99,7 +84,7 @@ async function grpcCall(path: string, headers: Record<string, string> = {}): Pro
 
 describe("a request is authorized for the workload it is sent to", () => {
   test("a route to another backend: that backend's policies apply (HTTP/1.1)", async () => {
-    wp.configure(`${denyViewerOn("v2")}\n---\n${route("to-v2", `  - backendRefs:\n    - name: api-v2\n      port: 8000`)}`);
+    wp.configure(`${denyViewerOn("v2")}\n---\n${httpRoute("to-v2", `  - backendRefs:\n    - name: api-v2\n      port: 8000`)}`);
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
       const r = await wp.request({ path: "/get" });
@@ -117,7 +102,7 @@ describe("a request is authorized for the workload it is sent to", () => {
   });
 
   test("a retry on the next endpoint is authorized for it (HTTP/1.1)", async () => {
-    wp.configure(`${denyViewerOn("v2")}\n---\n${route("retry", `  - retry:\n      attempts: 1\n      codes: [503]\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
+    wp.configure(`${denyViewerOn("v2")}\n---\n${httpRoute("retry", `  - retry:\n      attempts: 1\n      codes: [503]\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
     for (let i = 0; i < 4; i++) expect((await wp.request({ path: "/status/503" })).status).toBe(403);
     expect(wp.apps.seen.filter((s) => s.app === "api-2")).toEqual([]);
     // Admitted for api-1: its 503 was tried there.
@@ -128,7 +113,7 @@ describe("a request is authorized for the workload it is sent to", () => {
     wp.configure([
       denyViewerOn("v1"),
       grpcV1(),
-      route("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, 9000),
+      httpRoute("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, "api", 9000),
     ].join("\n---\n"));
     for (let i = 0; i < 4; i++) {
       const r = await grpcCall("/shop.Api/Get");
@@ -139,7 +124,7 @@ describe("a request is authorized for the workload it is sent to", () => {
 
   test("a retry on the next endpoint is authorized for it (HTTP/2)", async () => {
     // api-2 has no gRPC server: a call admitted for it fails to connect and is retried on api-1, which denies the viewer.
-    wp.configure(`${denyViewerOn("v1")}\n---\n${route("grpc-retry", `  - retry:\n      attempts: 1\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 9000`, 9000)}`);
+    wp.configure(`${denyViewerOn("v1")}\n---\n${httpRoute("grpc-retry", `  - retry:\n      attempts: 1\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 9000`, "api", 9000)}`);
     for (let i = 0; i < 4; i++) expect((await grpcCall("/shop.Api/Get")).grpcStatus).toBe("7");
     expect(wp.apps.seen.filter((s) => s.app === "h2")).toEqual([]);
     // The stranger is not denied: the same retry reaches api-1.
@@ -178,7 +163,7 @@ spec:
     - source:
         principals: ["cluster.local/ns/shop/sa/viewer"]
 ---
-${route("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n        backendRef:\n          name: mirror\n          port: 8000\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
+${httpRoute("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n        backendRef:\n          name: mirror\n          port: 8000\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
     expect((await wp.request({ method: "POST", path: "/from-viewer", body: "v" })).status).toBe(200);
     expect((await wp.request({ method: "POST", path: "/from-stranger", body: "s", identity: STRANGER })).status).toBe(200);
     await waitFor("the stranger's mirrored copy", () => wp.apps.seen.some((s) => s.app === "mirror"), 3000);
@@ -191,7 +176,7 @@ ${route("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n   
     wp.configure([
       `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp2\n  namespace: shop\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE`,
       `apiVersion: v1\nkind: Service\nmetadata:\n  name: api-other\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp2\nspec:\n  clusterIP: 10.96.0.24\n  selector:\n    version: v2\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${wp.apps.http.api!.port}`,
-      route("to-other", `  - backendRefs:\n    - name: api-other\n      port: 8000`),
+      httpRoute("to-other", `  - backendRefs:\n    - name: api-other\n      port: 8000`),
     ].join("\n---\n"));
     for (const identity of [VIEWER, STRANGER]) {
       const r = await wp.request({ path: "/get", identity });
@@ -232,7 +217,7 @@ spec:
 ---
 ${grpcV1()}
 ---
-${route("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, 9000)}`);
+${httpRoute("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, "api", 9000)}`);
   });
   afterAll(() => wp.configure());
 

@@ -5,17 +5,27 @@
  * later moves the renewal already scheduled.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { type InProcessMesh, startInProcessMesh, waitFor } from "../../test/support/mod.ts";
+import {
+  type InProcessMesh,
+  meshConfigYaml,
+  namespaceYaml,
+  podYaml,
+  serviceAccountYaml,
+  startInProcessMesh,
+  waitFor,
+  yamlFile,
+} from "../../test/support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 
+/** One-minute certificates renewed at `rotationFraction`; one pod, viewer, on node-a. */
 function meshYaml(rotationFraction: number): string {
-  return [
-    `apiVersion: mesh.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n  certificateTTL: 1m\n  rotationFraction: ${rotationFraction}`,
-    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient`,
-    `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: viewer\n  namespace: shop`,
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: viewer\n  namespace: shop\n  labels:\n    app: viewer\nspec:\n  nodeName: node-a\n  serviceAccountName: viewer\n  containers:\n  - name: c\nstatus:\n  podIP: 127.0.0.2`,
-  ].join("\n---\n") + "\n";
+  return yamlFile(
+    meshConfigYaml({ certificateTTL: "1m", rotationFraction }),
+    namespaceYaml("shop"),
+    serviceAccountYaml("viewer"),
+    podYaml({ name: "viewer", ip: "127.0.0.2" }),
+  );
 }
 
 interface Held {

@@ -28,4 +28,4 @@ export {
   workload,
   yamlFile,
 } from "./model.ts";
-export type { PodYaml, ServiceYaml } from "./model.ts";
+export type { PodYaml, ServiceYaml, WaypointYaml } from "./model.ts";

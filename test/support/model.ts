@@ -131,11 +131,23 @@ export function serviceYaml(s: ServiceYaml): string {
     s.ports.map((p) => `  - name: ${p.name}\n    port: ${p.port}\n    targetPort: ${p.targetPort}`).join("\n");
 }
 
-/** A waypoint: a Gateway of class istio-waypoint with an HBONE listener on 15008 at `address`. */
-export function waypointYaml(w: { name: string; namespace?: string; address: string; for?: Waypoint["waypointFor"] }): string {
-  return `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: ${w.name}\n  namespace: ${w.namespace ?? "shop"}\n  labels:\n` +
-    `    istio.io/waypoint-for: ${w.for ?? "service"}\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n` +
-    `    protocol: HBONE\n  addresses:\n  - type: IPAddress\n    value: ${w.address}`;
+export interface WaypointYaml {
+  name: string;
+  namespace?: string;
+  /** spec.addresses (none: the Gateway has no address). */
+  addresses: string[];
+  /** The HBONE listener's port (default 15008). */
+  port?: number;
+  /** The istio.io/waypoint-for label (none: Istio's default, service). */
+  for?: Waypoint["waypointFor"];
+}
+
+/** A waypoint: a Gateway of class istio-waypoint with one HBONE listener. */
+export function waypointYaml(w: WaypointYaml): string {
+  const labels = w.for ? `  labels:\n    istio.io/waypoint-for: ${w.for}\n` : "";
+  const addresses = w.addresses.length ? `\n  addresses:\n${w.addresses.map((a) => `  - type: IPAddress\n    value: ${a}`).join("\n")}` : "";
+  return `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: ${w.name}\n  namespace: ${w.namespace ?? "shop"}\n${labels}` +
+    `spec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: ${w.port ?? 15008}\n    protocol: HBONE${addresses}`;
 }
 
 /** The mesh-wide settings (MeshConfig "mesh"), e.g. { certificateTTL: "1m", rotationFraction: 0.15 }. */
