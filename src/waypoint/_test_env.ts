@@ -233,6 +233,28 @@ spec:
 ${rules}`;
 }
 
+const JWT_DATA = join(import.meta.dir, "testdata", "jwt");
+/** A token of the issuer testing@secure.istio.io (Istio's demo.jwt). */
+export const DEMO_JWT = readFileSync(join(JWT_DATA, "demo.jwt"), "utf8").trim();
+/** That issuer's keys, as one line of JSON (it goes into YAML in single quotes). */
+export const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(JWT_DATA, "demo-jwks.json"), "utf8")));
+
+/** A RequestAuthentication on app: api that accepts DEMO_JWT; `ruleExtra`: more fields of its rule, indented four spaces. */
+export function demoJwtOnApi(name: string, ruleExtra = ""): string {
+  return `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: ${name}
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: api
+  jwtRules:
+  - issuer: testing@secure.istio.io
+    jwks: '${DEMO_JWKS}'${ruleExtra ? `\n${ruleExtra}` : ""}`;
+}
+
 /** An ALLOW policy without rules on app: api: nobody may call it (the waypoint answers 403). */
 export const ALLOW_NOBODY = readFileSync(join(import.meta.dir, "testdata", "allow-nobody.yaml"), "utf8");
 

@@ -5,15 +5,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { API_VIP, baseYaml, httpRoute, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
+import { API_VIP, baseYaml, DEMO_JWT, demoJwtOnApi, httpRoute, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
 import { duplexOf } from "./h2c.ts";
 import { waitFor } from "../../test/support/mod.ts";
 
-const DATA = join(import.meta.dir, "testdata", "jwt");
-const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
-const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(DATA, "demo-jwks.json"), "utf8")));
 
 let wp: TestWaypoint;
 beforeAll(async () => {
@@ -196,24 +191,12 @@ describe("identity headers come from the mesh, never from the client", () => {
     "x-forwarded-client-cert": "By=spiffe://cluster.local/ns/shop/sa/api;URI=spiffe://cluster.local/ns/shop/sa/admin",
   };
   beforeAll(() => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: jwt-headers
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: testing@secure.istio.io
-    jwks: '${DEMO_JWKS}'
-    outputPayloadToHeader: x-jwt-payload
+    wp.configure(`${demoJwtOnApi("jwt-headers", `    outputPayloadToHeader: x-jwt-payload
     outputClaimToHeaders:
     - header: x-jwt-sub
       claim: sub
     - header: x-jwt-email
-      claim: email
+      claim: email`)}
 ---
 ${grpcV1()}
 ---
@@ -232,11 +215,11 @@ ${httpRoute("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port
   });
 
   test("a valid token: its claims are set, a claim it lacks is not taken from the client", async () => {
-    const r = await wp.request({ path: "/get", headers: { ...FORGED, authorization: `Bearer ${DEMO}` } });
+    const r = await wp.request({ path: "/get", headers: { ...FORGED, authorization: `Bearer ${DEMO_JWT}` } });
     expect(r.status).toBe(200);
     const seen = r.json<{ headers: Record<string, string> }>().headers;
     expect(seen["x-jwt-sub"]).toBe("testing@secure.istio.io");
-    expect(seen["x-jwt-payload"]).toBe(DEMO.split(".")[1]!);
+    expect(seen["x-jwt-payload"]).toBe(DEMO_JWT.split(".")[1]!);
     expect(seen["x-jwt-email"]).toBeUndefined();
     expect(seen["x-forwarded-client-cert"]).toBe(`By=${WAYPOINT};URI=${VIEWER}`);
     expect(seen.authorization).toBeUndefined();
@@ -254,21 +237,9 @@ ${httpRoute("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port
   });
 
   test("policies see the cleaned request: a forged header cannot satisfy an ALLOW", async () => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: jwt-headers
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: testing@secure.istio.io
-    jwks: '${DEMO_JWKS}'
-    outputClaimToHeaders:
+    wp.configure(`${demoJwtOnApi("jwt-headers", `    outputClaimToHeaders:
     - header: x-jwt-sub
-      claim: sub
+      claim: sub`)}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
