@@ -43,6 +43,7 @@ afterAll(async () => {
 test("a client of another trust domain is refused at the handshake, one of the mesh's is served", async () => {
   const address = await waitFor("the waypoint's HBONE address", async () =>
     ((await (await mesh.admin.request("/config_dump")).json()) as { hbone?: { address: string } | null }).hbone?.address, 15_000);
+  expect(address).toStartWith(`${IPS.waypoint}:`);
   const attempt = async (tls: { cert: string; key: string; ca: string }) => {
     const pool = new HbonePool({ connectTimeoutMs: 3000 });
     try {
