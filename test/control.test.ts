@@ -4,13 +4,13 @@
  * a restart on the same port and data dir: the client reconnects and nothing is lost.
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCsr, validateSvid } from "../src/identity/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
-import { boundPorts, fixedPort, namespaceYaml, podYaml, serviceAccountYaml, waitFor, yamlFile } from "./support/mod.ts";
+import { boundPorts, fixedPort, namespaceYaml, podYaml, replaceFile, serviceAccountYaml, waitFor, yamlFile } from "./support/mod.ts";
 
 const MESH = join(import.meta.dir, "..", "dist", "mesh");
 const tmp = mkdtempSync(join(tmpdir(), "mesh-e2e-control-"));
@@ -33,9 +33,7 @@ function mesh(extraPod = ""): string {
 }
 
 function save(text: string): void {
-  const t = join(tmp, ".mesh.yaml.tmp");
-  writeFileSync(t, text);
-  renameSync(t, join(tmp, "mesh.yaml"));
+  replaceFile(join(tmp, "mesh.yaml"), text);
 }
 
 test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", async () => {

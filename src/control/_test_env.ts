@@ -1,14 +1,19 @@
 /** Test scaffolding for the control role's tests (private to src/control). */
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Hono } from "hono";
 import { getLevels, setLevel, setSink } from "../core/mod.ts";
-import { createBootstrapToken } from "../identity/mod.ts";
-import { Registry } from "../telemetry/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions } from "../xds/mod.ts";
-import { type ControlHandle, startControl } from "./mod.ts";
-import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml, waypointYaml, yamlFile } from "../../test/support/mod.ts";
+import {
+  bootstrapToken,
+  namespaceYaml,
+  podYaml,
+  replaceFile,
+  serviceAccountYaml,
+  serviceYaml,
+  waypointYaml,
+  yamlFile,
+} from "../../test/support/mod.ts";
 
 export interface PodSpec {
   name: string;
@@ -42,42 +47,13 @@ export function tempDir(prefix = "mesh-control-"): { dir: string; cleanup(): voi
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export interface TestControl {
-  handle: ControlHandle;
-  metrics: Registry;
-  admin: Hono;
-  address: string;
-}
-
-export async function startTestControl(
-  dir: string,
-  opts: { listen?: string; config?: string; debounceMs?: number; clientCertTtlSeconds?: number } = {},
-): Promise<TestControl> {
-  const metrics = new Registry();
-  const admin = new Hono();
-  const config = opts.config ?? join(dir, "mesh.yaml");
-  const handle = await startControl({
-    config,
-    kubernetes: false,
-    dataDir: join(dir, "data"),
-    listen: opts.listen ?? "127.0.0.1:0",
-    debounceMs: opts.debounceMs ?? 20,
-    clientCertTtlSeconds: opts.clientCertTtlSeconds,
-  }, { metrics, admin });
-  return { handle, metrics, admin, address: `127.0.0.1:${handle.port}` };
-}
-
-export async function token(dataDir: string, who: { node: string } | { gateway: string } | { admin: true }): Promise<string> {
-  return await createBootstrapToken(dataDir, { ...who, ttlSeconds: 600 } as Parameters<typeof createBootstrapToken>[1]);
-}
-
 export async function client(
   tc: { address: string; dir: string },
   proxy: ProxyId,
   more: Partial<XdsClientOptions> = {},
 ): Promise<XdsClient> {
   const dataDir = join(tc.dir, "data");
-  const tok = await token(dataDir, proxy.kind === "ztunnel" ? { node: proxy.node } : { gateway: `${proxy.namespace}/${proxy.name}` });
+  const tok = await bootstrapToken(dataDir, proxy.kind === "ztunnel" ? { node: proxy.node } : { gateway: `${proxy.namespace}/${proxy.name}` });
   const caCertPem = await Bun.file(join(dataDir, "root-cert.pem")).text();
   return new XdsClient({ controlPlane: tc.address, caCertPem, token: tok, proxy, backoff: { initialMs: 50, maxMs: 500 }, ...more });
 }
@@ -102,9 +78,6 @@ export function captureLogs(scopes: string[]): { lines: Record<string, unknown>[
 }
 
 export function writeMesh(dir: string, text: string): void {
-  // Rename into place, as editors do, so the watcher never reads a half-written file.
-  const tmp = join(dir, `.mesh.yaml.${Math.random().toString(36).slice(2)}`);
-  writeFileSync(tmp, text);
-  renameSync(tmp, join(dir, "mesh.yaml"));
+  replaceFile(join(dir, "mesh.yaml"), text);
 }
 

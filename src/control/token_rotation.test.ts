@@ -9,8 +9,8 @@ import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
 import { XdsClient } from "../xds/mod.ts";
-import { meshYaml, startTestControl, tempDir, type TestControl, writeMesh } from "./_test_env.ts";
-import { fixedPort, waitFor } from "../../test/support/mod.ts";
+import { meshYaml, tempDir, writeMesh } from "./_test_env.ts";
+import { fixedPort, startTestControl, type TestControl, waitFor } from "../../test/support/mod.ts";
 
 const t = tempDir("mesh-token-rotation-");
 afterAll(() => t.cleanup());

@@ -7,8 +7,8 @@
  * - model: a mesh as model objects or as YAML documents;
  * - k8s: the manifests of k8s/ and their RBAC.
  */
-export { startInProcessMesh } from "./roles.ts";
-export type { InProcessMesh, InProcessMeshOptions, ProxySpec } from "./roles.ts";
+export { bootstrapToken, replaceFile, startInProcessMesh, startTestControl } from "./roles.ts";
+export type { InProcessMesh, InProcessMeshOptions, ProxySpec, TestControl, TestControlOptions } from "./roles.ts";
 export { waitFor, waitForPort } from "./wait.ts";
 export type { WaitOptions } from "./wait.ts";
 export { fixedPort } from "../../src/platform/_test_ports.ts";

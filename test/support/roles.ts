@@ -2,11 +2,12 @@
  * A control role and one proxy (ztunnel or waypoint) started in this process, as `mesh run` starts them:
  * a temporary data directory, the configuration written to a file from YAML, a bootstrap token for the
  * node or the gateway, the proxy's configuration and certificates over the real control-plane stream.
- * Role tests use it to get a live control role without importing another role themselves.
+ * Role tests use it to get a live control role without importing another role themselves; the control
+ * role's own tests start theirs with startTestControl, the same way.
  */
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { Hono } from "hono";
 import type { RoleHandle } from "../../src/admin/mod.ts";
 import { type ControlHandle, startControl } from "../../src/control/mod.ts";
@@ -15,6 +16,55 @@ import { createBootstrapToken } from "../../src/identity/mod.ts";
 import { Registry } from "../../src/telemetry/mod.ts";
 import { startWaypoint } from "../../src/waypoint/mod.ts";
 import { startZtunnel } from "../../src/ztunnel/mod.ts";
+
+export interface TestControlOptions {
+  /** The --config file (default DIR/mesh.yaml). */
+  config?: string;
+  /** The data directory (default DIR/data). */
+  dataDir?: string;
+  /** Default 127.0.0.1:0; a port given in advance (a restart on the same port) comes from fixedPort. */
+  listen?: string;
+  /** Debounce of file events (default 20 ms: tests save and wait). */
+  debounceMs?: number;
+  clientCertTtlSeconds?: number;
+}
+
+export interface TestControl {
+  handle: ControlHandle;
+  metrics: Registry;
+  admin: Hono;
+  /** 127.0.0.1:PORT */
+  address: string;
+  dataDir: string;
+}
+
+/** A control role in this process over the files of `dir`. */
+export async function startTestControl(dir: string, opts: TestControlOptions = {}): Promise<TestControl> {
+  const metrics = new Registry();
+  const admin = new Hono();
+  const dataDir = opts.dataDir ?? join(dir, "data");
+  const handle = await startControl({
+    config: opts.config ?? join(dir, "mesh.yaml"),
+    kubernetes: false,
+    dataDir,
+    listen: opts.listen ?? "127.0.0.1:0",
+    debounceMs: opts.debounceMs ?? 20,
+    clientCertTtlSeconds: opts.clientCertTtlSeconds,
+  }, { metrics, admin });
+  return { handle, metrics, admin, address: `127.0.0.1:${handle.port}`, dataDir };
+}
+
+/** A bootstrap token of the control role whose data directory is `dataDir`, valid ten minutes. */
+export async function bootstrapToken(dataDir: string, who: { node: string } | { gateway: string } | { admin: true }): Promise<string> {
+  return await createBootstrapToken(dataDir, { ...who, ttlSeconds: 600 } as Parameters<typeof createBootstrapToken>[1]);
+}
+
+/** Replaces a file by renaming a new one into place, as editors do, so a watcher never reads it half-written. */
+export function replaceFile(path: string, text: string): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${Math.random().toString(36).slice(2)}`);
+  writeFileSync(tmp, text);
+  renameSync(tmp, path);
+}
 
 /** The proxy to start: a waypoint for a Gateway "NAMESPACE/NAME", or the ztunnel of a node (`--redirect none`). */
 export type ProxySpec =
@@ -68,16 +118,13 @@ export async function startInProcessMesh(opts: InProcessMeshOptions): Promise<In
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    control = await startControl(
-      { config, kubernetes: false, dataDir, listen: opts.listen ?? "127.0.0.1:0" },
-      { metrics: new Registry(), admin: new Hono() },
-    );
+    control = (await startTestControl(dir, { config, dataDir, listen: opts.listen })).handle;
     const admin = new Hono();
     const metrics = new Registry();
     const common = { controlPlane: `127.0.0.1:${control.port}`, caCert: join(dataDir, "root-cert.pem"), drainMs };
     const tokenFile = async (name: string, who: { node: string } | { gateway: string }) => {
       const path = join(dir, name);
-      writeFileSync(path, await createBootstrapToken(dataDir, { ...who, ttlSeconds: 600 }));
+      writeFileSync(path, await bootstrapToken(dataDir, who));
       return path;
     };
     if (opts.proxy && "waypoint" in opts.proxy) {
@@ -105,10 +152,7 @@ export async function startInProcessMesh(opts: InProcessMeshOptions): Promise<In
       admin,
       metrics,
       reconfigure: async (yaml) => {
-        // Rename into place, as editors do, so the watcher never reads a half-written file.
-        const tmp = join(dir, `.mesh.yaml.${Math.random().toString(36).slice(2)}`);
-        writeFileSync(tmp, yaml);
-        renameSync(tmp, config);
+        replaceFile(config, yaml);
         await c.refresh();
       },
       stop,
