@@ -16,26 +16,9 @@ import { XdsClient } from "../src/xds/mod.ts";
 
 if (!isRoot) console.log("test/troubleshoot_cli.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
 
+/** The unenrolled namespace legacy, and a route on product-api. */
 const EXTRA = `---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: legacy
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: legacy-web
-  namespace: legacy
-  labels:
-    app: legacy-web
-spec:
-  nodeName: node-a
-  containers:
-  - name: web
-status:
-  podIP: 10.244.1.30
----
+${readFileSync(join(import.meta.dir, "testdata", "legacy-namespace.yaml"), "utf8")}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:

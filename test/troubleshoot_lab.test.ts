@@ -20,28 +20,7 @@ if (skip) console.log(`test/troubleshoot_lab.test.ts: SKIPPED: ${isRoot ? `this 
 
 /** A namespace that is not enrolled, with a pod on node-a. */
 const LEGACY = `---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: legacy
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: legacy-web
-  namespace: legacy
-  labels:
-    app: legacy-web
-spec:
-  nodeName: node-a
-  containers:
-  - name: web
-    command: ["mesh", "httpbin", "--port", "8080"]
-    ports:
-    - containerPort: 8080
-status:
-  podIP: 10.244.1.30
-`;
+${readFileSync(join(import.meta.dir, "testdata", "legacy-namespace.yaml"), "utf8")}`;
 
 interface LabProc {
   id: string;
