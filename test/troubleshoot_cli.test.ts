@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { boundPorts, ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./support/mod.ts";
+import { boundPorts, ensureBuilt, isRoot, MESH, mesh, removeZtunnelRecord, ROOT, waitFor, ztunnelRecord } from "./support/mod.ts";
 import { findAdminSecret, netnsId } from "../src/admin/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 
@@ -234,7 +234,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     killed.kill("SIGKILL");
     await killed.exited;
     // Nor its instance record (the ztunnels of a node and namespace, under /run/mesh as root): ours to remove.
-    rmSync(join("/run/mesh/ztunnel", `${netnsId()}-node-a`, String(killed.pid)), { force: true });
+    removeZtunnelRecord(ztunnelRecord(netnsId(), "node-a", killed.pid));
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status", ...live()]);
       return row("ztunnel/node-a")?.state === "NOT CONNECTED";
