@@ -5,7 +5,6 @@
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { missingRoles } from "../../src/lab/mod.ts";
 import { waitFor } from "./wait.ts";
 
 export const ROOT = resolve(import.meta.dir, "..", "..");
@@ -26,6 +25,7 @@ export function ensureBuilt(): void {
 export async function labUnavailable(roles?: string[]): Promise<string | undefined> {
   if (!isRoot) return "the lab needs root";
   ensureBuilt();
+  const { missingRoles } = await import("../../src/lab/mod.ts");
   const missing = (await missingRoles(MESH)).filter((r) => !roles || roles.includes(r));
   return missing.length ? `this build lacks the ${missing.join(", ")} role(s)` : undefined;
 }

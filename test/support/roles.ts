@@ -8,14 +8,18 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { Hono } from "hono";
+import type { Hono } from "hono";
 import type { RoleHandle } from "../../src/admin/mod.ts";
-import { type ControlHandle, startControl } from "../../src/control/mod.ts";
+import type { ControlHandle } from "../../src/control/mod.ts";
 import { setSink } from "../../src/core/mod.ts";
-import { createBootstrapToken } from "../../src/identity/mod.ts";
-import { Registry } from "../../src/telemetry/mod.ts";
-import { startWaypoint } from "../../src/waypoint/mod.ts";
-import { startZtunnel } from "../../src/ztunnel/mod.ts";
+import type { Registry } from "../../src/telemetry/mod.ts";
+
+// The roles (and what only they need) are imported when a test starts one: every test enters
+// test/support through its mod.ts, for waitFor or the builders, and most never start a role.
+const roleContext = async () => {
+  const [{ Hono }, { Registry }] = await Promise.all([import("hono"), import("../../src/telemetry/mod.ts")]);
+  return { metrics: new Registry(), admin: new Hono() };
+};
 
 export interface TestControlOptions {
   /** The --config file (default DIR/mesh.yaml). */
@@ -40,9 +44,9 @@ export interface TestControl {
 
 /** A control role in this process over the files of `dir`. */
 export async function startTestControl(dir: string, opts: TestControlOptions = {}): Promise<TestControl> {
-  const metrics = new Registry();
-  const admin = new Hono();
+  const { metrics, admin } = await roleContext();
   const dataDir = opts.dataDir ?? join(dir, "data");
+  const { startControl } = await import("../../src/control/mod.ts");
   const handle = await startControl({
     config: opts.config ?? join(dir, "mesh.yaml"),
     kubernetes: false,
@@ -56,6 +60,7 @@ export async function startTestControl(dir: string, opts: TestControlOptions = {
 
 /** A bootstrap token of the control role whose data directory is `dataDir`, valid ten minutes. */
 export async function bootstrapToken(dataDir: string, who: { node: string } | { gateway: string } | { admin: true }): Promise<string> {
+  const { createBootstrapToken } = await import("../../src/identity/mod.ts");
   return await createBootstrapToken(dataDir, { ...who, ttlSeconds: 600 } as Parameters<typeof createBootstrapToken>[1]);
 }
 
@@ -119,8 +124,7 @@ export async function startInProcessMesh(opts: InProcessMeshOptions): Promise<In
   };
   try {
     control = (await startTestControl(dir, { config, dataDir, listen: opts.listen })).handle;
-    const admin = new Hono();
-    const metrics = new Registry();
+    const { metrics, admin } = await roleContext();
     const common = { controlPlane: `127.0.0.1:${control.port}`, caCert: join(dataDir, "root-cert.pem"), drainMs };
     const tokenFile = async (name: string, who: { node: string } | { gateway: string }) => {
       const path = join(dir, name);
@@ -128,9 +132,11 @@ export async function startInProcessMesh(opts: InProcessMeshOptions): Promise<In
       return path;
     };
     if (opts.proxy && "waypoint" in opts.proxy) {
+      const { startWaypoint } = await import("../../src/waypoint/mod.ts");
       const gateway = opts.proxy.waypoint;
       proxy = await startWaypoint({ ...common, gateway, hboneAddr: opts.proxy.hboneAddr, tokenFile: await tokenFile("waypoint.token", { gateway }) }, { metrics, admin });
     } else if (opts.proxy) {
+      const { startZtunnel } = await import("../../src/ztunnel/mod.ts");
       const node = opts.proxy.ztunnel;
       proxy = await startZtunnel({
         ...common,
