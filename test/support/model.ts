@@ -9,8 +9,8 @@ import { emptyModel, type MeshModel, type Service, type Waypoint, type Workload 
 const TD = "cluster.local";
 const identityOf = (namespace: string, serviceAccount: string) => `spiffe://${TD}/ns/${namespace}/sa/${serviceAccount}`;
 
-/** A Pod's workload at `ip` on `node`; its service account is its name, its labels {app: name}, unless `extra` says otherwise. */
-export function workload(name: string, namespace: string, ip: string, node = "node-a", extra: Partial<Workload> = {}): Workload {
+/** A Pod's workload at `ip` (or addresses) on `node`; its service account is its name, its labels {app: name}, unless `extra` says otherwise. */
+export function workload(name: string, namespace: string, ip: string | string[], node = "node-a", extra: Partial<Workload> = {}): Workload {
   const serviceAccount = extra.serviceAccount ?? name;
   return {
     uid: `Pod/${namespace}/${name}`,
@@ -20,7 +20,7 @@ export function workload(name: string, namespace: string, ip: string, node = "no
     serviceAccount,
     identity: identityOf(namespace, serviceAccount),
     node,
-    addresses: [ip],
+    addresses: typeof ip === "string" ? [ip] : ip,
     labels: { app: name },
     ambient: true,
     ports: [],
@@ -50,14 +50,14 @@ export function service(
   };
 }
 
-/** A waypoint (Gateway of class istio-waypoint) listening at `address`; its service account is its name. */
-export function waypoint(name: string, namespace: string, address: string, extra: Partial<Waypoint> = {}): Waypoint {
+/** A waypoint (Gateway of class istio-waypoint) listening at `address` (or addresses); its service account is its name. */
+export function waypoint(name: string, namespace: string, address: string | string[], extra: Partial<Waypoint> = {}): Waypoint {
   return {
     name,
     namespace,
     identity: identityOf(namespace, name),
     serviceAccount: name,
-    addresses: [address],
+    addresses: typeof address === "string" ? [address] : address,
     waypointFor: "service",
     port: 15008,
     ...extra,
