@@ -239,8 +239,8 @@ export const DEMO_JWT = readFileSync(join(JWT_DATA, "demo.jwt"), "utf8").trim();
 /** That issuer's keys, as one line of JSON (it goes into YAML in single quotes). */
 export const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(JWT_DATA, "demo-jwks.json"), "utf8")));
 
-/** A RequestAuthentication on app: api that accepts DEMO_JWT; `ruleExtra`: more fields of its rule, indented four spaces. */
-export function demoJwtOnApi(name: string, ruleExtra = ""): string {
+/** A RequestAuthentication on app: api with `jwtRules` (YAML list items, indented two spaces). */
+export function jwtOnApi(name: string, jwtRules: string): string {
   return `apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata:
@@ -251,8 +251,12 @@ spec:
     matchLabels:
       app: api
   jwtRules:
-  - issuer: testing@secure.istio.io
-    jwks: '${DEMO_JWKS}'${ruleExtra ? `\n${ruleExtra}` : ""}`;
+${jwtRules}`;
+}
+
+/** A RequestAuthentication on app: api that accepts DEMO_JWT; `ruleExtra`: more fields of its rule, indented four spaces. */
+export function demoJwtOnApi(name: string, ruleExtra = ""): string {
+  return jwtOnApi(name, `  - issuer: testing@secure.istio.io\n    jwks: '${DEMO_JWKS}'${ruleExtra ? `\n${ruleExtra}` : ""}`);
 }
 
 /** An ALLOW policy without rules on app: api: nobody may call it (the waypoint answers 403). */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { ALLOW_NOBODY, DEMO_JWT, demoJwtOnApi, IPS, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
+import { ALLOW_NOBODY, DEMO_JWT, demoJwtOnApi, IPS, jwtOnApi, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
 const ISSUER_JWKS = JSON.parse(readFileSync(join(DATA, "test-issuer-jwks.json"), "utf8")) as { keys: object[] };
@@ -103,20 +103,10 @@ const DEFAULT_POLICY = `  rules:
 describe("RequestAuthentication with a remote JWKS (Istio's test issuers)", () => {
   let jwks: ReturnType<typeof startJwksServer>;
   const configure = (ruleExtra = "", policy = DEFAULT_POLICY, url = jwks.url) =>
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: issuers
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: test-issuer-1@istio.io
+    wp.configure(`${jwtOnApi("issuers", `  - issuer: test-issuer-1@istio.io
     jwksUri: ${url}
 ${ruleExtra}  - issuer: test-issuer-2@istio.io
-    jwksUri: ${url}
+    jwksUri: ${url}`)}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
