@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createBootstrapToken } from "../src/identity/mod.ts";
 import { BootstrapResponseSchema, callJson, FrameReader, openSession, parseWith, PATHS } from "../src/xds/mod.ts";
+import { fixedPort } from "../test/support/mod.ts";
 
 interface Opts {
   workloads: number;
@@ -85,12 +86,6 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-async function freePort(): Promise<number> {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
 
 /** A ztunnel as the control plane sees it: bootstrap, stream, ACK. */
 class SimProxy {
@@ -173,7 +168,7 @@ export async function main(args: string[]): Promise<number> {
   for (let ns = 0; ns < o.files; ns++) writeFileSync(join(cfg, `ns-${String(ns).padStart(3, "0")}.yaml`), namespaceFile(ns, podsPerNs, ns * podsPerNs, o.clients));
   console.log(`config: ${o.files} files, ${podsPerNs * o.files} workloads on ${o.clients} nodes, ${o.files * 10} services, ${o.files * 4} policies (${Math.round(performance.now() - t0)} ms to write)`);
 
-  const [listen, metricsPort, readyPort] = [await freePort(), await freePort(), await freePort()];
+  const [listen, metricsPort, readyPort] = [fixedPort(), fixedPort(), fixedPort()];
   const root = join(import.meta.dir, "..");
   const bin = process.execPath;
   const prof = process.env.BENCH_CONTROL_CPU_PROF ? ["--cpu-prof-md", `--cpu-prof-dir=${process.env.BENCH_CONTROL_CPU_PROF}`] : [];

@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTestCa } from "../src/hbone/_test_certs.ts";
+import { fixedPort, waitForPort } from "../test/support/mod.ts";
 
 const HERE = import.meta.dir;
 const TOOLS = join(HERE, "_hbone_tools.ts");
@@ -68,23 +69,7 @@ function progress(msg: string): void {
   if (verbose) process.stderr.write(`  ${msg}\n`);
 }
 
-async function freePort(): Promise<number> {
-  const l = Bun.listen({ hostname: HOST, port: 0, socket: { data() {} } });
-  const p = l.port;
-  l.stop(true);
-  return p;
-}
 
-async function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const ok = await Bun.connect({ hostname: HOST, port, socket: { data() {}, open(s) { s.end(); }, error() {} } })
-      .then(() => true, () => false);
-    if (ok) return;
-    await Bun.sleep(30);
-  }
-  throw new Error(`nothing listens on port ${port}`);
-}
 
 const procs = new Set<Subprocess>();
 
@@ -150,8 +135,8 @@ interface RunningPath {
 
 async function startPath(name: PathName, dir: string, targets: Ports): Promise<RunningPath> {
   if (name === "direct") return { entry: targets, pids: [], procs: [], gc: false };
-  const entry = { iperf: await freePort(), echo: await freePort() };
-  const mid = { iperf: await freePort(), echo: await freePort() };
+  const entry = { iperf: fixedPort(), echo: fixedPort() };
+  const mid = { iperf: fixedPort(), echo: fixedPort() };
   const ready = async (argv: string[]) => {
     const p = start(argv);
     await waitLine(p, "ready");
@@ -179,8 +164,8 @@ async function startPath(name: PathName, dir: string, targets: Ports): Promise<R
     writeFileSync(join(dir, "haproxy-server.cfg"), server);
     writeFileSync(join(dir, "haproxy-client.cfg"), client);
     ps = [start(["haproxy", "-db", "-f", join(dir, "haproxy-server.cfg")]), start(["haproxy", "-db", "-f", join(dir, "haproxy-client.cfg")])];
-    await waitPort(mid.echo);
-    await waitPort(entry.echo);
+    await waitForPort(mid.echo);
+    await waitForPort(entry.echo);
   }
   return { entry, pids: ps.map((p) => p.pid), procs: ps, gc: name !== "haproxy" };
 }
@@ -335,11 +320,11 @@ export async function main(args: string[]): Promise<number> {
     writeFileSync(join(dir, "client-key.pem"), cli.key);
     writeFileSync(join(dir, "server-bundle.pem"), srv.cert + srv.key);
     writeFileSync(join(dir, "client-bundle.pem"), cli.cert + cli.key);
-    const targets = { iperf: await freePort(), echo: await freePort() };
+    const targets = { iperf: fixedPort(), echo: fixedPort() };
     start(["iperf3", "-s", "-B", HOST, "-p", String(targets.iperf)]);
     const echo = start([BUN, TOOLS, "echo", String(targets.echo)]);
     await waitLine(echo, "ready");
-    await waitPort(targets.iperf);
+    await waitForPort(targets.iperf);
     Object.assign(results, await measureAll(o, dir, targets));
   } finally {
     for (const p of procs) p.kill();

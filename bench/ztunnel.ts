@@ -19,8 +19,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCsr } from "../src/identity/mod.ts";
 import { CertificateAuthority } from "../src/identity/mod.ts";
-import { ensureBuilt, forceDown, mesh, uniquePrefix } from "../test/lab_helpers.ts";
-import { labInfo, type LabInfo, podNetns, ZTUNNEL_FIXTURE } from "../test/ztunnel_helpers.ts";
+import {
+  ensureBuilt,
+  forceDown,
+  labInfo,
+  type LabInfo,
+  mesh,
+  podNetns,
+  uniquePrefix,
+  ZTUNNEL_FIXTURE,
+} from "../test/support/mod.ts";
 
 const TOOLS = join(import.meta.dir, "_ztunnel_tools.ts");
 const API_IP = "10.244.2.10";

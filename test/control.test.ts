@@ -4,13 +4,13 @@
  * a restart on the same port and data dir: the client reconnects and nothing is lost.
  */
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCsr, validateSvid } from "../src/identity/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
-import { boundPorts, fixedPort } from "./lab_helpers.ts";
+import { boundPorts, fixedPort, namespaceYaml, podYaml, replaceFile, serviceAccountYaml, waitFor, yamlFile } from "./support/mod.ts";
 
 const MESH = join(import.meta.dir, "..", "dist", "mesh");
 const tmp = mkdtempSync(join(tmpdir(), "mesh-e2e-control-"));
@@ -20,34 +20,20 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
-
 function mesh(extraPod = ""): string {
-  const pod = (name: string, node: string, ip: string) =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\nspec:\n  nodeName: ${node}\n  serviceAccountName: ${name}\n  containers:\n  - name: c\nstatus:\n  podIP: ${ip}`;
-  const docs = [
-    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: viewer\n  namespace: shop",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: api\n  namespace: shop",
+  const pod = (name: string, node: string, ip: string) => podYaml({ name, node, ip });
+  return yamlFile(
+    namespaceYaml("shop"),
+    serviceAccountYaml("viewer"),
+    serviceAccountYaml("api"),
     pod("viewer", "node-a", "10.244.1.10"),
     pod("api", "node-b", "10.244.2.10"),
-  ];
-  if (extraPod) docs.push(`apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${extraPod}\n  namespace: shop`, pod(extraPod, "node-a", "10.244.1.11"));
-  return docs.join("\n---\n") + "\n";
+    ...(extraPod ? [serviceAccountYaml(extraPod), pod(extraPod, "node-a", "10.244.1.11")] : []),
+  );
 }
 
 function save(text: string): void {
-  const t = join(tmp, ".mesh.yaml.tmp");
-  writeFileSync(t, text);
-  renameSync(t, join(tmp, "mesh.yaml"));
+  replaceFile(join(tmp, "mesh.yaml"), text);
 }
 
 test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", async () => {
@@ -74,7 +60,7 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
   const isReady = () => fetch(`http://127.0.0.1:${ready}/healthz/ready`).then((r) => r.status === 200, () => false);
 
   let control = await start();
-  await waitFor("control ready", isReady);
+  await waitFor("control ready", isReady, 15_000);
   expect(existsSync(join(dataDir, "root-cert.pem"))).toBe(true);
 
   const tok = Bun.spawnSync([MESH, "token", "create", "--data-dir", dataDir, "--node", "node-a"], { stdout: "pipe", stderr: "pipe" });
@@ -104,7 +90,7 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
     const s1 = await waitFor("status shows the ACK", async () => {
       const s = await statusJson();
       return s.report?.proxies.find((p: { id: string; ackedVersion?: number }) => p.id === "ztunnel/node-a" && p.ackedVersion === v1) && s;
-    });
+    }, 15_000);
     expect(s1.code).toBe(0);
     const text = Bun.spawnSync([MESH, "status", "--data-dir", dataDir, "--control-plane", `127.0.0.1:${port}`], { stdout: "pipe" });
     expect(text.stdout.toString()).toContain("ztunnel/node-a");
@@ -112,7 +98,7 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
 
     // A saved change reaches the proxy.
     save(mesh("extra"));
-    await waitFor("change pushed", () => client.current()!.view.model.workloads.some((w) => w.name === "extra"));
+    await waitFor("change pushed", () => client.current()!.view.model.workloads.some((w) => w.name === "extra"), 15_000);
     const m = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
     expect(m).toContain('mesh_control_connected_proxies{kind="ztunnel"} 1');
     expect(m).toMatch(/mesh_control_pushes_total\{type="delta"\} [1-9]/);
@@ -123,19 +109,19 @@ test("dist/mesh control role: token, push + ACK, status, SIGKILL and restart", a
     // A killed process cannot remove its admin secret (/run/mesh/admin/<netns>-<port>.secret): we do.
     const left = findAdminSecret(admin);
     if (left) rmSync(left.path, { force: true });
-    await waitFor("client disconnected", () => !client.connected);
+    await waitFor("client disconnected", () => !client.connected, 15_000);
     const held = client.current()!.version;
     save(mesh("after-restart"));
     control = await start();
-    await waitFor("restarted control ready", isReady);
-    await waitFor("client reconnected and updated", () => client.current()!.view.model.workloads.some((w) => w.name === "after-restart"));
+    await waitFor("restarted control ready", isReady, 15_000);
+    await waitFor("client reconnected and updated", () => client.current()!.view.model.workloads.some((w) => w.name === "after-restart"), 15_000);
     expect(client.current()!.version).toBeGreaterThan(held);
     const r = await client.sign((await createCsr("spiffe://cluster.local/ns/shop/sa/viewer")).csrPem, "spiffe://cluster.local/ns/shop/sa/viewer");
     expect(validateSvid(r.chainPem, readFileSync(join(dataDir, "root-cert.pem"), "utf8")).ok).toBe(true);
     const s2 = await waitFor("status after restart", async () => {
       const s = await statusJson();
       return s.report?.proxies.find((p: { id: string; ackedVersion?: number }) => p.id === "ztunnel/node-a" && p.ackedVersion === client.current()!.version);
-    });
+    }, 15_000);
     expect(s2.certificates.map((c: { identity: string }) => c.identity)).toEqual(["spiffe://cluster.local/ns/shop/sa/viewer"]);
   } finally {
     await client.stop();

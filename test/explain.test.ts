@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureBuilt, mesh, ROOT } from "./lab_helpers.ts";
+import { ensureBuilt, mesh, ROOT } from "./support/mod.ts";
 
 const JWT = join(ROOT, "src", "explain", "testdata", "demo.jwt");
 const base = ["explain", "--config", join(ROOT, "config", "mesh.yaml"), "--from", "ambient-ns/product-viewer-sa", "--to", "product-api.ambient-ns:8000", "--path", "/get"];

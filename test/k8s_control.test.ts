@@ -15,9 +15,7 @@ import { createCsr } from "../src/identity/mod.ts";
 import { FakeApiServer } from "../src/kube/_test_apiserver.ts";
 import { namespace, pod, seedShop, serviceAccount } from "../src/kube/_test_cluster.ts";
 import { XdsClient } from "../src/xds/mod.ts";
-import { until } from "./k8s_helpers.ts";
-import { rbacGrants } from "./k8s_helpers.ts";
-import { boundPorts, ensureBuilt, MESH } from "./lab_helpers.ts";
+import { boundPorts, ensureBuilt, MESH, rbacGrants, waitFor } from "./support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 const API = "spiffe://cluster.local/ns/shop/sa/api";
@@ -68,11 +66,11 @@ beforeAll(async () => {
     "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
   ], "control.log");
   controlPort = bound.control!;
-  await until("control ready", () => ready(bound.ready), 20_000).catch((e) => {
+  await waitFor("control ready", () => ready(bound.ready), 20_000).catch((e) => {
     throw new Error(`${(e as Error).message}\n${readFileSync(join(tmp, "control.log"), "utf8")}`);
   });
   // What the DaemonSet mounts: the trust bundle ConfigMap the control role published.
-  const cm = await until("trust bundle ConfigMap", () => api.get("ConfigMap", "mesh-system", "mesh-ca-root-cert"));
+  const cm = await waitFor("trust bundle ConfigMap", () => api.get("ConfigMap", "mesh-system", "mesh-ca-root-cert"));
   caFile = join(tmp, "root-cert.pem");
   writeFileSync(caFile, (cm.data as Record<string, string>)["root-cert.pem"]!);
 }, 60_000);
@@ -101,7 +99,7 @@ describe("dist/mesh run --role control --kubernetes", () => {
       "--hbone-addr", "127.0.0.1:0", "--outbound-addr", "127.0.0.1:0", "--inbound-addr", "127.0.0.1:0",
       "--metrics-addr", "127.0.0.1:0", "--ready-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
     ], "ztunnel-a.log");
-    await until("ztunnel ready", () => ready(rd), 20_000).catch((e) => {
+    await waitFor("ztunnel ready", () => ready(rd), 20_000).catch((e) => {
       throw new Error(`${(e as Error).message}\n${readFileSync(join(tmp, "ztunnel-a.log"), "utf8")}`);
     });
     type Dump = { localWorkloads: { uid: string; identity: string }[]; model: { workloads: { name: string }[]; authorizationPolicies: { name: string }[] } };
@@ -115,16 +113,16 @@ describe("dist/mesh run --role control --kubernetes", () => {
     // A pod scheduled on node-a, under a new service account: the ztunnel sees it and gets its identity.
     api.put(serviceAccount("shop", "reports"));
     api.put(pod({ name: "reports", node: "node-a", sa: "reports", ip: "10.244.1.20" }));
-    await until("new pod at the ztunnel", async () => (await dump()).localWorkloads.some((w) => w.uid === "Pod/shop/reports"));
-    await until("its certificate", async () => {
+    await waitFor("new pod at the ztunnel", async () => (await dump()).localWorkloads.some((w) => w.uid === "Pod/shop/reports"));
+    await waitFor("its certificate", async () => {
       const c = (await adminCall(`127.0.0.1:${admin}`, "/certs")).body as { certificates: { identity: string; state?: string }[] };
       return c.certificates.some((x) => x.identity === "spiffe://cluster.local/ns/shop/sa/reports" && x.state !== "pending");
     });
     // A policy for its workloads created in the cluster reaches it, and goes when it is deleted there.
     api.put({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "shop-deny-outsiders", namespace: "shop" }, spec: { action: "DENY", rules: [{ from: [{ source: { namespaces: ["outside"] } }] }] } });
-    await until("policy pushed", async () => (await dump()).model.authorizationPolicies.some((p) => p.name === "shop-deny-outsiders"));
+    await waitFor("policy pushed", async () => (await dump()).model.authorizationPolicies.some((p) => p.name === "shop-deny-outsiders"));
     api.remove("AuthorizationPolicy", "shop", "shop-deny-outsiders");
-    await until("policy removed", async () => !(await dump()).model.authorizationPolicies.some((p) => p.name === "shop-deny-outsiders"));
+    await waitFor("policy removed", async () => !(await dump()).model.authorizationPolicies.some((p) => p.name === "shop-deny-outsiders"));
   }, 60_000);
 
   test("node authorization: the node-a token gets node-a identities, never node-b's", async () => {

@@ -11,8 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "../src/cli/mod.ts";
 import { run } from "../src/cli/mod.ts";
 import { waypointObjects } from "../src/kube/mod.ts";
-import { find, K8S_DIR, manifests } from "./k8s_helpers.ts";
-import { ensureBuilt, mesh } from "./lab_helpers.ts";
+import { ensureBuilt, find, K8S_DIR, manifests, mesh } from "./support/mod.ts";
 
 ensureBuilt();
 const help = (await mesh(["run", "--help"])).stdout;

@@ -14,7 +14,7 @@ import { FakeApiServer } from "../src/kube/_test_apiserver.ts";
 import { namespace, pod, seedShop, serviceAccount, waypointGateway } from "../src/kube/_test_cluster.ts";
 import { KubeClient, KubernetesPlane, type KubeObject, TokenReviewer } from "../src/kube/mod.ts";
 import { fromKubeconfig } from "../src/kube/mod.ts";
-import { grantedTriples, rbacGrants, until } from "./k8s_helpers.ts";
+import { grantedTriples, rbacGrants, waitFor } from "./support/mod.ts";
 
 const CONTROL_USER = "system:serviceaccount:mesh-system:mesh-control";
 const dir = mkdtempSync(join(tmpdir(), "mesh-k8s-rbac-"));
@@ -74,9 +74,9 @@ describe("control role on a cluster, under k8s/rbac.yaml", () => {
   });
 
   test("a waypoint Gateway gets a ServiceAccount, a Deployment and a Service, owned by the Gateway", async () => {
-    const dep = await until("deployment", () => api.get("Deployment", "shop", "wp"));
-    const svc = await until("service", () => api.get("Service", "shop", "wp"));
-    const sa = await until("service account", () => api.get("ServiceAccount", "shop", "wp"));
+    const dep = await waitFor("deployment", () => api.get("Deployment", "shop", "wp"));
+    const svc = await waitFor("service", () => api.get("Service", "shop", "wp"));
+    const sa = await waitFor("service account", () => api.get("ServiceAccount", "shop", "wp"));
     for (const o of [dep, svc, sa]) {
       expect(o.metadata.ownerReferences).toEqual([{ apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", name: "wp", uid: gw().metadata.uid!, controller: true, blockOwnerDeletion: true }]);
     }
@@ -90,22 +90,22 @@ describe("control role on a cluster, under k8s/rbac.yaml", () => {
   });
 
   test("Gateway status: Programmed once the Deployment is ready, with the Service's address", async () => {
-    await until("accepted, pending", () => conds(gw()).some((c) => c.type === "Programmed" && c.reason === "Pending"));
+    await waitFor("accepted, pending", () => conds(gw()).some((c) => c.type === "Programmed" && c.reason === "Pending"));
     expect(conds(gw()).find((c) => c.type === "Accepted")?.status).toBe("True");
     // The deployment controller reports a ready replica.
     const dep = api.get("Deployment", "shop", "wp")!;
     api.put({ ...dep, status: { replicas: 1, readyReplicas: 1 } });
     const ip = (api.get("Service", "shop", "wp")!.spec as { clusterIP: string }).clusterIP;
-    await until("programmed", () => conds(gw()).find((c) => c.type === "Programmed")?.status === "True");
+    await waitFor("programmed", () => conds(gw()).find((c) => c.type === "Programmed")?.status === "True");
     expect((gw().status as { addresses: unknown[] }).addresses).toEqual([{ type: "IPAddress", value: ip }]);
     const listeners = (gw().status as { listeners: { name: string; conditions: { type: string; status: string }[] }[] }).listeners;
     expect(listeners.map((l) => l.name)).toEqual(["mesh"]);
     // The model's waypoint now has that address (where ztunnels send HBONE to it).
-    await until("model address", () => plane.source.lastGood?.waypoints.find((w) => w.name === "wp")?.addresses[0] === ip);
+    await waitFor("model address", () => plane.source.lastGood?.waypoints.find((w) => w.name === "wp")?.addresses[0] === ip);
   });
 
   test("policy status: bound to the waypoint, not bound, and ztunnel-attached", async () => {
-    await until("bound", () => conds(api.get("AuthorizationPolicy", "shop", "api-get-only")).find((c) => c.type === "WaypointAccepted")?.status === "True");
+    await waitFor("bound", () => conds(api.get("AuthorizationPolicy", "shop", "api-get-only")).find((c) => c.type === "WaypointAccepted")?.status === "True");
     expect(conds(api.get("AuthorizationPolicy", "shop", "api-get-only"))[0]!.message).toBe("bound to shop/wp");
     const nowhere = conds(api.get("AuthorizationPolicy", "shop", "to-nowhere"));
     expect(nowhere[0]).toMatchObject({ type: "WaypointAccepted", status: "False", reason: "TargetNotFound" });
@@ -120,17 +120,17 @@ describe("control role on a cluster, under k8s/rbac.yaml", () => {
     const spec = structuredClone(dep.spec) as { template: { spec: { containers: { image: string }[] } } };
     spec.template.spec.containers[0]!.image = "evil:latest";
     api.put({ ...dep, spec });
-    await until("service selector back", () => (api.get("Service", "shop", "wp")!.spec as { selector: Record<string, string> }).selector["gateway.networking.k8s.io/gateway-name"] === "wp");
+    await waitFor("service selector back", () => (api.get("Service", "shop", "wp")!.spec as { selector: Record<string, string> }).selector["gateway.networking.k8s.io/gateway-name"] === "wp");
     expect((api.get("Service", "shop", "wp")!.spec as { clusterIP: string }).clusterIP).toBe(ip);
-    await until("image back", () => (api.get("Deployment", "shop", "wp")!.spec as typeof spec).template.spec.containers[0]!.image === "registry.example/mesh:0.1.0");
+    await waitFor("image back", () => (api.get("Deployment", "shop", "wp")!.spec as typeof spec).template.spec.containers[0]!.image === "registry.example/mesh:0.1.0");
   });
 
   test("the trust bundle is published in mesh-system and in each waypoint namespace, and follows a new root", async () => {
     for (const ns of ["mesh-system", "shop"]) {
-      await until(`bundle in ${ns}`, () => (api.get("ConfigMap", ns, "mesh-ca-root-cert")?.data as Record<string, string> | undefined)?.["root-cert.pem"]?.includes("root-1"));
+      await waitFor(`bundle in ${ns}`, () => (api.get("ConfigMap", ns, "mesh-ca-root-cert")?.data as Record<string, string> | undefined)?.["root-cert.pem"]?.includes("root-1"));
     }
     plane.setTrustBundle("-----BEGIN CERTIFICATE-----\nroot-1\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nroot-2\n-----END CERTIFICATE-----\n");
-    await until("bundle updated", () => (api.get("ConfigMap", "shop", "mesh-ca-root-cert")?.data as Record<string, string>)["root-cert.pem"].includes("root-2"));
+    await waitFor("bundle updated", () => (api.get("ConfigMap", "shop", "mesh-ca-root-cert")?.data as Record<string, string>)["root-cert.pem"].includes("root-2"));
   });
 
   test("proxy tokens are reviewed (a pod not watched yet is read directly)", async () => {
@@ -147,7 +147,7 @@ describe("control role on a cluster, under k8s/rbac.yaml", () => {
     expect(api.get("Deployment", "shop", "wp")).toBeUndefined();
     expect(api.get("Service", "shop", "wp")).toBeUndefined();
     expect(api.get("ServiceAccount", "shop", "wp")).toBeUndefined();
-    await until("model without waypoint", () => plane.source.lastGood && !plane.source.lastGood.waypoints.length);
+    await waitFor("model without waypoint", () => plane.source.lastGood && !plane.source.lastGood.waypoints.length);
     await Bun.sleep(400); // a resync later, nothing is recreated
     expect(api.get("Deployment", "shop", "wp")).toBeUndefined();
   });

@@ -21,7 +21,7 @@ import {
   sh,
   uniquePrefix,
   waitFor,
-} from "./lab_helpers.ts";
+} from "./support/mod.ts";
 
 if (!isRoot) console.log("test/lab.test.ts: skipped, the lab needs root (network namespaces)");
 
@@ -224,7 +224,7 @@ describe.skipIf(!isRoot)("mesh lab crash recovery and refusals", () => {
         if (!existsSync(statePath)) return undefined;
         const s = JSON.parse(readFileSync(statePath, "utf8"));
         return s.processes.find((p: { id: string; pid?: number }) => p.id === "pod/shop/client" && p.pid);
-      });
+      }, 30_000);
       // The shell has started its two sleeps (a fixed wait could end before a loaded machine ran them).
       const clientNs = `mlab.${prefix}-pod-shop.client`;
       await waitFor("the shell and its two sleeps", () => processesIn(netnsInodes([clientNs])).length >= 3, 10_000);

@@ -3,17 +3,28 @@
  * namespaces, even one left by a proxy killed with SIGKILL, and no other namespace's.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { adminSecretDirs } from "../src/admin/mod.ts";
-import { l4OnlyConfig, missingRoles } from "../src/lab/mod.ts";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, netnsInodes, netnsNames, pidAlive, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
+import { l4OnlyConfig } from "../src/lab/mod.ts";
+import {
+  forceDown,
+  labUnavailable,
+  mesh,
+  netnsInodes,
+  netnsNames,
+  pidAlive,
+  removeZtunnelRecord,
+  ROOT,
+  uniquePrefix,
+  waitFor,
+  ztunnelRecord,
+} from "./support/mod.ts";
 
-if (isRoot) ensureBuilt();
-const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];
-const skip = !isRoot || missing.includes("control") || missing.includes("ztunnel");
-if (skip) console.log(`test/lab_admin_secrets.test.ts: SKIPPED: ${isRoot ? `this build lacks the ${missing.join(", ")} role(s)` : "needs root"}`);
+const unavailable = await labUnavailable(["control", "ztunnel"]);
+const skip = unavailable !== undefined;
+if (skip) console.log(`test/lab_admin_secrets.test.ts: SKIPPED: ${unavailable}`);
 
 /** Secret files (and creation leftovers) in every admin secret directory, by the namespace inode they name. */
 function secretsOf(inodes: Set<number>): string[] {
@@ -46,12 +57,7 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
   afterAll(async () => {
     await forceDown(prefix);
     for (const d of dummies) rmSync(d, { force: true });
-    if (leftRecord) {
-      rmSync(leftRecord, { force: true });
-      try {
-        rmdirSync(dirname(leftRecord)); // only if no other record is in it
-      } catch { /* not empty, or gone */ }
-    }
+    if (leftRecord) removeZtunnelRecord(leftRecord);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 150_000);
 
@@ -65,7 +71,7 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
     // The running ztunnel's admin API has its secret, named after its node's namespace.
     await waitFor("the ztunnel's admin secret", () => secretsOf(ztInode).length > 0, 10_000);
 
-    leftRecord = `/run/mesh/ztunnel/${[...ztInode][0]}-node-a/${zt.pid}`;
+    leftRecord = ztunnelRecord([...ztInode][0]!, "node-a", zt.pid);
     process.kill(zt.pid, "SIGKILL");
     await waitFor("the ztunnel is gone", () => !pidAlive(zt.pid), 10_000);
     // It could not clean up after itself.

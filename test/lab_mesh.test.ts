@@ -8,12 +8,11 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { l4OnlyConfig, missingRoles, REFUSED, runDemo } from "../src/lab/mod.ts";
+import { l4OnlyConfig, REFUSED, runDemo } from "../src/lab/mod.ts";
 import {
-  ensureBuilt,
   forceDown,
   hostInventory,
-  isRoot,
+  labUnavailable,
   MESH,
   mesh,
   netnsInodes,
@@ -22,14 +21,14 @@ import {
   processesIn,
   ROOT,
   uniquePrefix,
-} from "./lab_helpers.ts";
+} from "./support/mod.ts";
 
-if (isRoot) ensureBuilt();
-const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];
-const l4Skip = !isRoot || missing.includes("control") || missing.includes("ztunnel");
-const demoSkip = !isRoot || missing.length > 0;
-if (l4Skip) console.log(`test/lab_mesh.test.ts: L4 lab tests SKIPPED: ${isRoot ? `this build lacks the ${missing.join(", ")} role(s)` : "needs root"}`);
-if (demoSkip) console.log(`test/lab_mesh.test.ts: demo walkthrough SKIPPED: ${isRoot ? `this build lacks the ${missing.join(", ")} role(s)` : "needs root"}`);
+const l4Unavailable = await labUnavailable(["control", "ztunnel"]);
+const demoUnavailable = await labUnavailable();
+const l4Skip = l4Unavailable !== undefined;
+const demoSkip = demoUnavailable !== undefined;
+if (l4Skip) console.log(`test/lab_mesh.test.ts: L4 lab tests SKIPPED: ${l4Unavailable}`);
+if (demoSkip) console.log(`test/lab_mesh.test.ts: demo walkthrough SKIPPED: ${demoUnavailable}`);
 
 describe.skipIf(l4Skip)("mesh lab with control plane and ztunnels (L4)", () => {
   const prefix = uniquePrefix("m");
@@ -45,11 +44,11 @@ describe.skipIf(l4Skip)("mesh lab with control plane and ztunnels (L4)", () => {
     before = hostInventory();
     const r = await mesh(["lab", "up", file, ...P, "--timeout", "45"], 120_000);
     if (r.code !== 0) throw new Error(`lab up failed (${r.code}):\n${r.stdout}${r.stderr}`);
-  });
+  }, 150_000); // lab up alone may take longer than a hook's default 5 s on a loaded machine
   afterAll(async () => {
     await forceDown(prefix);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
-  });
+  }, 150_000);
 
   test("every component runs in its namespace and reports ready", async () => {
     const s = JSON.parse((await mesh(["lab", "status", ...P, "--format", "json"])).stdout);

@@ -18,7 +18,20 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tls from "node:tls";
-import { ensureBuilt, fixedPort, isRoot, MESH, mesh } from "./lab_helpers.ts";
+import {
+  ensureBuilt,
+  fixedPort,
+  isRoot,
+  MESH,
+  mesh,
+  namespaceYaml,
+  podYaml,
+  serviceAccountYaml,
+  serviceYaml,
+  waitFor,
+  waypointYaml,
+  yamlFile,
+} from "./support/mod.ts";
 import { findAdminSecret } from "../src/admin/mod.ts";
 
 if (!isRoot) console.log("test/run_all.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
@@ -26,33 +39,29 @@ if (!isRoot) console.log("test/run_all.test.ts: skipped, the ztunnel role record
 const NODE = "solo-node";
 
 function config(hbonePort: number): string {
-  const pod = (name: string, ip: string) =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${name}\nspec:\n  nodeName: ${NODE}\n  serviceAccountName: ${name}\n  containers:\n  - name: c\n    ports:\n    - containerPort: 8080\nstatus:\n  podIP: ${ip}`;
-  const gateway = (name: string, addresses: string[]) =>
-    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: ${name}\n  namespace: shop\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: ${hbonePort}\n    protocol: HBONE` +
-    (addresses.length ? `\n  addresses:\n${addresses.map((a) => `  - type: IPAddress\n    value: ${a}`).join("\n")}` : "");
-  return [
-    "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: viewer\n  namespace: shop",
-    "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: api\n  namespace: shop",
+  const pod = (name: string, ip: string) => podYaml({ name, ip, node: NODE, containerPorts: [8080] });
+  const gateway = (name: string, addresses: string[]) => waypointYaml({ name, addresses, port: hbonePort });
+  return yamlFile(
+    namespaceYaml("shop"),
+    serviceAccountYaml("viewer"),
+    serviceAccountYaml("api"),
     pod("viewer", "127.0.0.10"),
     pod("api", "127.0.0.11"),
-    "apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: api-waypoint\nspec:\n  clusterIP: 10.96.7.10\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080",
+    serviceYaml({
+      name: "api",
+      clusterIP: "10.96.7.10",
+      labels: { "istio.io/use-waypoint": "api-waypoint" },
+      selector: { app: "api" },
+      ports: [{ name: "http", port: 80, targetPort: 8080 }],
+    }),
     gateway("api-waypoint", ["127.0.0.2"]),
     gateway("far-waypoint", ["192.0.2.7"]),
     gateway("nowhere-waypoint", []),
-  ].join("\n---\n") + "\n";
+  );
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, log?: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${log && existsSync(log) ? `:\n${readFileSync(log, "utf8").slice(-3000)}` : ""}`);
-    await Bun.sleep(100);
-  }
-}
+/** The end of a process's log, for the message of a wait that timed out. */
+const logTail = (log: string) => (existsSync(log) ? `\n${readFileSync(log, "utf8").slice(-3000)}` : "");
 
 const isReady = (port: number) => fetch(`http://127.0.0.1:${port}/healthz/ready`).then((r) => r.status === 200, () => false);
 
@@ -75,12 +84,12 @@ async function boundPorts(log: string): Promise<BoundPorts> {
       return [];
     }
   });
-  return await until("the started line", async () => {
+  return await waitFor("the started line", async () => {
     const all = lines();
     const control = all.find((l) => l.msg === "control role started")?.port;
     const ports = all.find((l) => l.msg === "started")?.ports;
     return control && ports?.ready && ports.admin ? { control, ready: ports.ready, admin: ports.admin } : undefined;
-  }, 30_000, log);
+  }, 30_000, { detail: () => logTail(log) });
 }
 
 /** Whether anything accepts TCP at host:port. */
@@ -175,7 +184,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     ]);
     const { control: cp, ready, admin } = await boundPorts(p.log);
     adminPorts.push(admin);
-    await until("--role all ready", () => isReady(ready), 30_000, p.log);
+    await waitFor("--role all ready", () => isReady(ready), 30_000, { detail: () => logTail(p.log) });
 
     // The log reaches its file a little after the fact: wait for the lines.
     for (const line of [
@@ -183,7 +192,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
       /"waypoint not started here","gateway":"shop\/far-waypoint","reason":"its addresses \(192\.0\.2\.7\) are not on this host"/,
       /"waypoint not started here","gateway":"shop\/nowhere-waypoint","reason":"the Gateway has no spec.addresses/,
     ]) {
-      await until(`log line ${line}`, async () => line.test(readFileSync(p.log, "utf8")), 5_000, p.log);
+      await waitFor(`log line ${line}`, async () => line.test(readFileSync(p.log, "utf8")), 5_000, { detail: () => logTail(p.log) });
     }
 
     // The control plane sees both proxies, each on the latest version.
@@ -252,7 +261,7 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     const p = { proc, log };
     procs.push(p);
     const { ready } = await boundPorts(log);
-    await until("unprivileged --role all ready", () => isReady(ready), 30_000, log);
+    await waitFor("unprivileged --role all ready", () => isReady(ready), 30_000, { detail: () => logTail(log) });
     const state = join(home, ".local", "state", "mesh");
     expect(existsSync(join(state, "root-cert.pem"))).toBe(true);
     expect(statSync(join(state, "proxies", `ztunnel-${NODE}`, "token")).uid).toBe(65534);
@@ -273,10 +282,10 @@ describe.skipIf(!isRoot)("mesh run with control and proxies in one process", () 
     ]);
     const { control: cp, ready, admin } = await boundPorts(p.log);
     adminPorts.push(admin);
-    await until("control,ztunnel ready", () => isReady(ready), 30_000, p.log);
+    await waitFor("control,ztunnel ready", () => isReady(ready), 30_000, { detail: () => logTail(p.log) });
     // A wildcard --listen: the ztunnel dialed it on loopback.
     const connected = `"msg":"connected to the control plane","controlPlane":"127.0.0.1:${cp}"`;
-    await until("the ztunnel's connection on loopback in the log", async () => readFileSync(p.log, "utf8").includes(connected), 5_000, p.log);
+    await waitFor("the ztunnel's connection on loopback in the log", async () => readFileSync(p.log, "utf8").includes(connected), 5_000, { detail: () => logTail(p.log) });
     const st = await mesh(["status", "--data-dir", dataDir, "--control-plane", `127.0.0.1:${cp}`, "--format", "json"], 20_000);
     expect(st.code).toBe(0);
     const report = JSON.parse(st.stdout) as { version: number; proxies: { id: string; ackedVersion?: number }[] };

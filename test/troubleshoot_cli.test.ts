@@ -10,32 +10,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { boundPorts, ensureBuilt, isRoot, MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
+import { boundPorts, ensureBuilt, isRoot, MESH, mesh, removeZtunnelRecord, ROOT, waitFor, ztunnelRecord } from "./support/mod.ts";
 import { findAdminSecret, netnsId } from "../src/admin/mod.ts";
 import { XdsClient } from "../src/xds/mod.ts";
 
 if (!isRoot) console.log("test/troubleshoot_cli.test.ts: skipped, the ztunnel role records its instance under /run/mesh (root)");
 
+/** The unenrolled namespace legacy, and a route on product-api. */
 const EXTRA = `---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: legacy
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: legacy-web
-  namespace: legacy
-  labels:
-    app: legacy-web
-spec:
-  nodeName: node-a
-  containers:
-  - name: web
-status:
-  podIP: 10.244.1.30
----
+${readFileSync(join(import.meta.dir, "testdata", "legacy-namespace.yaml"), "utf8")}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata:
@@ -70,13 +53,11 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
   /** Waits for the process to be ready; returns the ports it bound (each was given port 0). */
   async function ready(id: string) {
     const p = await boundPorts(procs.get(id)!.log);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const ok = await fetch(`http://127.0.0.1:${p.ready}/healthz/ready`).then((r) => r.status === 200, () => false);
-      if (ok) return p;
-      if (Date.now() > deadline) throw new Error(`${id} not ready on ${p.ready}: ${[...procs.values()].map((p) => readFileSync(p.log, "utf8").slice(-800)).join("\n")}`);
-      await Bun.sleep(100);
-    }
+    await waitFor(`${id} ready on ${p.ready}`, () => fetch(`http://127.0.0.1:${p.ready}/healthz/ready`).then((r) => r.status === 200, () => false), 30_000, {
+      intervalMs: 100,
+      detail: () => [...procs.values()].map((p) => readFileSync(p.log, "utf8").slice(-800)).join("\n"),
+    });
+    return p;
   }
   const json = async (args: string[]) => {
     const r = await mesh([...args, "--format", "json"], 30_000);
@@ -253,7 +234,7 @@ describe.skipIf(!isRoot)("troubleshooting commands against a control plane, a zt
     killed.kill("SIGKILL");
     await killed.exited;
     // Nor its instance record (the ztunnels of a node and namespace, under /run/mesh as root): ours to remove.
-    rmSync(join("/run/mesh/ztunnel", `${netnsId()}-node-a`, String(killed.pid)), { force: true });
+    removeZtunnelRecord(ztunnelRecord(netnsId(), "node-a", killed.pid));
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status", ...live()]);
       return row("ztunnel/node-a")?.state === "NOT CONNECTED";

@@ -7,41 +7,27 @@
  * proxy-status with a NACK made on purpose and a ztunnel killed with SIGKILL.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./lab_helpers.ts";
-import { missingRoles } from "../src/lab/mod.ts";
+import { join } from "node:path";
+import {
+  forceDown,
+  labUnavailable,
+  mesh,
+  removeZtunnelRecord,
+  ROOT,
+  uniquePrefix,
+  waitFor,
+  ztunnelRecord,
+} from "./support/mod.ts";
 
-if (isRoot) ensureBuilt();
-const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];
-const skip = !isRoot || missing.length > 0;
-if (skip) console.log(`test/troubleshoot_lab.test.ts: SKIPPED: ${isRoot ? `this build lacks the ${missing.join(", ")} role(s)` : "the lab needs root"}`);
+const unavailable = await labUnavailable();
+const skip = unavailable !== undefined;
+if (skip) console.log(`test/troubleshoot_lab.test.ts: SKIPPED: ${unavailable}`);
 
 /** A namespace that is not enrolled, with a pod on node-a. */
 const LEGACY = `---
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: legacy
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: legacy-web
-  namespace: legacy
-  labels:
-    app: legacy-web
-spec:
-  nodeName: node-a
-  containers:
-  - name: web
-    command: ["mesh", "httpbin", "--port", "8080"]
-    ports:
-    - containerPort: 8080
-status:
-  podIP: 10.244.1.30
-`;
+${readFileSync(join(import.meta.dir, "testdata", "legacy-namespace.yaml"), "utf8")}`;
 
 interface LabProc {
   id: string;
@@ -89,12 +75,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
     }
     await forceDown(prefix);
     if (leftSecret) rmSync(leftSecret, { force: true });
-    if (leftRecord) {
-      rmSync(leftRecord, { force: true });
-      try {
-        rmdirSync(dirname(leftRecord)); // only if no other record is in it
-      } catch { /* not empty, or gone */ }
-    }
+    if (leftRecord) removeZtunnelRecord(leftRecord);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 90_000);
 
@@ -251,7 +232,7 @@ setInterval(() => {}, 1000);
     const killed = proc("ztunnel/node-a");
     const inode = statSync(`/run/netns/${killed.netns}`).ino;
     leftSecret = `/run/mesh/admin/${inode}-15000.secret`;
-    leftRecord = `/run/mesh/ztunnel/${inode}-node-a/${killed.pid}`;
+    leftRecord = ztunnelRecord(inode, "node-a", killed.pid);
     process.kill(killed.pid, "SIGKILL");
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status"]);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
+import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix, waitFor } from "./support/mod.ts";
 
 const VM_IP = "192.168.77.10";
 const APP_UID = 2000;
@@ -56,16 +56,6 @@ function must(argv: string[]): string {
   const r = sh(argv);
   if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.err}`);
   return r.out;
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
 }
 
 if (!isRoot) console.log("test/vm.test.ts: VM end-to-end SKIPPED: needs root (network namespaces, iptables)");
@@ -140,13 +130,13 @@ describe.skipIf(!isRoot)("a VM (WorkloadEntry + ztunnel --redirect host) and pod
     const log = Bun.file(join(tmp, "ztunnel.log"));
     const zt = Bun.spawn(inVm(["unshare", "-m", "--propagation", "private", "sh", "-c", script]), { stdout: log, stderr: log });
     ztPid = zt.pid;
-    await until("the VM ztunnel ready", () => sh(inVm(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "1", "http://127.0.0.1:15021/healthz/ready"])).out === "200", 30_000)
+    await waitFor("the VM ztunnel ready", () => sh(inVm(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "1", "http://127.0.0.1:15021/healthz/ready"])).out === "200", 30_000)
       .catch((e) => {
         throw new Error(`${(e as Error).message}\n${readFileSync(join(tmp, "ztunnel.log"), "utf8")}`);
       });
     // The application, as another user.
     Bun.spawn(asApp([MESH, "httpbin", "--port", "9090", "--quiet"]), { stdout: "ignore", stderr: "ignore" });
-    await until("the VM app", () => sh(inVm(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "1", `http://127.0.0.1:9090/get`])).out === "200");
+    await waitFor("the VM app", () => sh(inVm(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "1", `http://127.0.0.1:9090/get`])).out === "200", 20_000);
   }, 180_000);
 
   afterAll(async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { envName, parseArgs } from "../src/cli/mod.ts";
 import { run } from "../src/cli/mod.ts";
-import { ensureBuilt, MESH, ROOT } from "./lab_helpers.ts";
+import { ensureBuilt, MESH, ROOT } from "./support/mod.ts";
 
 const UNITS = ["mesh-ztunnel.service", "mesh-control.service"];
 const dir = join(ROOT, "systemd");

@@ -15,13 +15,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
-import { missingRoles } from "../src/lab/mod.ts";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
+import { forceDown, labUnavailable, mesh, ROOT, uniquePrefix } from "./support/mod.ts";
 
-if (isRoot) ensureBuilt();
-const missing = isRoot ? await missingRoles(MESH) : ["(not root)"];
-const skip = !isRoot || missing.length > 0;
-if (skip) console.log(`test/waypoint_lab.test.ts SKIPPED: ${isRoot ? `this build lacks the ${missing.join(", ")} role(s)` : "needs root"}`);
+const unavailable = await labUnavailable();
+const skip = unavailable !== undefined;
+if (skip) console.log(`test/waypoint_lab.test.ts SKIPPED: ${unavailable}`);
 
 const BUN = process.execPath;
 const ECHO = join(ROOT, "test", "waypoint_echo.ts");

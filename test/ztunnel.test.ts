@@ -11,26 +11,31 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, forceDown, isRoot, MESH, mesh, uniquePrefix, waitFor } from "./lab_helpers.ts";
 import {
   adminGet,
   capture,
   countPackets,
   curl,
-  eventually,
+  ensureBuilt,
+  forceDown,
   inNs,
+  isRoot,
   labApply,
   labInfo,
   type LabInfo,
+  MESH,
+  mesh,
   metricValue,
   natRules,
   nodeOf,
   podNetns,
   spawnZtunnel,
+  uniquePrefix,
+  waitFor,
   waitReady,
   ZTUNNEL_FIXTURE,
   ztunnelArgs,
-} from "./ztunnel_helpers.ts";
+} from "./support/mod.ts";
 
 if (!isRoot) console.log("test/ztunnel.test.ts: skipped, the lab needs root (network namespaces, iptables)");
 
@@ -81,11 +86,7 @@ describe.skipIf(!isRoot)("ztunnel in the lab", () => {
     const file = join(tmp, `${name}.yaml`);
     writeFileSync(file, extra ? `${base}\n---\n${extra}` : base);
     await labApply(prefix, file);
-    const deadline = Date.now() + 15_000;
-    while ((await version(nodeA.netns)) <= before[0]! || (await version(nodeB.netns)) <= before[1]!) {
-      if (Date.now() > deadline) throw new Error(`configuration "${name}" did not reach the ztunnels`);
-      await Bun.sleep(100);
-    }
+    await waitFor(`configuration "${name}" at both ztunnels`, async () => (await version(nodeA.netns)) > before[0]! && (await version(nodeB.netns)) > before[1]!, 15_000, { intervalMs: 100 });
   }
 
   test("viewer -> product-api across nodes through the Service VIP; the marker crosses no link but the pods' own; 15008 carries TLS", async () => {
@@ -134,7 +135,7 @@ describe.skipIf(!isRoot)("ztunnel in the lab", () => {
       destination_service: "product-api.shop.svc.cluster.local",
       connection_security_policy: "mutual_tls",
     };
-    await eventually("destination metrics", async () => (await metricValue(nodeB.netns, "istio_tcp_connections_closed_total", labels)) >= 1);
+    await waitFor("destination metrics", async () => (await metricValue(nodeB.netns, "istio_tcp_connections_closed_total", labels)) >= 1);
     expect(await metricValue(nodeB.netns, "istio_tcp_received_bytes_total", labels)).toBeGreaterThan(0);
     expect(await metricValue(nodeB.netns, "istio_tcp_sent_bytes_total", labels)).toBeGreaterThan(0);
     expect(await metricValue(nodeA.netns, "istio_tcp_connections_opened_total", { ...labels, reporter: "source" })).toBeGreaterThanOrEqual(1);
@@ -278,7 +279,7 @@ spec:
   test("capture rules flushed by someone else are put back", async () => {
     await inNs(nodeA.netns, ["iptables", "-w", "-t", "nat", "-F", "MESH-PREROUTING"]);
     expect(await natRules(nodeA.netns)).not.toContain("-A MESH-PREROUTING -s 10.244.1.10/32");
-    await eventually("rules reinstalled", async () => (await natRules(nodeA.netns)).includes("-A MESH-PREROUTING -s 10.244.1.10/32"), 5000);
+    await waitFor("rules reinstalled", async () => (await natRules(nodeA.netns)).includes("-A MESH-PREROUTING -s 10.244.1.10/32"), 5000);
     expect((await curl(viewer, "http://10.96.0.20:8000/get")).status).toBe("200");
     expect(readFileSync(join(tmp, "restart.log"), "utf8")).toContain("capture rules changed behind our back");
   });

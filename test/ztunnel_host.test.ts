@@ -10,8 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { addRoute, createNetns, createVeth, deleteNetns, ipIn, setSysctl } from "../src/platform/mod.ts";
-import { ensureBuilt, isRoot, MESH, uniquePrefix, waitFor } from "./lab_helpers.ts";
-import { capture, curl, eventually, inNs, metricValue, natRules } from "./ztunnel_helpers.ts";
+import { capture, curl, ensureBuilt, inNs, isRoot, MESH, metricValue, natRules, uniquePrefix, waitFor } from "./support/mod.ts";
 
 if (!isRoot) console.log("test/ztunnel_host.test.ts: skipped, needs root (network namespaces, iptables)");
 
@@ -148,14 +147,14 @@ describe.skipIf(!isRoot)("ztunnel --redirect host on two VMs", () => {
     expect(direct.stdout).toBe("200");
     for (const f of files.values()) expect(readFileSync(f).includes(marker)).toBe(false);
     const labels = { reporter: "destination", source_principal: CLIENT, destination_workload: "vm-2", connection_security_policy: "mutual_tls" };
-    await eventually("vm-2 metrics", async () => (await metricValue(VM2, "istio_tcp_connections_closed_total", labels)) >= 2);
+    await waitFor("vm-2 metrics", async () => (await metricValue(VM2, "istio_tcp_connections_closed_total", labels)) >= 2);
     expect(await metricValue(VM1, "istio_tcp_connections_opened_total", { reporter: "source", source_workload: "vm-1" })).toBeGreaterThanOrEqual(2);
   });
 
   test("a client outside the mesh reaches vm-2's workload port through its inbound capture (PERMISSIVE)", async () => {
     const r = await curl(CTL, "http://10.77.2.2:8080/get");
     expect(r.status).toBe("200");
-    await eventually("plaintext metric", async () =>
+    await waitFor("plaintext metric", async () =>
       (await metricValue(VM2, "istio_tcp_connections_closed_total", { reporter: "destination", connection_security_policy: "none", destination_workload: "vm-2" })) >= 1
     );
   });

@@ -8,8 +8,21 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ensureBuilt, forceDown, isRoot, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
-import { curl, eventually, labInfo, type LabInfo, metricValue, nodeOf, podNetns } from "./ztunnel_helpers.ts";
+import {
+  curl,
+  ensureBuilt,
+  forceDown,
+  isRoot,
+  labInfo,
+  type LabInfo,
+  mesh,
+  metricValue,
+  nodeOf,
+  podNetns,
+  ROOT,
+  uniquePrefix,
+  waitFor,
+} from "./support/mod.ts";
 
 if (!isRoot) console.log("test/ztunnel_waypoint.test.ts: skipped, the lab needs root");
 
@@ -38,7 +51,7 @@ describe.skipIf(!isRoot)("ztunnel and waypoint", () => {
     expect((await curl(viewer, "http://10.96.0.20:8000/get")).status).toBe("403");
     expect((await curl(viewer, "http://10.96.0.20:8000/get", { authorization: `Bearer ${token}` })).status).toBe("200");
     const nodeB = nodeOf(info, "node-b").netns;
-    await eventually("destination report from the waypoint", async () =>
+    await waitFor("destination report from the waypoint", async () =>
       (await metricValue(nodeB, "istio_tcp_connections_opened_total", {
         reporter: "destination",
         source_principal: WAYPOINT,
@@ -55,7 +68,7 @@ describe.skipIf(!isRoot)("ztunnel and waypoint", () => {
     const before = await metricValue(nodeB, "istio_tcp_connections_closed_total", denied);
     const r = await curl(viewer, "http://10.244.2.10:80/get", { authorization: `Bearer ${token}` });
     expect(r.status).toBe("000");
-    await eventually("the refusal at node-b", async () => (await metricValue(nodeB, "istio_tcp_connections_closed_total", denied)) > before);
+    await waitFor("the refusal at node-b", async () => (await metricValue(nodeB, "istio_tcp_connections_closed_total", denied)) > before);
     const logB = readFileSync(info.processes.find((p) => p.id === "ztunnel/node-b")!.log, "utf8");
     expect(logB).toContain("did not come through it (bypass refused)");
     expect(await metricValue(nodeA, "istio_tcp_connections_closed_total", { reporter: "source", source_principal: VIEWER, response_flags: "DENY" })).toBeGreaterThanOrEqual(1);
@@ -77,13 +90,13 @@ describe.skipIf(!isRoot)("ztunnel and waypoint", () => {
     const probe = `/get?probe=${Math.random().toString(36).slice(2, 10)}`;
     expect((await curl(viewer, `http://10.96.0.20:8000${probe}`)).status).toBe("403");
     let denied: Record<string, unknown> | undefined;
-    await eventually("the 403 in the waypoint's log", async () => !!(denied = since("wp").find((l) => l.scope === "access" && l.path === probe)));
+    await waitFor("the 403 in the waypoint's log", async () => !!(denied = since("wp").find((l) => l.scope === "access" && l.path === probe)));
     expect(denied).toMatchObject({ status: 403 });
     const t1 = denied!.trace_id as string;
     expect(t1).toMatch(HEX32);
     expect(denied!.tunnel_trace_id).toBe(t1);
     let source: Record<string, unknown> | undefined;
-    await eventually("the source ztunnel's line", async () => !!(source = since("a").find((l) => l.scope === "access" && l.trace_id === t1)));
+    await waitFor("the source ztunnel's line", async () => !!(source = since("a").find((l) => l.scope === "access" && l.trace_id === t1)));
     expect(source).toMatchObject({ reporter: "source", waypoint: "ambient-ns/product-api-waypoint", src: { workload: "product-viewer" } });
 
     // The same with a trace of the client's own: it wins for the request; the tunnel's is logged beside it.
@@ -91,23 +104,23 @@ describe.skipIf(!isRoot)("ztunnel and waypoint", () => {
     const probe2 = `/get?probe=${Math.random().toString(36).slice(2, 10)}`;
     expect((await curl(viewer, `http://10.96.0.20:8000${probe2}`, { traceparent: `00-${own}-00f067aa0ba902b7-01` })).status).toBe("403");
     let withOwn: Record<string, unknown> | undefined;
-    await eventually("the second 403 in the waypoint's log", async () => !!(withOwn = since("wp").find((l) => l.scope === "access" && l.path === probe2)));
+    await waitFor("the second 403 in the waypoint's log", async () => !!(withOwn = since("wp").find((l) => l.scope === "access" && l.path === probe2)));
     expect(withOwn!.trace_id).toBe(own);
     const t2 = withOwn!.tunnel_trace_id as string;
     expect(t2).toMatch(HEX32);
     expect(t2).not.toBe(own);
-    await eventually("the source ztunnel's line of the second", async () => since("a").some((l) => l.scope === "access" && l.trace_id === t2));
+    await waitFor("the source ztunnel's line of the second", async () => since("a").some((l) => l.scope === "access" && l.trace_id === t2));
 
     // 2. Dialing the pod (bypassing the waypoint): refused by the destination ztunnel (HBONE 401). Both
     // ztunnels' refusals carry the trace id the source ztunnel sent on the CONNECT.
     expect((await curl(viewer, "http://10.244.2.10:80/get")).status).toBe("000");
     let refusedA: Record<string, unknown> | undefined;
-    await eventually("the source ztunnel's refusal", async () =>
+    await waitFor("the source ztunnel's refusal", async () =>
       !!(refusedA = since("a").find((l) => l.msg === "connection refused" && String(l.reason).includes("10.244.2.10:80") && String(l.reason).includes("401"))));
     const t3 = refusedA!.trace_id as string;
     expect(t3).toMatch(HEX32);
     let refusedB: Record<string, unknown> | undefined;
-    await eventually("the destination ztunnel's refusal", async () => !!(refusedB = since("b").find((l) => l.scope === "access" && l.trace_id === t3)));
+    await waitFor("the destination ztunnel's refusal", async () => !!(refusedB = since("b").find((l) => l.scope === "access" && l.trace_id === t3)));
     expect(refusedB).toMatchObject({ msg: "connection refused", reporter: "destination", result: "denied" });
     expect(String(refusedB!.reason)).toContain("bypass refused");
 

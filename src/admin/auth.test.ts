@@ -13,18 +13,13 @@ const secretDir = join(dir, "secrets");
 const dataDir = join(dir, "control-data");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/**
- * A fixed port (these tests need one: the secret of an ephemeral port behaves differently), from outside
- * the ephemeral range, where no other process is handed it: the admin server shares a port with
- * SO_REUSEPORT, so a stranger on it would not even make the bind fail.
- */
-async function freePort(): Promise<number> {
-  return fixedPort();
-}
+// These tests need a fixed port (the secret of an ephemeral port behaves differently), from outside the
+// ephemeral range (fixedPort), where no other process is handed it: the admin server shares a port with
+// SO_REUSEPORT, so a stranger on it would not even make the bind fail.
 
 test("the admin API refuses a caller without the credential, and serves one with it; health and metrics stay open", async () => {
   const reg = new Registry();
-  const port = await freePort();
+  const port = fixedPort();
   const s = startAdminServers(
     { metrics: "127.0.0.1:0", ready: "127.0.0.1:0", admin: `127.0.0.1:${port}` },
     reg,
@@ -77,7 +72,7 @@ test("the admin API refuses a caller without the credential, and serves one with
 });
 
 test("an overlapping restart (same port, SO_REUSEPORT) answers the same secret", async () => {
-  const port = await freePort();
+  const port = fixedPort();
   const a = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
   const b = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
   try {
@@ -120,7 +115,7 @@ test("an ephemeral port's secret is removed on close; without auth the port is o
 });
 
 test("the last process on a fixed port removes the secret; one that leaves a successor keeps it", async () => {
-  const port = await freePort();
+  const port = fixedPort();
   const a = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
   const b = startAdminServers({ admin: `127.0.0.1:${port}` }, new Registry(), { auth: { secretDir } });
   const path = a.adminSecretPath!;

@@ -1,14 +1,19 @@
 /** Test scaffolding for the control role's tests (private to src/control). */
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Hono } from "hono";
 import { getLevels, setLevel, setSink } from "../core/mod.ts";
-import { createBootstrapToken } from "../identity/mod.ts";
-import { Registry } from "../telemetry/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions } from "../xds/mod.ts";
-import { type ControlHandle, startControl } from "./mod.ts";
-import { fixedPort } from "../platform/_test_ports.ts";
+import {
+  bootstrapToken,
+  namespaceYaml,
+  podYaml,
+  replaceFile,
+  serviceAccountYaml,
+  serviceYaml,
+  waypointYaml,
+  yamlFile,
+} from "../../test/support/mod.ts";
 
 export interface PodSpec {
   name: string;
@@ -26,53 +31,20 @@ export const BASE_PODS: PodSpec[] = [
 /** A small mesh: namespace shop (ambient), pods, a Service bound to the waypoint shop/wp, one policy. */
 export function meshYaml(pods: PodSpec[] = BASE_PODS, extra = ""): string {
   const sas = [...new Set([...pods.map((p) => p.sa), "wp"])];
-  const docs = [
-    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient`,
-    ...sas.map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${sa}\n  namespace: shop`),
-    ...pods.map((p) =>
-      `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${p.name}\n  namespace: shop\n  labels:\n    app: ${p.name}\n` +
-      Object.entries(p.labels ?? {}).map(([k, v]) => `    ${k}: "${v}"\n`).join("") +
-      `spec:\n  nodeName: ${p.node}\n  serviceAccountName: ${p.sa}\n  containers:\n  - name: c\n    ports:\n    - containerPort: 8080\nstatus:\n  podIP: ${p.ip}`
-    ),
-    `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp\nspec:\n  clusterIP: 10.96.0.20\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080`,
-    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp\n  namespace: shop\n  labels:\n    istio.io/waypoint-for: service\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE\n  addresses:\n  - type: IPAddress\n    value: 10.244.2.20`,
+  return yamlFile(
+    namespaceYaml("shop"),
+    ...sas.map((sa) => serviceAccountYaml(sa)),
+    ...pods.map((p) => podYaml({ name: p.name, node: p.node, serviceAccount: p.sa, ip: p.ip, labels: p.labels, containerPorts: [8080] })),
+    serviceYaml({ name: "api", clusterIP: "10.96.0.20", labels: { "istio.io/use-waypoint": "wp" }, selector: { app: "api" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] }),
+    waypointYaml({ name: "wp", addresses: ["10.244.2.20"], for: "service" }),
     `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: api-from-viewer\n  namespace: shop\nspec:\n  selector:\n    matchLabels:\n      app: api\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principals: ["cluster.local/ns/shop/sa/viewer"]`,
-  ];
-  return docs.join("\n---\n") + "\n" + (extra ? `---\n${extra}\n` : "");
+    extra,
+  );
 }
 
 export function tempDir(prefix = "mesh-control-"): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-export interface TestControl {
-  handle: ControlHandle;
-  metrics: Registry;
-  admin: Hono;
-  address: string;
-}
-
-export async function startTestControl(
-  dir: string,
-  opts: { listen?: string; config?: string; debounceMs?: number; clientCertTtlSeconds?: number } = {},
-): Promise<TestControl> {
-  const metrics = new Registry();
-  const admin = new Hono();
-  const config = opts.config ?? join(dir, "mesh.yaml");
-  const handle = await startControl({
-    config,
-    kubernetes: false,
-    dataDir: join(dir, "data"),
-    listen: opts.listen ?? "127.0.0.1:0",
-    debounceMs: opts.debounceMs ?? 20,
-    clientCertTtlSeconds: opts.clientCertTtlSeconds,
-  }, { metrics, admin });
-  return { handle, metrics, admin, address: `127.0.0.1:${handle.port}` };
-}
-
-export async function token(dataDir: string, who: { node: string } | { gateway: string } | { admin: true }): Promise<string> {
-  return await createBootstrapToken(dataDir, { ...who, ttlSeconds: 600 } as Parameters<typeof createBootstrapToken>[1]);
 }
 
 export async function client(
@@ -81,19 +53,9 @@ export async function client(
   more: Partial<XdsClientOptions> = {},
 ): Promise<XdsClient> {
   const dataDir = join(tc.dir, "data");
-  const tok = await token(dataDir, proxy.kind === "ztunnel" ? { node: proxy.node } : { gateway: `${proxy.namespace}/${proxy.name}` });
+  const tok = await bootstrapToken(dataDir, proxy.kind === "ztunnel" ? { node: proxy.node } : { gateway: `${proxy.namespace}/${proxy.name}` });
   const caCertPem = await Bun.file(join(dataDir, "root-cert.pem")).text();
   return new XdsClient({ controlPlane: tc.address, caCertPem, token: tok, proxy, backoff: { initialMs: 50, maxMs: 500 }, ...more });
-}
-
-export async function waitFor<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await Bun.sleep(10);
-  }
 }
 
 /** Captures log lines (parsed JSON) of every level of `scopes` until release(). */
@@ -116,16 +78,6 @@ export function captureLogs(scopes: string[]): { lines: Record<string, unknown>[
 }
 
 export function writeMesh(dir: string, text: string): void {
-  // Rename into place, as editors do, so the watcher never reads a half-written file.
-  const tmp = join(dir, `.mesh.yaml.${Math.random().toString(36).slice(2)}`);
-  writeFileSync(tmp, text);
-  renameSync(tmp, join(dir, "mesh.yaml"));
+  replaceFile(join(dir, "mesh.yaml"), text);
 }
 
-/**
- * A free port for a control role that must come back on the same port (a restart): from outside the
- * kernel's ephemeral range, so no bind(0) or outgoing connection takes it while the role is down.
- */
-export async function freePort(): Promise<number> {
-  return fixedPort();
-}

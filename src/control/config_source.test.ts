@@ -1,27 +1,14 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConfigError, ConfigSource, type ConfigUpdate } from "./config_source.ts";
+import { replaceFile, waitFor } from "../../test/support/mod.ts";
 
 const ns = (name: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels:\n    istio.io/dataplane-mode: ambient\n`;
 let ip = 0;
 const pod = (name: string, ns: string) =>
   `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: ${ns}\nspec:\n  nodeName: n1\n  serviceAccountName: default\n  containers:\n  - name: c\nstatus:\n  podIP: 10.0.${ip >> 8}.${(ip++ & 255) + 1}\n`;
-
-function save(path: string, text: string) {
-  const tmp = join(path, "..", `.tmp-${Math.random().toString(36).slice(2)}`);
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
-async function until(what: string, f: () => boolean, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`Timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 let cleanup: (() => void)[] = [];
 afterEach(() => {
@@ -56,8 +43,8 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
     expect(updates[0]!.model.workloads.map((w) => w.name).sort()).toEqual(["p1", "p2"]);
     expect(src.stats.parses).toBe(2);
     const reads = src.stats.reads;
-    save(join(dir, "a.yaml"), ns("a") + "---\n" + pod("p1", "a") + "---\n" + pod("p3", "a"));
-    await until("update", () => updates.length === 2);
+    replaceFile(join(dir, "a.yaml"), ns("a") + "---\n" + pod("p1", "a") + "---\n" + pod("p3", "a"));
+    await waitFor("update", () => updates.length === 2, 5000);
     expect(updates[1]!.model.workloads.map((w) => w.name).sort()).toEqual(["p1", "p2", "p3"]);
     expect(src.stats.parses).toBe(3);
     expect(src.stats.reads - reads).toBe(1);
@@ -67,18 +54,18 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
   test("added and removed files", async () => {
     const { dir, src, updates } = setup({ "a.yaml": ns("a") + "---\n" + pod("p1", "a") });
     await src.start();
-    save(join(dir, "c.yaml"), ns("c") + "---\n" + pod("p9", "c"));
-    await until("added", () => updates.at(-1)!.model.workloads.length === 2);
+    replaceFile(join(dir, "c.yaml"), ns("c") + "---\n" + pod("p9", "c"));
+    await waitFor("added", () => updates.at(-1)!.model.workloads.length === 2, 5000);
     unlinkSync(join(dir, "c.yaml"));
-    await until("removed", () => updates.at(-1)!.model.workloads.length === 1);
+    await waitFor("removed", () => updates.at(-1)!.model.workloads.length === 1, 5000);
     expect(updates.at(-1)!.model.namespaces.map((n) => n.name)).toEqual(["a"]);
   });
 
   test("an invalid file keeps the last good model and reports file:line:col", async () => {
     const { dir, src, updates, errors } = setup({ "a.yaml": ns("a") });
     await src.start();
-    save(join(dir, "a.yaml"), ns("a") + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  namespace: a\nspec:\n  nodeNam: n1\n");
-    await until("error", () => errors.length === 1);
+    replaceFile(join(dir, "a.yaml"), ns("a") + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  namespace: a\nspec:\n  nodeNam: n1\n");
+    await waitFor("error", () => errors.length === 1, 5000);
     const d = errors[0]!.diagnostics.find((x) => x.severity === "error")!;
     expect(d.file).toBe(join(dir, "a.yaml"));
     expect(d.line).toBeGreaterThanOrEqual(8);
@@ -86,8 +73,8 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
     expect(src.lastError).toBeDefined();
     expect(src.lastGood?.namespaces.map((n) => n.name)).toEqual(["a"]);
     expect(updates.length).toBe(1);
-    save(join(dir, "a.yaml"), ns("a") + "---\n" + pod("ok", "a"));
-    await until("fixed", () => updates.length === 2);
+    replaceFile(join(dir, "a.yaml"), ns("a") + "---\n" + pod("ok", "a"));
+    await waitFor("fixed", () => updates.length === 2, 5000);
     expect(src.lastError).toBeUndefined();
   });
 
@@ -97,8 +84,8 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
     expect(updates.length).toBe(1);
     const l7 = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: get-only\n  namespace: a\n" +
       "spec:\n  action: ALLOW\n  rules:\n  - to:\n    - operation:\n        methods: [GET]\n";
-    save(join(dir, "a.yaml"), ns("a") + "---\n" + pod("api", "a") + "---\n" + l7);
-    await until("update", () => updates.length === 2);
+    replaceFile(join(dir, "a.yaml"), ns("a") + "---\n" + pod("api", "a") + "---\n" + l7);
+    await waitFor("update", () => updates.length === 2, 5000);
     expect(errors.length).toBe(0);
     expect(src.lastGood?.authorizationPolicies.map((p) => p.name)).toEqual(["get-only"]);
     expect(src.warnings.some((d) => d.severity === "error" && d.rule === "l7-without-waypoint")).toBe(true);
@@ -107,8 +94,8 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
   test("a burst of saves is debounced into few reloads", async () => {
     const { dir, src, updates } = setup({ "a.yaml": ns("a") }, { debounceMs: 100 });
     await src.start();
-    for (let i = 0; i < 10; i++) save(join(dir, "a.yaml"), ns("a") + "---\n" + pod(`p${"x".repeat(i + 1)}`, "a"));
-    await until("settled", () => updates.at(-1)!.model.workloads[0]?.name === "pxxxxxxxxxx");
+    for (let i = 0; i < 10; i++) replaceFile(join(dir, "a.yaml"), ns("a") + "---\n" + pod(`p${"x".repeat(i + 1)}`, "a"));
+    await waitFor("settled", () => updates.at(-1)!.model.workloads[0]?.name === "pxxxxxxxxxx", 5000);
     expect(updates.length).toBeLessThanOrEqual(3);
   });
 
@@ -121,6 +108,6 @@ describe("ConfigSource (a directory of *.yaml files)", () => {
     await src.start();
     await Bun.sleep(20);
     writeFileSync(join(file.dir, "a.yaml"), ns("a") + "---\n" + pod("late", "a"));
-    await until("poll", () => updates.at(-1)?.model.workloads.length === 1);
+    await waitFor("poll", () => updates.at(-1)?.model.workloads.length === 1, 5000);
   });
 });

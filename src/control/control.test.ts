@@ -8,20 +8,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCsr, validateSvid, WorkloadCertificates } from "../identity/mod.ts";
 import { callJson, openSession, PATHS, type XdsClient } from "../xds/mod.ts";
-import {
-  BASE_PODS,
-  captureLogs,
-  client,
-  freePort,
-  meshYaml,
-  type PodSpec,
-  startTestControl,
-  tempDir,
-  type TestControl,
-  token,
-  waitFor,
-  writeMesh,
-} from "./_test_env.ts";
+import { BASE_PODS, captureLogs, client, meshYaml, type PodSpec, tempDir, writeMesh } from "./_test_env.ts";
+import { bootstrapToken, fixedPort, startTestControl, type TestControl, waitFor } from "../../test/support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 const API = "spiffe://cluster.local/ns/shop/sa/api";
@@ -125,9 +113,9 @@ describe("control role: certificates", () => {
       expect((boot.body as { code: string }).code).toBe("MESH_TOKEN_INVALID");
       const noAuth = await callJson(s, "POST", PATHS.bootstrap, {});
       expect(noAuth.status).toBe(401);
-      const status = await callJson(s, "GET", PATHS.status, undefined, { authorization: `Bearer ${await token(join(t.dir, "data"), { node: "node-a" })}` });
+      const status = await callJson(s, "GET", PATHS.status, undefined, { authorization: `Bearer ${await bootstrapToken(join(t.dir, "data"), { node: "node-a" })}` });
       expect(status.status).toBe(401);
-      const admin = await callJson(s, "GET", PATHS.status, undefined, { authorization: `Bearer ${await token(join(t.dir, "data"), { admin: true })}` });
+      const admin = await callJson(s, "GET", PATHS.status, undefined, { authorization: `Bearer ${await bootstrapToken(join(t.dir, "data"), { admin: true })}` });
       expect(admin.status).toBe(200);
       expect((admin.body as { proxies: unknown[] }).proxies.length).toBeGreaterThan(0);
     } finally {
@@ -137,7 +125,7 @@ describe("control role: certificates", () => {
 
   test("a token for another node is refused by the client with a clear error", async () => {
     const dataDir = join(t.dir, "data");
-    const c = await client(tc, { kind: "ztunnel", node: "node-a" }, { token: await token(dataDir, { node: "node-b" }) });
+    const c = await client(tc, { kind: "ztunnel", node: "node-a" }, { token: await bootstrapToken(dataDir, { node: "node-b" }) });
     await c.start();
     const err = await c.sign("x", VIEWER).then(() => undefined, (e) => e);
     await c.stop();
@@ -391,7 +379,7 @@ describe("control role: restarts and last-known-good", () => {
 
   test("control plane restart: clients reconnect, versions keep growing, nothing lost", async () => {
     writeMesh(t.dir, meshYaml());
-    const port = await freePort(); // the restart comes back on it
+    const port = fixedPort(); // the restart comes back on it
     let tc = { ...(await startTestControl(t.dir, { listen: `127.0.0.1:${port}` })), dir: t.dir };
     const c = await client(tc, { kind: "ztunnel", node: "node-a" }, { dataDir: join(t.dir, "zt-a") });
     try {
@@ -475,8 +463,8 @@ describe("control role: restarts and last-known-good", () => {
     const dataDir = join(t.dir, "zt-a");
     expect(existsSync(dataDir)).toBe(true);
     const root = readFileSync(join(t.dir, "data", "root-cert.pem"), "utf8");
-    const tok = await token(join(t.dir, "data"), { node: "node-a" });
-    const port = await freePort();
+    const tok = await bootstrapToken(join(t.dir, "data"), { node: "node-a" });
+    const port = fixedPort();
     const seen: number[] = [];
     const { XdsClient } = await import("../xds/mod.ts");
     const c = new XdsClient({

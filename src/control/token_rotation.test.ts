@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { createBootstrapToken, verifyBootstrapToken } from "../identity/mod.ts";
 import { XdsClient } from "../xds/mod.ts";
-import { freePort, meshYaml, startTestControl, tempDir, type TestControl, waitFor, writeMesh } from "./_test_env.ts";
+import { meshYaml, tempDir, writeMesh } from "./_test_env.ts";
+import { fixedPort, startTestControl, type TestControl, waitFor } from "../../test/support/mod.ts";
 
 const t = tempDir("mesh-token-rotation-");
 afterAll(() => t.cleanup());
@@ -24,7 +25,7 @@ test("after its client certificate expired while cut off, a client bootstraps wi
   writeMesh(t.dir, meshYaml());
   const dataDir = join(t.dir, "data");
   const ttl = { clientCertTtlSeconds: 2 };
-  const port = await freePort(); // the control role comes back on it after seconds away
+  const port = fixedPort(); // the control role comes back on it after seconds away
   let tc: TestControl = await startTestControl(t.dir, { ...ttl, listen: `127.0.0.1:${port}` });
   const caCertPem = await Bun.file(join(dataDir, "root-cert.pem")).text();
   const base = { controlPlane: `127.0.0.1:${port}`, caCertPem, backoff: { initialMs: 50, maxMs: 300 } };

@@ -13,6 +13,7 @@ import { HpackEncoder } from "./hpack.ts";
 import { HboneServer, type HboneStream } from "./mod.ts";
 import { ALPN_H2 } from "./tls.ts";
 import { settingsPayload, u32 } from "./_test_peer.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const SERVER_ID = spiffeId("lim", "server");
 let serverTls: TestTls;
@@ -27,11 +28,6 @@ beforeAll(async () => {
   server = HboneServer.listen({ hostname: "127.0.0.1", port: 0, tls: serverTls, onStream: (s) => handler(s) });
 });
 afterAll(() => server.close({ timeoutMs: 500 }));
-
-async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond() && Date.now() < end) await Bun.sleep(20);
-}
 
 /** A raw TLS HTTP/2 client that we script frame by frame. */
 async function rawPeer(): Promise<{ sock: Socket<{ queue: Uint8Array[] }>; send(b: Uint8Array): void; close(): void }> {
@@ -106,9 +102,9 @@ describe("bounded memory", () => {
       peer.send(encodeFrame(FrameType.SETTINGS, 0, 0, settingsPayload([[Setting.INITIAL_WINDOW_SIZE, 0x7fffffff]])));
       peer.send(encodeFrame(FrameType.WINDOW_UPDATE, 0, 0, u32(0x7fffffff - 65535)));
       peer.send(connectHeaders(enc, 1));
-      await until(() => stream !== undefined, 5000);
+      await waitFor("the stream", () => stream !== undefined, 5000);
       let last = -1;
-      await until(() => {
+      await waitFor("the writer to stall", () => {
         const stuck = offered === last;
         last = offered;
         return stuck;
@@ -136,7 +132,7 @@ describe("bounded memory", () => {
       peer.send(new Uint8Array([...PREFACE]));
       peer.send(encodeFrame(FrameType.SETTINGS, 0, 0));
       peer.send(connectHeaders(new HpackEncoder(), 1));
-      await until(() => stream !== undefined, 5000);
+      await waitFor("the stream", () => stream !== undefined, 5000);
       const ping = encodeFrame(FrameType.PING, 0, 0, new Uint8Array(8));
       const burst = new Uint8Array(ping.length * 10_000);
       for (let i = 0; i < 10_000; i++) burst.set(ping, i * ping.length);
@@ -196,7 +192,7 @@ describe("rapid reset", () => {
       const got = Buffer.concat(parts);
       expect(got.length).toBe(total);
       expect(Buffer.compare(got, Buffer.from(data))).toBe(0);
-      await until(() => serverConnStreams() === 0, 3000);
+      await waitFor("every stream closed", () => serverConnStreams() === 0, 3000);
       expect(serverConnStreams()).toBe(0);
       expect(server.connections).toBe(1);
     } finally {

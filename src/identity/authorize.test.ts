@@ -1,29 +1,21 @@
 import { describe, expect, test } from "bun:test";
-import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
-import { pod } from "../model/_test_model.ts";
+import { emptyModel, type MeshModel } from "../model/mod.ts";
 import { mayIssue } from "./authorize.ts";
 import type { Caller } from "./caller.ts";
+import { waypoint, workload } from "../../test/support/mod.ts";
 
-const workload = (name: string, ns: string, sa: string, node: string): Workload => pod(name, ns, "10.0.0.1", node, { serviceAccount: sa, labels: {} });
+const pod = (name: string, sa: string, node: string) => workload(name, "shop", "10.0.0.1", node, { serviceAccount: sa, labels: {} });
 
 const model: MeshModel = {
   ...emptyModel(),
   workloads: [
-    workload("api-1", "shop", "product-api", "worker-a"),
-    workload("api-2", "shop", "product-api", "worker-b"),
-    workload("viewer-1", "shop", "product-viewer", "worker-b"),
+    pod("api-1", "product-api", "worker-a"),
+    pod("api-2", "product-api", "worker-b"),
+    pod("viewer-1", "product-viewer", "worker-b"),
     // A pod that runs as the waypoint's service account (a user can create one): not the waypoint.
-    workload("fake-wp", "shop", "inventory-waypoint", "worker-b"),
+    pod("fake-wp", "inventory-waypoint", "worker-b"),
   ],
-  waypoints: [{
-    name: "inventory-waypoint",
-    namespace: "shop",
-    identity: "spiffe://cluster.local/ns/shop/sa/inventory-waypoint",
-    serviceAccount: "inventory-waypoint",
-    addresses: ["10.0.9.1"],
-    waypointFor: "service",
-    port: 15008,
-  }],
+  waypoints: [waypoint("inventory-waypoint", "shop", "10.0.9.1")],
 };
 
 const nodeA: Caller = { kind: "node", node: "worker-a" };

@@ -8,6 +8,7 @@ import { CertificateAuthority } from "./ca.ts";
 import { type Cert, type SignResult, WorkloadCertificates } from "./cert_client.ts";
 import { createCsr } from "./csr.ts";
 import { peerSpiffeId } from "../model/mod.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -246,8 +247,7 @@ describe("WorkloadCertificates", () => {
       await phase(300);
       await rca.activateRoot();
       // Wait until both sides renewed onto the new root (about one rotation period).
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline && !(chainsTo(server.current(SERVER), newRoot) && chainsTo(client.current(CLIENT), newRoot))) await sleep(50);
+      await waitFor("both sides on the new root", () => chainsTo(server.current(SERVER), newRoot) && chainsTo(client.current(CLIENT), newRoot), 10_000, { intervalMs: 50 });
       expect(chainsTo(server.current(SERVER), newRoot)).toBe(true);
       expect(chainsTo(client.current(CLIENT), newRoot)).toBe(true);
       await phase(300);
@@ -302,8 +302,7 @@ describe("WorkloadCertificates", () => {
       },
     }));
     first = await wc.get(SERVER);
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && wc.current(SERVER)?.serial === first.serial) await sleep(20);
+    await waitFor("the renewal", () => wc.current(SERVER)?.serial !== first.serial, 10_000);
     const second = wc.current(SERVER)!;
     expect(second.serial).not.toBe(first.serial);
     expect(errors).toEqual(Array(FAILURES).fill("control plane unreachable"));
@@ -331,8 +330,7 @@ describe("WorkloadCertificates", () => {
     }));
     await expect(wc.get(CLIENT)).rejects.toThrow("no route to control plane");
     fail = false;
-    const deadline = Date.now() + 2000;
-    while (!wc.current(CLIENT) && Date.now() < deadline) await sleep(10);
+    await waitFor("the certificate after the failure", () => wc.current(CLIENT), 2000);
     expect(wc.current(CLIENT)?.identity).toBe(CLIENT);
   });
 

@@ -7,6 +7,7 @@ import { MeshError } from "../core/mod.ts";
 import { emptyModel } from "../model/mod.ts";
 import { mayIssue } from "./authorize.ts";
 import { createBootstrapToken, TOKEN_KEY_FILE, verifyBootstrapToken } from "./token.ts";
+import { waypoint } from "../../test/support/mod.ts";
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -108,15 +109,7 @@ describe("bootstrap tokens", () => {
     expect(caller.kind).toBe("node");
     const model = {
       ...emptyModel(),
-      waypoints: [{
-        name: "inventory-waypoint",
-        namespace: "shop",
-        identity: "spiffe://cluster.local/ns/shop/sa/inventory-waypoint",
-        serviceAccount: "inventory-waypoint",
-        addresses: [],
-        waypointFor: "service" as const,
-        port: 15008,
-      }],
+      waypoints: [waypoint("inventory-waypoint", "shop", [])],
     };
     // A node named like the waypoint still cannot get the waypoint's identity.
     expect(mayIssue(caller, "spiffe://cluster.local/ns/shop/sa/inventory-waypoint", model).ok).toBe(false);

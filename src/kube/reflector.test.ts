@@ -13,21 +13,12 @@ import { KubeApiError, KubeClient, type KubeObject } from "./client.ts";
 import { fromKubeconfig, inCluster, resolveConnection } from "./connection.ts";
 import { Reflector } from "./reflector.ts";
 import { AUTHORIZATION_POLICIES, CONFIG_MAPS, PODS } from "./resources.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-kube-"));
 let api: FakeApiServer;
 let client: KubeClient;
 const reflectors: Reflector[] = [];
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 function pod(name: string, node = "node-a", ip = "10.244.1.10") {
   return { apiVersion: "v1", kind: "Pod", metadata: { name, namespace: "shop", labels: { app: name } }, spec: { nodeName: node, containers: [{ name: "c" }] }, status: { podIP: ip } };
@@ -124,18 +115,18 @@ describe("reflector", () => {
     reflectors.push(r);
     api.put(pod("viewer"));
     r.start();
-    await until("synced", () => r.synced);
+    await waitFor("synced", () => r.synced, 5000);
     expect(r.items().map((p) => p.metadata.name)).toEqual(["viewer"]);
     api.put(pod("api", "node-b", "10.244.2.10"));
-    await until("added", () => r.get("shop", "api"));
+    await waitFor("added", () => r.get("shop", "api"), 5000);
     api.put({ ...pod("api", "node-b", "10.244.2.10"), status: { podIP: "10.244.2.10", conditions: [{ type: "Ready", status: "False" }] } });
-    await until("modified", () => (r.get("shop", "api")?.status as { conditions?: unknown[] })?.conditions);
+    await waitFor("modified", () => (r.get("shop", "api")?.status as { conditions?: unknown[] })?.conditions, 5000);
     api.remove("Pod", "shop", "viewer");
-    await until("deleted", () => !r.get("shop", "viewer"));
+    await waitFor("deleted", () => !r.get("shop", "viewer"), 5000);
     // Writes to other kinds advance the global resourceVersion; a bookmark carries it to this watch.
     api.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bump", namespace: "shop" } });
     const rv = api.resourceVersion;
-    await until("bookmark", () => Number(r.resourceVersion) >= rv);
+    await waitFor("bookmark", () => Number(r.resourceVersion) >= rv, 5000);
     expect(r.lists).toBe(1);
     expect(changes).toBeGreaterThanOrEqual(4);
   });
@@ -145,11 +136,11 @@ describe("reflector", () => {
     const r = new Reflector(client, PODS, { onChange() {}, backoff: { initialMs: 20, maxMs: 200 }, onRestart: (why) => restarts.push(why) });
     reflectors.push(r);
     r.start();
-    await until("synced", () => r.synced);
-    await until("watching", () => api.openWatches >= 2);
+    await waitFor("synced", () => r.synced, 5000);
+    await waitFor("watching", () => api.openWatches >= 2, 5000);
     api.dropWatches();
     api.put(pod("while-away", "node-a", "10.244.1.99"));
-    await until("event after reconnect", () => r.get("shop", "while-away"));
+    await waitFor("event after reconnect", () => r.get("shop", "while-away"), 5000);
     expect(r.lists).toBe(1);
     // Compaction while disconnected: the resumed watch gets an ERROR 410 Expired event -> relist.
     const errorsBefore = restarts.filter((x) => x === "error").length;
@@ -159,9 +150,9 @@ describe("reflector", () => {
     api.compact();
     // The outage lasts until the reflector has met it (a fixed 100 ms was sometimes over before its
     // first attempt on a loaded machine).
-    await until("an attempt refused during the outage", () => restarts.filter((x) => x === "error").length > errorsBefore);
+    await waitFor("an attempt refused during the outage", () => restarts.filter((x) => x === "error").length > errorsBefore, 5000);
     api.setUnavailable(false);
-    await until("relisted", () => r.lists >= 2 && r.get("shop", "during-outage"), 8000);
+    await waitFor("relisted", () => r.lists >= 2 && r.get("shop", "during-outage"), 8000);
     expect(r.get("shop", "while-away")).toBeUndefined();
     expect(restarts).toContain("relist-gone");
     expect(restarts.filter((x) => x === "error").length).toBeGreaterThan(errorsBefore);
@@ -171,14 +162,14 @@ describe("reflector", () => {
     const r = new Reflector(client, PODS, { onChange() {}, backoff: { initialMs: 50, maxMs: 400 } });
     reflectors.push(r);
     r.start();
-    await until("synced", () => r.synced);
+    await waitFor("synced", () => r.synced, 5000);
     const n = r.items().length;
     const before = api.requests.length;
     api.setUnavailable(true);
     await Bun.sleep(1200);
     // On a loaded machine the first refused attempts can come late: wait for them (this waits only while
     // there are fewer than two, so the bound on the count below still means something).
-    await until("refused attempts", () => r.lastError?.includes("503") && api.requests.slice(before).filter((x) => x.status === 503).length > 1);
+    await waitFor("refused attempts", () => r.lastError?.includes("503") && api.requests.slice(before).filter((x) => x.status === 503).length > 1, 5000);
     const attempts = api.requests.slice(before).filter((x) => x.status === 503).length;
     api.setUnavailable(false);
     expect(r.items().length).toBe(n);
@@ -193,17 +184,17 @@ describe("reflector", () => {
     const r = new Reflector(client, AUTHORIZATION_POLICIES, { onChange() {}, missingRetryMs: 100, olderVersions: ["v1beta1"] });
     reflectors.push(r);
     r.start();
-    await until("missing", () => r.state === "missing");
+    await waitFor("missing", () => r.state === "missing", 5000);
     expect(r.synced).toBe(true);
     expect(r.items()).toEqual([]);
     api.serve("security.istio.io");
-    await until("listed", () => r.state === "synced" && r.get("shop", "ap"));
+    await waitFor("listed", () => r.state === "synced" && r.get("shop", "ap"), 5000);
     expect(r.servedVersion).toBe("v1");
     // A cluster with only v1beta1 (older Istio): the same kind is read at v1beta1.
     const old = new Reflector(client, { ...AUTHORIZATION_POLICIES, version: "v9" }, { onChange() {}, olderVersions: ["v1beta1"] });
     reflectors.push(old);
     old.start();
-    await until("old synced", () => old.state === "synced");
+    await waitFor("old synced", () => old.state === "synced", 5000);
     expect(old.servedVersion).toBe("v1beta1");
     expect(old.get("shop", "ap")?.apiVersion).toBe("security.istio.io/v1beta1");
   });

@@ -18,21 +18,12 @@ import { DEPLOYMENTS, LABEL_MANAGED_BY, MANAGED_BY } from "./resources.ts";
 import { KubeClient } from "./client.ts";
 import { fromKubeconfig } from "./connection.ts";
 import { type ModelError, type ModelUpdate, KubernetesSource } from "./source.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-kube-src-"));
 let api: FakeApiServer;
 let client: KubeClient;
 const sources: KubernetesSource[] = [];
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
 
 function open(extra: Partial<ConstructorParameters<typeof KubernetesSource>[0]> = {}) {
   const updates: ModelUpdate[] = [];
@@ -102,12 +93,12 @@ describe("KubernetesSource", () => {
     const n = updates.length;
     api.put(pod({ name: "api-2", node: "node-a", sa: "api", ip: "10.244.1.11", labels: { app: "api" } }));
     api.put(pod({ name: "api-3", node: "node-b", sa: "api", ip: "10.244.2.11", labels: { app: "api" } }));
-    await until("both pods", () => last()!.workloads.some((w) => w.name === "api-3") && last()!.workloads.some((w) => w.name === "api-2"));
+    await waitFor("both pods", () => last()!.workloads.some((w) => w.name === "api-3") && last()!.workloads.some((w) => w.name === "api-2"), 5000);
     expect(updates.length - n).toBeLessThanOrEqual(2);
     expect(last()!.services.find((x) => x.name === "api")!.endpoints.map((e) => e.workloadUid).sort()).toEqual(["Pod/shop/api", "Pod/shop/api-2", "Pod/shop/api-3"]);
     // Readiness from the Ready condition.
     api.put(pod({ name: "api-3", node: "node-b", sa: "api", ip: "10.244.2.11", ready: false, labels: { app: "api" } }));
-    await until("not ready", () => last()!.workloads.find((w) => w.name === "api-3")?.ready === false);
+    await waitFor("not ready", () => last()!.workloads.find((w) => w.name === "api-3")?.ready === false, 5000);
     const m = updates.length;
     // A status write to a policy (what the controller does) changes no configuration.
     const ap = api.get("AuthorizationPolicy", "shop", "api-from-viewer")!;
@@ -116,7 +107,7 @@ describe("KubernetesSource", () => {
     expect(updates.length).toBe(m);
     api.remove("Pod", "shop", "api-2");
     api.remove("Pod", "shop", "api-3");
-    await until("removed", () => !last()!.workloads.some((w) => w.name === "api-2" || w.name === "api-3"));
+    await waitFor("removed", () => !last()!.workloads.some((w) => w.name === "api-2" || w.name === "api-3"), 5000);
   });
 
   test("finished and host-network pods are left out; a pod without status is not ready", async () => {
@@ -128,7 +119,7 @@ describe("KubernetesSource", () => {
     const fresh = pod({ name: "fresh", node: "node-a", sa: "api" });
     delete fresh.status;
     api.put(fresh);
-    await until("fresh", () => last()!.workloads.some((w) => w.name === "fresh"));
+    await waitFor("fresh", () => last()!.workloads.some((w) => w.name === "fresh"), 5000);
     const names = last()!.workloads.map((w) => w.name);
     expect(names).not.toContain("done");
     expect(names).not.toContain("hostnet");
@@ -147,7 +138,7 @@ describe("KubernetesSource", () => {
     });
     api.put(we("squatter", "10.244.2.10")); // product api's pod IP (seedShop)
     api.put(we("vm-1", "10.10.0.5"));
-    await until("vm-1", () => last()!.workloads.some((w) => w.name === "vm-1"));
+    await waitFor("vm-1", () => last()!.workloads.some((w) => w.name === "vm-1"), 5000);
     const m = last()!;
     expect(m.workloads.some((w) => w.name === "squatter")).toBe(false);
     expect(m.workloads.filter((w) => w.addresses.includes("10.244.2.10")).map((w) => w.uid)).toEqual(["Pod/shop/api"]);
@@ -158,7 +149,7 @@ describe("KubernetesSource", () => {
     expect(d!.message).toContain("Pod shop/api");
     api.remove("WorkloadEntry", "shop", "vm-1");
     api.remove("WorkloadEntry", "shop", "squatter");
-    await until("gone", () => !last()!.workloads.some((w) => w.name === "vm-1"));
+    await waitFor("gone", () => !last()!.workloads.some((w) => w.name === "vm-1"), 5000);
   });
 
   test("the MeshConfig comes from the ConfigMap mesh in the control namespace", async () => {
@@ -170,7 +161,7 @@ describe("KubernetesSource", () => {
     const { s: s2, errors } = open();
     await s2.start(5000);
     api.put({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "mesh", namespace: "mesh-system" }, data: { "mesh.yaml": "kind: MeshConfig\n  bad: [" } });
-    await until("error", () => errors.length > 0);
+    await waitFor("error", () => errors.length > 0, 5000);
     expect(errors[0]!.diagnostics[0]!.file).toBe("kubernetes:ConfigMap/mesh-system/mesh");
     expect(s2.lastGood!.meshConfig.certTtlSeconds).toBe(12 * 3600);
     api.remove("ConfigMap", "mesh-system", "mesh");
@@ -180,17 +171,17 @@ describe("KubernetesSource", () => {
     const { s, errors, last, updates } = open();
     await s.start(5000);
     api.put({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "broken", namespace: "shop" }, spec: { action: "MAYBE", rules: [{}] } });
-    await until("error", () => errors.length > 0);
+    await waitFor("error", () => errors.length > 0, 5000);
     expect(errors[errors.length - 1]!.diagnostics[0]).toMatchObject({ file: "kubernetes:AuthorizationPolicy/shop/broken", severity: "error", rule: "invalid-value" });
     const n = updates.length;
     api.put(pod({ name: "during-error", node: "node-a", sa: "viewer", ip: "10.244.1.77" }));
     await Bun.sleep(200);
     expect(updates.length).toBe(n); // held back while the policy cannot be read
     api.remove("AuthorizationPolicy", "shop", "broken");
-    await until("recovered", () => last()!.workloads.some((w) => w.name === "during-error"));
+    await waitFor("recovered", () => last()!.workloads.some((w) => w.name === "during-error"), 5000);
     // An L7 policy with no waypoint is an error for `mesh check`, but the engines fail closed on it: served.
     api.put({ apiVersion: "security.istio.io/v1", kind: "AuthorizationPolicy", metadata: { name: "l7", namespace: "shop" }, spec: { selector: { matchLabels: { app: "api" } }, rules: [{ to: [{ operation: { methods: ["GET"] } }] }] } });
-    await until("served with l7", () => last()!.authorizationPolicies.some((p) => p.name === "l7"));
+    await waitFor("served with l7", () => last()!.authorizationPolicies.some((p) => p.name === "l7"), 5000);
     expect(updates[updates.length - 1]!.warnings.some((d) => d.rule === "l7-without-waypoint" && d.severity === "error")).toBe(true);
     api.remove("AuthorizationPolicy", "shop", "l7");
     api.remove("Pod", "shop", "during-error");
@@ -204,17 +195,17 @@ describe("KubernetesSource", () => {
       expect(updates.length).toBe(0);
       expect(s.synced).toBe(false);
       api.setUnavailable(false);
-      await until("first model", () => updates.length > 0, 8000);
+      await waitFor("first model", () => updates.length > 0, 8000);
       const before = last()!;
       api.setUnavailable(true);
       // The dropped watches come back to a 503 (after a backoff that a loaded machine stretches)...
-      await until("a 503 seen", () => s.health().some((h) => h.lastError?.includes("503")));
+      await waitFor("a 503 seen", () => s.health().some((h) => h.lastError?.includes("503")), 5000);
       // ...and the outage goes on for a while: the last model keeps serving.
       await Bun.sleep(300);
       expect(last()).toBe(before);
       api.setUnavailable(false);
       api.put(pod({ name: "after-outage", node: "node-a", sa: "viewer", ip: "10.244.1.78" }));
-      await until("after outage", () => last()!.workloads.some((w) => w.name === "after-outage"), 8000);
+      await waitFor("after outage", () => last()!.workloads.some((w) => w.name === "after-outage"), 8000);
       api.remove("Pod", "shop", "after-outage");
     } finally {
       api.setUnavailable(false); // a failure here must not leave the next tests without an API server
@@ -230,10 +221,10 @@ describe("KubernetesSource", () => {
       ...service("shop", "wp", "10.96.0.99", { "gateway.networking.k8s.io/gateway-name": "wp" }, { "gateway.networking.k8s.io/gateway-name": "wp", "app.kubernetes.io/managed-by": "mesh" }),
       metadata: { name: "wp", namespace: "shop", labels: { "gateway.networking.k8s.io/gateway-name": "wp", "app.kubernetes.io/managed-by": "mesh" }, ownerReferences: [{ apiVersion: "gateway.networking.k8s.io/v1", kind: "Gateway", name: "wp", uid: gw.metadata.uid!, controller: true }] },
     });
-    await until("waypoint address", () => last()!.waypoints.find((w) => w.name === "wp")?.addresses[0] === "10.96.0.99");
+    await waitFor("waypoint address", () => last()!.waypoints.find((w) => w.name === "wp")?.addresses[0] === "10.96.0.99", 5000);
     expect(last()!.services.map((x) => x.name)).not.toContain("wp");
     api.remove("Gateway", "shop", "wp");
-    await until("gone with its Service", () => !last()!.waypoints.length && !api.get("Service", "shop", "wp"));
+    await waitFor("gone with its Service", () => !last()!.waypoints.length && !api.get("Service", "shop", "wp"), 5000);
   });
 
   test("the waypoint's own pods are no workloads: their addresses are the waypoint's podAddresses; another pod of its account stays a workload", async () => {
@@ -244,7 +235,7 @@ describe("KubernetesSource", () => {
     api.put(deployment);
     api.put(own);
     api.put(pod({ name: "impostor", node: "node-b", sa: "wp2", ip: "10.244.2.61", labels: { "gateway.networking.k8s.io/gateway-name": "wp2" } }));
-    await until("pod addresses", () => last()!.waypoints.find((w) => w.name === "wp2")?.podAddresses?.[0] === "10.244.2.60");
+    await waitFor("pod addresses", () => last()!.waypoints.find((w) => w.name === "wp2")?.podAddresses?.[0] === "10.244.2.60", 5000);
     const m = last()!;
     expect(m.waypoints.find((w) => w.name === "wp2")!.podAddresses).toEqual(["10.244.2.60"]);
     expect(m.workloads.some((w) => w.name === "wp2-5f7d9c-abcde")).toBe(false);
@@ -255,6 +246,6 @@ describe("KubernetesSource", () => {
     await blind.start(5000);
     expect(blindLast()!.waypoints.find((w) => w.name === "wp2")!.podAddresses).toBeUndefined();
     for (const [k, n] of [["Pod", "impostor"], ["Pod", "wp2-5f7d9c-abcde"], ["Deployment", "wp2"], ["Gateway", "wp2"]] as const) api.remove(k, "shop", n);
-    await until("gone", () => !last()!.waypoints.some((w) => w.name === "wp2"));
+    await waitFor("gone", () => !last()!.waypoints.some((w) => w.name === "wp2"), 5000);
   });
 });

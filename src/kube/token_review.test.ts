@@ -17,6 +17,7 @@ import { KubernetesSource } from "./source.ts";
 import { isBootstrapToken, TokenReviewer } from "./token_review.ts";
 import { isWaypointGateway } from "./edge.ts";
 import { DEPLOYMENTS, LABEL_MANAGED_BY, MANAGED_BY } from "./resources.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-kube-tr-"));
 let api: FakeApiServer;
@@ -138,12 +139,11 @@ describe("TokenReviewer", () => {
 
   test("a cached review ends when the watch sees the pod go", async () => {
     api.put(pod({ ns: "mesh-system", name: "ztunnel-ddddd", node: "node-d", sa: "ztunnel", hostNetwork: true }));
-    const deadline = Date.now() + 5000;
-    while (!source.get("Pod", "mesh-system", "ztunnel-ddddd") && Date.now() < deadline) await Bun.sleep(10);
+    await waitFor("the pod in the watch", () => source.get("Pod", "mesh-system", "ztunnel-ddddd"), 5000);
     const t = await ztunnelToken("ztunnel-ddddd");
     expect(await reviewer.authenticate(t)).toEqual({ kind: "node", node: "node-d" });
     api.remove("Pod", "mesh-system", "ztunnel-ddddd");
-    while (source.get("Pod", "mesh-system", "ztunnel-ddddd") && Date.now() < deadline) await Bun.sleep(10);
+    await waitFor("the pod gone from the watch", () => !source.get("Pod", "mesh-system", "ztunnel-ddddd"), 5000);
     await expect(reviewer.authenticate(t)).rejects.toThrow(/Service-account token refused/);
   });
 

@@ -14,44 +14,12 @@ import type {
   PeerAuthentication,
   PolicyScope,
   Service,
-  Waypoint,
-  Workload,
 } from "./mod.ts";
+import { service, waypoint, workload } from "../../test/support/mod.ts";
 
-function wl(ns: string, name: string, labels: Record<string, string> = {}): Workload {
-  return {
-    uid: `Pod/${ns}/${name}`,
-    kind: "Pod",
-    name,
-    namespace: ns,
-    serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/${ns}/sa/${name}`,
-    node: "n1",
-    addresses: ["10.0.0.1"],
-    labels,
-    ambient: true,
-    ports: [],
-    ready: true,
-  };
-}
-const svc = (ns: string, name: string): Service => ({
-  name,
-  namespace: ns,
-  hostname: `${name}.${ns}.svc.cluster.local`,
-  vip: "10.96.0.1",
-  ports: [],
-  endpoints: [],
-  labels: {},
-});
-const wp = (ns: string, name: string): Waypoint => ({
-  name,
-  namespace: ns,
-  identity: `spiffe://cluster.local/ns/${ns}/sa/${name}`,
-  serviceAccount: name,
-  addresses: ["10.1.0.1"],
-  waypointFor: "service",
-  port: 15008,
-});
+const wl = (ns: string, name: string, labels: Record<string, string> = {}) => workload(name, ns, "10.0.0.1", "n1", { labels });
+const svc = (ns: string, name: string) => service(name, ns, "10.96.0.1", [], []);
+const wp = (ns: string, name: string) => waypoint(name, ns, "10.1.0.1");
 const ap = (ns: string, name: string, scope: PolicyScope): AuthorizationPolicy => ({
   name,
   namespace: ns,

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { endpointPort, readyEndpoints, resolveTargetPort } from "./endpoints.ts";
 import { indexModel } from "./index.ts";
-import { pod } from "./_test_model.ts";
+import { workload as pod } from "../../test/support/mod.ts";
 import { emptyModel, type Service, type ServicePort, type Workload } from "./types.ts";
 
 /** A pod of namespace shop whose address differs per name length (enough for these tests). */

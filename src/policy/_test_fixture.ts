@@ -17,15 +17,14 @@ import type {
   PolicyScope,
   RequestAuthentication,
   Service,
-  Waypoint,
   Workload,
 } from "../model/mod.ts";
-import { pod } from "../model/_test_model.ts";
 import { admitRequest } from "./admit.ts";
 import { policyHasL7 } from "./attributes.ts";
 import type { KeyResolver } from "./jwt.ts";
 import { authorizeAtWaypoint, authorizeAtZtunnel, placement } from "./placement.ts";
 import type { AuthzRequest } from "./request.ts";
+import { service, waypoint, workload } from "../../test/support/mod.ts";
 
 const DIR = new URL("./testdata/istio/", import.meta.url);
 
@@ -147,8 +146,8 @@ export function policiesFromYaml(
   return { authorizationPolicies, requestAuthentications };
 }
 
-function workload(ns: string, name: string, sa: string, ip: string, labels: Record<string, string>): Workload {
-  return pod(name, ns, ip, "node-1", { serviceAccount: sa, labels, ports: Object.entries(PORTS).map(([name, port]) => ({ name, port })) });
+function pod(ns: string, name: string, sa: string, ip: string, labels: Record<string, string>): Workload {
+  return workload(name, ns, ip, "node-1", { serviceAccount: sa, labels, ports: Object.entries(PORTS).map(([name, port]) => ({ name, port })) });
 }
 
 export interface MeshOptions {
@@ -166,40 +165,22 @@ export function testMesh(opts: MeshOptions = {}): MeshModel {
     { name: "ns1", labels: {}, ambient: true },
     { name: "ns2", labels: {}, ambient: true },
   );
-  const b = workload("ns1", "b-0", "b", IP.b, { app: "b" });
+  const b = pod("ns1", "b-0", "b", IP.b, { app: "b" });
   b.ambient = opts.ambient ?? true;
   m.workloads.push(
-    workload("ns1", "a-0", "a", IP.allowed, { app: "a" }),
-    workload("ns2", "a-0", "a", IP.denied, { app: "a" }),
+    pod("ns1", "a-0", "a", IP.allowed, { app: "a" }),
+    pod("ns2", "a-0", "a", IP.denied, { app: "a" }),
     b,
   );
-  const svc: Service = {
-    name: "b",
-    namespace: "ns1",
-    hostname: "b.ns1.svc.cluster.local",
-    vip: "10.96.0.10",
-    ports: [
-      { name: "http", port: 80, targetPort: 18080, protocol: "TCP" },
-      { name: "http2", port: 85, targetPort: 18085, protocol: "TCP" },
-      { name: "grpc", port: 7070, targetPort: 17070, protocol: "TCP" },
-      { name: "tcp", port: 9090, targetPort: 19090, protocol: "TCP" },
-    ],
-    selector: { app: "b" },
-    endpoints: [{ workloadUid: b.uid, ports: { 80: 18080, 85: 18085, 7070: 17070, 9090: 19090 } }],
-    labels: {},
-  };
+  const svc = service("b", "ns1", "10.96.0.10", [
+    { name: "http", port: 80, targetPort: PORTS.http },
+    { name: "http2", port: 85, targetPort: PORTS.http2 },
+    { name: "grpc", port: 7070, targetPort: PORTS.grpc },
+    { name: "tcp", port: 9090, targetPort: PORTS.tcp },
+  ], [b], { selector: { app: "b" } });
   if (opts.waypoint ?? true) {
     svc.waypoint = { gateway: "ns1/waypoint", via: "service-label" };
-    const wp: Waypoint = {
-      name: "waypoint",
-      namespace: "ns1",
-      identity: "spiffe://cluster.local/ns/ns1/sa/waypoint",
-      serviceAccount: "waypoint",
-      addresses: [IP.waypoint],
-      waypointFor: "service",
-      port: 15008,
-    };
-    m.waypoints.push(wp);
+    m.waypoints.push(waypoint("waypoint", "ns1", IP.waypoint));
   }
   m.services.push(svc);
   return m;

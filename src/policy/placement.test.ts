@@ -7,33 +7,19 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { parseConfig } from "../config/mod.ts";
 import { emptyModel, indexModel } from "../model/mod.ts";
-import type { AuthorizationPolicy, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
+import type { AuthorizationPolicy, MeshModel, PolicyScope, Service, Workload } from "../model/mod.ts";
 import { readTestdata } from "./_test_fixture.ts";
 import { admitRequest } from "./admit.ts";
 import { policyHasL7 } from "./attributes.ts";
 import { inlineKeySet } from "./jwt.ts";
 import { authorizeAtZtunnel, placement, ztunnelInbound } from "./placement.ts";
 import type { EnforcementPoint } from "./placement.ts";
+import { service, waypoint, workload } from "../../test/support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/viewer";
 
-function wl(name: string, labels: Record<string, string>, extra: Partial<Workload> = {}): Workload {
-  return {
-    uid: `Pod/shop/${name}`,
-    kind: "Pod",
-    name,
-    namespace: "shop",
-    serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/shop/sa/${name}`,
-    node: "n1",
-    addresses: [`10.0.0.${name.length}`],
-    labels,
-    ambient: true,
-    ports: [{ port: 8080 }],
-    ready: true,
-    ...extra,
-  };
-}
+const wl = (name: string, labels: Record<string, string>, extra: Partial<Workload> = {}) =>
+  workload(name, "shop", `10.0.0.${name.length}`, "n1", { labels, ports: [{ port: 8080 }], ...extra });
 
 function policy(
   name: string,
@@ -79,27 +65,11 @@ function mesh(s: Setup): { model: MeshModel; api: Workload; svc: Service } {
     waypoint: s.workloadWaypoint ? { gateway: s.workloadWaypoint, via: "pod-label" } : undefined,
   });
   m.workloads.push(api, wl("viewer", { app: "viewer" }));
-  const svc: Service = {
-    name: "api",
-    namespace: "shop",
-    hostname: "api.shop.svc.cluster.local",
-    vip: "10.96.0.1",
-    ports: [{ port: 80, targetPort: 8080, protocol: "TCP" }],
-    endpoints: [{ workloadUid: api.uid, ports: { 80: 8080 } }],
-    labels: {},
+  const svc = service("api", "shop", "10.96.0.1", [{ port: 80, targetPort: 8080 }], [api], {
     waypoint: s.serviceWaypoint ? { gateway: s.serviceWaypoint, via: "service-label" } : undefined,
-  };
+  });
   m.services.push(svc);
-  const wp: Waypoint = {
-    name: "wp",
-    namespace: "shop",
-    identity: "spiffe://cluster.local/ns/shop/sa/wp",
-    serviceAccount: "wp",
-    addresses: ["10.0.9.1"],
-    waypointFor: "all",
-    port: 15008,
-  };
-  m.waypoints.push(wp);
+  m.waypoints.push(waypoint("wp", "shop", "10.0.9.1", { waypointFor: "all" }));
   m.authorizationPolicies.push(...s.policies);
   return { model: m, api, svc };
 }

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { emptyModel, indexModel, type Waypoint, type Workload } from "../model/mod.ts";
-import { pod } from "../model/_test_model.ts";
+import { workload as pod } from "../../test/support/mod.ts";
 import { peerWaypoint, trustedSource } from "./source.ts";
 
 const id = (sa: string) => `spiffe://cluster.local/ns/shop/sa/${sa}`;

@@ -11,7 +11,7 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -29,6 +29,7 @@ import { WaypointProxy, type WaypointLimits } from "./proxy.ts";
 import { WaypointState } from "./state.ts";
 import { RequestTelemetry } from "./telemetry.ts";
 import { TokenCache } from "./token_cache.ts";
+import { namespaceYaml, podYaml, serviceAccountYaml, serviceYaml, waypointYaml, yamlFile } from "../../test/support/mod.ts";
 
 export const TD = "cluster.local";
 export const VIEWER = `spiffe://${TD}/ns/shop/sa/viewer`;
@@ -189,24 +190,78 @@ export function modelOf(yaml: string): MeshModel {
 
 /** The base mesh: viewer and two api pods, Service api (VIP 10.96.0.20:8000 -> app port) bound to waypoint shop/wp. */
 export function baseYaml(ports: { api: number; api2: number; mirror: number; h2: number }, extra = ""): string {
-  const pod = (name: string, sa: string, ip: string, app: string, labels = "") =>
-    `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n  namespace: shop\n  labels:\n    app: ${app}\n${labels}spec:\n  nodeName: node-a\n  serviceAccountName: ${sa}\n  containers:\n  - name: c\nstatus:\n  podIP: ${ip}`;
-  const docs = [
-    `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    istio.io/dataplane-mode: ambient`,
-    ...["viewer", "api", "wp", "mirror"].map((sa) => `apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ${sa}\n  namespace: shop`),
+  const pod = (name: string, sa: string, ip: string, app: string, labels: Record<string, string> = {}) =>
+    podYaml({ name, serviceAccount: sa, ip, labels: { app, ...labels } });
+  const http = (name: string, clusterIP: string, selector: Record<string, string>, targetPort: number) =>
+    serviceYaml({ name, clusterIP, selector, ports: [{ name: "http", port: 8000, targetPort }] });
+  return yamlFile(
+    namespaceYaml("shop"),
+    ...["viewer", "api", "wp", "mirror"].map((sa) => serviceAccountYaml(sa)),
     pod("viewer", "viewer", IPS.viewer, "viewer"),
-    pod("api-1", "api", IPS.api, "api", "    version: v1\n"),
+    pod("api-1", "api", IPS.api, "api", { version: "v1" }),
     // api-2 is also bound to the waypoint directly (pod-level use-waypoint): its address is a destination.
-    pod("api-2", "api", IPS.api2, "api", "    version: v2\n    istio.io/use-waypoint: wp\n"),
+    pod("api-2", "api", IPS.api2, "api", { version: "v2", "istio.io/use-waypoint": "wp" }),
     pod("mirror", "mirror", IPS.mirror, "mirror"),
     pod("locked", "api", IPS.locked, "locked"),
-    `apiVersion: v1\nkind: Service\nmetadata:\n  name: api\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp\nspec:\n  clusterIP: ${API_VIP}\n  selector:\n    app: api\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.api}\n  - name: grpc\n    port: 9000\n    targetPort: ${ports.h2}`,
-    `apiVersion: v1\nkind: Service\nmetadata:\n  name: api-v2\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.22\n  selector:\n    version: v2\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.api2}`,
-    `apiVersion: v1\nkind: Service\nmetadata:\n  name: mirror\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.30\n  selector:\n    app: mirror\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${ports.mirror}`,
-    `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp\n  namespace: shop\n  labels:\n    istio.io/waypoint-for: all\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE\n  addresses:\n  - type: IPAddress\n    value: ${IPS.waypoint}`,
-  ];
-  return docs.join("\n---\n") + "\n" + (extra ? `---\n${extra}\n` : "");
+    serviceYaml({
+      name: "api",
+      clusterIP: API_VIP,
+      labels: { "istio.io/use-waypoint": "wp" },
+      selector: { app: "api" },
+      ports: [{ name: "http", port: 8000, targetPort: ports.api }, { name: "grpc", port: 9000, targetPort: ports.h2 }],
+    }),
+    http("api-v2", "10.96.0.22", { version: "v2" }, ports.api2),
+    http("mirror", "10.96.0.30", { app: "mirror" }, ports.mirror),
+    waypointYaml({ name: "wp", addresses: [IPS.waypoint], for: "all" }),
+    extra,
+  );
 }
+
+/** An HTTPRoute on Service `parent` port `port` (both parents live in shop) with `rules` (YAML list items, indented two spaces). */
+export function httpRoute(name: string, rules: string, parent = "api", port = 8000): string {
+  return `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: ${name}
+  namespace: shop
+spec:
+  parentRefs:
+  - group: ""
+    kind: Service
+    name: ${parent}
+    port: ${port}
+  rules:
+${rules}`;
+}
+
+const JWT_DATA = join(import.meta.dir, "testdata", "jwt");
+/** A token of the issuer testing@secure.istio.io (Istio's demo.jwt). */
+export const DEMO_JWT = readFileSync(join(JWT_DATA, "demo.jwt"), "utf8").trim();
+/** That issuer's keys, as one line of JSON (it goes into YAML in single quotes). */
+export const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(JWT_DATA, "demo-jwks.json"), "utf8")));
+
+/** A RequestAuthentication on app: api with `jwtRules` (YAML list items, indented two spaces). */
+export function jwtOnApi(name: string, jwtRules: string): string {
+  return `apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata:
+  name: ${name}
+  namespace: shop
+spec:
+  selector:
+    matchLabels:
+      app: api
+  jwtRules:
+${jwtRules}`;
+}
+
+/** A RequestAuthentication on app: api that accepts DEMO_JWT; `ruleExtra`: more fields of its rule, indented four spaces. */
+export function demoJwtOnApi(name: string, ruleExtra = ""): string {
+  return jwtOnApi(name, `  - issuer: testing@secure.istio.io\n    jwks: '${DEMO_JWKS}'${ruleExtra ? `\n${ruleExtra}` : ""}`);
+}
+
+/** An ALLOW policy without rules on app: api: nobody may call it (the waypoint answers 403). */
+export const ALLOW_NOBODY = readFileSync(join(import.meta.dir, "testdata", "allow-nobody.yaml"), "utf8");
 
 export interface TestWaypoint {
   proxy: WaypointProxy;

@@ -6,11 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
-import { IPS, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
+import { ALLOW_NOBODY, DEMO_JWT, demoJwtOnApi, IPS, jwtOnApi, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
-const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
-const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(DATA, "demo-jwks.json"), "utf8")));
 const ISSUER_JWKS = JSON.parse(readFileSync(join(DATA, "test-issuer-jwks.json"), "utf8")) as { keys: object[] };
 const TOKENS = JSON.parse(readFileSync(join(DATA, "tokens.json"), "utf8")) as Record<string, string>;
 
@@ -24,18 +22,7 @@ afterAll(async () => {
 
 describe("seed walkthrough at the waypoint", () => {
   beforeAll(() => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: jwt-on-api
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: testing@secure.istio.io
-    jwks: '${DEMO_JWKS}'
+    wp.configure(`${demoJwtOnApi("jwt-on-api")}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -64,7 +51,7 @@ spec:
   });
 
   test("the demo token: 200, and the app does not see the token", async () => {
-    const r = await wp.request({ path: "/get", headers: { authorization: `Bearer ${DEMO}` } });
+    const r = await wp.request({ path: "/get", headers: { authorization: `Bearer ${DEMO_JWT}` } });
     expect(r.status).toBe(200);
     const seen = r.json<{ app: string; headers: Record<string, string> }>();
     expect(seen.app).toMatch(/^api-/);
@@ -72,12 +59,12 @@ spec:
   });
 
   test("POST with the token: 403", async () => {
-    const r = await wp.request({ method: "POST", path: "/post", body: '{"product":1}', headers: { authorization: `Bearer ${DEMO}`, "content-type": "application/json" } });
+    const r = await wp.request({ method: "POST", path: "/post", body: '{"product":1}', headers: { authorization: `Bearer ${DEMO_JWT}`, "content-type": "application/json" } });
     expect(r.status).toBe(403);
   });
 
   test("a tampered token: 401 with a Bearer challenge", async () => {
-    const bad = DEMO.slice(0, -3) + (DEMO.endsWith("A") ? "BBB" : "AAA");
+    const bad = DEMO_JWT.slice(0, -3) + (DEMO_JWT.endsWith("A") ? "BBB" : "AAA");
     const r = await wp.request({ path: "/get", headers: { authorization: `Bearer ${bad}` } });
     expect(r.status).toBe(401);
     expect(r.body).toBe("Jwt verification fails");
@@ -116,20 +103,10 @@ const DEFAULT_POLICY = `  rules:
 describe("RequestAuthentication with a remote JWKS (Istio's test issuers)", () => {
   let jwks: ReturnType<typeof startJwksServer>;
   const configure = (ruleExtra = "", policy = DEFAULT_POLICY, url = jwks.url) =>
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: issuers
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: test-issuer-1@istio.io
+    wp.configure(`${jwtOnApi("issuers", `  - issuer: test-issuer-1@istio.io
     jwksUri: ${url}
 ${ruleExtra}  - issuer: test-issuer-2@istio.io
-    jwksUri: ${url}
+    jwksUri: ${url}`)}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -300,16 +277,7 @@ describe("one trace id across hops (the tunnel's traceparent)", () => {
   });
 
   test("denials carry the tunnel's trace id: a 403, a refused tunnel, a denied TCP connection", async () => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata:
-  name: nobody
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  action: ALLOW`);
+    wp.configure(ALLOW_NOBODY);
     try {
       const r = await wp.request({ path: "/get", tunnelTraceparent });
       expect(r.status).toBe(403);

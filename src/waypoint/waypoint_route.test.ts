@@ -3,7 +3,8 @@
  * response), redirects, rewrites, weights, mirrors (fire and forget), timeouts and retries.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { startTestWaypoint, type TestWaypoint } from "./_test_env.ts";
+import { httpRoute, startTestWaypoint, type TestWaypoint } from "./_test_env.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
 let wp: TestWaypoint;
 beforeAll(async () => {
@@ -16,33 +17,10 @@ beforeEach(() => {
   wp.apps.seen.length = 0;
 });
 
-function route(name: string, rules: string, parent = "api", port = 8000): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: ${name}
-  namespace: shop
-spec:
-  parentRefs:
-  - group: ""
-    kind: Service
-    name: ${parent}
-    port: ${port}
-  rules:
-${rules}`;
-}
-
-async function eventually(f: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(10);
-  }
-}
 
 describe("matching and filters", () => {
   beforeAll(() => {
-    wp.configure(route("r", `  - matches:
+    wp.configure(httpRoute("r", `  - matches:
     - path: { type: PathPrefix, value: /v2 }
     - headers:
       - name: version
@@ -136,7 +114,7 @@ describe("matching and filters", () => {
 
 describe("weights, mirrors, timeouts, retries", () => {
   test("weighted backends split the traffic", async () => {
-    wp.configure(route("w", `  - backendRefs:
+    wp.configure(httpRoute("w", `  - backendRefs:
     - name: api-v2
       port: 8000
       weight: 3
@@ -153,7 +131,7 @@ describe("weights, mirrors, timeouts, retries", () => {
   });
 
   test("a mirror gets a copy (host -shadow) with the body; the client gets the primary's answer", async () => {
-    wp.configure(route("m", `  - filters:
+    wp.configure(httpRoute("m", `  - filters:
     - type: RequestMirror
       requestMirror:
         backendRef:
@@ -164,7 +142,7 @@ describe("weights, mirrors, timeouts, retries", () => {
       port: 8000`));
     const r = await wp.request({ method: "POST", path: "/mirrored", body: "payload", headers: { "content-type": "text/plain" } });
     expect(r.json<{ app: string }>().app).toBe("api-2");
-    await eventually(() => wp.apps.seen.some((s) => s.app === "mirror"));
+    await waitFor("the mirrored copy", () => wp.apps.seen.some((s) => s.app === "mirror"), 3000);
     const copy = wp.apps.seen.find((s) => s.app === "mirror")!;
     expect(copy.path).toBe("/mirrored");
     expect(copy.body).toBe("payload");
@@ -172,7 +150,7 @@ describe("weights, mirrors, timeouts, retries", () => {
   });
 
   test("request timeout: 504 upstream request timeout; fast requests pass", async () => {
-    wp.configure(route("t", `  - timeouts:
+    wp.configure(httpRoute("t", `  - timeouts:
       request: 200ms
     backendRefs:
     - name: api-v2
@@ -200,7 +178,7 @@ describe("weights, mirrors, timeouts, retries", () => {
   });
 
   test("retry: listed codes are tried attempts+1 times; the last answer reaches the client", async () => {
-    wp.configure(route("rt", `  - retry:
+    wp.configure(httpRoute("rt", `  - retry:
       attempts: 2
       codes: [503]
       backoff: 1ms
@@ -217,7 +195,7 @@ describe("weights, mirrors, timeouts, retries", () => {
   });
 
   test("per-try timeout with retries: each try is cut, then 504", async () => {
-    wp.configure(route("pt", `  - timeouts:
+    wp.configure(httpRoute("pt", `  - timeouts:
       request: 2s
       backendRequest: 100ms
     retry:

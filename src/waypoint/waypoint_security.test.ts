@@ -5,14 +5,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import http2 from "node:http2";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { API_VIP, baseYaml, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
+import { API_VIP, baseYaml, DEMO_JWT, demoJwtOnApi, httpRoute, modelOf, startTestWaypoint, STRANGER, type TestWaypoint, VIEWER, WAYPOINT } from "./_test_env.ts";
 import { toDuplex } from "../stream/mod.ts";
+import { waitFor } from "../../test/support/mod.ts";
 
-const DATA = join(import.meta.dir, "testdata", "jwt");
-const DEMO = readFileSync(join(DATA, "demo.jwt"), "utf8").trim();
-const DEMO_JWKS = JSON.stringify(JSON.parse(readFileSync(join(DATA, "demo-jwks.json"), "utf8")));
 
 let wp: TestWaypoint;
 beforeAll(async () => {
@@ -25,21 +21,6 @@ beforeEach(() => {
   wp.apps.seen.length = 0;
 });
 
-function route(name: string, rules: string, port = 8000): string {
-  return `apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata:
-  name: ${name}
-  namespace: shop
-spec:
-  parentRefs:
-  - group: ""
-    kind: Service
-    name: api
-    port: ${port}
-  rules:
-${rules}`;
-}
 
 /** DENY for the viewer on the api pods labelled `version`. */
 function denyViewerOn(version: string): string {
@@ -98,7 +79,7 @@ async function grpcCall(path: string, headers: Record<string, string> = {}): Pro
 
 describe("a request is authorized for the workload it is sent to", () => {
   test("a route to another backend: that backend's policies apply (HTTP/1.1)", async () => {
-    wp.configure(`${denyViewerOn("v2")}\n---\n${route("to-v2", `  - backendRefs:\n    - name: api-v2\n      port: 8000`)}`);
+    wp.configure(`${denyViewerOn("v2")}\n---\n${httpRoute("to-v2", `  - backendRefs:\n    - name: api-v2\n      port: 8000`)}`);
     const statuses: number[] = [];
     for (let i = 0; i < 6; i++) {
       const r = await wp.request({ path: "/get" });
@@ -116,7 +97,7 @@ describe("a request is authorized for the workload it is sent to", () => {
   });
 
   test("a retry on the next endpoint is authorized for it (HTTP/1.1)", async () => {
-    wp.configure(`${denyViewerOn("v2")}\n---\n${route("retry", `  - retry:\n      attempts: 1\n      codes: [503]\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
+    wp.configure(`${denyViewerOn("v2")}\n---\n${httpRoute("retry", `  - retry:\n      attempts: 1\n      codes: [503]\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
     for (let i = 0; i < 4; i++) expect((await wp.request({ path: "/status/503" })).status).toBe(403);
     expect(wp.apps.seen.filter((s) => s.app === "api-2")).toEqual([]);
     // Admitted for api-1: its 503 was tried there.
@@ -127,7 +108,7 @@ describe("a request is authorized for the workload it is sent to", () => {
     wp.configure([
       denyViewerOn("v1"),
       grpcV1(),
-      route("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, 9000),
+      httpRoute("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, "api", 9000),
     ].join("\n---\n"));
     for (let i = 0; i < 4; i++) {
       const r = await grpcCall("/shop.Api/Get");
@@ -138,7 +119,7 @@ describe("a request is authorized for the workload it is sent to", () => {
 
   test("a retry on the next endpoint is authorized for it (HTTP/2)", async () => {
     // api-2 has no gRPC server: a call admitted for it fails to connect and is retried on api-1, which denies the viewer.
-    wp.configure(`${denyViewerOn("v1")}\n---\n${route("grpc-retry", `  - retry:\n      attempts: 1\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 9000`, 9000)}`);
+    wp.configure(`${denyViewerOn("v1")}\n---\n${httpRoute("grpc-retry", `  - retry:\n      attempts: 1\n      backoff: 1ms\n    backendRefs:\n    - name: api\n      port: 9000`, "api", 9000)}`);
     for (let i = 0; i < 4; i++) expect((await grpcCall("/shop.Api/Get")).grpcStatus).toBe("7");
     expect(wp.apps.seen.filter((s) => s.app === "h2")).toEqual([]);
     // The stranger is not denied: the same retry reaches api-1.
@@ -177,11 +158,10 @@ spec:
     - source:
         principals: ["cluster.local/ns/shop/sa/viewer"]
 ---
-${route("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n        backendRef:\n          name: mirror\n          port: 8000\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
+${httpRoute("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n        backendRef:\n          name: mirror\n          port: 8000\n    backendRefs:\n    - name: api\n      port: 8000`)}`);
     expect((await wp.request({ method: "POST", path: "/from-viewer", body: "v" })).status).toBe(200);
     expect((await wp.request({ method: "POST", path: "/from-stranger", body: "s", identity: STRANGER })).status).toBe(200);
-    const end = Date.now() + 3000;
-    while (!wp.apps.seen.some((s) => s.app === "mirror") && Date.now() < end) await Bun.sleep(10);
+    await waitFor("the stranger's mirrored copy", () => wp.apps.seen.some((s) => s.app === "mirror"), 3000);
     // The stranger's copy arrived (mirrors work), so the viewer's, sent first, would have too.
     await Bun.sleep(50);
     expect(wp.apps.seen.filter((s) => s.app === "mirror").map((s) => s.path)).toEqual(["/from-stranger"]);
@@ -191,7 +171,7 @@ ${route("m", `  - filters:\n    - type: RequestMirror\n      requestMirror:\n   
     wp.configure([
       `apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata:\n  name: wp2\n  namespace: shop\nspec:\n  gatewayClassName: istio-waypoint\n  listeners:\n  - name: mesh\n    port: 15008\n    protocol: HBONE`,
       `apiVersion: v1\nkind: Service\nmetadata:\n  name: api-other\n  namespace: shop\n  labels:\n    istio.io/use-waypoint: wp2\nspec:\n  clusterIP: 10.96.0.24\n  selector:\n    version: v2\n  ports:\n  - name: http\n    port: 8000\n    targetPort: ${wp.apps.http.api!.port}`,
-      route("to-other", `  - backendRefs:\n    - name: api-other\n      port: 8000`),
+      httpRoute("to-other", `  - backendRefs:\n    - name: api-other\n      port: 8000`),
     ].join("\n---\n"));
     for (const identity of [VIEWER, STRANGER]) {
       const r = await wp.request({ path: "/get", identity });
@@ -211,28 +191,16 @@ describe("identity headers come from the mesh, never from the client", () => {
     "x-forwarded-client-cert": "By=spiffe://cluster.local/ns/shop/sa/api;URI=spiffe://cluster.local/ns/shop/sa/admin",
   };
   beforeAll(() => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: jwt-headers
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: testing@secure.istio.io
-    jwks: '${DEMO_JWKS}'
-    outputPayloadToHeader: x-jwt-payload
+    wp.configure(`${demoJwtOnApi("jwt-headers", `    outputPayloadToHeader: x-jwt-payload
     outputClaimToHeaders:
     - header: x-jwt-sub
       claim: sub
     - header: x-jwt-email
-      claim: email
+      claim: email`)}
 ---
 ${grpcV1()}
 ---
-${route("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, 9000)}`);
+${httpRoute("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 9000`, "api", 9000)}`);
   });
   afterAll(() => wp.configure());
 
@@ -247,11 +215,11 @@ ${route("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 90
   });
 
   test("a valid token: its claims are set, a claim it lacks is not taken from the client", async () => {
-    const r = await wp.request({ path: "/get", headers: { ...FORGED, authorization: `Bearer ${DEMO}` } });
+    const r = await wp.request({ path: "/get", headers: { ...FORGED, authorization: `Bearer ${DEMO_JWT}` } });
     expect(r.status).toBe(200);
     const seen = r.json<{ headers: Record<string, string> }>().headers;
     expect(seen["x-jwt-sub"]).toBe("testing@secure.istio.io");
-    expect(seen["x-jwt-payload"]).toBe(DEMO.split(".")[1]!);
+    expect(seen["x-jwt-payload"]).toBe(DEMO_JWT.split(".")[1]!);
     expect(seen["x-jwt-email"]).toBeUndefined();
     expect(seen["x-forwarded-client-cert"]).toBe(`By=${WAYPOINT};URI=${VIEWER}`);
     expect(seen.authorization).toBeUndefined();
@@ -269,21 +237,9 @@ ${route("grpc-to-v1", `  - backendRefs:\n    - name: api-grpc-v1\n      port: 90
   });
 
   test("policies see the cleaned request: a forged header cannot satisfy an ALLOW", async () => {
-    wp.configure(`apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata:
-  name: jwt-headers
-  namespace: shop
-spec:
-  selector:
-    matchLabels:
-      app: api
-  jwtRules:
-  - issuer: testing@secure.istio.io
-    jwks: '${DEMO_JWKS}'
-    outputClaimToHeaders:
+    wp.configure(`${demoJwtOnApi("jwt-headers", `    outputClaimToHeaders:
     - header: x-jwt-sub
-      claim: sub
+      claim: sub`)}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -325,8 +281,7 @@ describe("a configuration change under a connection", () => {
       });
       expect(s.closed).toBe(true);
       const gone = () => wp.logs.some((l) => l.msg === "tcp connection refused: the waypoint's Gateway is not in the configuration");
-      const end = Date.now() + 3000;
-      while (!gone() && Date.now() < end) await Bun.sleep(10);
+      await waitFor("the refusal in the log", gone, 3000);
       expect(gone()).toBe(true);
     } finally {
       wp.configure();

@@ -3,23 +3,10 @@ import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
 import { type ClientMessage, DeltaMessageSchema, parseWith, type ServerMessage, SnapshotMessageSchema } from "./protocol.ts";
 import { type Connection, type XdsEvent, XdsServer } from "./server.ts";
+import { workload } from "../../test/support/mod.ts";
 
-function workload(name: string, node: string, labels: Record<string, string> = { app: name }): Workload {
-  return {
-    uid: `Pod/shop/${name}`,
-    kind: "Pod",
-    name,
-    namespace: "shop",
-    serviceAccount: name,
-    identity: `spiffe://cluster.local/ns/shop/sa/${name}`,
-    node,
-    addresses: [`10.0.0.${name.length}`],
-    labels,
-    ambient: true,
-    ports: [],
-    ready: true,
-  };
-}
+const pod = (name: string, node: string, labels: Record<string, string> = { app: name }) =>
+  workload(name, "shop", `10.0.0.${name.length}`, node, { labels });
 
 function model(workloads: Workload[], policies: MeshModel["authorizationPolicies"] = []): MeshModel {
   return { ...emptyModel(), workloads, authorizationPolicies: policies };
@@ -51,7 +38,7 @@ function fakeProxy(server: XdsServer, node: string) {
 describe("XdsServer", () => {
   test("first push is a snapshot of the proxy's view; later ones are deltas from the ACKed version", () => {
     const s = new XdsServer();
-    s.setConfig(model([workload("a", "n1"), workload("b", "n2")], [policy("pa", "a"), policy("pb", "b")]), "ROOTS");
+    s.setConfig(model([pod("a", "n1"), pod("b", "n2")], [policy("pa", "a"), policy("pb", "b")]), "ROOTS");
     const p = fakeProxy(s, "n1");
     expect(p.frames.length).toBe(0); // nothing before hello
     p.send({ type: "hello" });
@@ -65,7 +52,7 @@ describe("XdsServer", () => {
     expect(snap.value.trustBundlePem).toBe("ROOTS");
 
     // No second push until the first is answered.
-    s.setConfig(model([workload("a", "n1", { app: "a", v: "2" }), workload("b", "n2")], [policy("pa", "a"), policy("pb", "b")]), "ROOTS");
+    s.setConfig(model([pod("a", "n1", { app: "a", v: "2" }), pod("b", "n2")], [policy("pa", "a"), policy("pb", "b")]), "ROOTS");
     expect(p.frames.length).toBe(1);
     p.send({ type: "ack", version: 1 });
     const d = parseWith(DeltaMessageSchema, p.last());
@@ -85,7 +72,7 @@ describe("XdsServer", () => {
     const acked: number[] = [];
     s.subscribe((e) => e.type === "ack" && acked.push(e.version));
     for (let i = 1; i <= 100; i++) {
-      s.setConfig(model(Array.from({ length: i }, (_, k) => workload(`w${k}`, "n1"))), "R");
+      s.setConfig(model(Array.from({ length: i }, (_, k) => pod(`w${k}`, "n1"))), "R");
       // The proxy answers every other change late, so several versions pile up in between.
       if (i % 3 === 0) p.send({ type: "ack", version: (p.last() as { version: number }).version });
     }
@@ -97,24 +84,24 @@ describe("XdsServer", () => {
 
   test("a removed workload and a policy leaving the node are removals in the delta", () => {
     const s = new XdsServer();
-    s.setConfig(model([workload("a", "n1"), workload("b", "n1")], [policy("pb", "b")]), "R");
+    s.setConfig(model([pod("a", "n1"), pod("b", "n1")], [policy("pb", "b")]), "R");
     const p = fakeProxy(s, "n1");
     p.send({ type: "hello" });
     p.send({ type: "ack", version: 1 });
     // b moves to n2: its policy leaves n1's view.
-    s.setConfig(model([workload("a", "n1"), workload("b", "n2")], [policy("pb", "b")]), "R2");
+    s.setConfig(model([pod("a", "n1"), pod("b", "n2")], [policy("pb", "b")]), "R2");
     const d = p.last() as Extract<ServerMessage, { type: "delta" }>;
     expect(d.type).toBe("delta");
     expect(d.remove.authorizationPolicies).toEqual(["shop/pb"]);
     expect(d.upsert.workloads?.map((w) => w.node)).toEqual(["n2"]);
     expect(d.trustBundlePem).toBe("R2");
     p.send({ type: "ack", version: 2 });
-    s.setConfig(model([workload("a", "n1")], [policy("pb", "b")]), "R2");
+    s.setConfig(model([pod("a", "n1")], [policy("pb", "b")]), "R2");
     const d3 = p.last() as Extract<ServerMessage, { type: "delta" }>;
     expect(d3.remove.workloads).toEqual(["Pod/shop/b"]);
     p.send({ type: "ack", version: 3 });
     // Back on n1 together with a second policy: mesh-wide and placed upserts in the same delta.
-    s.setConfig(model([workload("a", "n1"), workload("b", "n1")], [policy("pb", "b"), policy("pa", "a")]), "R2");
+    s.setConfig(model([pod("a", "n1"), pod("b", "n1")], [policy("pb", "b"), policy("pa", "a")]), "R2");
     const d4 = p.last() as Extract<ServerMessage, { type: "delta" }>;
     expect(d4.upsert.workloads?.map((w) => w.name)).toEqual(["b"]);
     expect(d4.upsert.authorizationPolicies?.map((x) => x.name).sort()).toEqual(["pa", "pb"]);
@@ -124,17 +111,17 @@ describe("XdsServer", () => {
   test("NACK: the version is not re-sent, the reason is kept, the next version is a delta from the last ACK", () => {
     const reg = new Registry();
     const s = new XdsServer({ metrics: reg });
-    s.setConfig(model([workload("a", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1")]), "R");
     const p = fakeProxy(s, "n1");
     p.send({ type: "hello" });
     p.send({ type: "ack", version: 1 });
-    s.setConfig(model([workload("a", "n1"), workload("bad", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1"), pod("bad", "n1")]), "R");
     p.send({ type: "nack", version: 2, reason: "workload bad is bad" });
     expect(p.frames.length).toBe(2);
     expect(s.status()[0]!.nack).toMatchObject({ version: 2, reason: "workload bad is bad" });
     expect(s.status()[0]!.ackedVersion).toBe(1);
     expect(reg.render()).toContain('mesh_control_nacks_total{kind="ztunnel"} 1');
-    s.setConfig(model([workload("a", "n1"), workload("good", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1"), pod("good", "n1")]), "R");
     const d = p.last() as Extract<ServerMessage, { type: "delta" }>;
     expect(d).toMatchObject({ type: "delta", base: 1, version: 3 });
     expect(d.upsert.workloads?.map((w) => w.name)).toEqual(["good"]);
@@ -144,7 +131,7 @@ describe("XdsServer", () => {
 
   test("resync and a hello with an unknown version get a snapshot; a known version from this epoch gets a delta", () => {
     const s = new XdsServer();
-    s.setConfig(model([workload("a", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1")]), "R");
     const p = fakeProxy(s, "n1");
     p.send({ type: "hello", version: 1, epoch: "another-instance" });
     expect(p.last().type).toBe("snapshot");
@@ -156,20 +143,20 @@ describe("XdsServer", () => {
     const q = fakeProxy(s, "n1");
     q.send({ type: "hello", version: 1, epoch: s.epoch });
     expect(q.frames.length).toBe(0); // already up to date
-    s.setConfig(model([workload("a", "n1"), workload("b", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1"), pod("b", "n1")]), "R");
     expect(q.last()).toMatchObject({ type: "delta", base: 1, version: 2 });
   });
 
   test("converged event and histogram: from the change until every connected proxy answered", () => {
     const reg = new Registry();
     const s = new XdsServer({ metrics: reg });
-    s.setConfig(model([workload("a", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1")]), "R");
     const ps = ["n1", "n2", "n3"].map((n) => fakeProxy(s, n));
     for (const p of ps) p.send({ type: "hello" });
     for (const p of ps) p.send({ type: "ack", version: 1 });
     const events: XdsEvent[] = [];
     s.subscribe((e) => events.push(e));
-    s.setConfig(model([workload("a", "n1"), workload("b", "n2")]), "R", { changeStartedAt: Date.now() - 50 });
+    s.setConfig(model([pod("a", "n1"), pod("b", "n2")]), "R", { changeStartedAt: Date.now() - 50 });
     ps[0]!.send({ type: "ack", version: 2 });
     ps[1]!.send({ type: "nack", version: 2, reason: "no" });
     expect(events.some((e) => e.type === "converged")).toBe(false);
@@ -183,7 +170,7 @@ describe("XdsServer", () => {
 
   test("at most maxConcurrentSnapshots snapshots are outstanding", () => {
     const s = new XdsServer({ maxConcurrentSnapshots: 2 });
-    s.setConfig(model([workload("a", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1")]), "R");
     const ps = Array.from({ length: 5 }, (_, i) => fakeProxy(s, `n${i}`));
     for (const p of ps) p.send({ type: "hello" });
     expect(ps.map((p) => p.frames.length)).toEqual([1, 1, 0, 0, 0]);
@@ -195,7 +182,7 @@ describe("XdsServer", () => {
 
   test("unexpected ACKs are ignored", () => {
     const s = new XdsServer();
-    s.setConfig(model([workload("a", "n1")]), "R");
+    s.setConfig(model([pod("a", "n1")]), "R");
     const p = fakeProxy(s, "n1");
     p.send({ type: "hello" });
     p.send({ type: "ack", version: 7 });

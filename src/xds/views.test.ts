@@ -1,15 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { emptyModel, type MeshModel, type Workload } from "../model/mod.ts";
+import { emptyModel, type MeshModel } from "../model/mod.ts";
 import { placeAll, viewOf } from "./views.ts";
+import { service, waypoint, workload } from "../../test/support/mod.ts";
 
-const td = "cluster.local";
-function wl(name: string, ns: string, node: string, labels: Record<string, string>, waypoint?: string): Workload {
-  return {
-    uid: `Pod/${ns}/${name}`, kind: "Pod", name, namespace: ns, serviceAccount: name,
-    identity: `spiffe://${td}/ns/${ns}/sa/${name}`, node, addresses: [], labels, ambient: true, ports: [], ready: true,
-    waypoint: waypoint ? { gateway: waypoint, via: "pod-label" } : undefined,
-  };
-}
+const wl = (name: string, ns: string, node: string, labels: Record<string, string>, waypoint?: string) =>
+  workload(name, ns, [], node, { labels, waypoint: waypoint ? { gateway: waypoint, via: "pod-label" } : undefined });
 
 function mesh(): MeshModel {
   const m = emptyModel();
@@ -19,15 +14,10 @@ function mesh(): MeshModel {
     wl("db", "data", "n2", { app: "db" }),
     wl("direct", "shop", "n3", { app: "direct" }, "shop/direct-wp"),
   ];
-  m.services = [{
-    name: "api", namespace: "shop", hostname: "api.shop.svc.cluster.local", vip: "10.96.0.1",
-    ports: [{ port: 80, targetPort: 8080, protocol: "TCP" }], endpoints: [{ workloadUid: "Pod/shop/api", ports: { 80: 8080 } }],
-    labels: {}, waypoint: { gateway: "shop/wp", via: "service-label" },
-  }];
-  m.waypoints = [
-    { name: "wp", namespace: "shop", identity: `spiffe://${td}/ns/shop/sa/wp`, serviceAccount: "wp", addresses: ["10.0.9.1"], waypointFor: "service", port: 15008 },
-    { name: "direct-wp", namespace: "shop", identity: `spiffe://${td}/ns/shop/sa/direct-wp`, serviceAccount: "direct-wp", addresses: [], waypointFor: "workload", port: 15008 },
+  m.services = [
+    service("api", "shop", "10.96.0.1", [{ port: 80, targetPort: 8080 }], [m.workloads[0]!], { waypoint: { gateway: "shop/wp", via: "service-label" } }),
   ];
+  m.waypoints = [waypoint("wp", "shop", "10.0.9.1"), waypoint("direct-wp", "shop", [], { waypointFor: "workload" })];
   const ap = (name: string, ns: string, scope: MeshModel["authorizationPolicies"][number]["scope"], hasL7 = false) =>
     ({ name, namespace: ns, action: "ALLOW" as const, scope, rules: [{}], hasL7 });
   m.authorizationPolicies = [

@@ -15,7 +15,6 @@ import { HbonePool } from "../hbone/mod.ts";
 import { CertificateAuthority, WorkloadCertificates } from "../identity/mod.ts";
 import type { AuthorizationPolicy, MeshModel, PeerAuthentication } from "../model/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
-import { model, pod, service } from "./_test_model.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { Dataplane, poolClient } from "./dataplane.ts";
 import type { HboneClient, ProxyInputs } from "./inputs.ts";
@@ -23,6 +22,7 @@ import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
 import { dialTcp, type SocketStream } from "../stream/mod.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
+import { meshModel, service, waitFor, workload } from "../../test/support/mod.ts";
 
 const VIEWER_IP = "127.0.0.2";
 const API_IP = "127.0.0.3";
@@ -53,8 +53,8 @@ const nextDestination = new Map<string, { address: string; port: number }>();
 const logLines: Record<string, unknown>[] = [];
 let restoreSink: ((line: string) => void) | undefined;
 
-const viewer = pod("product-viewer", "shop", VIEWER_IP, "node-a");
-const cart = pod("cart", "shop", CART_IP, "node-a");
+const viewer = workload("product-viewer", "shop", VIEWER_IP, "node-a");
+const cart = workload("cart", "shop", CART_IP, "node-a");
 let baseModel: MeshModel;
 
 function withModel(parts: Partial<MeshModel>): void {
@@ -146,14 +146,6 @@ function metric(n: Node, name: string, labels: Record<string, string>): number {
   return total;
 }
 
-async function eventually(f: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "mesh-ztunnel-dp-"));
   ca = await CertificateAuthority.open(dir);
@@ -161,8 +153,8 @@ beforeAll(async () => {
   appPort = await app("product-api", API_IP);
   cartPort = await app("cart", CART_IP);
   outsidePort = await app("outside", OUTSIDE_IP);
-  const api = pod("product-api", "shop", API_IP, "node-b", { ports: [{ name: "http", port: appPort }] });
-  baseModel = model({
+  const api = workload("product-api", "shop", API_IP, "node-b", { ports: [{ name: "http", port: appPort }] });
+  baseModel = meshModel({
     workloads: [viewer, api, cart],
     services: [service("product-api", "shop", "10.96.0.20", [{ port: 8000, targetPort: appPort }], [api])],
   });
@@ -193,12 +185,12 @@ describe("mesh traffic between two ztunnels", () => {
 
   test("destination metrics name the viewer's principal with mutual_tls; the source reports too", async () => {
     const dst = { reporter: "destination", source_principal: viewer.identity, connection_security_policy: "mutual_tls", destination_workload: "product-api" };
-    await eventually(() => metric(nodes.b!, "istio_tcp_connections_closed_total", dst) >= 1, "destination close");
+    await waitFor("destination close", () => metric(nodes.b!, "istio_tcp_connections_closed_total", dst) >= 1, 3000);
     expect(metric(nodes.b!, "istio_tcp_connections_opened_total", { ...dst, destination_service: "product-api.shop.svc.cluster.local" })).toBeGreaterThanOrEqual(1);
     expect(metric(nodes.b!, "istio_tcp_received_bytes_total", dst)).toBeGreaterThanOrEqual(13);
     expect(metric(nodes.b!, "istio_tcp_sent_bytes_total", dst)).toBeGreaterThanOrEqual(25);
     const src = { reporter: "source", source_workload: "product-viewer", destination_principal: "spiffe://cluster.local/ns/shop/sa/product-api", connection_security_policy: "mutual_tls" };
-    await eventually(() => metric(nodes.a!, "istio_tcp_connections_closed_total", src) >= 1, "source close");
+    await waitFor("source close", () => metric(nodes.a!, "istio_tcp_connections_closed_total", src) >= 1, 3000);
     const log = logLines.find((l) => l.scope === "access" && l.reporter === "destination" && (l.src as { identity?: string }).identity === viewer.identity);
     expect(log).toMatchObject({ msg: "connection complete", result: "ok", security: "mutual_tls", dst: { workload: "product-api", service: "product-api.shop.svc.cluster.local" } });
     expect(log!.bytes_recv).toBe(13);
@@ -208,14 +200,14 @@ describe("mesh traffic between two ztunnels", () => {
   test("same node: served in-process, reported by both sides", async () => {
     const r = await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: CART_IP, port: cartPort }, "hello cart");
     expect(r).toEqual({ reply: "cart:hello cart" });
-    await eventually(() => metric(nodes.a!, "istio_tcp_connections_closed_total", { reporter: "destination", destination_workload: "cart" }) >= 1, "same-node report");
+    await waitFor("same-node report", () => metric(nodes.a!, "istio_tcp_connections_closed_total", { reporter: "destination", destination_workload: "cart" }) >= 1, 3000);
     expect(metric(nodes.a!, "istio_tcp_connections_closed_total", { reporter: "source", destination_workload: "cart", connection_security_policy: "mutual_tls" })).toBeGreaterThanOrEqual(1);
   });
 
   test("a destination outside the mesh is passed through, or refused when MeshConfig says deny", async () => {
     const dst = { address: OUTSIDE_IP, port: outsidePort };
     expect(await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, dst, "x")).toEqual({ reply: "outside:x" });
-    await eventually(() => metric(nodes.a!, "istio_tcp_connections_closed_total", { reporter: "source", connection_security_policy: "none", destination_service: OUTSIDE_IP }) >= 1, "passthrough metric");
+    await waitFor("passthrough metric", () => metric(nodes.a!, "istio_tcp_connections_closed_total", { reporter: "source", connection_security_policy: "none", destination_service: OUTSIDE_IP }) >= 1, 3000);
     withModel({ meshConfig: { ...baseModel.meshConfig, outboundPolicy: "deny" } });
     try {
       const r = await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, dst, "x");
@@ -250,7 +242,7 @@ describe("L4 authorization at the destination", () => {
     const r = await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "b");
     expect(r.reply).toBe("");
     expect(r.error).toBe("ECONNRESET");
-    await eventually(() => metric(nodes.b!, "istio_tcp_connections_closed_total", { reporter: "destination", response_flags: "DENY" }) > before, "deny metric");
+    await waitFor("deny metric", () => metric(nodes.b!, "istio_tcp_connections_closed_total", { reporter: "destination", response_flags: "DENY" }) > before, 3000);
     expect(logLines.some((l) => l.msg === "connection refused" && String(l.reason).startsWith("401"))).toBe(true);
     withModel({});
   });
@@ -264,7 +256,7 @@ describe("one trace id across hops (traceparent on the CONNECT)", () => {
     const from = logLines.length;
     expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "t1")).reply).toBe("product-api:t1");
     expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "t2")).reply).toBe("product-api:t2");
-    await eventually(() => access(from, "source").length === 2 && access(from, "destination").length === 2, "both reports of both connections");
+    await waitFor("both reports of both connections", () => access(from, "source").length === 2 && access(from, "destination").length === 2, 3000);
     const src = access(from, "source").map((l) => l.trace_id as string);
     const dst = access(from, "destination").map((l) => l.trace_id as string);
     for (const id of src) expect(id).toMatch(HEX32);
@@ -279,7 +271,7 @@ describe("one trace id across hops (traceparent on the CONNECT)", () => {
     try {
       const from = logLines.length;
       expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: "10.96.0.20", port: 8000 }, "no")).error).toBe("ECONNRESET");
-      await eventually(() => access(from, "source").length === 1 && access(from, "destination").length === 1, "both refusals");
+      await waitFor("both refusals", () => access(from, "source").length === 1 && access(from, "destination").length === 1, 3000);
       const [s] = access(from, "source");
       const [d] = access(from, "destination");
       expect(s).toMatchObject({ msg: "connection refused", result: "denied" });
@@ -296,7 +288,7 @@ describe("one trace id across hops (traceparent on the CONNECT)", () => {
   test("same node: both reports carry one trace_id", async () => {
     const from = logLines.length;
     expect((await exchange(VIEWER_IP, nodes.a!.dataplane.outbound.port, { address: CART_IP, port: cartPort }, "c")).reply).toBe("cart:c");
-    await eventually(() => access(from, "source").length === 1 && access(from, "destination").length === 1, "both reports");
+    await waitFor("both reports", () => access(from, "source").length === 1 && access(from, "destination").length === 1, 3000);
     expect(access(from, "source")[0]!.trace_id).toMatch(HEX32);
     expect(access(from, "destination")[0]!.trace_id).toBe(access(from, "source")[0]!.trace_id);
   });
@@ -320,7 +312,7 @@ describe("one trace id across hops (traceparent on the CONNECT)", () => {
         s.on("data", () => {});
         s.end(Buffer.from("x"));
         await done;
-        await eventually(() => access(from, "destination").length === 1, "the destination report");
+        await waitFor("the destination report", () => access(from, "destination").length === 1, 3000);
         ids.push(access(from, "destination")[0]!.trace_id);
       }
       expect(ids[0]).toBe(trace);
@@ -340,7 +332,7 @@ describe("plaintext from outside the mesh (15006)", () => {
     withModel({ peerAuthentications: [pa("PERMISSIVE")] });
     const r = await exchange(STRANGER_IP, nodes.b!.dataplane.inboundPlaintext.port, { address: API_IP, port: appPort }, "plain");
     expect(r).toEqual({ reply: "product-api:plain" });
-    await eventually(() => metric(nodes.b!, "istio_tcp_connections_closed_total", { reporter: "destination", connection_security_policy: "none", source_principal: "unknown" }) >= 1, "plaintext metric");
+    await waitFor("plaintext metric", () => metric(nodes.b!, "istio_tcp_connections_closed_total", { reporter: "destination", connection_security_policy: "none", source_principal: "unknown" }) >= 1, 3000);
   });
 
   test("STRICT refuses it", async () => {
@@ -371,7 +363,7 @@ describe("readiness and draining", () => {
     s.on("data", (d) => reply.push(d));
     const clientClosed = new Promise<void>((resolve) => s.on("close", () => resolve()));
     s.write("slow request");
-    await eventually(() => nodes.a!.tracker.size === 1, "tracked connection");
+    await waitFor("tracked connection", () => nodes.a!.tracker.size === 1, 3000);
     const started = Date.now();
     const drained = nodes.a!.tracker.drain(5000);
     setTimeout(() => s.end(), 100);
@@ -389,7 +381,7 @@ describe("readiness and draining", () => {
       s.on("close", () => resolve("closed"));
     });
     s.write("still talking");
-    await eventually(() => nodes.a!.tracker.size === 1, "tracked connection");
+    await waitFor("tracked connection", () => nodes.a!.tracker.size === 1, 3000);
     const started = Date.now();
     const result = await nodes.a!.tracker.drain(300);
     expect(result).toEqual({ finished: 0, aborted: 1 });

@@ -1,13 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { indexModel } from "../model/mod.ts";
-import type { AuthorizationPolicy, PeerAuthentication, PolicyRule, Waypoint } from "../model/mod.ts";
-import { model, pod } from "./_test_model.ts";
+import type { AuthorizationPolicy, PeerAuthentication, PolicyRule } from "../model/mod.ts";
 import { trustedSource } from "../policy/mod.ts";
 import { decideHboneInbound, decidePlaintextInbound } from "./inbound_decision.ts";
+import { meshModel, waypoint, workload } from "../../test/support/mod.ts";
 
-const viewer = pod("product-viewer", "shop", "10.244.1.10", "node-a");
-const api = pod("product-api", "shop", "10.244.2.10", "node-b");
-const other = pod("intruder", "other", "10.244.1.20", "node-a");
+const viewer = workload("product-viewer", "shop", "10.244.1.10", "node-a");
+const api = workload("product-api", "shop", "10.244.2.10", "node-b");
+const other = workload("intruder", "other", "10.244.1.20", "node-a");
 const VIEWER = viewer.identity;
 const INTRUDER = other.identity;
 
@@ -16,7 +16,7 @@ function policy(name: string, action: AuthorizationPolicy["action"], rules: Poli
 }
 
 function decide(policies: AuthorizationPolicy[], peer: string, peerIp = "10.99.0.11", forwarded?: string, port = 80) {
-  const idx = indexModel(model({ workloads: [viewer, api, other], authorizationPolicies: policies }));
+  const idx = indexModel(meshModel({ workloads: [viewer, api, other], authorizationPolicies: policies }));
   return decideHboneInbound(idx, "node-b", {
     authority: `10.244.2.10:${port}`,
     peerIdentity: peer,
@@ -55,7 +55,7 @@ describe("HBONE inbound: L4 authorization at the destination ztunnel", () => {
 });
 
 describe("HBONE inbound: target checks", () => {
-  const idx = indexModel(model({ workloads: [viewer, api, other] }));
+  const idx = indexModel(meshModel({ workloads: [viewer, api, other] }));
   test("the target must be the address the connection was made to", () => {
     const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11", connectionIp: "10.244.2.99" });
     expect(d).toMatchObject({ ok: false, status: 400 });
@@ -71,17 +71,9 @@ describe("HBONE inbound: target checks", () => {
 });
 
 describe("waypoint: the destination ztunnel admits only the waypoint", () => {
-  const wp: Waypoint = {
-    name: "api-waypoint",
-    namespace: "shop",
-    identity: "spiffe://cluster.local/ns/shop/sa/api-waypoint",
-    serviceAccount: "api-waypoint",
-    addresses: ["10.244.3.5"],
-    waypointFor: "workload",
-    port: 15008,
-  };
+  const wp = waypoint("api-waypoint", "shop", "10.244.3.5", { waypointFor: "workload" });
   const served = { ...api, waypoint: { gateway: "shop/api-waypoint", via: "pod-label" as const } };
-  const idx = indexModel(model({ workloads: [viewer, served], waypoints: [wp] }));
+  const idx = indexModel(meshModel({ workloads: [viewer, served], waypoints: [wp] }));
   test("a client that bypasses the waypoint gets 401", () => {
     const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11" });
     expect(d).toMatchObject({ ok: false, status: 401 });
@@ -105,7 +97,7 @@ describe("waypoint: the destination ztunnel admits only the waypoint", () => {
     expect(d).toMatchObject({ ok: false, status: 401 });
   });
   test("in Kubernetes, the waypoint's pods (podAddresses) are the waypoint too", () => {
-    const k8s = indexModel(model({ workloads: [viewer, served], waypoints: [{ ...wp, addresses: ["10.96.0.99"], podAddresses: ["10.244.3.7"] }] }));
+    const k8s = indexModel(meshModel({ workloads: [viewer, served], waypoints: [{ ...wp, addresses: ["10.96.0.99"], podAddresses: ["10.244.3.7"] }] }));
     const d = decideHboneInbound(k8s, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: "10.244.3.7", forwarded: 'for="10.244.1.10"' });
     expect(d).toMatchObject({ ok: true, sourceIp: "10.244.1.10" });
     expect(decideHboneInbound(k8s, "node-b", { authority: "10.244.2.10:80", peerIdentity: wp.identity, peerIp: impostorIp })).toMatchObject({ ok: false, status: 401 });
@@ -113,10 +105,10 @@ describe("waypoint: the destination ztunnel admits only the waypoint", () => {
 });
 
 describe("a WorkloadEntry written with a pod's address takes nothing from the pod", () => {
-  const squatter = pod("squatter", "other", "10.244.2.10", "vm-1", { kind: "WorkloadEntry", uid: "WorkloadEntry/other/squatter" });
+  const squatter = workload("squatter", "other", "10.244.2.10", "vm-1", { kind: "WorkloadEntry", uid: "WorkloadEntry/other/squatter" });
   for (const order of ["after", "before"] as const) {
     const workloads = order === "after" ? [viewer, api, squatter] : [squatter, viewer, api];
-    const idx = indexModel(model({ workloads }));
+    const idx = indexModel(meshModel({ workloads }));
     test(`(listed ${order} the pod) the pod's own ztunnel still serves the pod`, () => {
       const d = decideHboneInbound(idx, "node-b", { authority: "10.244.2.10:80", peerIdentity: VIEWER, peerIp: "10.99.0.11", connectionIp: "10.244.2.10" });
       expect(d).toMatchObject({ ok: true, workload: { uid: "Pod/shop/product-api" } });
@@ -131,19 +123,19 @@ describe("plaintext inbound (15006)", () => {
   const outsider = "10.244.1.50";
   const pa = (mode: PeerAuthentication["mode"]): PeerAuthentication => ({ name: "pa", namespace: "shop", scope: { kind: "namespace" }, mode });
   test("STRICT refuses a client outside the mesh", () => {
-    const idx = indexModel(model({ workloads: [api], peerAuthentications: [pa("STRICT")] }));
+    const idx = indexModel(meshModel({ workloads: [api], peerAuthentications: [pa("STRICT")] }));
     const d = decidePlaintextInbound(idx, "node-b", { address: "10.244.2.10", port: 80 }, outsider);
     expect(d).toMatchObject({ ok: false, status: 401 });
     expect(!d.ok && d.reason).toContain("STRICT");
   });
   test("PERMISSIVE admits it with no principal, and L4 policies still apply", () => {
     const byIp = policy("ip", "DENY", [{ from: [{ source: { ipBlocks: ["10.244.1.50/32"] } }] }]);
-    const idx = indexModel(model({ workloads: [api], peerAuthentications: [pa("PERMISSIVE")] }));
+    const idx = indexModel(meshModel({ workloads: [api], peerAuthentications: [pa("PERMISSIVE")] }));
     expect(decidePlaintextInbound(idx, "node-b", { address: "10.244.2.10", port: 80 }, outsider).ok).toBe(true);
-    const idx2 = indexModel(model({ workloads: [api], peerAuthentications: [pa("PERMISSIVE")], authorizationPolicies: [byIp] }));
+    const idx2 = indexModel(meshModel({ workloads: [api], peerAuthentications: [pa("PERMISSIVE")], authorizationPolicies: [byIp] }));
     expect(decidePlaintextInbound(idx2, "node-b", { address: "10.244.2.10", port: 80 }, outsider).ok).toBe(false);
     const needsPrincipal = policy("pr", "ALLOW", [{ from: [{ source: { principals: ["*"] } }] }]);
-    const idx3 = indexModel(model({ workloads: [api], authorizationPolicies: [needsPrincipal] }));
+    const idx3 = indexModel(meshModel({ workloads: [api], authorizationPolicies: [needsPrincipal] }));
     expect(decidePlaintextInbound(idx3, "node-b", { address: "10.244.2.10", port: 80 }, outsider).ok).toBe(false);
   });
 });

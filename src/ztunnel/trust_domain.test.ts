@@ -13,7 +13,6 @@ import { HbonePool } from "../hbone/mod.ts";
 import { CertificateAuthority, WorkloadCertificates } from "../identity/mod.ts";
 import type { MeshModel } from "../model/mod.ts";
 import { Registry } from "../telemetry/mod.ts";
-import { model, pod } from "./_test_model.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { Dataplane, poolClient } from "./dataplane.ts";
 import type { ProxyInputs } from "./inputs.ts";
@@ -21,6 +20,7 @@ import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
 import { dialTcp } from "../stream/mod.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
+import { meshModel, workload } from "../../test/support/mod.ts";
 
 const API_IP = "127.0.0.3";
 let dir = "";
@@ -38,10 +38,10 @@ beforeAll(async () => {
   app = createServer((s) => s.end("api"));
   await new Promise<void>((r) => app.listen(0, API_IP, () => r()));
   appPort = (app.address() as { port: number }).port;
-  base = model({
+  base = meshModel({
     workloads: [
-      pod("product-viewer", "shop", "127.0.0.2", "node-a"),
-      pod("product-api", "shop", API_IP, "node-b", { ports: [{ port: appPort }] }),
+      workload("product-viewer", "shop", "127.0.0.2", "node-a"),
+      workload("product-api", "shop", API_IP, "node-b", { ports: [{ port: appPort }] }),
     ],
   });
   state = new ZtunnelState("node-b");

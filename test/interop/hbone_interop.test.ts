@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeTestCa, spiffeId, type TestTls } from "../../src/hbone/_test_certs.ts";
 import { HboneServer, HbonePool, type HboneStream } from "../../src/hbone/mod.ts";
-import { fixedPort } from "../lab_helpers.ts";
+import { fixedPort, waitForPort } from "../support/mod.ts";
 
 const PY = "/usr/bin/python3";
 const HERE = import.meta.dir;
@@ -105,16 +105,6 @@ function randomBytes(n: number): Uint8Array {
   return b;
 }
 
-async function waitPort(port: number, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const ok = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {}, open(s) { s.end(); } } })
-      .then(() => true, () => false);
-    if (ok) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`port ${port} did not open`);
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "hbone-interop-"));
@@ -301,7 +291,7 @@ describe.skipIf(!hasNghttpx)("nghttpx --http2-proxy --verify-client as the CONNE
       `--pid-file=${join(dir, "nghttpx.pid")}`, files.serverKey, files.serverCert,
     ], { stdout: "pipe", stderr: "pipe" });
     procs.push(proc);
-    await waitPort(port, 10_000);
+    await waitForPort(port, 10_000);
   });
   afterAll(() => backend?.stop(true));
 

@@ -1,15 +1,15 @@
 import { describe, expect, test } from "bun:test";
 import { indexModel } from "../../model/mod.ts";
-import { model, pod, service } from "../_test_model.ts";
 import { captureRules, captureSpecFor, DEFAULT_CAPTURE_PORTS, restoreInput, type RuleSet } from "./mod.ts";
+import { meshModel, service, workload } from "../../../test/support/mod.ts";
 
 const ports = DEFAULT_CAPTURE_PORTS;
 
 describe("node mode", () => {
-  const a = pod("product-viewer", "shop", "10.244.1.10", "node-a");
-  const b = pod("product-api", "shop", "10.244.2.10", "node-b");
-  const legacy = pod("legacy", "old", "10.244.1.30", "node-a", { ambient: false });
-  const idx = indexModel(model({ workloads: [a, b, legacy] }));
+  const a = workload("product-viewer", "shop", "10.244.1.10", "node-a");
+  const b = workload("product-api", "shop", "10.244.2.10", "node-b");
+  const legacy = workload("legacy", "old", "10.244.1.30", "node-a", { ambient: false });
+  const idx = indexModel(meshModel({ workloads: [a, b, legacy] }));
 
   test("captures only this node's ambient pods: outbound from them, HBONE and plaintext to them", () => {
     const [v4, ...rest] = captureRules(captureSpecFor(idx, "node-a", { mode: "node", ports, exemptGid: 1337 }));
@@ -25,8 +25,8 @@ describe("node mode", () => {
   });
 
   test("every source rule comes before every destination rule (pod to pod on one node is outbound)", () => {
-    const c = pod("cart", "shop", "10.244.1.11", "node-a");
-    const [v4] = captureRules(captureSpecFor(indexModel(model({ workloads: [a, c] })), "node-a", { mode: "node", ports, exemptGid: 0 }));
+    const c = workload("cart", "shop", "10.244.1.11", "node-a");
+    const [v4] = captureRules(captureSpecFor(indexModel(meshModel({ workloads: [a, c] })), "node-a", { mode: "node", ports, exemptGid: 0 }));
     const rules = v4!.chains["MESH-PREROUTING"]!;
     const lastSource = Math.max(...rules.map((r, i) => (r.includes(" -s ") ? i : -1)));
     const firstDest = rules.findIndex((r) => r.includes(" -d "));
@@ -41,17 +41,17 @@ describe("node mode", () => {
   });
 
   test("IPv6 pod addresses get an ip6tables rule set", () => {
-    const dual = pod("dual", "shop", "10.244.1.12", "node-a", { addresses: ["10.244.1.12", "fd00::12"] });
-    const sets = captureRules(captureSpecFor(indexModel(model({ workloads: [dual] })), "node-a", { mode: "node", ports, exemptGid: 0 }));
+    const dual = workload("dual", "shop", "10.244.1.12", "node-a", { addresses: ["10.244.1.12", "fd00::12"] });
+    const sets = captureRules(captureSpecFor(indexModel(meshModel({ workloads: [dual] })), "node-a", { mode: "node", ports, exemptGid: 0 }));
     expect(sets.map((s) => s.family)).toEqual([4, 6]);
     expect(sets[1]!.chains["MESH-PREROUTING"]![0]).toBe("-A MESH-PREROUTING -s fd00::12/128 -p tcp -j REDIRECT --to-ports 15001");
   });
 });
 
 describe("host mode", () => {
-  const vm = pod("ratings-vm", "shop", "10.0.0.21", "vm-1", { kind: "WorkloadEntry", uid: "WorkloadEntry/shop/ratings-vm", ports: [{ port: 9080 }] });
+  const vm = workload("ratings-vm", "shop", "10.0.0.21", "vm-1", { kind: "WorkloadEntry", uid: "WorkloadEntry/shop/ratings-vm", ports: [{ port: 9080 }] });
   const svc = service("ratings", "shop", "10.96.0.30", [{ port: 80, targetPort: 9090 }], [vm]);
-  const idx = indexModel(model({ workloads: [vm], services: [svc] }));
+  const idx = indexModel(meshModel({ workloads: [vm], services: [svc] }));
 
   test("outbound: everything local but the ztunnel's group and loopback; inbound: the workload's ports", () => {
     const [v4] = captureRules(captureSpecFor(idx, "vm-1", { mode: "host", ports, exemptGid: 1337 }));
@@ -72,8 +72,8 @@ describe("host mode", () => {
   });
 
   test("a workload with no known ports: every port but the mesh's own goes to 15006", () => {
-    const bare = pod("bare", "shop", "10.0.0.22", "vm-2", { kind: "WorkloadEntry" });
-    const [v4] = captureRules(captureSpecFor(indexModel(model({ workloads: [bare] })), "vm-2", { mode: "host", ports, exemptGid: 1337 }));
+    const bare = workload("bare", "shop", "10.0.0.22", "vm-2", { kind: "WorkloadEntry" });
+    const [v4] = captureRules(captureSpecFor(indexModel(meshModel({ workloads: [bare] })), "vm-2", { mode: "host", ports, exemptGid: 1337 }));
     expect(v4!.chains["MESH-PREROUTING"]).toEqual([
       "-A MESH-PREROUTING -d 10.0.0.22/32 -p tcp -m multiport --dports 15000,15001,15006,15008,15020,15021 -j RETURN",
       "-A MESH-PREROUTING -d 10.0.0.22/32 -p tcp -j REDIRECT --to-ports 15006",
@@ -81,8 +81,8 @@ describe("host mode", () => {
   });
 
   test("more than 15 ports are split over several multiport rules", () => {
-    const many = pod("many", "shop", "10.0.0.23", "vm-3", { ports: Array.from({ length: 20 }, (_, i) => ({ port: 8000 + i })) });
-    const [v4] = captureRules(captureSpecFor(indexModel(model({ workloads: [many] })), "vm-3", { mode: "host", ports, exemptGid: 1 }));
+    const many = workload("many", "shop", "10.0.0.23", "vm-3", { ports: Array.from({ length: 20 }, (_, i) => ({ port: 8000 + i })) });
+    const [v4] = captureRules(captureSpecFor(indexModel(meshModel({ workloads: [many] })), "vm-3", { mode: "host", ports, exemptGid: 1 }));
     const pre = v4!.chains["MESH-PREROUTING"]!;
     expect(pre.length).toBe(2);
     expect(pre[0]!.split("--dports ")[1]!.split(" ")[0]!.split(",").length).toBe(15);

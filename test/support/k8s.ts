@@ -2,9 +2,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import type { RbacGrant, RbacRule } from "../src/kube/_test_apiserver.ts";
+import type { RbacGrant, RbacRule } from "../../src/kube/_test_apiserver.ts";
 
-export const K8S_DIR = join(import.meta.dir, "..", "k8s");
+export const K8S_DIR = join(import.meta.dir, "..", "..", "k8s");
 
 export interface Manifest {
   file: string;
@@ -64,12 +64,3 @@ export function grantedTriples(grants: RbacGrant[]): string[] {
   return [...new Set(out)].sort();
 }
 
-export async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}

@@ -5,7 +5,8 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { MESH, mesh, ROOT, waitFor } from "./lab_helpers.ts";
+import { MESH, mesh, ROOT } from "./lab.ts";
+import { waitFor } from "./wait.ts";
 
 export const ZTUNNEL_FIXTURE = join(ROOT, "test", "testdata", "ztunnel-lab.yaml");
 
@@ -154,15 +155,6 @@ export async function waitReady(nodeNetns: string, timeoutMs = 15_000): Promise<
 export async function labApply(prefix: string, file: string): Promise<void> {
   const r = await mesh(["lab", "apply", "--prefix", prefix, file], 60_000);
   if (r.code !== 0) throw new Error(`lab apply failed: ${r.stdout}${r.stderr}`);
-}
-
-/** Polls an async condition until it holds (every 100 ms, up to `timeoutMs`). */
-export async function eventually(what: string, f: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await f())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
-  }
 }
 
 /**

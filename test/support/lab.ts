@@ -3,12 +3,11 @@
  * machine (namespaces, host links, host iptables rules, processes inside given namespaces) so a test
  * can prove that `mesh lab down` left nothing behind.
  */
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { waitFor } from "./wait.ts";
 
-export { fixedPort } from "../src/platform/_test_ports.ts";
-
-export const ROOT = resolve(import.meta.dir, "..");
+export const ROOT = resolve(import.meta.dir, "..", "..");
 export const MESH = join(ROOT, "dist", "mesh");
 export const isRoot = process.getuid?.() === 0;
 
@@ -17,6 +16,18 @@ export function ensureBuilt(): void {
   if (existsSync(MESH)) return;
   const r = Bun.spawnSync([process.execPath, "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   if (r.exitCode !== 0) throw new Error(`build failed: ${r.stderr.toString()}`);
+}
+
+/**
+ * Why a lab test cannot run here, or undefined when it can: the lab needs root, and dist/mesh (built
+ * here when missing) must have `roles` (default: every role; a build may leave some out).
+ */
+export async function labUnavailable(roles?: string[]): Promise<string | undefined> {
+  if (!isRoot) return "the lab needs root";
+  ensureBuilt();
+  const { missingRoles } = await import("../../src/lab/mod.ts");
+  const missing = (await missingRoles(MESH)).filter((r) => !roles || roles.includes(r));
+  return missing.length ? `this build lacks the ${missing.join(", ")} role(s)` : undefined;
 }
 
 /** A prefix no other test run uses (lowercase letters and digits). */
@@ -103,27 +114,25 @@ export function processesIn(inodes: Set<number>): number[] {
   return found;
 }
 
+/** The instance record a ztunnel keeps while it runs (a SIGKILLed one leaves it behind). */
+export function ztunnelRecord(netnsInode: number | string, node: string, pid: number): string {
+  return `/run/mesh/ztunnel/${netnsInode}-${node}/${pid}`;
+}
+
+/** Removes a record a killed ztunnel left, and its directory when no other record is in it. */
+export function removeZtunnelRecord(record: string): void {
+  rmSync(record, { force: true });
+  try {
+    rmdirSync(dirname(record));
+  } catch { /* not empty, or gone */ }
+}
+
 export function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
   } catch {
     return false;
-  }
-}
-
-/**
- * Polls `fn` (sync or async) every 100 ms until it returns a truthy value. An async `fn` is awaited:
- * its promise is not the answer (a pending promise is truthy, which once made every async wait return
- * after its first look).
- */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(100);
   }
 }
 
