@@ -74,6 +74,8 @@ export class RequestTelemetry {
   #reqBytes: Histogram;
   #respBytes: Histogram;
   #handles = new Map<string, Handles>();
+  /** Each finished request, for the control role's flow view (set by the role; never blocks). */
+  onFlow?: (ctx: RequestContext, o: RequestOutcome, durationMs: number) => void;
   /** When false, no access log line is written (metrics still are). */
   accessLog: boolean;
 
@@ -134,6 +136,7 @@ export class RequestTelemetry {
     h.duration.observe(durationMs);
     h.requestBytes.observe(o.requestBytes);
     h.responseBytes.observe(o.responseBytes);
+    this.onFlow?.(ctx, o, durationMs);
     if (this.accessLog) {
       access.info("request", {
         method: ctx.method,
