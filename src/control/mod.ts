@@ -26,6 +26,7 @@ import { controlApi } from "./api.ts";
 import { type KubernetesOptions, KubernetesPlane } from "../kube/mod.ts";
 import { type ConfigError, ConfigSource, type ConfigUpdate, type ModelSource } from "./config_source.ts";
 import { ControlListener } from "./listener.ts";
+import { FlowStore } from "./flows.ts";
 
 const log = logger("control");
 
@@ -52,6 +53,8 @@ export interface ControlHandle extends RoleHandle {
   readonly port: number;
   readonly ca: CertificateAuthority;
   readonly xds: XdsServer;
+  /** Flows the proxies reported (the traffic map and `mesh observe` read them). */
+  readonly flows: FlowStore;
   status(): StatusReport;
   /** The configuration being served (undefined until a valid one was loaded): `mesh run --role all` plans from it. */
   model(): MeshModel | undefined;
@@ -206,6 +209,9 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     }),
   });
 
+  const flows = new FlowStore({
+    isWaypointIdentity: (id) => served?.waypoints.some((w) => w.identity === id) ?? false,
+  });
   const app = controlApi({
     ca: () => theCa,
     xds,
@@ -214,6 +220,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     csrTotal: m.csr,
     clientCertTtlSeconds: opts.clientCertTtlSeconds ?? 3600,
     serviceAccountToken: kube && ((t: string) => kube!.authenticate(t)),
+    flows: { store: flows, received: ctx.metrics.counter("mesh_control_flow_records_total", "Flow records received from the proxies") },
   });
   try {
     listener = await ControlListener.start({ listen: opts.listen, tls, trustDomain: theCa.trustDomain, app, xds });
@@ -290,6 +297,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     port: theListener.port,
     ca: theCa,
     xds,
+    flows,
     status,
     model: () => served,
     refresh: () => source.refresh(),

@@ -17,7 +17,7 @@ export interface FlowRingOptions {
   /** Whether a control-plane session is open now (no session: drop at once). */
   connected: () => boolean;
   metrics?: Registry;
-  /** Records kept between two sends (default 2000). */
+  /** Records kept between two sends (default 1000: a batch stays well under the control role's 1 MiB body limit). */
   capacity?: number;
   /** Summaries kept between two sends once the ring is full (default 256). */
   summaryKeys?: number;
@@ -54,7 +54,7 @@ export class FlowRing {
 
   constructor(opts: FlowRingOptions) {
     this.#o = opts;
-    this.#capacity = opts.capacity ?? 2000;
+    this.#capacity = opts.capacity ?? 1000;
     this.#summaryKeys = opts.summaryKeys ?? 256;
     const c = opts.metrics?.counter("mesh_flow_records_total", "Flow records by what happened to them on their way to the control role", ["result"]);
     const results: Result[] = ["reported", "summarized", "dropped_overflow", "dropped_no_control_plane", "dropped_send_failed"];
