@@ -13,6 +13,7 @@
  *   GET  /api/flows/ID/explain  a flow, and for a denied one what `mesh explain` says about it
  */
 import { randomBytes } from "node:crypto";
+import { lstatSync, unlinkSync } from "node:fs";
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { ErrorCode, logger, MeshError } from "../core/mod.ts";
@@ -174,6 +175,8 @@ export function startUi(o: UiOptions): UiServer {
   let server: ReturnType<typeof Bun.serve>;
   try {
     if (unix) {
+      // A socket left by a control role that did not stop cleanly would refuse the bind.
+      if (lstatSync(unix, { throwIfNoEntry: false })?.isSocket()) unlinkSync(unix);
       server = Bun.serve({ unix, fetch: app.fetch, idleTimeout: 60 });
     } else {
       const { hostname, port } = splitAddr(o.listen, 15014);

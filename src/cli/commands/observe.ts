@@ -129,7 +129,7 @@ async function followFlows(session: Awaited<ReturnType<typeof openSession>>, pat
   });
 }
 
-const FLOW_HEADER = ["TIME".padEnd(12), "PROXY".padEnd(24), "SOURCE".padEnd(34), "DESTINATION".padEnd(34), "WHAT".padEnd(24), "VERDICT".padEnd(8), "SECURITY", "POLICY / REASON", "TRACE"].join(" ");
+const FLOW_HEADER = ["TIME".padEnd(12), "PROXY".padEnd(40), "SOURCE".padEnd(34), "DESTINATION".padEnd(34), "WHAT".padEnd(24), "VERDICT".padEnd(8), "SECURITY", "POLICY / REASON", "TRACE"].join(" ");
 
 function peer(p: FlowRecord["src"] & { service?: string; port?: number }, dst = false): string {
   const who = (dst && p.service) || p.workload || p.identity?.replace(/^spiffe:\/\/[^/]+\//, "") || p.address || "unknown";
@@ -144,7 +144,7 @@ export function formatFlowLine(f: FlowRecord): string {
   const why = f.verdict === "allowed" ? (f.count && f.count > 1 ? `(${f.count} flows)` : "-") : f.policy ?? f.reason ?? "-";
   return [
     time.padEnd(12),
-    f.proxy.padEnd(24),
+    f.proxy.padEnd(40),
     peer(f.src).padEnd(34),
     peer(f.dst, true).padEnd(34),
     (what.length > 24 ? what.slice(0, 23) + "…" : what).padEnd(24),
