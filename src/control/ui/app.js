@@ -17,7 +17,7 @@ const cy = cytoscape({
     { selector: "node[kind = 'waypoint']", style: { shape: "diamond", "background-color": "#7e57c2" } },
     { selector: "node[kind = 'external']", style: { shape: "hexagon", "background-color": "#8d6e63" } },
     { selector: "node[kind = 'namespace']", style: { shape: "round-rectangle", "background-color": "#eef1f6", "background-opacity": 1, "border-color": "#c5cbd6", "border-width": 1, "text-valign": "top", "text-halign": "center", "font-size": 12, "font-weight": 600, color: "#445", padding: 18 } },
-    { selector: "edge", style: { width: "data(width)", "curve-style": "bezier", "target-arrow-shape": "triangle", "arrow-scale": 1.1, label: "data(label)", "font-size": 10, "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 2, "text-rotation": "autorotate" } },
+    { selector: "edge", style: { width: "data(width)", "curve-style": "bezier", "target-arrow-shape": "triangle", "arrow-scale": 1.1, label: "data(label)", "font-size": 10, "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 2, "text-wrap": "wrap", "text-rotation": "none" } },
     { selector: "edge.mtls", style: { "line-color": COLORS.mtls, "target-arrow-color": COLORS.mtls } },
     { selector: "edge.plaintext", style: { "line-color": COLORS.plaintext, "target-arrow-color": COLORS.plaintext } },
     { selector: "edge.denied", style: { "line-color": COLORS.denied, "target-arrow-color": COLORS.denied } },
@@ -47,11 +47,12 @@ export function edgeClass(e) {
 }
 
 function edgeLabel(e) {
-  const parts = [`${fmtRate(e.rate)}/s`];
-  if (e.denied) parts.push(`${e.denied} denied`);
-  if (e.p99Ms !== undefined) parts.push(`p99 ${e.p99Ms} ms`);
-  if (e.waypoints.length) parts.push("via waypoint");
-  return parts.join(" · ");
+  const first = [`${fmtRate(e.rate)}/s`];
+  if (e.denied) first.push(`${e.denied} denied`);
+  const second = [e.plaintext === 0 ? "mTLS" : e.mtls === 0 ? "plaintext" : `mTLS ${e.mtls} · plaintext ${e.plaintext}`];
+  if (e.p99Ms !== undefined) second.push(`p99 ${e.p99Ms} ms`);
+  if (e.waypoints.length) second.push("via waypoint");
+  return [first.join(" · "), second.join(" · ")].filter(Boolean).join("\n");
 }
 
 function nodeNamespace(n) {
@@ -89,7 +90,8 @@ function drawGraph(g) {
     state.nodeKey = key;
     cy.elements().remove();
     cy.add(els);
-    cy.layout({ name: "cose", animate: false, nodeDimensionsIncludeLabels: true, padding: 30, idealEdgeLength: () => 140, nodeRepulsion: () => 9000, randomize: false }).run();
+    // Who calls whom, top to bottom: clients (and waypoints) first, what they call below.
+    cy.layout({ name: "breadthfirst", directed: true, animate: false, padding: 30, spacingFactor: 1.3, nodeDimensionsIncludeLabels: true }).run();
   } else {
     for (const x of els) {
       if (x.group !== "edges") continue;
