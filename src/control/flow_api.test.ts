@@ -86,6 +86,26 @@ describe("flows on 15012", () => {
     }
   });
 
+  test("bounded: 50 000 flows a minute through the listener keep the control role's memory flat", async () => {
+    const batch = (n: number, k: number) => ({
+      flows: Array.from({ length: n }, (_, i) => ({ ...flow(i % 7 ? 200 : 403, (k * n + i).toString(16).padStart(32, "0")), src: { workload: `default/client-${(k * n + i) % 3000}`, namespace: "default" } })),
+      dropped: 0,
+    });
+    const send = async (rounds: number) => {
+      for (let k = 0; k < rounds; k++) expect(await proxy.reportFlows(batch(1000, k))).toBe(true);
+    };
+    const rss = () => {
+      Bun.gc(true);
+      return process.memoryUsage().rss;
+    };
+    await send(50); // fills the ring (10 000) and the current buckets
+    const filled = rss();
+    await send(100); // 100 000 more
+    const grown = rss() - filled;
+    expect(tc.handle.flows.stats().held).toBe(10_000);
+    expect(grown).toBeLessThan(40 * 1024 * 1024);
+  }, 60_000);
+
   test("a proxy whose control role is gone: reports are refused at once, nothing is dialed", async () => {
     await tc.handle.stop();
     await waitFor("the client to notice", () => !proxy.connected);

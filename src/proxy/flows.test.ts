@@ -93,6 +93,26 @@ describe("FlowRing", () => {
   });
 });
 
+test("bounded: 50 000 flows a minute, over and over, keep a proxy's memory flat", async () => {
+  let connected = true;
+  const ring = new FlowRing({ send: async () => true, connected: () => connected });
+  const burst = async () => {
+    for (let i = 0; i < 50_000; i++) ring.record(flow(i, { src: { workload: `ns/client-${i % 5000}`, namespace: "ns" } }));
+    await ring.flush();
+  };
+  const rss = () => {
+    Bun.gc(true);
+    return process.memoryUsage().rss;
+  };
+  await burst();
+  const first = rss();
+  for (let k = 0; k < 4; k++) await burst();
+  connected = false; // the control role stopped: records are dropped as they come
+  for (let k = 0; k < 2; k++) await burst();
+  expect(rss() - first).toBeLessThan(20 * 1024 * 1024);
+  expect(ring.stats().dropped_no_control_plane).toBe(100_000);
+});
+
 test("policyOfReason names the policy in a refusal's reason", () => {
   expect(policyOfReason("no ALLOW policy matched (ambient-ns/require-get-on-products)")).toBe("ambient-ns/require-get-on-products");
   expect(policyOfReason("denied by DENY policy shop/deny-all rule 0")).toBe("shop/deny-all");
