@@ -6,7 +6,8 @@
 import { policyOfReason } from "../proxy/mod.ts";
 import { traceIdOf } from "../telemetry/mod.ts";
 import type { FlowRecord } from "../xds/mod.ts";
-import type { RequestContext } from "./context.ts";
+import type { RequestContext, Tunnel } from "./context.ts";
+import type { TcpOutcome } from "./tcp.ts";
 import type { RequestOutcome } from "./telemetry.ts";
 
 export function flowOfRequest(proxy: string, waypoint: string, ctx: RequestContext, o: RequestOutcome, durationMs: number): FlowRecord {
@@ -48,5 +49,41 @@ export function flowOfRequest(proxy: string, waypoint: string, ctx: RequestConte
     policy: refused ? admission.decision?.policy ?? policyOfReason(admission.reason) : undefined,
     mtls: true,
     traceId: traceIdOf(ctx.traceparent),
+  };
+}
+
+/** A connection the waypoint carried as bytes (a TCP port, or neither HTTP/1.1 nor HTTP/2), or refused. */
+export function flowOfTcp(proxy: string, waypoint: string, tunnel: Tunnel, o: TcpOutcome): FlowRecord {
+  const d = tunnel.destination;
+  const dst = o.endpoint?.workload ?? d.workload;
+  const src = tunnel.sourceWorkload;
+  return {
+    time: Date.now(),
+    proxy,
+    reporter: "waypoint",
+    l7: false,
+    src: {
+      workload: src ? `${src.namespace}/${src.name}` : undefined,
+      namespace: src?.namespace ?? /\/ns\/([^/]+)\//.exec(tunnel.peerIdentity)?.[1],
+      identity: tunnel.peerIdentity || undefined,
+      address: tunnel.sourceIp,
+    },
+    dst: {
+      workload: dst ? `${dst.namespace}/${dst.name}` : undefined,
+      namespace: dst?.namespace ?? d.service?.namespace,
+      identity: dst?.identity,
+      address: d.ip,
+      port: d.port,
+      service: d.service ? `${d.service.namespace}/${d.service.name}` : undefined,
+    },
+    waypoint,
+    bytesIn: o.received,
+    bytesOut: o.sent,
+    durationMs: Math.round(o.durationMs * 100) / 100,
+    verdict: !o.decision.allowed ? "denied" : o.error && o.sent === 0 && o.received === 0 ? "error" : "allowed",
+    reason: o.decision.allowed ? o.error : o.decision.reason,
+    policy: o.decision.allowed ? undefined : o.decision.policy ?? policyOfReason(o.decision.reason),
+    mtls: true,
+    traceId: tunnel.traceId,
   };
 }

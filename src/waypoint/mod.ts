@@ -29,7 +29,7 @@ import { JwksKeys } from "./jwks.ts";
 import { WaypointProxy } from "./proxy.ts";
 import { WaypointState } from "./state.ts";
 import { RequestTelemetry } from "./telemetry.ts";
-import { flowOfRequest } from "./flow.ts";
+import { flowOfRequest, flowOfTcp } from "./flow.ts";
 import { TokenCache } from "./token_cache.ts";
 
 export { WaypointProxy, sniff } from "./proxy.ts";
@@ -95,6 +95,7 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   const keys = new JwksKeys();
   const telemetry = new RequestTelemetry(ctx.metrics, { accessLog: opts.accessLog ?? true });
   telemetry.onFlow = (rc, o, ms) => agent.flows.record(flowOfRequest(`waypoint/${opts.gateway}`, opts.gateway, rc, o, ms));
+  telemetry.onTcpFlow = (t, o) => agent.flows.record(flowOfTcp(`waypoint/${opts.gateway}`, opts.gateway, t, o));
   const identity = () => state.waypoint?.identity;
   const material = () => {
     const id = identity();
