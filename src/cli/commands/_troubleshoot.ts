@@ -114,9 +114,18 @@ export async function runInNetns(netns: string, argv: string[], io: CommandIO, t
     const dec = new TextDecoder();
     for await (const chunk of from) to(dec.decode(chunk, { stream: true }));
   };
-  const [, , code] = await Promise.all([relay(p.stdout, (t) => io.stdout(t)), relay(p.stderr, (t) => io.stderr(t)), p.exited]);
-  clearTimeout(timer);
-  return code;
+  // Interrupting this process interrupts the command it runs (which may follow a stream until then).
+  const forward = (signal: NodeJS.Signals) => p.kill(signal);
+  process.on("SIGINT", forward);
+  process.on("SIGTERM", forward);
+  try {
+    const [, , code] = await Promise.all([relay(p.stdout, (t) => io.stdout(t)), relay(p.stderr, (t) => io.stderr(t)), p.exited]);
+    return code;
+  } finally {
+    clearTimeout(timer);
+    process.off("SIGINT", forward);
+    process.off("SIGTERM", forward);
+  }
 }
 
 // ---- the control plane ----

@@ -30,7 +30,7 @@ export const observe: Command = {
     { name: "to", kind: "string", help: "destination: as --from, or a Service (NAMESPACE/NAME or its name)" },
     { name: "namespace", kind: "string", help: "flows with either end in this namespace" },
     { name: "since", kind: "string", help: "only flows that ended this long ago or later (90s, 5m, 1h)" },
-    { name: "limit", kind: "string", help: "at most this many flows (the newest)", default: "200" },
+    { name: "limit", kind: "string", help: "at most this many flows, the newest (default 200; with --follow, 20 before the live ones)" },
     { name: "format", kind: "string", help: "table, or json (one flow per line)", default: "table" },
   ],
   details: `Every ztunnel and waypoint reports its flows to the control role, which keeps the recent ones
@@ -53,8 +53,9 @@ Exit status: 0, 1 when the control plane cannot be asked, 2 for usage errors.`,
     const sinceText = str(args, "since");
     const sinceMs = sinceText !== undefined ? parseSince(sinceText) : undefined;
     if (sinceText !== undefined && sinceMs === undefined) throw new MeshError(ErrorCode.Usage, `--since must be a duration like 90s, 5m or 1h, not "${sinceText}"`);
-    const limit = Number(str(args, "limit") ?? "200");
-    if (!Number.isInteger(limit) || limit < 1) throw new MeshError(ErrorCode.Usage, `--limit must be a positive number, not "${str(args, "limit")}"`);
+    const limitText = str(args, "limit");
+    const limit = Number(limitText ?? "200");
+    if (!Number.isInteger(limit) || limit < 1) throw new MeshError(ErrorCode.Usage, `--limit must be a positive number, not "${limitText}"`);
     const follow = args.flags.follow === true;
 
     const lab = labFor(args, ["control-plane", "data-dir", "token-file", "ca-cert"]);
@@ -70,7 +71,8 @@ Exit status: 0, 1 when the control plane cannot be asked, 2 for usage errors.`,
       namespace: str(args, "namespace"),
       sinceMs,
       follow,
-      limit: follow && sinceMs === undefined && str(args, "limit") === undefined ? undefined : limit,
+      // Following: the control role sends the last 20 (or all since --since) unless told how many.
+      limit: follow && limitText === undefined ? undefined : limit,
     };
     const token = typeof access.token === "string" ? access.token : await access.token();
     const session = await openSession(access.controlPlane, { ca: access.ca }, 5000);
@@ -96,8 +98,15 @@ Exit status: 0, 1 when the control plane cannot be asked, 2 for usage errors.`,
 };
 
 async function followFlows(session: Awaited<ReturnType<typeof openSession>>, path: string, token: string, print: (f: FlowRecord) => void): Promise<void> {
+  let interrupted: (() => void) | undefined;
   await new Promise<void>((resolve, reject) => {
     const req = session.request({ ":method": "GET", ":path": path, authorization: `Bearer ${token}` });
+    // Ctrl-C ends the stream, not the process mid-line.
+    interrupted = () => {
+      req.close();
+      resolve();
+    };
+    process.once("SIGINT", interrupted);
     const reader = new FrameReader(1024 * 1024);
     let status = 0;
     const body: Buffer[] = [];
@@ -122,10 +131,8 @@ async function followFlows(session: Awaited<ReturnType<typeof openSession>>, pat
       reject(errorOf(status, parsed, "Flows refused"));
     });
     req.on("error", (e) => reject(new MeshError(ErrorCode.Unreachable, `The flow stream broke: ${e.message}`, { cause: e })));
-    process.once("SIGINT", () => {
-      req.close();
-      resolve();
-    });
+  }).finally(() => {
+    if (interrupted) process.off("SIGINT", interrupted);
   });
 }
 
