@@ -59,8 +59,10 @@ describe("FlowRing", () => {
   test("without a control plane nothing is kept: each record is dropped and counted at once", async () => {
     let sent = 0;
     const ring = new FlowRing({ send: async () => (sent++, true), connected: () => false });
-    for (let i = 0; i < 1000; i++) ring.record(flow(i));
+    let made = 0;
+    for (let i = 0; i < 1000; i++) ring.record(() => (made++, flow(i)));
     expect(ring.stats()).toMatchObject({ pending: 0, summaries: 0, dropped_no_control_plane: 1000 });
+    expect(made).toBe(0); // not even made
     await ring.flush();
     expect(sent).toBe(0);
   });

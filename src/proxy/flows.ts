@@ -76,11 +76,20 @@ export class FlowRing {
     return { ...out, pending: this.#pending.length, summaries: this.#summaries.size };
   }
 
-  /** Called by the data path when a flow ends. Never throws, never waits. */
-  record(f: FlowRecord): void {
+  /**
+   * Called by the data path when a flow ends. Never throws, never waits. `flow` may be a function that makes
+   * the record: it is not called when the record would be dropped at once (no control plane).
+   */
+  record(flow: FlowRecord | (() => FlowRecord)): void {
     if (!this.#o.connected()) {
       this.#counts.dropped_no_control_plane.inc();
       return;
+    }
+    let f: FlowRecord;
+    try {
+      f = typeof flow === "function" ? flow() : flow;
+    } catch {
+      return; // a record that cannot be made is not the data path's problem
     }
     if (this.#pending.length < this.#capacity) {
       this.#pending.push(f);

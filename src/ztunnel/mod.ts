@@ -86,7 +86,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
 
   const state = new ZtunnelState(opts.node);
   const telemetry = new ConnectionTelemetry(ctx.metrics);
-  telemetry.onFlow = (v, o) => agent.flows.record(flowOfConnection(`ztunnel/${opts.node}`, v, o));
+  telemetry.onFlow = (v, o) => agent.flows.record(() => flowOfConnection(`ztunnel/${opts.node}`, v, o));
   const tracker = new ConnectionTracker();
   const instances = new InstanceRegistry(opts.runDir ?? "/run/mesh", opts.node);
   const capture = opts.redirect === "none" ? undefined : new CaptureRules(localRunner, opts.node, {
