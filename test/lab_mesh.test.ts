@@ -141,6 +141,7 @@ describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
       "tampered-token",
       "describe-after",
       "follow-denied",
+      "observe",
     ]);
   });
   const steps: [string, string][] = [
@@ -155,6 +156,7 @@ describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
     ["describe-before", "troubleshooting: mesh describe says the L7 policy denies everything without a waypoint"],
     ["describe-after", "troubleshooting: mesh describe shows the waypoint, its label and where the policy is enforced"],
     ["follow-denied", "troubleshooting: a denied request is found in the waypoint's log by its trace id"],
+    ["observe", "see the mesh: mesh observe --denied lists the request with its policy and trace id"],
   ];
   for (const [step, title] of steps) {
     test(title, () => {

@@ -12,6 +12,7 @@ import { explain } from "./commands/mod.ts";
 import { httpbin } from "./commands/mod.ts";
 import { iptables } from "./commands/mod.ts";
 import { lab } from "./commands/mod.ts";
+import { observe } from "./commands/mod.ts";
 import { proxyConfigCommand } from "./commands/mod.ts";
 import { proxyStatusCommand } from "./commands/mod.ts";
 import { run } from "./commands/mod.ts";
@@ -26,6 +27,7 @@ const commands: Command[] = [
   httpbin,
   iptables,
   lab,
+  observe,
   proxyConfigCommand,
   proxyStatusCommand,
   run,

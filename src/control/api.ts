@@ -19,6 +19,8 @@ import type { Counter } from "../telemetry/mod.ts";
 import { CsrRequestSchema, parseWith, PATHS, type ProxyId, type StatusReport } from "../xds/mod.ts";
 import type { XdsServer } from "../xds/mod.ts";
 import type { MeshModel } from "../model/mod.ts";
+import { flowRoutes } from "./flow_api.ts";
+import type { FlowStore } from "./flows.ts";
 
 const log = logger("control");
 
@@ -45,6 +47,8 @@ export interface ApiDeps {
    * (src/kube). Bootstrap tokens (issuer mesh-control) are still verified locally.
    */
   serviceAccountToken?: (token: string) => Promise<Caller>;
+  /** Where reported flows go (and `mesh observe` reads them). */
+  flows?: { store: FlowStore; received: Counter };
 }
 
 export function proxyIdOf(c: Caller): ProxyId | undefined {
@@ -181,6 +185,8 @@ export function controlApi(d: ApiDeps): Hono<ApiEnv> {
     if (refused) return refused;
     return c.json({ version: d.status().version, model: d.model() ?? null });
   });
+
+  if (d.flows) flowRoutes(app, { flows: d.flows.store, received: d.flows.received, proxyOf: proxyIdOf, refuseNonAdmin });
 
   app.notFound((c) => c.json({ error: `No such endpoint: ${c.req.method} ${c.req.path}`, code: ErrorCode.Usage }, 404));
   app.onError((e, c) => {

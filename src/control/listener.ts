@@ -137,11 +137,30 @@ export class ControlListener {
         log.error("request failed", { path, error: String(e) });
         res = Response.json({ error: "Internal error", code: "MESH_INTERNAL" }, { status: 500 });
       }
+      const type = res.headers.get("content-type") ?? "application/json";
+      if (type === "application/x-ndjson" && res.body) return this.#pipe(stream, res.status, type, res.body);
       const out = Buffer.from(await res.arrayBuffer());
       if (stream.destroyed || stream.closed) return;
-      stream.respond({ ":status": res.status, "content-type": res.headers.get("content-type") ?? "application/json" });
+      stream.respond({ ":status": res.status, "content-type": type });
       stream.end(out);
     });
+  }
+
+  /** A streamed answer (`mesh observe --follow`): written as it comes, cancelled when the client goes. */
+  #pipe(stream: http2.ServerHttp2Stream, status: number, type: string, body: ReadableStream<Uint8Array>): void {
+    if (stream.destroyed || stream.closed) return void body.cancel();
+    stream.respond({ ":status": status, "content-type": type });
+    const reader = body.getReader();
+    stream.on("close", () => void reader.cancel().catch(() => {}));
+    const next = (): void => {
+      reader.read().then(({ done, value }) => {
+        if (done || stream.destroyed || stream.closed) return void (stream.destroyed || stream.closed ? undefined : stream.end());
+        // Wait for the client to drain before reading more: a slow reader makes the source drop, not grow.
+        if (stream.write(value)) next();
+        else stream.once("drain", next);
+      }, () => stream.destroy());
+    };
+    next();
   }
 
   #onConfigStream(stream: http2.ServerHttp2Stream, peer: PeerInfo): void {

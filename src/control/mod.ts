@@ -18,13 +18,15 @@ import { join } from "node:path";
 import { ErrorCode, MeshError } from "../core/mod.ts";
 import { logger, splitAddr, writeFileAtomic } from "../core/mod.ts";
 import type { RoleContext, RoleHandle } from "../admin/mod.ts";
-import { CertificateAuthority } from "../identity/mod.ts";
+import { CertificateAuthority, verifyBootstrapToken } from "../identity/mod.ts";
 import type { MeshModel } from "../model/mod.ts";
 import { type StatusReport, XdsServer } from "../xds/mod.ts";
 import { controlApi } from "./api.ts";
 import { type KubernetesOptions, KubernetesPlane } from "../kube/mod.ts";
 import { type ConfigError, ConfigSource, type ConfigUpdate, type ModelSource } from "./config_source.ts";
 import { ControlListener } from "./listener.ts";
+import { FlowStore } from "./flows.ts";
+import { startUi, type UiServer } from "./ui.ts";
 
 const log = logger("control");
 
@@ -41,6 +43,11 @@ export interface ControlOptions {
   debounceMs?: number;
   /** Lifetime of control-plane client certificates (default 1 h). */
   clientCertTtlSeconds?: number;
+  /**
+   * The traffic map: "HOST:PORT" or "unix:PATH" (`mesh run` defaults to 127.0.0.1:15014); absent, none.
+   * A port already taken is logged, and the control role serves without the map.
+   */
+  uiListen?: string;
   /** --kubernetes: settings for tests (API connection environment, timings, waypoint image). */
   kube?: Partial<Omit<KubernetesOptions, "kubeconfig" | "onUpdate" | "onError">>;
 }
@@ -51,6 +58,10 @@ export interface ControlHandle extends RoleHandle {
   readonly port: number;
   readonly ca: CertificateAuthority;
   readonly xds: XdsServer;
+  /** Flows the proxies reported (the traffic map and `mesh observe` read them). */
+  readonly flows: FlowStore;
+  /** Where the traffic map is served, if it is. */
+  readonly uiUrl?: string;
   status(): StatusReport;
   /** The configuration being served (undefined until a valid one was loaded): `mesh run --role all` plans from it. */
   model(): MeshModel | undefined;
@@ -205,6 +216,9 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     }),
   });
 
+  const flows = new FlowStore({
+    isWaypointIdentity: (id) => served?.waypoints.some((w) => w.identity === id) ?? false,
+  });
   const app = controlApi({
     ca: () => theCa,
     xds,
@@ -213,6 +227,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     csrTotal: m.csr,
     clientCertTtlSeconds: opts.clientCertTtlSeconds ?? 3600,
     serviceAccountToken: kube && ((t: string) => kube!.authenticate(t)),
+    flows: { store: flows, received: ctx.metrics.counter("mesh_control_flow_records_total", "Flow records received from the proxies") },
   });
   try {
     listener = await ControlListener.start({ listen: opts.listen, tls, trustDomain: theCa.trustDomain, app, xds });
@@ -282,6 +297,20 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     }
   });
 
+  let ui: UiServer | undefined;
+  if (opts.uiListen) {
+    try {
+      ui = startUi({
+        listen: opts.uiListen,
+        flows,
+        model: () => served,
+        verifyToken: (t) => verifyBootstrapToken(theCa, t),
+      });
+    } catch (e) {
+      log.error("the traffic map is not served", { listen: opts.uiListen, error: (e as Error).message });
+    }
+  }
+
   log.info("control role started", { listen: opts.listen, port: theListener.port, config: source.path, trustDomain: theCa.trustDomain });
 
   return {
@@ -289,6 +318,8 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
     port: theListener.port,
     ca: theCa,
     xds,
+    flows,
+    uiUrl: ui?.url,
     status,
     model: () => served,
     refresh: () => source.refresh(),
@@ -312,6 +343,7 @@ export async function startControl(opts: ControlOptions, ctx: RoleContext): Prom
         if (served) await writeJsonAtomic(lastGoodPath, served);
       }
       unsubscribe();
+      await ui?.stop();
       await source.close();
       xds.closeAll();
       await theListener.close();

@@ -22,6 +22,16 @@ export function rootCertPath(state: LabState): string {
   return join(controlDataDir(state), "root-cert.pem");
 }
 
+/** Where the lab's control role serves the traffic map (a path is the same in every network namespace). */
+export function uiSocketPath(state: LabState): string {
+  return join(controlDataDir(state), "ui.sock");
+}
+
+/** Where the traffic map's relay writes the address it listens at. */
+export function uiAddressFile(state: LabState): string {
+  return join(state.stateDir, "ui-address");
+}
+
 export function logPath(state: LabState, id: string): string {
   return join(state.stateDir, "logs", `${id.replace(/\//g, "_")}.log`);
 }
@@ -64,12 +74,44 @@ export function startControl(state: LabState, netns: string): ProcessRecord {
       controlDataDir(state),
       "--listen",
       CONTROL_PLANE,
+      "--ui-listen",
+      `unix:${uiSocketPath(state)}`,
     ]),
   });
 }
 
+/**
+ * The traffic map's relay in the host's namespace (see ./ui_relay.ts), and an admin token to sign in with
+ * (a 0600 file in the lab's state).
+ */
+export function startUiRelay(state: LabState, listen: string): { relay: ProcessRecord; tokenFile: string } {
+  const tokenFile = createToken(state, ["--admin"]);
+  const relay = start(state, {
+    id: "ui",
+    kind: "ui",
+    netns: "",
+    argv: [
+      ...state.mesh,
+      "lab",
+      "ui-relay",
+      "--ui-listen",
+      listen,
+      "--socket",
+      uiSocketPath(state),
+      "--address-file",
+      uiAddressFile(state),
+    ],
+  });
+  return { relay, tokenFile };
+}
+
+/** The token file of a node, a gateway ("ns/name") or "admin". */
+export function tokenPath(state: LabState, who: string): string {
+  return join(state.stateDir, "tokens", `${who.replace(/\//g, "_")}.token`);
+}
+
 /** `mesh token create` against the control plane's data dir; the token goes to a 0600 file. */
-function createToken(state: LabState, subject: ["--node" | "--gateway", string]): string {
+function createToken(state: LabState, subject: ["--node" | "--gateway", string] | ["--admin"]): string {
   const dir = join(state.stateDir, "tokens");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const argv = [...state.mesh, "token", "create", "--data-dir", controlDataDir(state), ...subject];
@@ -78,7 +120,7 @@ function createToken(state: LabState, subject: ["--node" | "--gateway", string])
   if (r.code !== 0 || !token) {
     throw new MeshError(ErrorCode.LabState, `Could not create a token (${argv.join(" ")}): ${r.stderr.trim() || "empty output"}`);
   }
-  const file = join(dir, `${subject[1].replace(/\//g, "_")}.token`);
+  const file = tokenPath(state, subject[1] ?? "admin");
   writeFileSync(file, token + "\n", { mode: 0o600 });
   return file;
 }
@@ -142,6 +184,8 @@ export function isAlive(p: ProcessRecord): boolean {
 /** Ready: a mesh component's /healthz/ready says 200; a pod runs and its declared ports listen. */
 export function isReady(p: ProcessRecord): boolean {
   if (!isAlive(p)) return false;
+  // The relay is ready once it wrote where it listens.
+  if (p.kind === "ui") return existsSync(p.argv[p.argv.indexOf("--address-file") + 1] ?? "");
   if (p.kind === "pod") {
     if (!p.ports?.length) return true;
     const open = listeningPorts(p.netns);

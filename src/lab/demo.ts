@@ -302,6 +302,17 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say("\nThe same request among product-api's recent connections, next to the source ztunnel's line (its id is the tunnel's):");
     const recent = await run([mesh, "describe", "pod", "ambient-ns/product-api", "--connections", "6", ...LAB]);
     output(recent.stdout.slice(recent.stdout.indexOf("Recent connections:")).split("\n\n")[0]!);
+
+    say("\nEvery proxy reports its flows to the control role: the denied ones, with the policy and trace id of each:");
+    const observed = await until(["observe", "--denied", "--to", "ambient-ns/product-api", "--since", "10m", ...LAB], (r) => r.stdout.includes(traceId));
+    show(`mesh observe --denied --to ambient-ns/product-api --since 10m${LAB.length ? ` ${LAB.join(" ")}` : ""}`);
+    output(observed.stdout + observed.stderr, 20);
+    verdict(
+      "observe",
+      "mesh observe --denied lists the request, denied by require-get-on-products, under its trace id",
+      observed.stdout.split("\n").some((l) => l.includes(traceId) && l.includes("ambient-ns/require-get-on-products")),
+      `exit ${observed.code}`,
+    );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -319,6 +330,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     say(`  ${cli} lab exec${shownP} node/node-b -- curl -s localhost:15020/metrics    the ztunnel's metrics`);
     say(`  ${cli} lab exec${shownP} node/node-a -- iptables -t nat -S                capture rules`);
     say(`  ${cli} lab apply${shownP} FILE                  push a changed configuration`);
+    const lab = JSON.parse((await run([mesh, "lab", "status", ...P, "--format", "json"])).stdout || "null") as { uiUrl?: string; uiTokenFile?: string } | null;
+    if (lab?.uiUrl) {
+      say(`\nSee the mesh: the traffic map is at ${lab.uiUrl}`);
+      say(`  sign in with the admin token: ${cli.replace(/ \S+$/, "")} cat ${lab.uiTokenFile}`);
+      say(`  or from the terminal: ${cli} observe${LAB.length ? ` ${LAB.join(" ")}` : ""} --follow`);
+    }
     say(`Take it down: ${cli} lab down${shownP}`);
   }
   return { ok, checks };

@@ -6,7 +6,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSyn
 import { join, resolve } from "node:path";
 import { ErrorCode, MeshError } from "../core/mod.ts";
 import { listNetns, netnsExists, runCommand, stopProcess } from "../platform/mod.ts";
-import { controlDataDir, rootCertPath, startControl, waitReady } from "./components.ts";
+import { controlDataDir, rootCertPath, startControl, startUiRelay, waitReady } from "./components.ts";
+import { DEFAULT_UI_LISTEN, labUiUrl } from "./ui_relay.ts";
 import { defaultStateDir, labNames } from "./names.ts";
 import { planFromYaml } from "./plan.ts";
 import { elapsed, type Progress, reconcileNetwork, reconcileProcesses } from "./reconcile.ts";
@@ -27,6 +28,8 @@ export interface UpOptions extends LabLocation {
   timeoutMs?: number;
   /** argv prefix that runs mesh (default: this executable) */
   mesh?: string[];
+  /** Where the host reaches the traffic map (default 127.0.0.1:15014; a free port when taken). */
+  uiListen?: string;
   progress?: Progress;
 }
 
@@ -118,6 +121,9 @@ export async function labUp(opts: UpOptions): Promise<LabState> {
         throw new MeshError(ErrorCode.LabState, `The control plane is ready but wrote no ${rootCertPath(state)}`);
       }
       progress(`  control    ${controlNs} at 10.99.0.2:15012, data in ${controlDataDir(state)} ready ${elapsed(t1)}`);
+      const { relay, tokenFile } = startUiRelay(state, opts.uiListen ?? DEFAULT_UI_LISTEN);
+      await waitReady([relay], timeoutMs, () => {});
+      progress(`  map        ${labUiUrl(state)} (the traffic map; sign in with the admin token in ${tokenFile})`);
     }
     await reconcileProcesses(state, plan, diff, progress, timeoutMs);
   } catch (e) {
@@ -227,7 +233,7 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
   }
   const t0 = Date.now();
   // Pods first, then waypoints and ztunnels, the control plane last (it serves the others until then).
-  const order = ["pod", "waypoint", "ztunnel", "control"] as const;
+  const order = ["ui", "pod", "waypoint", "ztunnel", "control"] as const;
   for (const kind of order) {
     const list = state.processes.filter((p) => p.kind === kind && p.pid !== undefined && p.startTime !== undefined);
     const stopped = await Promise.all(list.map((p) => stopProcess({ pid: p.pid!, startTime: p.startTime! })));

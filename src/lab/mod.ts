@@ -22,3 +22,4 @@ export { type Progress } from "./reconcile.ts";
 export { type LabState, loadState } from "./state.ts";
 export { formatStatus, type LabStatus, type LabStatusEntry, labStatus } from "./status.ts";
 export { REFUSED, l4OnlyConfig, missingRoles, runDemo } from "./demo.ts";
+export { DEFAULT_UI_LISTEN, labUiUrl, runUiRelay } from "./ui_relay.ts";

@@ -10,7 +10,8 @@ import type { ProcessIdentity } from "../platform/mod.ts";
 import type { LabPlan } from "./plan.ts";
 
 export type NamespaceKind = "fabric" | "control" | "node" | "pod" | "waypoint";
-export type ProcessKind = "control" | "ztunnel" | "waypoint" | "pod";
+/** "ui": the host-side relay of the traffic map (in the host's namespace: netns ""). */
+export type ProcessKind = "control" | "ztunnel" | "waypoint" | "pod" | "ui";
 
 export interface NamespaceRecord {
   name: string;

@@ -1,6 +1,7 @@
 /** `mesh lab status`: what runs where, whether it is healthy, and where its log is. */
 import { netnsExists } from "../platform/mod.ts";
-import { isAlive, isReady } from "./components.ts";
+import { isAlive, isReady, tokenPath } from "./components.ts";
+import { labUiUrl } from "./ui_relay.ts";
 import { type LabLocation, requireLab } from "./lifecycle.ts";
 import { requireRoot } from "./runtime.ts";
 import type { LabState } from "./state.ts";
@@ -8,7 +9,7 @@ import type { LabState } from "./state.ts";
 export interface LabStatusEntry {
   /** "control", "ztunnel/<node>", "waypoint/<ns>/<name>", "pod/<ns>/<name>", "node/<name>" */
   id: string;
-  kind: "control" | "ztunnel" | "waypoint" | "pod" | "node";
+  kind: "control" | "ztunnel" | "waypoint" | "pod" | "node" | "ui";
   netns: string;
   netnsExists: boolean;
   address?: string;
@@ -31,6 +32,9 @@ export interface LabStatus {
   configFile: string;
   createdAt: string;
   healthy: boolean;
+  /** Where the host reaches the traffic map, when the lab runs the mesh, and the admin token to sign in with. */
+  uiUrl?: string;
+  uiTokenFile?: string;
   entries: LabStatusEntry[];
 }
 
@@ -52,6 +56,21 @@ export function labStatus(loc: LabLocation): LabStatus {
       ready: isReady(control),
       check: "GET :15021/healthz/ready",
       log: control.log,
+    });
+  }
+  const ui = proc("ui");
+  if (ui) {
+    entries.push({
+      id: "ui",
+      kind: "ui",
+      netns: "(host)",
+      netnsExists: true,
+      address: labUiUrl(state),
+      pid: ui.pid,
+      running: isAlive(ui),
+      ready: isReady(ui),
+      check: "relay listening (the traffic map)",
+      log: ui.log,
     });
   }
   for (const n of state.nodes) {
@@ -100,6 +119,8 @@ export function labStatus(loc: LabLocation): LabStatus {
     configFile: state.configFile,
     createdAt: state.createdAt,
     healthy: state.phase === "ready" && entries.every((e) => e.ready),
+    uiUrl: labUiUrl(state),
+    uiTokenFile: ui ? tokenPath(state, "admin") : undefined,
     entries,
   };
 }
@@ -108,6 +129,7 @@ export function formatStatus(s: LabStatus): string {
   const lines = [
     `lab ${s.prefix}* (${s.mode}), ${s.phase}${s.healthy ? ", healthy" : ", NOT healthy"}, up since ${s.createdAt}`,
     `config ${s.source} (control plane reads ${s.configFile}); state in ${s.stateDir}`,
+    ...(s.uiUrl ? [`traffic map ${s.uiUrl} (sign in with the admin token in ${s.uiTokenFile})`] : []),
     "",
   ];
   const rows = [["WHAT", "ADDRESS", "NODE", "PID", "STATE", "NAMESPACE", "LOG"]];

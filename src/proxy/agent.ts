@@ -6,10 +6,12 @@
 import { logger, type Logger } from "../core/mod.ts";
 import { WorkloadCertificates } from "../identity/mod.ts";
 import { type ProxyId, XdsClient, type XdsClientOptions, type XdsClientStatus, type XdsView } from "../xds/mod.ts";
+import type { Registry } from "../telemetry/mod.ts";
 import { readBootstrap } from "./bootstrap.ts";
+import { FlowRing } from "./flows.ts";
 
 /** What the agent uses of the control-plane client: XdsClient's API (tests give a fake). */
-export type ControlPlaneClient = Pick<XdsClient, "start" | "ready" | "stop" | "status" | "sign">;
+export type ControlPlaneClient = Pick<XdsClient, "start" | "ready" | "stop" | "status" | "sign"> & Partial<Pick<XdsClient, "reportFlows">>;
 
 export interface ProxyAgentOptions {
   /** Who this proxy is; its kind is also the scope of the agent's log lines (the role's own scope). */
@@ -24,6 +26,8 @@ export interface ProxyAgentOptions {
   dataDir?: string;
   /** How long one wait for the first configuration lasts; every sixth one logs a warning. Default 5 s. */
   readyStepMs?: number;
+  /** Where the flow ring counts its records (mesh_flow_records_total). */
+  metrics?: Registry;
   /** Makes the control-plane client. Default: an XdsClient. */
   connect?: (opts: XdsClientOptions) => ControlPlaneClient;
 }
@@ -52,6 +56,8 @@ export interface AgentStart {
 export class ProxyAgent {
   /** The proxy's workload certificates, signed by the control plane through this agent's client. */
   readonly certs: WorkloadCertificates;
+  /** Recent flows on their way to the control role (the data path records into it; never blocks). */
+  readonly flows: FlowRing;
   readonly controlPlane: string;
   readonly #client: ControlPlaneClient;
   readonly #log: Logger;
@@ -92,6 +98,11 @@ export class ProxyAgent {
         else log.warn("control plane connection lost", { controlPlane: opts.controlPlane, error: error?.message });
       },
     });
+    this.flows = new FlowRing({
+      send: (batch) => this.#client.reportFlows?.(batch) ?? Promise.resolve(false),
+      connected: () => this.#client.status().connected,
+      metrics: opts.metrics,
+    });
   }
 
   /**
@@ -101,6 +112,7 @@ export class ProxyAgent {
    */
   start(role: AgentStart): Promise<void> {
     this.#onUpdate = role.onUpdate;
+    this.flows.start();
     return this.#init(role).catch((e) => {
       this.#lastError = (e as Error).message;
       this.#log.error(`${this.#kind} start failed`, { error: this.#lastError });
@@ -130,6 +142,7 @@ export class ProxyAgent {
 
   /** Closes the config stream and stops renewing certificates (held ones stay readable). */
   async stop(): Promise<void> {
+    this.flows.stop();
     await this.#client.stop().catch(() => {});
     this.certs.close();
   }

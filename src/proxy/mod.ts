@@ -17,3 +17,4 @@
  */
 export { readBootstrap, type Bootstrap } from "./bootstrap.ts";
 export { type AgentStart, type ControlPlaneClient, ProxyAgent, type ProxyAgentOptions } from "./agent.ts";
+export { FlowRing, type FlowRingOptions, policyOfReason } from "./flows.ts";

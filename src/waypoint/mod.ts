@@ -27,6 +27,7 @@ import { JwksKeys } from "./jwks.ts";
 import { WaypointProxy } from "./proxy.ts";
 import { WaypointState } from "./state.ts";
 import { RequestTelemetry } from "./telemetry.ts";
+import { flowOfRequest, flowOfTcp } from "./flow.ts";
 import { TokenCache } from "./token_cache.ts";
 
 export { WaypointProxy, sniff } from "./proxy.ts";
@@ -84,12 +85,15 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
     caCert: opts.caCert,
     tokenFile: opts.tokenFile,
     dataDir: opts.dataDir,
+    metrics: ctx.metrics,
   });
   const certs = agent.certs;
 
   const state = new WaypointState(opts.gateway);
   const keys = new JwksKeys();
   const telemetry = new RequestTelemetry(ctx.metrics, { accessLog: opts.accessLog ?? true });
+  telemetry.onFlow = (rc, o, ms) => agent.flows.record(() => flowOfRequest(`waypoint/${opts.gateway}`, opts.gateway, rc, o, ms));
+  telemetry.onTcpFlow = (t, o) => agent.flows.record(() => flowOfTcp(`waypoint/${opts.gateway}`, opts.gateway, t, o));
   const identity = () => state.waypoint?.identity;
   const material = () => {
     const id = identity();

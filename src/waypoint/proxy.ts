@@ -172,6 +172,7 @@ export class WaypointProxy {
       const pre = authorizeConnection(this.#tcpInputs(), tunnel);
       if (!pre.decision.allowed) {
         log.info("tcp connection denied", { source: tunnel.peerIdentity, authority: t.authority, reason: pre.decision.reason, trace_id: traceId });
+        this.inputs.telemetry.onTcpFlow?.(tunnel, { decision: pre.decision, received: 0, sent: 0, durationMs: 0 });
         t.respond(401);
         return;
       }
@@ -217,7 +218,7 @@ export class WaypointProxy {
   }
 
   #tcpInputs() {
-    return { state: this.inputs.state, connector: this.inputs.connector };
+    return { state: this.inputs.state, connector: this.inputs.connector, onEnd: this.inputs.telemetry.onTcpFlow };
   }
 
   #serveTcp(tunnel: Tunnel, t: IncomingTunnel, first: Uint8Array, pre?: Parameters<typeof serveTcp>[4]): void {

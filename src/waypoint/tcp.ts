@@ -16,6 +16,20 @@ const log = logger("waypoint");
 export interface TcpInputs {
   state: WaypointState;
   connector: UpstreamConnector;
+  /** Each connection as it ends (flow records); never blocks. */
+  onEnd?: (tunnel: Tunnel, o: TcpOutcome) => void;
+}
+
+/** How a connection through the waypoint ended. */
+export interface TcpOutcome {
+  decision: EnforcedDecision;
+  endpoint?: Endpoint;
+  /** Bytes from the client, and to it. */
+  received: number;
+  sent: number;
+  durationMs: number;
+  /** Why it failed after being allowed (no endpoint, connect error, reset). */
+  error?: string;
 }
 
 const GATEWAY_GONE = "the waypoint's Gateway is not in the configuration";
@@ -51,13 +65,16 @@ export async function serveTcp(
     destination: d.service ? `${d.service.hostname}:${d.port}` : `${d.ip}:${d.port}`,
     trace_id: tunnel.traceId,
   };
+  const end = (o: Omit<TcpOutcome, "decision" | "durationMs">) => inp.onEnd?.(tunnel, { decision, durationMs: performance.now() - started, ...o });
   if (!decision.allowed) {
+    end({ received: 0, sent: 0 });
     if (decision.reason === GATEWAY_GONE) log.warn(`tcp connection refused: ${GATEWAY_GONE}`, { ...fields, gateway: inp.state.gateway });
     else log.info("tcp connection denied", { ...fields, reason: decision.reason });
     io.reset();
     return;
   }
   if (!endpoint) {
+    end({ received: 0, sent: 0, error: "no ready endpoint" });
     log.info("tcp connection refused: no ready endpoint", fields);
     io.reset();
     return;
@@ -66,6 +83,7 @@ export async function serveTcp(
   try {
     upstream = await inp.connector.connect(endpoint, { tunnel, service: d.service });
   } catch (e) {
+    end({ endpoint, received: 0, sent: 0, error: `connect to ${endpoint.ip}:${endpoint.port} failed: ${(e as Error).message}` });
     log.warn("tcp connection to the endpoint failed", { ...fields, error: (e as Error).message });
     io.reset();
     return;
@@ -75,6 +93,7 @@ export async function serveTcp(
     return;
   }
   const r = await copyBidirectional(io, upstream, { client: initial });
+  end({ endpoint, received: r.received, sent: r.sent, error: r.error?.message });
   log.info("tcp connection", {
     ...fields,
     upstream: `${endpoint.ip}:${endpoint.port}`,

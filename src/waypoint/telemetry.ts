@@ -15,7 +15,8 @@ import {
   SIZE_BUCKETS,
   traceIdOf,
 } from "../telemetry/mod.ts";
-import type { RequestContext } from "./context.ts";
+import type { RequestContext, Tunnel } from "./context.ts";
+import type { TcpOutcome } from "./tcp.ts";
 import type { Endpoint } from "./state.ts";
 
 const access = logger("access", { batched: true });
@@ -74,6 +75,10 @@ export class RequestTelemetry {
   #reqBytes: Histogram;
   #respBytes: Histogram;
   #handles = new Map<string, Handles>();
+  /** Each finished request, for the control role's flow view (set by the role; never blocks). */
+  onFlow?: (ctx: RequestContext, o: RequestOutcome, durationMs: number) => void;
+  /** Each connection that is not HTTP (or a TCP port), for the same flow view. */
+  onTcpFlow?: (tunnel: Tunnel, o: TcpOutcome) => void;
   /** When false, no access log line is written (metrics still are). */
   accessLog: boolean;
 
@@ -134,6 +139,7 @@ export class RequestTelemetry {
     h.duration.observe(durationMs);
     h.requestBytes.observe(o.requestBytes);
     h.responseBytes.observe(o.responseBytes);
+    this.onFlow?.(ctx, o, durationMs);
     if (this.accessLog) {
       access.info("request", {
         method: ctx.method,

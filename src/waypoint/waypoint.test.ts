@@ -7,6 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { ALLOW_NOBODY, DEMO_JWT, demoJwtOnApi, IPS, jwtOnApi, startTestWaypoint, type TestWaypoint, VIEWER } from "./_test_env.ts";
+import { flowOfRequest, flowOfTcp } from "./flow.ts";
+import type { FlowRecord } from "../xds/mod.ts";
 
 const DATA = join(import.meta.dir, "testdata", "jwt");
 const ISSUER_JWKS = JSON.parse(readFileSync(join(DATA, "test-issuer-jwks.json"), "utf8")) as { keys: object[] };
@@ -278,6 +280,11 @@ describe("one trace id across hops (the tunnel's traceparent)", () => {
 
   test("denials carry the tunnel's trace id: a 403, a refused tunnel, a denied TCP connection", async () => {
     wp.configure(ALLOW_NOBODY);
+    // The flow records the control role gets: the same denials, with their policy and trace id.
+    const flows: FlowRecord[] = [];
+    const telemetry = wp.proxy.inputs.telemetry;
+    telemetry.onFlow = (ctx, o, ms) => flows.push(flowOfRequest("waypoint/shop/wp", "shop/wp", ctx, o, ms));
+    telemetry.onTcpFlow = (tunnel, o) => flows.push(flowOfTcp("waypoint/shop/wp", "shop/wp", tunnel, o));
     try {
       const r = await wp.request({ path: "/get", tunnelTraceparent });
       expect(r.status).toBe(403);
@@ -292,7 +299,13 @@ describe("one trace id across hops (the tunnel's traceparent)", () => {
       t.write(Buffer.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]));
       await closed;
       expect(wp.logs.slice(from).find((l) => l.msg === "tcp connection denied")).toMatchObject({ trace_id: T });
+      expect(flows.map((f) => ({ l7: f.l7, verdict: f.verdict, status: f.status, policy: f.policy, traceId: f.traceId, port: f.dst.port }))).toEqual([
+        { l7: true, verdict: "denied", status: 403, policy: "shop/nobody", traceId: T, port: 8000 },
+        { l7: false, verdict: "denied", status: undefined, policy: "shop/nobody", traceId: T, port: 7777 },
+      ]);
     } finally {
+      telemetry.onFlow = undefined;
+      telemetry.onTcpFlow = undefined;
       wp.configure();
     }
   });

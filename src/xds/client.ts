@@ -18,6 +18,7 @@
  * const certs = new WorkloadCertificates({ sign: (csr, id) => xds.sign(csr, id) });
  */
 import { ErrorCode, logger, MeshError } from "../core/mod.ts";
+import { FLOWS_PATH, type FlowBatch } from "./flows.ts";
 import { LastKnownGood } from "./last_known_good.ts";
 import { type ClientMessage, type CsrResponse, proxyKey, type XdsView } from "./protocol.ts";
 import { decideFrame, decideSnapshot, type ProxyState, type Refusal, refusal, snapshotOf } from "./proxy_state.ts";
@@ -133,6 +134,11 @@ export class XdsClient {
    */
   sign(csrPem: string, identity: string, ttlSeconds?: number): Promise<CsrResponse> {
     return this.#session.sign(csrPem, identity, ttlSeconds);
+  }
+
+  /** Sends flow records on the open session (none is opened for them). Resolves whether they were taken. */
+  reportFlows(batch: FlowBatch): Promise<boolean> {
+    return this.#session.report(FLOWS_PATH, batch);
   }
 
   async #onFrame(frame: string, send: (m: ClientMessage) => void): Promise<void> {

@@ -10,3 +10,19 @@ export { placeAll, viewOf, GLOBAL_COLLECTIONS, PLACED_COLLECTIONS, type Placemen
 export { Connection, type StreamSink, type XdsEvent, XdsServer, type XdsServerOptions } from "./server.ts";
 export { XdsClient, type XdsClientOptions, type XdsClientStatus } from "./client.ts";
 export { authorityOf, callJson, errorOf, FrameReader, openSession, type TlsCredentials } from "./transport.ts";
+export {
+  FLOWS_PATH,
+  type FlowBatch,
+  FlowBatchSchema,
+  type FlowFilter,
+  filterOfQuery,
+  type FlowPeer,
+  flowQuery,
+  type FlowRecord,
+  FlowRecordSchema,
+  type FlowReporter,
+  type FlowVerdict,
+  matchFlow,
+  MAX_BATCH_FLOWS,
+  parseSince,
+} from "./flows.ts";

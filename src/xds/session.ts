@@ -146,6 +146,21 @@ export class ControlPlaneSession {
     return parsed.value;
   }
 
+  /**
+   * Posts a JSON body on the session already open, never opening one: reports (flow records) must not
+   * make a proxy dial a control plane that is away. Resolves false when there is no session or it failed.
+   */
+  async report(path: string, body: unknown, timeoutMs = 5000): Promise<boolean> {
+    const s = this.#session;
+    if (!s || s.closed || s.destroyed || !this.#connected) return false;
+    try {
+      const r = await callJson(s, "POST", path, body, {}, timeoutMs);
+      return r.status >= 200 && r.status < 300;
+    } catch {
+      return false;
+    }
+  }
+
   // ---- connection loop ----
 
   async #run(): Promise<void> {

@@ -26,6 +26,7 @@ import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
 import { dialTcp } from "../stream/mod.ts";
 import { ConnectionTelemetry } from "./telemetry.ts";
+import { flowOfConnection } from "./flow.ts";
 
 export { removeRules as removeCaptureRules, OWNED_CHAINS } from "./capture/mod.ts";
 
@@ -65,6 +66,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     caCert: opts.caCert,
     tokenFile: opts.tokenFile,
     dataDir: opts.dataDir,
+    metrics: ctx.metrics,
   });
   const certs = agent.certs;
   const captureGid = opts.captureGid ?? 1337;
@@ -82,6 +84,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
 
   const state = new ZtunnelState(opts.node);
   const telemetry = new ConnectionTelemetry(ctx.metrics);
+  telemetry.onFlow = (v, o) => agent.flows.record(() => flowOfConnection(`ztunnel/${opts.node}`, v, o));
   const tracker = new ConnectionTracker();
   const instances = new InstanceRegistry(opts.runDir ?? "/run/mesh", opts.node);
   const capture = opts.redirect === "none" ? undefined : new CaptureRules(localRunner, opts.node, {

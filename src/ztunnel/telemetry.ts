@@ -120,6 +120,8 @@ export class ConnectionTelemetry {
   /** Handles per label set: labels are rendered once per distinct (source, destination, ...) tuple. */
   #cache = new Map<string, SeriesHandles>();
   #access = logger("access");
+  /** Each finished connection, for the control role's flow view (set by the role; never blocks). */
+  onFlow?: (v: ConnectionView, o: ConnectionOutcome) => void;
 
   constructor(registry: Registry) {
     this.opened = registry.counter("istio_tcp_connections_opened_total", "TCP connections opened", TCP_LABELS);
@@ -176,6 +178,7 @@ export class ConnectionTelemetry {
     if (o.sent) h.sent.inc(o.sent);
     if (o.received) h.received.inc(o.received);
     this.#log(v, o);
+    this.onFlow?.(v, o);
   }
 
   #log(v: ConnectionView, o: ConnectionOutcome): void {

@@ -101,12 +101,24 @@ export async function runInNetns(netns: string, argv: string[], io: CommandIO, t
     if (v !== undefined && (!k.startsWith("MESH_") || k === "MESH_LOG_LEVEL")) env[k] = v;
   }
   const p = Bun.spawn(["ip", "netns", "exec", netns, ...selfCommand(), ...argv], { stdout: "pipe", stderr: "pipe", env });
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
-  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  clearTimeout(timer);
-  if (out) io.stdout(out);
-  if (err) io.stderr(err);
-  return code;
+  // timeoutMs 0: no limit (`mesh observe --follow` runs until interrupted); output is relayed as it comes.
+  const timer = timeoutMs > 0 ? setTimeout(() => p.kill("SIGKILL"), timeoutMs) : undefined;
+  const relay = async (from: ReadableStream<Uint8Array>, to: (text: string) => void) => {
+    const dec = new TextDecoder();
+    for await (const chunk of from) to(dec.decode(chunk, { stream: true }));
+  };
+  // Interrupting this process interrupts the command it runs (which may follow a stream until then).
+  const forward = (signal: NodeJS.Signals) => p.kill(signal);
+  process.on("SIGINT", forward);
+  process.on("SIGTERM", forward);
+  try {
+    const [, , code] = await Promise.all([relay(p.stdout, (t) => io.stdout(t)), relay(p.stderr, (t) => io.stderr(t)), p.exited]);
+    return code;
+  } finally {
+    clearTimeout(timer);
+    process.off("SIGINT", forward);
+    process.off("SIGTERM", forward);
+  }
 }
 
 // ---- the control plane ----

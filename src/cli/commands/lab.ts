@@ -1,6 +1,6 @@
 import type { Command } from "../command.ts";
 import { ErrorCode, MeshError } from "../../core/mod.ts";
-import { formatStatus, labApply, labDown, labExec, type LabLocation, labStatus, labUp } from "../../lab/mod.ts";
+import { DEFAULT_UI_LISTEN, formatStatus, labApply, labDown, labExec, type LabLocation, labStatus, labUp, runUiRelay } from "../../lab/mod.ts";
 
 const SUBCOMMANDS = ["up", "apply", "exec", "status", "down"] as const;
 
@@ -16,6 +16,9 @@ export const lab: Command = {
     { name: "timeout", kind: "string", help: "up, apply: seconds to wait for each phase to be ready", default: "60" },
     { name: "format", kind: "string", help: "status: text or json", default: "text" },
     { name: "keep-logs", kind: "boolean", help: "down: keep the logs directory" },
+    { name: "ui-listen", kind: "string", help: `up: where the host reaches the traffic map (a free port if taken)`, default: DEFAULT_UI_LISTEN },
+    { name: "socket", kind: "string", help: "ui-relay (internal): the control role's unix socket" },
+    { name: "address-file", kind: "string", help: "ui-relay (internal): where to write the address it listens at" },
     { name: "force", kind: "boolean", help: "down: without a recorded state, remove the namespaces named with this lab's prefix" },
   ],
   details: `Subcommands:
@@ -23,7 +26,9 @@ export const lab: Command = {
                   Pod (its /32 routed through its node, no bridge), a fabric namespace joining the nodes;
                   then a control plane (10.99.0.2:15012), a ztunnel per node (--redirect node), a waypoint
                   per istio-waypoint Gateway at its spec.addresses, and each Pod's command in its namespace
-                  (output in a log file per pod). Returns when everything reports ready.
+                  (output in a log file per pod). Returns when everything reports ready. The traffic
+                  map is relayed to the host at --ui-listen (127.0.0.1:15014, or a free port if taken);
+                  sign in with the admin token in STATE/tokens/admin.token.
   apply FILE      Push a new configuration to the running lab: the control plane's config file is
                   replaced (it reloads it) and pods, nodes and waypoints are added, changed or removed.
   exec TARGET -- CMD...
@@ -57,9 +62,16 @@ Examples:
     };
     switch (sub) {
       case "up":
-        await labUp({ ...loc, file: needFile(), noMesh: args.flags["no-mesh"] === true, timeoutMs, progress });
+        await labUp({ ...loc, file: needFile(), noMesh: args.flags["no-mesh"] === true, timeoutMs, progress, uiListen: args.flags["ui-listen"] as string | undefined });
         io.stdout(nextSteps(loc));
         return 0;
+      case "ui-relay": {
+        const socket = args.flags.socket as string | undefined;
+        const addressFile = args.flags["address-file"] as string | undefined;
+        if (!socket || !addressFile) throw new MeshError(ErrorCode.Usage, "mesh lab ui-relay (started by mesh lab up) needs --socket and --address-file");
+        await runUiRelay({ listen: (args.flags["ui-listen"] as string | undefined) ?? DEFAULT_UI_LISTEN, socket, addressFile });
+        return 0;
+      }
       case "apply":
         await labApply({ ...loc, file: needFile(), timeoutMs, progress });
         return 0;
@@ -92,5 +104,5 @@ Examples:
 
 function nextSteps(loc: LabLocation): string {
   const f = `${loc.prefix ? ` --prefix ${loc.prefix}` : ""}${loc.stateDir ? ` --state-dir ${loc.stateDir}` : ""}`;
-  return `Explore: mesh lab status${f}; mesh lab exec${f} [NAMESPACE/]POD -- CMD...; take it down: mesh lab down${f}\n`;
+  return `Explore: mesh lab status${f}; mesh lab exec${f} [NAMESPACE/]POD -- CMD...; mesh observe${loc.prefix ? ` --lab ${loc.prefix}` : ""}; take it down: mesh lab down${f}\n`;
 }

@@ -5,6 +5,7 @@ export { explain } from "./explain.ts";
 export { httpbin } from "./httpbin.ts";
 export { iptables } from "./iptables.ts";
 export { lab } from "./lab.ts";
+export { observe } from "./observe.ts";
 export { proxyConfigCommand } from "./proxy_config.ts";
 export { proxyStatusCommand } from "./proxy_status.ts";
 export { run } from "./run.ts";

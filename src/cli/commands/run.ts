@@ -71,6 +71,7 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     { name: "kubeconfig", kind: "string", help: "control: kubeconfig file (default: in-cluster, then KUBECONFIG)" },
     { name: "data-dir", kind: "string", help: "where the CA (control) or last-known-good state (proxies) lives (all: default /var/lib/mesh as root, else ~/.local/state/mesh)" },
     { name: "listen", kind: "string", help: "control: CSR and config address", default: "0.0.0.0:15012" },
+    { name: "ui-listen", kind: "string", help: "control: traffic map page (admin token sign-in); HOST:PORT, unix:PATH, or off", default: "127.0.0.1:15014" },
     { name: "node", kind: "string", help: "ztunnel: this node's name (all: default the configuration's only node, else the hostname)" },
     { name: "gateway", kind: "string", help: "waypoint: NAMESPACE/NAME of its istio-waypoint Gateway" },
     { name: "control-plane", kind: "string", help: "ztunnel, waypoint: HOST:15012 of the control role (default: the one in this process)" },
@@ -226,6 +227,7 @@ function controlOptions(args: Parsed, dataDir: string | undefined): Parameters<t
     kubeconfig: str(args, "kubeconfig"),
     dataDir,
     listen: str(args, "listen") ?? "0.0.0.0:15012",
+    uiListen: str(args, "ui-listen") === "off" ? undefined : str(args, "ui-listen") ?? "127.0.0.1:15014",
   };
 }
 
