@@ -2,3 +2,4 @@
 export * from "./types.ts";
 export * from "./index.ts";
 export * from "./attach.ts";
+export * from "./enforcement.ts";
