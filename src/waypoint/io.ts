@@ -23,6 +23,8 @@ export interface ByteStream {
   on<E extends keyof ByteStreamEvents>(event: E, fn: ByteStreamEvents[E]): unknown;
   off<E extends keyof ByteStreamEvents>(event: E, fn: ByteStreamEvents[E]): unknown;
   readonly closed: boolean;
+  /** The transport under it is going away (an HBONE connection that got GOAWAY): do not reuse it. */
+  readonly retiring?: boolean;
 }
 
 type Listeners = { [E in keyof ByteStreamEvents]: ByteStreamEvents[E][] };
