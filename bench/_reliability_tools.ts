@@ -6,8 +6,9 @@
  *   load TARGET...        TARGET = HOST:PORT:PATH:MODE:WORKERS, MODE keepalive (a connection serves up to
  *                         100 requests, then the client closes it) or close (one connection per request).
  *                         Runs until SIGTERM; every 500 ms prints {"ok","failed","errors"} (cumulative).
- *   hold HOST PORT N      N connections at once, a request on each (check 1), 3 s later another on each
- *                         (check 2), then all closed -> {"held","check1","check2"}
+ *   hold HOST PORT N      N connections held at once, a request on each as it opens (check 1), once all are
+ *                         open and 3 s later another on each (check 2), then all closed
+ *                         -> {"held","openFailed","check1","check2","errors"}
  *   sink PORT             per connection: SHA-256 of everything received, sent back in hex at EOF
  *   transfer HOST PORT BYTES   sends BYTES of random data, compares the sink's hash -> {"bytes","match","seconds"}
  *   hostile HOST PORT KIND N   KIND idle | garbage | half-hello: N such connections; when the server
@@ -171,24 +172,38 @@ async function load(targets: string[]): Promise<void> {
 
 async function hold(host: string, port: number, n: number): Promise<void> {
   const conns: HttpConn[] = [];
-  let openFailed = 0;
-  for (let i = 0; i < n; i += 250) {
-    const batch = await Promise.allSettled(Array.from({ length: Math.min(250, n - i) }, () => HttpConn.open(host, port, 20_000)));
-    for (const b of batch) b.status === "fulfilled" ? conns.push(b.value) : openFailed++;
-  }
-  const check = async () => {
-    let good = 0;
-    for (let i = 0; i < conns.length; i += 500) {
-      const rs = await Promise.allSettled(conns.slice(i, i + 500).map((c) => c.get(`${host}:${port}`, "/get", false, 30_000)));
-      good += rs.filter((r) => r.status === "fulfilled" && r.value.status === 200).length;
-    }
-    return good;
+  const errors: Record<string, number> = {};
+  const count = (what: string, e: unknown) => {
+    const k = `${what}: ${(e as Error).message}`;
+    errors[k] = (errors[k] ?? 0) + 1;
   };
-  const check1 = await check();
+  let openFailed = 0;
+  let check1 = 0;
+  // Check 1 right after each connection opens (the server's idle timer starts when the tunnel does).
+  for (let i = 0; i < n; i += 250) {
+    const batch = await Promise.allSettled(Array.from({ length: Math.min(250, n - i) }, async () => {
+      const c = await HttpConn.open(host, port, 20_000);
+      conns.push(c);
+      const r = await c.get(`${host}:${port}`, "/get", false, 30_000);
+      if (r.status !== 200) throw new Error(`status ${r.status}`);
+    }));
+    for (const b of batch) {
+      if (b.status === "fulfilled") check1++;
+      else count("check 1", b.reason);
+    }
+  }
+  openFailed = n - conns.length;
   await Bun.sleep(3000);
-  const check2 = await check();
+  let check2 = 0;
+  for (let i = 0; i < conns.length; i += 500) {
+    const rs = await Promise.allSettled(conns.slice(i, i + 500).map((c) => c.get(`${host}:${port}`, "/get", false, 30_000)));
+    for (const r of rs) {
+      if (r.status === "fulfilled" && r.value.status === 200) check2++;
+      else count("check 2", r.status === "rejected" ? r.reason : new Error(`status ${r.value.status}`));
+    }
+  }
   for (const c of conns) c.end();
-  console.log(JSON.stringify({ held: conns.length, openFailed, check1, check2 }));
+  console.log(JSON.stringify({ held: conns.length, openFailed, check1, check2, errors }));
   await Bun.sleep(500);
   process.exit(0);
 }

@@ -19,9 +19,10 @@
  *   soak         --soak-seconds (120) of load; RSS and fd count of the proxies stay flat
  *   certificates rotations of the 1-minute certificates seen during the soak (at least 2)
  *
- * Prints one line per phase and a summary; exits 1 if any phase failed. Results: bench/README.md.
+ * Prints one line per phase and a summary; exits 1 if any phase failed or any request failed.
+ * `--phases tunnels,hostile` runs only those (the lab and the load still run). Results: bench/README.md.
  */
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, forceDown, mesh, uniquePrefix } from "../test/lab_helpers.ts";
@@ -90,11 +91,17 @@ interface Counters {
   errors: Record<string, number>;
 }
 
-function opts(args: string[]): { soakSeconds: number } {
-  const o = { soakSeconds: 120 };
+const PHASES = ["churn", "transfer", "control-kill", "ztunnel", "waypoint", "tunnels", "hostile", "soak"];
+
+function opts(args: string[]): { soakSeconds: number; phases: string[] } {
+  const o = { soakSeconds: 120, phases: PHASES };
   for (let i = 0; i < args.length; i += 2) {
     if (args[i] === "--soak-seconds") o.soakSeconds = Number(args[i + 1]);
-    else throw new Error(`Unknown option ${args[i]}: use --soak-seconds N`);
+    else if (args[i] === "--phases") {
+      o.phases = args[i + 1]!.split(",");
+      const unknown = o.phases.filter((p) => !PHASES.includes(p));
+      if (unknown.length) throw new Error(`Unknown phase ${unknown.join(", ")}: use ${PHASES.join(", ")}`);
+    } else throw new Error(`Unknown option ${args[i]}: use --soak-seconds N, --phases ${PHASES.join(",")}`);
   }
   return o;
 }
@@ -160,11 +167,13 @@ export async function main(args: string[]): Promise<number> {
   let load: ReturnType<typeof Bun.spawn> | undefined;
   let counters: Counters = { ok: 0, failed: 0, errors: {} };
   let final: Counters = counters;
+  let stateDir = "";
   const t0 = Date.now();
   try {
     const up = await mesh(["lab", "up", configFile, "--prefix", prefix, "--timeout", "90"], 180_000);
     if (up.code !== 0) throw new Error(`lab up failed: ${up.stdout}${up.stderr}`);
     const info: LabInfo = labInfo(prefix);
+    stateDir = info.stateDir;
     const state = JSON.parse(readFileSync(`/run/mesh-lab/${prefix}/state.json`, "utf8")) as { configFile: string };
     const viewer = podNetns(info, "shop/product-viewer");
     const apiNs = podNetns(info, "shop/product-api");
@@ -230,6 +239,7 @@ export async function main(args: string[]): Promise<number> {
 
     /** Runs one phase under the load: the requests and failures counted between its start and end. */
     const phase = async (name: string, body: () => Promise<{ ok: boolean; detail: string }>) => {
+      if (!o.phases.includes(name)) return;
       await Bun.sleep(1000);
       const before = { ...counters, errors: { ...counters.errors } };
       const started = Date.now();
@@ -324,7 +334,7 @@ export async function main(args: string[]): Promise<number> {
       const fd0 = fdCount(pids["ztunnel/node-a"]!);
       let peak = fd0;
       const sampler = setInterval(() => void (peak = Math.max(peak, fdCount(pids["ztunnel/node-a"]!))), 500);
-      let r: { held: number; openFailed: number; check1: number; check2: number };
+      let r: { held: number; openFailed: number; check1: number; check2: number; errors: Record<string, number> };
       try {
         const out = await inNs(viewer, [BUN, TOOLS, "hold", API.vip, "8000", "10000"], 300_000);
         r = JSON.parse(out.trim().split("\n").pop()!);
@@ -341,7 +351,9 @@ export async function main(args: string[]): Promise<number> {
       const ok = r.held === 10_000 && r.check1 === 10_000 && r.check2 === 10_000 && fd1 <= fd0 + 40;
       return {
         ok,
-        detail: `held ${r.held} (open failed ${r.openFailed}), checked ${r.check1} then ${r.check2}; node-a fds ${fd0} -> peak ${peak} -> ${fd1} ${((Date.now() - t) / 1000).toFixed(0)} s after`,
+        detail: `held ${r.held} (open failed ${r.openFailed}), checked ${r.check1} then ${r.check2}${
+          Object.keys(r.errors).length ? ` (${Object.entries(r.errors).map(([k, v]) => `${v}x ${k}`).join(", ")})` : ""
+        }; node-a fds ${fd0} -> peak ${peak} -> ${fd1} ${((Date.now() - t) / 1000).toFixed(0)} s after`,
       };
     });
 
@@ -376,7 +388,7 @@ export async function main(args: string[]): Promise<number> {
       };
     });
     clearInterval(certPoll);
-    {
+    if (o.phases.includes("soak")) {
       const rotations = Math.max(0, soakSerials.size - 1);
       const requests = counters.ok + counters.failed - soakStart;
       const failed = counters.failed - soakFailed0;
@@ -403,6 +415,13 @@ export async function main(args: string[]): Promise<number> {
     for (const p of ours) {
       p.kill("SIGTERM");
       await Promise.race([p.exited, Bun.sleep(25_000).then(() => p.kill("SIGKILL"))]);
+    }
+    if ((phases.some((p) => !p.ok) || final.failed) && stateDir) {
+      // The proxies' logs say why; the lab and its logs go away with it.
+      const keep = join(tmpdir(), `mesh-reliability-${prefix}`);
+      cpSync(join(stateDir, "logs"), join(keep, "lab"), { recursive: true });
+      cpSync(tmp, join(keep, "run"), { recursive: true });
+      console.log(`logs kept in ${keep}`);
     }
     await forceDown(prefix);
     rmSync(tmp, { recursive: true, force: true });
