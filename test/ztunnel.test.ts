@@ -294,6 +294,8 @@ spec:
     expect(seen.filter((k) => k !== `${nodeA.netns}/${viewerLink}`)).toEqual([]);
     const ready = await inNs(nodeA.netns, ["curl", "-s", "-m", "2", "http://127.0.0.1:15021/healthz/ready"]);
     expect(ready.stdout).toContain("not ready");
+    // Its readiness says the node's pods are captured with nobody serving them (the killed one's rules).
+    expect(ready.stdout).toContain("captured and nobody serves them yet");
     z.kill("SIGKILL");
     await z.exited;
   });

@@ -25,6 +25,7 @@ import { CaptureRules, DEFAULT_CAPTURE_PORTS, localRunner, removeRules } from ".
 import { ConnectionTracker } from "./connections.ts";
 import { Dataplane, poolClient, socketDestination } from "./dataplane.ts";
 import type { ProxyInputs } from "./inputs.ts";
+import { captureInPlace } from "./fail_closed.ts";
 import { enableListenerMigration } from "./handover.ts";
 import { InstanceRegistry } from "./instances.ts";
 import { RoundRobin } from "./outbound_plan.ts";
@@ -270,7 +271,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       if (capture && !capture.ready) reasons.push(`capture rules not installed${capture.error ? `: ${capture.error}` : ""}`);
       if (certsPending.length) reasons.push(`certificates pending for ${certsPending.join(", ")}`);
       if (!listening && !reasons.length) reasons.push("starting listeners");
-      if (!listening && capture?.ready) {
+      if (!listening && capture && captureInPlace(localRunner)) {
         reasons.push("this node's pods are captured and nobody serves them yet: their traffic is refused (fail closed)");
       }
       return { ready: isReady(), reasons };
