@@ -2,8 +2,8 @@
  * The ztunnel end to end, through dist/mesh in the lab (root): two nodes with `--redirect node`,
  * a control plane, pods in and out of the mesh (test/testdata/ztunnel-lab.yaml).
  *
- * What "only on the last hop" means here: capture happens in the node's namespace (docs/design.md "Capture"
- * capture"), so the link from the SOURCE pod to its node necessarily carries the pod's own plaintext;
+ * What "only on the last hop" means here: capture happens in the node's namespace (docs/design.md
+ * "Capture"), so the link from the SOURCE pod to its node necessarily carries the pod's own plaintext;
  * every link beyond it (node uplinks, the fabric) must carry only HBONE (TLS on 15008), and the
  * plaintext reappears only on the link into the destination pod.
  */
@@ -17,6 +17,7 @@ import {
   countPackets,
   curl,
   ensureBuilt,
+  fdCount,
   forceDown,
   inNs,
   isRoot,
@@ -40,6 +41,48 @@ import {
 if (!isRoot) console.log("test/ztunnel.test.ts: skipped, the lab needs root (network namespaces, iptables)");
 
 const VIEWER = "spiffe://cluster.local/ns/shop/sa/product-viewer";
+
+/** python3 -c BURST_CLIENT N HOST PORT: N connections open at once, one request on each; "held N"; then all closed. */
+const BURST_CLIENT = `
+import socket, sys, time
+n, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+socks = [socket.create_connection((host, port), timeout=10) for _ in range(n)]
+for s in socks:
+    s.sendall(b"GET /get HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+for s in socks:
+    buf = b""
+    while b"\\r\\n\\r\\n" not in buf:
+        d = s.recv(65536)
+        if not d: raise SystemExit("EOF")
+        buf += d
+print("held", len(socks), flush=True)
+time.sleep(1)
+for s in socks:
+    s.close()
+`;
+
+/** python3 -c PARALLEL_CLIENT N HOST PORT: N new connections at once, a request each; "ok X failed Y". */
+const PARALLEL_CLIENT = `
+import socket, sys, threading
+n, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+ok = []
+def one():
+    try:
+        s = socket.create_connection((host, port), timeout=15)
+        s.sendall(b"GET /get HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        buf = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            buf += d
+        if buf.startswith(b"HTTP/1.1 200") or buf.startswith(b"HTTP/1.0 200"): ok.append(1)
+    except Exception as e:
+        print("error", e, file=sys.stderr)
+ts = [threading.Thread(target=one) for _ in range(n)]
+for t in ts: t.start()
+for t in ts: t.join()
+print("ok", len(ok), "failed", n - len(ok))
+`;
 
 describe.skipIf(!isRoot)("ztunnel in the lab", () => {
   const prefix = uniquePrefix("zt");
@@ -252,6 +295,8 @@ spec:
     expect(seen.filter((k) => k !== `${nodeA.netns}/${viewerLink}`)).toEqual([]);
     const ready = await inNs(nodeA.netns, ["curl", "-s", "-m", "2", "http://127.0.0.1:15021/healthz/ready"]);
     expect(ready.stdout).toContain("not ready");
+    // Its readiness says the node's pods are captured with nobody serving them (the killed one's rules).
+    expect(ready.stdout).toContain("captured and nobody serves them yet");
     z.kill("SIGKILL");
     await z.exited;
   });
@@ -259,7 +304,11 @@ spec:
   let restarted: ReturnType<typeof spawnZtunnel> | undefined;
 
   test("restart after kill -9: new connections work within 2 s", async () => {
-    const z = spawnZtunnel(nodeA.netns, [...ztunnelArgs(info, "node-a"), "--capture-check", "300ms"], join(tmp, "restart.log"));
+    const z = spawnZtunnel(
+      nodeA.netns,
+      [...ztunnelArgs(info, "node-a"), "--capture-check", "300ms", "--pool-idle-timeout", "2s"],
+      join(tmp, "restart.log"),
+    );
     // The tests after this one use the restarted ztunnel, whatever this one's timing says.
     restarted = z;
     const started = performance.now();
@@ -282,6 +331,39 @@ spec:
     await waitFor("rules reinstalled", async () => (await natRules(nodeA.netns)).includes("-A MESH-PREROUTING -s 10.244.1.10/32"), 5000);
     expect((await curl(viewer, "http://10.96.0.20:8000/get")).status).toBe("200");
     expect(readFileSync(join(tmp, "restart.log"), "utf8")).toContain("capture rules changed behind our back");
+  });
+
+  test("idle HBONE connections are closed: after a burst of tunnels, fds and pooled connections return to their baseline", async () => {
+    const z = restarted!;
+    const pooled = async (ns: string, key: "hboneClientConnections" | "hboneServerConnections") =>
+      ((await adminGet(ns, "/config_dump")) as { connections?: Record<string, number> } | undefined)?.connections?.[key] ?? -1;
+    // The pool is empty once earlier tests' connections have been idle for --pool-idle-timeout (2 s).
+    await waitFor("an empty pool", async () => (await pooled(nodeA.netns, "hboneClientConnections")) === 0, 8000);
+    const baseline = fdCount(z.pid);
+    const serverBaseline = await pooled(nodeB.netns, "hboneServerConnections");
+    // 300 tunnels at once (100 streams per HBONE connection: at least 3 connections), then all closed.
+    const burst = Bun.spawn(["ip", "netns", "exec", viewer, "/usr/bin/python3", "-c", BURST_CLIENT, "300", "10.96.0.20", "8000"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const reader = (burst.stdout as ReadableStream<Uint8Array>).getReader();
+    let out = "";
+    while (!out.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    expect(out).toContain("held 300");
+    const during = await pooled(nodeA.netns, "hboneClientConnections");
+    expect(during).toBeGreaterThanOrEqual(3);
+    expect(fdCount(z.pid)).toBeGreaterThan(baseline + 300);
+    reader.releaseLock();
+    expect(await burst.exited).toBe(0);
+    // Within the idle timeout and a sweep: no pooled connection, no extra fd, on either side.
+    await waitFor("the pool emptied", async () => (await pooled(nodeA.netns, "hboneClientConnections")) === 0, 8000);
+    await waitFor("fds back to the baseline", async () => fdCount(z.pid) <= baseline + 1, 5000);
+    await waitFor("the destination's server connections closed", async () =>
+      (await pooled(nodeB.netns, "hboneServerConnections")) <= serverBaseline, 5000);
   });
 
   test("a restart that overlaps the old process keeps an established connection; the rules stay", async () => {
@@ -326,18 +408,58 @@ print("requests", n)
     restarted = next;
   });
 
-  test("after a stop no rule is left; mesh iptables cleanup removes what a killed ztunnel left", async () => {
+  test("an overlapping restart loses no queued connection: the kernel moves them to the new listeners (tcp_migrate_req)", async () => {
+    const old = restarted!;
+    const next = spawnZtunnel(nodeA.netns, ztunnelArgs(info, "node-a"), join(tmp, "handover.log"));
+    await waitFor("second instance ready", () => readFileSync(join(tmp, "handover.log"), "utf8").includes('"msg":"ready"'), 10_000);
+    expect((await inNs(nodeA.netns, ["cat", "/proc/sys/net/ipv4/tcp_migrate_req"])).stdout.trim()).toBe("1");
+    // Frozen, the old process accepts nothing: the kernel completes handshakes and queues about half of the
+    // new connections on its listeners (SO_REUSEPORT spreads them). Its listeners then close with that queue.
+    process.kill(old.pid, "SIGSTOP");
+    const clients = Bun.spawn(["ip", "netns", "exec", viewer, "/usr/bin/python3", "-c", PARALLEL_CLIENT, "40", "10.96.0.20", "8000"], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    await Bun.sleep(1500);
+    old.kill("SIGKILL");
+    const [out, code] = await Promise.all([new Response(clients.stdout).text(), clients.exited]);
+    await old.exited;
+    expect(out.trim()).toBe("ok 40 failed 0");
+    expect(code).toBe(0);
+    restarted = next;
+  });
+
+  test("a stopped ztunnel fails closed: its rules stay, captured traffic is refused and never leaves the node; cleanup is explicit", async () => {
     const z = restarted!;
     z.kill("SIGTERM");
     expect(await Promise.race([z.exited, Bun.sleep(15_000).then(() => "still running")])).toBe(0);
+    expect(await natRules(nodeA.netns)).toContain("MESH-PREROUTING");
+    expect(readFileSync(join(tmp, "handover.log"), "utf8")).toContain("capture rules left in place");
+    // product-api is PERMISSIVE: a plaintext connection would be accepted there. It must not get there.
+    const marker = `mark-${crypto.randomUUID()}`;
+    const cap = await capture([nodeA.netns, nodeB.netns], tmp);
+    const r = await curl(viewer, "http://10.244.2.10:80/get", { "x-marker": marker });
+    const files = await cap.stop();
+    expect(r.status).toBe("000");
+    expect(r.exit).toBe(7); // connection refused by the node
+    const viewerLink = info.endpoints.find((e) => e.key === "shop/product-viewer")!.link;
+    const seen = [...files].filter(([, f]) => readFileSync(f).includes(marker)).map(([k]) => k);
+    expect(seen.filter((k) => k !== `${nodeA.netns}/${viewerLink}`)).toEqual([]);
+    // Removing the capture is an explicit act.
+    const cleanup = await inNs(nodeA.netns, [MESH, "iptables", "cleanup"]);
+    expect(cleanup.code).toBe(0);
+    expect(cleanup.stdout).toContain("removed IPv4 nat chain MESH-PREROUTING");
     expect(await natRules(nodeA.netns)).not.toContain("MESH-");
+    // Or --cleanup-on-exit (uninstall): node-b's lab ztunnel stops leaving its rules; one started with the
+    // flag takes them over and removes them when it stops.
     const b = info.processes.find((p) => p.id === "ztunnel/node-b")!;
-    process.kill(b.pid, "SIGKILL");
-    await waitFor("node-b ztunnel gone", () => !Bun.spawnSync(["kill", "-0", String(b.pid)]).success, 5000);
+    process.kill(b.pid, "SIGTERM");
+    await waitFor("node-b ztunnel gone", () => !Bun.spawnSync(["kill", "-0", String(b.pid)]).success, 15_000);
     expect(await natRules(nodeB.netns)).toContain("MESH-PREROUTING");
-    const r = await inNs(nodeB.netns, [MESH, "iptables", "cleanup"]);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain("removed IPv4 nat chain MESH-PREROUTING");
+    const uninstall = spawnZtunnel(nodeB.netns, [...ztunnelArgs(info, "node-b"), "--cleanup-on-exit"], join(tmp, "uninstall.log"));
+    await waitReady(nodeB.netns);
+    uninstall.kill("SIGTERM");
+    expect(await Promise.race([uninstall.exited, Bun.sleep(15_000).then(() => "still running")])).toBe(0);
     expect(await natRules(nodeB.netns)).not.toContain("MESH-");
   });
 });

@@ -159,13 +159,16 @@ describe.skipIf(!isRoot)("ztunnel --redirect host on two VMs", () => {
     );
   });
 
-  test("SIGTERM: the ztunnels stop and leave no rule", async () => {
+  test("SIGTERM: the ztunnels stop and leave their rules (fail closed); mesh iptables cleanup removes them", async () => {
     for (const { name, p } of procs) if (name.startsWith("ztunnel-")) p.kill("SIGTERM");
     for (const { name, p } of procs) {
       if (!name.startsWith("ztunnel-")) continue;
       expect(await Promise.race([p.exited, Bun.sleep(15_000).then(() => "still running")])).toBe(0);
     }
-    expect(await natRules(VM1)).not.toContain("MESH-");
-    expect(await natRules(VM2)).not.toContain("MESH-");
+    for (const vm of [VM1, VM2]) {
+      expect(await natRules(vm)).toContain("MESH-OUTPUT");
+      expect((await inNs(vm, [MESH, "iptables", "cleanup"])).code).toBe(0);
+      expect(await natRules(vm)).not.toContain("MESH-");
+    }
   });
 });

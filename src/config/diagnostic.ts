@@ -35,6 +35,7 @@ export function hasErrors(ds: readonly Diagnostic[]): boolean {
  */
 export const ENFORCED_FAIL_CLOSED: ReadonlySet<string> = new Set([
   "l7-without-waypoint", // the destination ztunnel denies every connection
+  "targetrefs-without-waypoint", // likewise
   "missing-waypoint", // the destination ztunnel admits only a waypoint that does not exist: nothing
   "waypoint-class", // the Gateway is not a waypoint: its destinations' L7 policies fail closed
   "policy-attachment", // ignored object; the policies it meant to bind fail closed

@@ -18,7 +18,7 @@ import {
   type Normalized,
   WAYPOINT_CLASS,
 } from "./normalize.ts";
-import { resolveTargetPort, scopeSelectsWorkload } from "../model/mod.ts";
+import { policyEnforcement, resolveTargetPort, scopeSelectsWorkload } from "../model/mod.ts";
 import { isIpAddress, isIpBlock, isPortValue } from "./schema/mod.ts";
 import { LabelIndex, selectorEvaluations } from "./label_index.ts";
 
@@ -385,10 +385,9 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
         })
       );
       conditionValueRules(r, policy.e);
-      if (!ap.hasL7 || ap.action === "AUDIT" || ap.dryRun) continue;
-      const attrs = l7Attributes(ap.rules);
-      const at: Path = ["spec", ...attrs[0]!.path];
-      const names = [...new Set(attrs.map((a) => a.name))].join(", ");
+      // The same decision the proxies take (policyEnforcement), for each target no waypoint serves.
+      const unservedFate = policyEnforcement(ap, false);
+      if (unservedFate.at !== "fail-closed") continue;
       const unserved = reached().unserved();
       const targets = [
         ...unserved.map((w) => `${w.kind} ${w.namespace}/${w.name}`),
@@ -396,7 +395,15 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
       ];
       if (!targets.length) continue;
       const shown = targets.length > 3 ? `${targets.slice(0, 3).join(", ")} and ${targets.length - 3} more` : targets.join(", ");
-      r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request${ap.action === "DENY" ? " the rest of the rule matches" : ""}. ${bindAdvice(lookups, p.namespace, unserved, unservedRefs.map((u) => u.what), misclassed)}`, true);
+      const advice = bindAdvice(lookups, p.namespace, unserved, unservedRefs.map((u) => u.what), misclassed);
+      if (ap.hasL7) {
+        const attrs = l7Attributes(ap.rules);
+        const at: Path = ["spec", ...attrs[0]!.path];
+        const names = [...new Set(attrs.map((a) => a.name))].join(", ");
+        r.at(e, at, "error", "l7-without-waypoint", `${name} uses L7 attributes (${names}) but no waypoint serves ${shown}: the ztunnel cannot evaluate them and will deny every request. ${advice}`, true);
+      } else {
+        r.at(e, unservedRefs[0]!.path, "error", "targetrefs-without-waypoint", `${name} targets ${shown}, which no waypoint serves: a targetRefs policy is applied by a waypoint, so the ztunnel of every workload behind it will deny every connection (fail closed). ${advice}, or select the workloads with spec.selector`, true);
+      }
     } else if (policy.kind === "RequestAuthentication") {
       jwtRules(r, policy.e, name);
       const { workloads } = reached();

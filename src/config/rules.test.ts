@@ -92,7 +92,11 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
   "jwt-no-jwks": { expect: ["8:5 error jwt-no-jwks"], says: { 0: ["neither jwks nor jwksUri"] } },
   "invalid-jwks": { expect: ["9:11 error invalid-jwks"] },
   "jwt-without-waypoint": { expect: ["17:3 warning jwt-without-waypoint"], says: { 0: ["Pod shop/api"] } },
-  "selector-and-targetrefs": { expect: ["18:3 error selector-and-targetrefs"] },
+  "selector-and-targetrefs": { expect: ["18:3 error selector-and-targetrefs", "19:5 error targetrefs-without-waypoint"] },
+  "targetrefs-without-waypoint": {
+    expect: ["29:5 error targetrefs-without-waypoint"],
+    says: { 0: ["Service shop/api", "no waypoint serves", "deny every connection", "spec.selector"] },
+  },
   "duplicate-address": { expect: ["15:17 error duplicate-address"], says: { 0: ["10.244.1.5", "Pod shop/a"] } },
   "waypoint-service-account": {
     expect: ["20:23 error waypoint-service-account", "29:19 error waypoint-service-account", "67:1 error waypoint-service-account"],

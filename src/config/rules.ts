@@ -21,6 +21,7 @@ export const RULES: Readonly<Record<string, { severity: "error" | "warning"; sum
   "policy-selects-nothing": { severity: "warning", summary: "A policy's selector or targetRefs reach nothing." },
   "selector-and-targetrefs": { severity: "error", summary: "A policy sets both selector and targetRefs." },
   "l7-without-waypoint": { severity: "error", summary: "An AuthorizationPolicy with L7 attributes applies to a destination no waypoint serves: every request would be denied." },
+  "targetrefs-without-waypoint": { severity: "error", summary: "An AuthorizationPolicy attached by targetRefs to a Service no waypoint serves: the ztunnels of its workloads deny every connection (fail closed)." },
   "unknown-condition": { severity: "warning", summary: "An AuthorizationPolicy condition key mesh does not know: it fails closed (never allows, always denies)." },
   "jwt-without-waypoint": { severity: "warning", summary: "A RequestAuthentication applies to a destination no waypoint serves: it has no effect." },
   "jwt-no-jwks": { severity: "error", summary: "A JWT rule with neither jwks nor jwksUri." },

@@ -131,14 +131,12 @@ group("describe offline (config/mesh.yaml, config/mesh-no-waypoint.yaml, mixed f
     expect(d.inbound).toEqual([expect.objectContaining({ via: "pod address 10.244.2.42", point: "waypoint", waypoint: "shop/wl-only", deniesAll: false })]);
   });
 
-  test("WorkloadEntry: its node is its own name; a targetRefs policy on its Service without a waypoint is not enforced", () => {
+  test("WorkloadEntry: its node is its own name; a targetRefs policy on its Service without a waypoint fails closed", () => {
     const d = describe(mixed, parseTarget("workloadentry", "shop/vm-1")) as WorkloadDescription;
     expect(d).toMatchObject({ kind: "WorkloadEntry", node: "vm-1", addresses: ["10.0.5.1"], identity: "spiffe://cluster.local/ns/shop/sa/orders" });
     expect(d.ztunnel!.proxy).toBe("ztunnel/vm-1");
     expect(d.capture.captured).toBe(true);
-    expect(policy(d, "shop/orders-get-only")!.effect).toBe(
-      "not enforced: it targets Service orders.shop, and targetRefs act only at a waypoint: that Service has none",
-    );
+    expect(policy(d, "shop/orders-get-only")!.effect).toBe("denies everything: no waypoint");
     expect(d.waypointNotes[0]).toContain("Gateway shop/wl-only is for workload traffic (istio.io/waypoint-for: workload), not service traffic");
   });
 

@@ -2,13 +2,12 @@
  * The policies that apply to a workload and where each is enforced, path by path (through each of its
  * Services, or to its own address), with the placement the proxies use (src/policy placement):
  * - a waypoint on the path enforces every policy that applies (L4 and L7, with the client's identity);
- * - without one, the destination ztunnel enforces L4 policies and denies everything when an L7 policy
- *   applies ("denies everything: no waypoint");
- * - targetRefs policies act only at a waypoint: naming a Service without one, they are not enforced;
+ * - without one, the destination ztunnel enforces L4 policies and denies everything when an L7 policy,
+ *   or a targetRefs policy naming one of its Services, applies ("denies everything: no waypoint");
  * - a workload outside the mesh with no waypoint: nothing enforces anything.
  */
 import type { AuthorizationPolicy, ModelIndex, PolicyScope, RequestAuthentication, Service, Workload } from "../model/mod.ts";
-import { authorizationPoliciesFor, requestAuthenticationsFor, targetRefsSelect } from "../model/mod.ts";
+import { authorizationPoliciesFor, requestAuthenticationsFor } from "../model/mod.ts";
 import { type Placement, placement, policyKey, policyL7Attributes } from "../policy/mod.ts";
 import type { InboundPath, PolicyPlacementRow } from "./types.ts";
 
@@ -92,7 +91,7 @@ interface Acc {
 
 /**
  * Rows for every AuthorizationPolicy and RequestAuthentication that applies to `w` on any of `paths`,
- * plus targetRefs policies naming one of its Services where no waypoint is there to enforce them.
+ * (targetRefs policies naming one of its Services included: without a waypoint they fail closed).
  */
 export function policyRows(index: ModelIndex, w: Workload, paths: PlacedPath[]): PolicyPlacementRow[] {
   const root = index.model.meshConfig.rootNamespace;
@@ -147,14 +146,6 @@ export function policyRows(index: ModelIndex, w: Workload, paths: PlacedPath[]):
     // A ztunnel reads no HTTP: request authentication needs a waypoint.
     for (const r of requestAuthenticationsFor(index, { workload: w })) {
       get("RequestAuthentication", r).notEnforced.add(pl.point === "none" ? outside : `the ztunnel reads no HTTP and no waypoint serves ${wname(w)}`);
-    }
-    // targetRefs to a Service act only at a waypoint.
-    if (service) {
-      for (const p of index.model.authorizationPolicies) {
-        if (targetRefsSelect(p.scope, p.namespace, { service }, root)) {
-          get("AuthorizationPolicy", p).notEnforced.add(`it targets Service ${service.name}.${service.namespace}, and targetRefs act only at a waypoint: that Service has none`);
-        }
-      }
     }
   }
   return [...acc.values()].map((a) => row(a, root, paths.length));

@@ -93,6 +93,13 @@ export class HboneStream implements FlowState, ByteStream {
   get context(): unknown {
     return this.conn.context;
   }
+  /**
+   * The connection carrying this stream is going away (GOAWAY either way, e.g. the peer drains for a
+   * restart): let what is in flight finish, start nothing new on it.
+   */
+  get retiring(): boolean {
+    return this.conn.draining;
+  }
   get closed(): boolean {
     return (this.#state & S_CLOSED) !== 0;
   }

@@ -235,7 +235,9 @@ describe("KubernetesSource", () => {
     api.put(deployment);
     api.put(own);
     api.put(pod({ name: "impostor", node: "node-b", sa: "wp2", ip: "10.244.2.61", labels: { "gateway.networking.k8s.io/gateway-name": "wp2" } }));
-    await waitFor("pod addresses", () => last()!.waypoints.find((w) => w.name === "wp2")?.podAddresses?.[0] === "10.244.2.60", 5000);
+    // Both puts reach the model, maybe in two pushes: wait for the second as well.
+    await waitFor("pod addresses and the impostor", () =>
+      last()!.waypoints.find((w) => w.name === "wp2")?.podAddresses?.[0] === "10.244.2.60" && last()!.workloads.some((w) => w.name === "impostor"), 5000);
     const m = last()!;
     expect(m.waypoints.find((w) => w.name === "wp2")!.podAddresses).toEqual(["10.244.2.60"]);
     expect(m.workloads.some((w) => w.name === "wp2-5f7d9c-abcde")).toBe(false);

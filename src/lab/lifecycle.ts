@@ -232,7 +232,8 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
     return report;
   }
   const t0 = Date.now();
-  // Pods first, then waypoints and ztunnels, the control plane last (it serves the others until then).
+  // Pods first, then waypoints and ztunnels, the control plane last (it serves the others until then). The
+  // ztunnels leave their capture rules (fail closed); the node namespaces, removed below, take them along.
   const order = ["ui", "pod", "waypoint", "ztunnel", "control"] as const;
   for (const kind of order) {
     const list = state.processes.filter((p) => p.kind === kind && p.pid !== undefined && p.startTime !== undefined);

@@ -5,3 +5,4 @@ export * from "./attach.ts";
 export * from "./attributes.ts";
 export * from "./spiffe.ts";
 export { endpointPort, readyEndpoints, resolveTargetPort, type ReadyEndpoint } from "./endpoints.ts";
+export * from "./enforcement.ts";

@@ -118,12 +118,12 @@ describe("placement: where each policy is enforced", () => {
       failClosed: [],
     },
     {
-      name: "no waypoint: targetRefs policies apply only at waypoints",
+      name: "no waypoint: a targetRefs policy on the Service fails closed; a Gateway one does not reach it",
       setup: { policies: [SVC_POLICY, GW_POLICY, NS_POLICY] },
       viaService: true,
       point: "ztunnel",
-      policies: ["ns"],
-      failClosed: [],
+      policies: ["svc", "ns"],
+      failClosed: ["svc"],
     },
     {
       name: "service waypoint: it enforces selector, namespace, Service and Gateway policies",

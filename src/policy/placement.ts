@@ -9,11 +9,13 @@
  *   deliberate improvement over Istio, whose waypoints ignore selector policies and whose ztunnel then
  *   sees only the waypoint's identity. The destination ztunnel admits traffic to W only from a waypoint
  *   that serves it (a bypass is refused) and does not evaluate those policies again.
- * - No waypoint: the destination ZTUNNEL enforces the root/namespace/selector policies that select W
- *   (targetRefs policies apply only at waypoints). A policy with L7 attributes cannot be enforced there:
- *   it fails closed, every connection to W is denied (ALLOW and DENY alike; AUDIT is ignored), with a
- *   reason naming the policy and the missing waypoint. Istio instead drops such ALLOW rules and strips
- *   such DENY rules, which silently changes what the author wrote.
+ * - No waypoint: the destination ZTUNNEL enforces the root/namespace/selector policies that select W.
+ *   What it cannot enforce fails closed (policyEnforcement in model decides, for `mesh check` too): a
+ *   policy with L7 attributes, or a targetRefs policy naming one of W's Services. Every connection to W
+ *   is then denied (ALLOW and DENY alike; AUDIT and dry-run are ignored), with a reason naming the policy
+ *   and the missing waypoint. Istio instead drops such ALLOW rules and strips such DENY rules, and
+ *   ignores targetRefs policies no waypoint serves, which silently changes what the author wrote.
+ * - W bound to a waypoint that does not exist or has no address yet: every connection is denied.
  * - W not enrolled in ambient and no waypoint: nothing enforces policy ("none").
  */
 import type {
@@ -25,7 +27,12 @@ import type {
   WaypointBinding,
   Workload,
 } from "../model/mod.ts";
-import { authorizationPoliciesFor, peerAuthenticationModeFor, requestAuthenticationsFor } from "../model/mod.ts";
+import {
+  authorizationPoliciesFor,
+  peerAuthenticationModeFor,
+  policyEnforcement,
+  requestAuthenticationsFor,
+} from "../model/mod.ts";
 import { policyL7Attributes } from "./attributes.ts";
 import { authorize } from "./evaluate.ts";
 import type { AuthzDecision, AuthzRequest } from "./request.ts";
@@ -72,23 +79,35 @@ function wname(w: Workload): string {
   return `${w.namespace}/${w.name}`;
 }
 
-function l4FailClosed(policies: AuthorizationPolicy[], w: Workload): FailClosed[] {
+/**
+ * The policies that apply to `w` but that no proxy on an unserved path can enforce (policyEnforcement
+ * decides, the same function `mesh check` asks): each denies every connection to `w`.
+ */
+function unservedFailClosed(policies: AuthorizationPolicy[], w: Workload): FailClosed[] {
   const out: FailClosed[] = [];
   for (const p of policies) {
-    if (p.action === "AUDIT") continue;
-    const attrs = policyL7Attributes(p);
-    if (attrs.length === 0 && !p.hasL7) continue;
-    const list = attrs.length ? attrs.join(", ") : "L7 attributes";
+    const e = policyEnforcement(p, false);
+    if (e.at !== "fail-closed") continue;
+    const why = e.because === "l7"
+      ? `uses ${policyL7Attributes(p).join(", ") || "L7 attributes"}, which only a waypoint can enforce,`
+      : `is attached by targetRefs (${
+        targetRefsText(p)
+      }), which only a waypoint applies,`;
     out.push({
       policy: p,
-      reason: `${p.action} policy ${
-        policyKey(p)
-      } uses ${list}, which only a waypoint can enforce, and no waypoint serves ${
+      reason: `${p.action} policy ${policyKey(p)} ${why} and no waypoint serves ${
         wname(w)
-      }: every connection to it is denied (fail closed). Bind a waypoint (istio.io/use-waypoint) or remove the L7 attributes.`,
+      }: every connection to it is denied (fail closed). Bind a waypoint (istio.io/use-waypoint) or ${
+        e.because === "l7" ? "remove the L7 attributes" : "use a selector"
+      }.`,
     });
   }
   return out;
+}
+
+function targetRefsText(p: AuthorizationPolicy): string {
+  if (p.scope.kind !== "targetRefs") return "";
+  return p.scope.targetRefs.map((r) => `${r.kind} ${r.namespace || p.namespace}/${r.name}`).join(", ");
 }
 
 /** Where and what is enforced for traffic to `dest`. */
@@ -102,6 +121,21 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
       } is bound to waypoint ${binding.gateway} (${binding.via}), which does not exist: every connection is denied`;
       return {
         point: "waypoint",
+        binding,
+        policies: [],
+        failClosed: [],
+        requestAuthentications: [],
+        denyAll,
+        summary: denyAll,
+      };
+    }
+    if (!waypoint.addresses.length) {
+      const denyAll = `${
+        wname(dest.workload)
+      } is bound to waypoint ${binding.gateway} (${binding.via}), which has no address yet (not ready): every connection is denied`;
+      return {
+        point: "waypoint",
+        waypoint,
         binding,
         policies: [],
         failClosed: [],
@@ -124,7 +158,6 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
       } (L4 and L7) with the client's identity; the ztunnel of ${wname(dest.workload)} admits only that waypoint`,
     };
   }
-  const policies = authorizationPoliciesFor(index, { workload: dest.workload });
   const inbound = ztunnelInbound(index, dest.workload);
   const servedBy = [...inbound.waypoints.map((w) => `${w.namespace}/${w.name}`), ...inbound.missingWaypoints];
   if (servedBy.length) {
@@ -135,6 +168,7 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
     }, which this traffic does not go through: the ztunnel refuses it (address the Service instead)`;
     return { point: "ztunnel", policies: [], failClosed: [], requestAuthentications: [], denyAll, summary: denyAll };
   }
+  const { policies, failClosed } = inbound;
   if (!dest.workload.ambient) {
     return {
       point: "none",
@@ -146,7 +180,6 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
       } is not in the mesh (not ambient) and no waypoint serves it: no policy is enforced`,
     };
   }
-  const failClosed = l4FailClosed(policies, dest.workload);
   return {
     point: "ztunnel",
     policies,
@@ -203,8 +236,14 @@ function computeZtunnelInbound(index: ModelIndex, workload: Workload): ZtunnelIn
     else missingWaypoints.push(k);
   }
   if (keys.size) return { waypoints, missingWaypoints, policies: [], failClosed: [] };
-  const policies = authorizationPoliciesFor(index, { workload });
-  return { waypoints, missingWaypoints, policies, failClosed: l4FailClosed(policies, workload) };
+  // Policies selecting the workload, and targetRefs policies naming one of its Services: the client may
+  // have addressed the workload through any of them, and this ztunnel cannot tell which.
+  const applies = new Set(authorizationPoliciesFor(index, { workload }));
+  for (const service of index.servicesOfWorkload(workload.uid)) {
+    for (const p of authorizationPoliciesFor(index, { workload, service })) applies.add(p);
+  }
+  const policies = index.model.authorizationPolicies.filter((p) => applies.has(p));
+  return { waypoints, missingWaypoints, policies, failClosed: unservedFailClosed(policies, workload) };
 }
 
 export interface EnforcedDecision extends AuthzDecision {

@@ -123,9 +123,9 @@ export class ProxyAgent {
    * What keeps every proxy from being ready, before the role's own reasons: draining, or no configuration
    * yet (a version the role refused does not count).
    */
-  readinessReasons(stopping: boolean): string[] {
+  readinessReasons(stopping: boolean, draining = "draining"): string[] {
     const reasons: string[] = [];
-    if (stopping) reasons.push("draining");
+    if (stopping) reasons.push(draining);
     if (!this.#configured) reasons.push(`waiting for configuration from ${this.controlPlane}${this.#lastError ? ` (${this.#lastError})` : ""}`);
     return reasons;
   }

@@ -21,6 +21,8 @@ export interface StreamEvents {
 export interface ByteStream {
   /** True once `close` fired (or is about to): writes are dropped. */
   readonly closed: boolean;
+  /** The transport under it is going away (an HBONE connection that got GOAWAY): do not reuse it. */
+  readonly retiring?: boolean;
   /**
    * Sends `chunk`, kept by reference until it is out: do not modify it afterwards. false: the bytes are
    * buffered and the caller should write no more until `drain`.

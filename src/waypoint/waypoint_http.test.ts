@@ -384,18 +384,27 @@ describe("draining", () => {
     await own?.close();
   });
 
-  test("drain: an idle keep-alive connection is closed, a busy one after its response", async () => {
+  test("drain: a busy connection closes after its response; an idle one still answers a request already on its way, then closes; one that stays idle closes after the grace", async () => {
     const idle = await own.tunnel();
     idle.write(enc("GET /one HTTP/1.1\r\nhost: api\r\n\r\n"));
     await readUntil(idle, (t) => t.includes("}"));
+    const quiet = await own.tunnel();
+    quiet.write(enc("GET /one HTTP/1.1\r\nhost: api\r\n\r\n"));
+    await readUntil(quiet, (t) => t.includes("}"));
     const busy = await own.tunnel();
     busy.write(enc("GET /delay/200 HTTP/1.1\r\nhost: api\r\n\r\n"));
     await Bun.sleep(30);
-    const ended = readUntil(idle, () => false);
     own.proxy.drain();
-    expect(await ended).toBe("");
+    // The client's next request crosses the drain: it is answered (Connection: close), not dropped.
+    idle.write(enc("GET /two HTTP/1.1\r\nhost: api\r\n\r\n"));
+    const next = await readUntil(idle, () => false);
+    expect(next.startsWith("HTTP/1.1 200")).toBe(true);
+    expect(next.toLowerCase()).toContain("connection: close");
     const text = await readUntil(busy, () => false);
     expect(text.startsWith("HTTP/1.1 200")).toBe(true);
     expect(text.toLowerCase()).toContain("connection: close");
+    const t0 = Date.now();
+    expect(await readUntil(quiet, () => false)).toBe("");
+    expect(Date.now() - t0).toBeLessThan(3000);
   });
 });

@@ -7,9 +7,10 @@
  * Start-up order: configuration (control plane, or last-known-good from --data-dir), capture rules,
  * certificates of every local workload, then the listeners. Nothing listens before that, so captured
  * traffic is refused by the kernel (RST) until the ztunnel is ready; it is never passed in plaintext.
- * Stop: listeners close, open connections drain up to the timeout, the rules go last (unless another
- * instance of this node's ztunnel is running: a restart that overlaps keeps them, and established
- * connections stay with the old process until they end).
+ * Stop fails closed: listeners close (connections queued on them move to an overlapping successor's,
+ * see handover.ts), open connections drain up to the timeout, and the capture rules stay, so captured
+ * traffic is refused until a ztunnel is back. Only --cleanup-on-exit (uninstall) removes them, and only
+ * when no other instance of this node's ztunnel is running.
  */
 import type { RoleContext, RoleHandle, Readiness } from "../admin/mod.ts";
 import { ErrorCode, logger, MeshError, splitAddr } from "../core/mod.ts";
@@ -21,6 +22,8 @@ import { CaptureRules, DEFAULT_CAPTURE_PORTS, localRunner, removeRules } from ".
 import { ConnectionTracker } from "./connections.ts";
 import { Dataplane, poolClient, socketDestination } from "./dataplane.ts";
 import type { ProxyInputs } from "./inputs.ts";
+import { captureInPlace } from "./fail_closed.ts";
+import { enableListenerMigration } from "./handover.ts";
 import { InstanceRegistry } from "./instances.ts";
 import { RoundRobin } from "./outbound_plan.ts";
 import { ZtunnelState } from "./state.ts";
@@ -57,6 +60,13 @@ export interface ZtunnelOptions {
   runDir?: string;
   /** How often the installed capture rules are verified (and repaired). Default 10 s. */
   ruleCheckMs?: number;
+  /**
+   * Remove the capture rules on a clean stop (uninstall). Default false: a stopped ztunnel leaves them, so
+   * its node's captured traffic is refused until a ztunnel is back, never sent in plaintext.
+   */
+  cleanupOnExit?: boolean;
+  /** Pooled HBONE connections without streams for this long are closed (default HBONE.poolIdleTimeoutMs). */
+  poolIdleMs?: number;
 }
 
 export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Promise<RoleHandle> {
@@ -103,7 +113,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
   let initialized = false;
   let certsPending: string[] = [];
 
-  const pool = new HbonePool();
+  const pool = new HbonePool({ idleTimeoutMs: opts.poolIdleMs });
   const hbone = poolClient(pool, certs);
 
   const inputs: ProxyInputs = {
@@ -156,6 +166,10 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
   const configured = async () => {
     initialized = true;
     instances.register();
+    if (capture) {
+      const migration = enableListenerMigration();
+      if (!migration.enabled) log.warn("overlapping restarts are not lossless", { error: migration.error });
+    }
     applyView();
     await refreshCerts();
     while (!stopping && (certsPending.length || (capture && !capture.ready))) {
@@ -199,10 +213,13 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
   return {
     name: "ztunnel",
     readiness(): Readiness {
-      const reasons = agent.readinessReasons(stopping);
+      const reasons = agent.readinessReasons(stopping, "draining (capture rules stay: captured traffic is refused until a ztunnel serves it)");
       if (capture && !capture.ready) reasons.push(`capture rules not installed${capture.error ? `: ${capture.error}` : ""}`);
       if (certsPending.length) reasons.push(`certificates pending for ${certsPending.join(", ")}`);
       if (!listening && !reasons.length) reasons.push("starting listeners");
+      if (!listening && capture && captureInPlace(localRunner)) {
+        reasons.push("this node's pods are captured and nobody serves them yet: their traffic is refused (fail closed)");
+      }
       return { ready: isReady(), reasons };
     },
     async stop(stopOpts?: { drainMs?: number }): Promise<void> {
@@ -221,9 +238,13 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
         const others = instances.others();
         if (others.length) {
           log.info("capture rules left in place for the other running instance", { pids: others });
-        } else {
+        } else if (opts.cleanupOnExit) {
           const removed = capture.remove();
-          log.info("capture rules removed", { removed });
+          log.info("capture rules removed (--cleanup-on-exit)", { removed });
+        } else {
+          log.info(
+            "capture rules left in place: this node's captured traffic is refused until a ztunnel is back (fail closed); `mesh iptables cleanup` removes them",
+          );
         }
       }
     },

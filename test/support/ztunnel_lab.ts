@@ -3,7 +3,7 @@
  * test/testdata/ztunnel-lab.yaml, and ways to act inside it directly (ip netns exec), to read a node's
  * metrics and rules, to capture packets on a node's links, and to start or kill its ztunnel.
  */
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { MESH, mesh, ROOT } from "./lab.ts";
 import { waitFor } from "./wait.ts";
@@ -174,4 +174,9 @@ export async function adminGet(netns: string, path: string): Promise<unknown> {
   } catch {
     return undefined;
   }
+}
+
+/** Open file descriptors of a process (sockets included). */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
 }

@@ -37,7 +37,9 @@ export const run: Command = {
       --ca-cert root-cert.pem --token-file wp.token
   mesh run --role all --config mesh.yaml                       # the whole mesh on this host
   mesh run --role control,ztunnel --config mesh.yaml --data-dir /var/lib/mesh --node worker-a
-SIGTERM drains: listeners stop accepting, open connections get --drain-timeout to finish.
+SIGTERM drains: listeners stop accepting, open connections get --drain-timeout to finish. A ztunnel then
+exits leaving its capture rules (fail closed: captured traffic is refused until a ztunnel is back);
+--cleanup-on-exit (uninstall) or \`mesh iptables cleanup\` removes them.
 
 Control and proxies in one process (--role control,ztunnel, control,waypoint, all):
   The proxies dial the control role on loopback (127.0.0.1, or ::1, when --listen is a wildcard; else the
@@ -84,6 +86,8 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     { name: "inbound-addr", kind: "string", help: "ztunnel: inbound plaintext listen address (default *:15006)" },
     { name: "capture-gid", kind: "string", help: "ztunnel --redirect host: group whose sockets are never captured (the ztunnel runs with it)", default: "1337" },
     { name: "capture-check", kind: "string", help: "ztunnel: how often the capture rules are checked and repaired", default: "10s" },
+    { name: "cleanup-on-exit", kind: "boolean", help: "ztunnel: remove the capture rules on a clean stop (uninstall); without it they stay and captured traffic is refused until a ztunnel is back" },
+    { name: "pool-idle-timeout", kind: "string", help: "ztunnel: close pooled HBONE connections idle this long", default: "10s" },
     { name: "metrics-addr", kind: "string", help: "Prometheus /metrics listen address", default: "0.0.0.0:15020" },
     { name: "ready-addr", kind: "string", help: "/healthz/ready listen address", default: "0.0.0.0:15021" },
     { name: "admin-addr", kind: "string", help: "admin API listen address (localhost only)", default: "127.0.0.1:15000" },
@@ -269,6 +273,8 @@ function ztunnelAddrs(args: Parsed) {
     runDir: ztunnelRunDir(),
     captureGid: captureGid(str(args, "capture-gid") ?? "1337"),
     ruleCheckMs: parseDuration(str(args, "capture-check") ?? "10s"),
+    cleanupOnExit: args.flags["cleanup-on-exit"] === true,
+    poolIdleMs: parseDuration(str(args, "pool-idle-timeout") ?? "10s"),
   };
 }
 

@@ -46,6 +46,8 @@ const ST_CLOSING = 4;
 const ST_CLOSED = 5;
 
 const EMPTY = Buffer.alloc(0);
+/** How long an idle keep-alive connection stays open after a drain starts, for a request already on its way. */
+const DRAIN_IDLE_GRACE_MS = 1000;
 
 /** Connections with a deadline, checked once a second (cheaper than a timer per request). */
 const watched = new Set<Http1Downstream>();
@@ -102,10 +104,18 @@ export class Http1Downstream {
     return this.#state === ST_CLOSED;
   }
 
-  /** Graceful stop: no new request is read; an idle connection closes now, a busy one after its response. */
+  /**
+   * Graceful stop: a busy connection closes after its response (which says Connection: close). An idle one
+   * is not closed at once: a client may be sending its next request right now, and a close would lose that
+   * request (it cannot tell whether the server saw it). A request that comes within DRAIN_IDLE_GRACE_MS is
+   * answered with Connection: close; a connection still idle then is closed.
+   */
   drain(): void {
     this.#draining = true;
-    if (this.#state === ST_HEAD && this.#buf.length === 0) this.#close();
+    if (this.#state === ST_HEAD && this.#buf.length === 0) {
+      const at = Date.now() + DRAIN_IDLE_GRACE_MS;
+      if (this.#deadline === 0 || this.#deadline > at) this.#deadline = at;
+    }
   }
 
   /** @internal sweeper */
@@ -148,7 +158,6 @@ export class Http1Downstream {
 
   #parse(): void {
     while (this.#state === ST_HEAD && this.#buf.length > 0) {
-      if (this.#draining) return this.#close();
       const r = parseRequestHead(this.#buf, this.#o.maxHeadBytes, this.#searched);
       if (r.kind === "incomplete") {
         this.#searched = this.#buf.length;

@@ -82,7 +82,7 @@ export class Http1Upstream {
 
   /** The connection can carry another request. */
   get reusable(): boolean {
-    return this.#state === S_DONE && this.#keepAlive && this.#requestSent && !this.io.closed;
+    return this.#state === S_DONE && this.#keepAlive && this.#requestSent && !this.io.closed && !this.io.retiring;
   }
 
   /** @internal the pool listens for an idle connection going away */
@@ -364,7 +364,9 @@ export class Http1UpstreamPool {
       const c = list.pop()!;
       this.#count--;
       c.onIdleClose = null;
-      if (!c.dead) return c;
+      if (!c.dead && !c.io.retiring) return c;
+      // The destination's ztunnel drains (a restart): a request sent now could be cut at its deadline.
+      if (!c.dead) c.destroy();
     }
     return undefined;
   }
@@ -415,6 +417,13 @@ export class Http1UpstreamPool {
       for (const [key, list] of this.#idle) {
         while (list.length && list[0]!.idleSince < cutoff) {
           const c = list.shift()!;
+          this.#count--;
+          c.onIdleClose = null;
+          c.destroy();
+        }
+        // Idle ones whose HBONE connection got GOAWAY: closing them lets the draining peer finish early.
+        for (const c of list.filter((x) => x.io.retiring)) {
+          list.splice(list.indexOf(c), 1);
           this.#count--;
           c.onIdleClose = null;
           c.destroy();
