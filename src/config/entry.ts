@@ -4,36 +4,23 @@
  * already checked instead of guessing at an untyped object.
  */
 import type * as v from "valibot";
-import type {
-  authorizationPolicySchema,
-  gatewaySchema,
-  httpRouteSchema,
-  meshConfigSchema,
-  namespaceSchema,
-  peerAuthenticationSchema,
-  podSchema,
-  referenceGrantSchema,
-  requestAuthenticationSchema,
-  serviceAccountSchema,
-  serviceSchema,
-  workloadEntrySchema,
-} from "./schema/mod.ts";
+import type * as schema from "./schema/mod.ts";
 import type { SourceObject } from "./source.ts";
 
 /** Each kind the mesh reads, with the value its schema accepts. */
 export interface KindValues {
-  Namespace: v.InferOutput<typeof namespaceSchema>;
-  ServiceAccount: v.InferOutput<typeof serviceAccountSchema>;
-  Service: v.InferOutput<typeof serviceSchema>;
-  Pod: v.InferOutput<typeof podSchema>;
-  WorkloadEntry: v.InferOutput<typeof workloadEntrySchema>;
-  AuthorizationPolicy: v.InferOutput<typeof authorizationPolicySchema>;
-  RequestAuthentication: v.InferOutput<typeof requestAuthenticationSchema>;
-  PeerAuthentication: v.InferOutput<typeof peerAuthenticationSchema>;
-  Gateway: v.InferOutput<typeof gatewaySchema>;
-  HTTPRoute: v.InferOutput<typeof httpRouteSchema>;
-  ReferenceGrant: v.InferOutput<typeof referenceGrantSchema>;
-  MeshConfig: v.InferOutput<typeof meshConfigSchema>;
+  Namespace: v.InferOutput<typeof schema.namespaceSchema>;
+  ServiceAccount: v.InferOutput<typeof schema.serviceAccountSchema>;
+  Service: v.InferOutput<typeof schema.serviceSchema>;
+  Pod: v.InferOutput<typeof schema.podSchema>;
+  WorkloadEntry: v.InferOutput<typeof schema.workloadEntrySchema>;
+  AuthorizationPolicy: v.InferOutput<typeof schema.authorizationPolicySchema>;
+  RequestAuthentication: v.InferOutput<typeof schema.requestAuthenticationSchema>;
+  PeerAuthentication: v.InferOutput<typeof schema.peerAuthenticationSchema>;
+  Gateway: v.InferOutput<typeof schema.gatewaySchema>;
+  HTTPRoute: v.InferOutput<typeof schema.httpRouteSchema>;
+  ReferenceGrant: v.InferOutput<typeof schema.referenceGrantSchema>;
+  MeshConfig: v.InferOutput<typeof schema.meshConfigSchema>;
 }
 
 export type KindName = keyof KindValues;

@@ -115,34 +115,11 @@ export function placement(index: ModelIndex, dest: Destination): Placement {
   const binding = waypointBindingFor(dest);
   if (binding) {
     const waypoint = index.waypointByKey(binding.gateway);
-    if (!waypoint) {
-      const denyAll = `${
-        wname(dest.workload)
-      } is bound to waypoint ${binding.gateway} (${binding.via}), which does not exist: every connection is denied`;
-      return {
-        point: "waypoint",
-        binding,
-        policies: [],
-        failClosed: [],
-        requestAuthentications: [],
-        denyAll,
-        summary: denyAll,
-      };
-    }
-    if (!waypoint.addresses.length) {
-      const denyAll = `${
-        wname(dest.workload)
-      } is bound to waypoint ${binding.gateway} (${binding.via}), which has no address yet (not ready): every connection is denied`;
-      return {
-        point: "waypoint",
-        waypoint,
-        binding,
-        policies: [],
-        failClosed: [],
-        requestAuthentications: [],
-        denyAll,
-        summary: denyAll,
-      };
+    // A binding nobody can serve denies everything rather than letting traffic around the waypoint.
+    const unserved = !waypoint ? "which does not exist" : !waypoint.addresses.length ? "which has no address yet (not ready)" : undefined;
+    if (unserved || !waypoint) {
+      const denyAll = `${wname(dest.workload)} is bound to waypoint ${binding.gateway} (${binding.via}), ${unserved}: every connection is denied`;
+      return { point: "waypoint", ...(waypoint ? { waypoint } : {}), binding, policies: [], failClosed: [], requestAuthentications: [], denyAll, summary: denyAll };
     }
     const target = { workload: dest.workload, service: dest.service, waypoint };
     const policies = authorizationPoliciesFor(index, target);

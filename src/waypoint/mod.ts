@@ -79,14 +79,8 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   if (!namespace || !name || extra.length) {
     throw new MeshError(ErrorCode.Usage, `--gateway must be NAMESPACE/NAME, not "${opts.gateway}"`);
   }
-  const agent = new ProxyAgent({
-    proxy: { kind: "waypoint", namespace, name },
-    controlPlane: opts.controlPlane,
-    caCert: opts.caCert,
-    tokenFile: opts.tokenFile,
-    dataDir: opts.dataDir,
-    metrics: ctx.metrics,
-  });
+  // The agent takes the flags every proxy has (--control-plane, --ca-cert, --token-file, --data-dir).
+  const agent = new ProxyAgent({ ...opts, proxy: { kind: "waypoint", namespace, name }, metrics: ctx.metrics });
   const certs = agent.certs;
 
   const state = new WaypointState(opts.gateway);

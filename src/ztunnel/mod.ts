@@ -70,14 +70,8 @@ export interface ZtunnelOptions {
 }
 
 export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Promise<RoleHandle> {
-  const agent = new ProxyAgent({
-    proxy: { kind: "ztunnel", node: opts.node },
-    controlPlane: opts.controlPlane,
-    caCert: opts.caCert,
-    tokenFile: opts.tokenFile,
-    dataDir: opts.dataDir,
-    metrics: ctx.metrics,
-  });
+  // The agent takes the flags every proxy has (--control-plane, --ca-cert, --token-file, --data-dir).
+  const agent = new ProxyAgent({ ...opts, proxy: { kind: "ztunnel", node: opts.node }, metrics: ctx.metrics });
   const certs = agent.certs;
   const captureGid = opts.captureGid ?? 1337;
   if (opts.redirect === "host") {
@@ -229,7 +223,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       const drainMs = stopOpts?.drainMs ?? opts.drainMs;
       log.info("draining", { openConnections: tracker.size, drainMs });
       const [drained] = await Promise.all([tracker.drain(drainMs), dataplane?.stop(drainMs)]);
-      log.info("drained", drained);
+      log.info("drained", { ...drained });
       await initDone;
       await pool.close(1000).catch(() => {});
       await agent.stop();
