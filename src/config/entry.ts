@@ -6,6 +6,7 @@
 import type * as v from "valibot";
 import type {
   authorizationPolicySchema,
+  destinationRuleSchema,
   gatewaySchema,
   httpRouteSchema,
   meshConfigSchema,
@@ -15,6 +16,7 @@ import type {
   referenceGrantSchema,
   requestAuthenticationSchema,
   serviceAccountSchema,
+  serviceEntrySchema,
   serviceSchema,
   workloadEntrySchema,
 } from "./schema/mod.ts";
@@ -34,6 +36,8 @@ export interface KindValues {
   HTTPRoute: v.InferOutput<typeof httpRouteSchema>;
   ReferenceGrant: v.InferOutput<typeof referenceGrantSchema>;
   MeshConfig: v.InferOutput<typeof meshConfigSchema>;
+  ServiceEntry: v.InferOutput<typeof serviceEntrySchema>;
+  DestinationRule: v.InferOutput<typeof destinationRuleSchema>;
 }
 
 export type KindName = keyof KindValues;
@@ -93,6 +97,8 @@ export function byKind(entries: readonly Entry[]): EntriesByKind {
     HTTPRoute: [],
     ReferenceGrant: [],
     MeshConfig: [],
+    ServiceEntry: [],
+    DestinationRule: [],
   };
   for (const e of entries) add(out, e);
   return out;

@@ -6,6 +6,7 @@
 import type * as v from "valibot";
 import {
   authorizationPolicySchema,
+  destinationRuleSchema,
   gatewaySchema,
   httpRouteSchema,
   meshConfigSchema,
@@ -15,6 +16,7 @@ import {
   referenceGrantSchema,
   requestAuthenticationSchema,
   serviceAccountSchema,
+  serviceEntrySchema,
   serviceSchema,
   workloadEntrySchema,
 } from "./schema/mod.ts";
@@ -84,6 +86,18 @@ export const KINDS: readonly KindInfo[] = [
     schema: referenceGrantSchema,
     namespaced: true,
   },
+  {
+    kind: "ServiceEntry",
+    apiVersions: ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"],
+    schema: serviceEntrySchema,
+    namespaced: true,
+  },
+  {
+    kind: "DestinationRule",
+    apiVersions: ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"],
+    schema: destinationRuleSchema,
+    namespaced: true,
+  },
   { kind: "MeshConfig", apiVersions: [MESH_API_VERSION], schema: meshConfigSchema, namespaced: false },
 ];
 
@@ -118,8 +132,6 @@ const OTHER_KUBERNETES = [
 /** Istio and Gateway API kinds mesh does not implement. */
 const UNSUPPORTED = [
   "VirtualService",
-  "DestinationRule",
-  "ServiceEntry",
   "Sidecar",
   "EnvoyFilter",
   "Telemetry",

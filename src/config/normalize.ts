@@ -41,6 +41,7 @@ import type { Entry, KindValues, SpecOf } from "./entry.ts";
 import { byKind } from "./entry.ts";
 import { LabelIndex } from "./label_index.ts";
 import { hasL7 } from "./l7.ts";
+import { destinationRule, type EgressContext, serviceEntries } from "./egress.ts";
 
 export const LABEL_DATAPLANE_MODE = "istio.io/dataplane-mode";
 export const LABEL_USE_WAYPOINT = "istio.io/use-waypoint";
@@ -96,6 +97,11 @@ export function normalize(entries: readonly Entry[]): Normalized {
   model.peerAuthentications = of.PeerAuthentication.map(built((e) => peerAuthentication(e, root)));
   model.httpRoutes = of.HTTPRoute.map(built(httpRoute));
   model.referenceGrants = of.ReferenceGrant.map(built(referenceGrant));
+  const egress: EgressContext = { bind: (labels, ns) => bind(labels, ns, "service", "serviceentry-label", ctx), sourceOf };
+  const ses = serviceEntries(of.ServiceEntry, egress);
+  ses.forEach((se, i) => origins.set(se, of.ServiceEntry[i]!));
+  if (ses.length) model.serviceEntries = ses;
+  if (of.DestinationRule.length) model.destinationRules = of.DestinationRule.map(built((e) => destinationRule(e, egress)));
   return { model, diagnostics, origins, workloads };
 }
 

@@ -5,3 +5,5 @@ export * from "./attach.ts";
 export * from "./attributes.ts";
 export * from "./spiffe.ts";
 export { endpointPort, readyEndpoints, resolveTargetPort, type ReadyEndpoint } from "./endpoints.ts";
+export { allocateVips, isAutoVip, VIP_RANGE } from "./vip.ts";
+export { buildRegistry, hostMatches, type Registry, type RegistryHost } from "./registry.ts";
