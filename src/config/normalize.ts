@@ -48,6 +48,7 @@ export const LABEL_USE_WAYPOINT = "istio.io/use-waypoint";
 export const LABEL_USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace";
 export const LABEL_WAYPOINT_FOR = "istio.io/waypoint-for";
 export const LABEL_NODE = "mesh.dev/node";
+export const DNS_CAPTURE = "ambient.istio.io/dns-capture";
 export const WAYPOINT_CLASS = "istio-waypoint";
 export const GATEWAY_GROUP = "gateway.networking.k8s.io";
 export const CLUSTER_DOMAIN = "cluster.local";
@@ -156,6 +157,7 @@ function namespace(e: Entry<"Namespace">): Namespace {
   const ns: Namespace = { name: e.name, labels, ambient: labels[LABEL_DATAPLANE_MODE] === "ambient" };
   const use = labels[LABEL_USE_WAYPOINT];
   if (use && use !== "none") ns.useWaypoint = waypointKey(use, labels, e.name);
+  if (dnsOptOut(e)) ns.dnsCapture = false;
   return withSource(e, ns);
 }
 
@@ -268,7 +270,14 @@ function pod(e: Entry<"Pod">, trustDomain: string, ctx: BindContext): Workload {
   const wp = bind(labels, e.namespace, "workload", "pod-label", ctx);
   if (wp) w.waypoint = wp;
   if (command) w.command = command;
+  if (dnsOptOut(e) || ctx.nsByName.get(e.namespace)?.dnsCapture === false) w.dnsCapture = false;
   return withSource(e, w);
+}
+
+/** ambient.istio.io/dns-capture: "false", as a label or an annotation (Istio reads both). */
+function dnsOptOut(e: Entry<"Pod"> | Entry<"Namespace">): boolean {
+  const m = e.value.metadata;
+  return m.labels?.[DNS_CAPTURE] === "false" || m.annotations?.[DNS_CAPTURE] === "false";
 }
 
 function podReady(status: { phase?: string; conditions?: { type: string; status: string }[] }): boolean {

@@ -43,6 +43,8 @@ export interface Namespace {
   ambient: boolean;
   /** istio.io/use-waypoint on the namespace, resolved to "ns/name" (may point at a missing Gateway). */
   useWaypoint?: string;
+  /** ambient.istio.io/dns-capture: "false" (label or annotation): its pods' DNS is not captured. */
+  dnsCapture?: false;
   source?: SourceRef;
 }
 
@@ -71,6 +73,8 @@ export interface Workload {
   command?: string[];
   /** Pod readiness; WorkloadEntries are always ready. */
   ready: boolean;
+  /** ambient.istio.io/dns-capture: "false" on the pod or its namespace: its DNS is not sent to the ztunnel. */
+  dnsCapture?: false;
   source?: SourceRef;
 }
 

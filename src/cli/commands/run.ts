@@ -83,6 +83,8 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     { name: "inbound-addr", kind: "string", help: "ztunnel: inbound plaintext listen address (default *:15006)" },
     { name: "capture-gid", kind: "string", help: "ztunnel --redirect host: group whose sockets are never captured (the ztunnel runs with it)", default: "1337" },
     { name: "capture-check", kind: "string", help: "ztunnel: how often the capture rules are checked and repaired", default: "10s" },
+    { name: "dns-addr", kind: "string", help: "ztunnel: DNS proxy listen address, UDP and TCP (default *:15053 with --redirect node; none: no DNS proxy)" },
+    { name: "dns-upstream", kind: "string", help: "ztunnel: upstream resolvers IP[:PORT],... (default: the nameservers of /etc/resolv.conf)" },
     { name: "metrics-addr", kind: "string", help: "Prometheus /metrics listen address", default: "0.0.0.0:15020" },
     { name: "ready-addr", kind: "string", help: "/healthz/ready listen address", default: "0.0.0.0:15021" },
     { name: "admin-addr", kind: "string", help: "admin API listen address (localhost only)", default: "127.0.0.1:15000" },
@@ -267,6 +269,8 @@ function ztunnelAddrs(args: Parsed) {
     runDir: ztunnelRunDir(),
     captureGid: captureGid(str(args, "capture-gid") ?? "1337"),
     ruleCheckMs: parseDuration(str(args, "capture-check") ?? "10s"),
+    dnsAddr: str(args, "dns-addr"),
+    dnsUpstream: str(args, "dns-upstream"),
   };
 }
 
