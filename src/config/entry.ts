@@ -7,6 +7,7 @@ import type * as v from "valibot";
 import type {
   authorizationPolicySchema,
   destinationRuleSchema,
+  externalHostSchema,
   gatewaySchema,
   httpRouteSchema,
   meshConfigSchema,
@@ -38,6 +39,7 @@ export interface KindValues {
   MeshConfig: v.InferOutput<typeof meshConfigSchema>;
   ServiceEntry: v.InferOutput<typeof serviceEntrySchema>;
   DestinationRule: v.InferOutput<typeof destinationRuleSchema>;
+  ExternalHost: v.InferOutput<typeof externalHostSchema>;
 }
 
 export type KindName = keyof KindValues;
@@ -99,6 +101,7 @@ export function byKind(entries: readonly Entry[]): EntriesByKind {
     MeshConfig: [],
     ServiceEntry: [],
     DestinationRule: [],
+    ExternalHost: [],
   };
   for (const e of entries) add(out, e);
   return out;

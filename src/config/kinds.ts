@@ -7,6 +7,7 @@ import type * as v from "valibot";
 import {
   authorizationPolicySchema,
   destinationRuleSchema,
+  externalHostSchema,
   gatewaySchema,
   httpRouteSchema,
   meshConfigSchema,
@@ -99,6 +100,8 @@ export const KINDS: readonly KindInfo[] = [
     namespaced: true,
   },
   { kind: "MeshConfig", apiVersions: [MESH_API_VERSION], schema: meshConfigSchema, namespaced: false },
+  // For `mesh lab` only: a machine outside the cluster. Read by the lab, not part of the mesh's model.
+  { kind: "ExternalHost", apiVersions: [MESH_API_VERSION], schema: externalHostSchema, namespaced: false },
 ];
 
 export const KIND_BY_NAME: ReadonlyMap<string, KindInfo> = new Map(KINDS.map((k) => [k.kind, k]));

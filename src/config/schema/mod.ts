@@ -5,3 +5,4 @@ export { gatewaySchema, httpRouteSchema, referenceGrantSchema } from "./gateway.
 export { authorizationPolicySchema, peerAuthenticationSchema, requestAuthenticationSchema, workloadEntrySchema } from "./istio.ts";
 export { meshConfigSchema } from "./mesh.ts";
 export { destinationRuleSchema, isServiceEntryHost, serviceEntrySchema } from "./networking.ts";
+export { externalHostSchema } from "./lab.ts";
