@@ -5,7 +5,8 @@
  * and garbage DNS that leaves the proxy serving.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, forceDown, isRoot, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
 import { curl, eventually, inNs, labInfo, type LabInfo, metricValue, nodeOf, podNetns } from "./ztunnel_helpers.ts";
@@ -13,6 +14,23 @@ import { curl, eventually, inNs, labInfo, type LabInfo, metricValue, nodeOf, pod
 if (!isRoot) console.log("test/egress.test.ts: skipped, the lab needs root");
 
 const DNS_SERVER = "10.99.0.3";
+
+/**
+ * A CA and two servers' certificates for the external HTTPS hosts: secure.partner.example signed by the
+ * CA, impostor.partner.example self-signed (the CA does not vouch for it).
+ */
+function makeCertificates(dir: string): void {
+  const run = (args: string[]) => {
+    const r = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
+    if (r.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr.toString()}`);
+  };
+  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  run(["req", "-x509", ...key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=partner-ca"]);
+  run(["req", ...key, "-keyout", "secure.key", "-out", "secure.csr", "-subj", "/CN=secure.partner.example"]);
+  writeFileSync(join(dir, "san.cnf"), "subjectAltName=DNS:secure.partner.example\n");
+  run(["x509", "-req", "-in", "secure.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "secure.pem", "-days", "2", "-extfile", "san.cnf"]);
+  run(["req", "-x509", ...key, "-keyout", "impostor.key", "-out", "impostor.pem", "-days", "2", "-subj", "/CN=impostor.partner.example", "-addext", "subjectAltName=DNS:impostor.partner.example"]);
+}
 
 /** IPv4 answers for a name, through the pod's resolver (glibc: real DNS packets to its nameserver). */
 async function resolve(netns: string, name: string, env: Record<string, string> = {}): Promise<string[]> {
@@ -25,10 +43,15 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
   let info: LabInfo;
   let client = "";
   let node = "";
+  const certs = mkdtempSync(join(tmpdir(), "mesh-egress-"));
 
   beforeAll(async () => {
     ensureBuilt();
-    const r = await mesh(["lab", "up", join(ROOT, "test", "testdata", "egress-lab.yaml"), "--prefix", prefix, "--timeout", "60"], 120_000);
+    makeCertificates(certs);
+    // The certificates' directory is only known now: the lab's file names it.
+    const config = join(certs, "egress-lab.yaml");
+    writeFileSync(config, readFileSync(join(ROOT, "test", "testdata", "egress-lab.yaml"), "utf8").replaceAll("@CERTS@", certs));
+    const r = await mesh(["lab", "up", config, "--prefix", prefix, "--timeout", "60"], 120_000);
     if (r.code !== 0) throw new Error(`lab up failed (${r.code}):\n${r.stdout}${r.stderr}`);
     info = labInfo(prefix);
     client = podNetns(info, "shop/client");
@@ -37,6 +60,7 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
 
   afterAll(async () => {
     await forceDown(prefix);
+    rmSync(certs, { recursive: true, force: true });
   });
 
   test("a ServiceEntry host resolves through the ztunnel to its VIP (UDP and TCP); the lab's DNS server has another answer", async () => {
@@ -110,5 +134,59 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
     expect(await metricValue(node, "mesh_dns_malformed_requests_total", { request_protocol: "tcp" })).toBeGreaterThanOrEqual(1);
     expect((await resolve(client, "api.partner.example"))[0]).toMatch(/^240\.240\./);
     expect(await resolve(client, "other.partner.example")).toEqual(["198.51.100.20"]);
+  });
+
+  describe("through the egress waypoint", () => {
+    const waypoint = () => info.endpoints.find((e) => e.key === "shop/egress")!.netns;
+
+    test("a targetRefs ServiceEntry policy allows GET and denies POST; plain HTTP from the pod reaches an HTTPS-only host (TLS originated)", async () => {
+      const get = await curl(client, "http://secure.partner.example/");
+      expect(get.status).toBe("200");
+      expect(get.body).toContain("s_server"); // openssl's own page: the request reached the HTTPS server
+      const post = await inNs(client, ["curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "http://secure.partner.example/"]);
+      expect(post.stdout).toBe("403");
+    });
+
+    test("a server whose certificate the CA does not sign is refused with 503", async () => {
+      const r = await curl(client, "http://impostor.partner.example/");
+      expect(r.status).toBe("503");
+      const log = readFileSync(info.processes.find((p) => p.id === "waypoint/shop/egress")!.log, "utf8");
+      expect(log).toMatch(/"authority":"impostor\.partner\.example".*"status":503/);
+    });
+
+    test("an HTTPRoute with a ServiceEntry parent applies its filters", async () => {
+      const r = await curl(client, "http://echo.partner.internal/headers");
+      expect(r.status).toBe("200");
+      expect(JSON.parse(r.body).headers["X-Egress"]).toBe("through-the-waypoint");
+    });
+
+    test("tcpdump on the lab network: the waypoint's external leg is TLS (SNI in the clear, no plaintext request)", async () => {
+      const secure = info.endpoints.find((e) => e.key === "external/secure")!;
+      const pcap = join(certs, "leg.pcap");
+      const fabric = `mlab.${prefix}-fabric`;
+      const dump = Bun.spawn(["ip", "netns", "exec", fabric, "tcpdump", "-i", secure.link, "-nn", "-U", "-w", pcap, "tcp port 443"], { stdout: "ignore", stderr: "pipe" });
+      await Bun.sleep(800);
+      expect((await curl(client, "http://secure.partner.example/get?leg=1")).status).toBe("200");
+      await Bun.sleep(300);
+      dump.kill("SIGTERM");
+      await dump.exited;
+      const text = Bun.spawnSync(["tcpdump", "-r", pcap, "-nn", "-A"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+      const wp = info.endpoints.find((e) => e.key === "shop/egress")!.ip;
+      expect(text).toContain(`${wp}.`); // from the waypoint
+      expect(text).toContain("198.51.100.40.443");
+      expect(text).toContain("secure.partner.example"); // the SNI of the ClientHello
+      expect(text).not.toContain("GET /get");
+      expect(text).not.toContain("leg=1");
+    });
+
+    test("L7 telemetry (waypoint) and L4 telemetry (ztunnel) name the external host", async () => {
+      await eventually("waypoint request metrics", async () =>
+        (await metricValue(waypoint(), "istio_requests_total", { destination_service: "secure.partner.example", response_code: "200" })) >= 1 &&
+        (await metricValue(waypoint(), "istio_requests_total", { destination_service: "secure.partner.example", response_code: "403" })) >= 1
+      );
+      await eventually("ztunnel connection metrics", async () =>
+        (await metricValue(node, "istio_tcp_connections_opened_total", { destination_service: "secure.partner.example", connection_security_policy: "mutual_tls" })) >= 1
+      );
+    });
   });
 });
