@@ -6,4 +6,4 @@ export * from "./attributes.ts";
 export * from "./spiffe.ts";
 export { endpointPort, readyEndpoints, resolveTargetPort, type ReadyEndpoint } from "./endpoints.ts";
 export { allocateVips, isAutoVip, VIP_RANGE } from "./vip.ts";
-export { buildRegistry, hostMatches, type Registry, type RegistryHost } from "./registry.ts";
+export { buildRegistry, entryOfService, entryService, hostMatches, type Registry, type RegistryHost } from "./registry.ts";

@@ -10,7 +10,7 @@
  * - A DestinationRule applies to the host it names (exact, or a wildcard covering it); a port's
  *   portLevelSettings TLS wins over the rule's TLS.
  */
-import type { ClientTls, DestinationRule, MeshModel, ServiceEntry } from "./types.ts";
+import type { ClientTls, DestinationRule, MeshModel, Service, ServiceEntry } from "./types.ts";
 
 /** A ServiceEntry as reached through one of its hosts. */
 export interface RegistryHost {
@@ -111,4 +111,43 @@ export function buildRegistry(model: MeshModel): Registry {
       return tls ? { tls, rule: best } : undefined;
     },
   };
+}
+
+const entryServices = new WeakMap<ServiceEntry, Map<string, Service>>();
+const serviceOrigins = new WeakMap<Service, RegistryHost>();
+
+/**
+ * A ServiceEntry host as a Service (its host as hostname, its ports, its waypoint), so an egress waypoint
+ * and `mesh explain` run the request path of Services on it. One object per entry and host.
+ */
+export function entryService(at: RegistryHost): Service {
+  let byHost = entryServices.get(at.entry);
+  if (!byHost) entryServices.set(at.entry, (byHost = new Map()));
+  let svc = byHost.get(at.host);
+  if (!svc) {
+    const se = at.entry;
+    svc = {
+      name: se.name,
+      namespace: se.namespace,
+      hostname: at.host,
+      ports: se.ports.map((p) => ({
+        port: p.number,
+        ...(p.name ? { name: p.name } : {}),
+        targetPort: p.targetPort ?? p.number,
+        protocol: "TCP" as const,
+        appProtocol: p.protocol.toLowerCase(),
+      })),
+      endpoints: [],
+      labels: se.labels,
+      ...(se.waypoint ? { waypoint: se.waypoint } : {}),
+    };
+    byHost.set(at.host, svc);
+    serviceOrigins.set(svc, at);
+  }
+  return svc;
+}
+
+/** The ServiceEntry host a Service was made from (entryService), if it was. */
+export function entryOfService(svc: Service | undefined): RegistryHost | undefined {
+  return svc && serviceOrigins.get(svc);
 }

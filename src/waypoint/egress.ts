@@ -14,11 +14,11 @@
 import { resolve4 } from "node:dns/promises";
 import { checkServerIdentity, type PeerCertificate } from "node:tls";
 import { formatHostPort } from "../core/mod.ts";
-import type { ClientTls, HttpRoute, ModelIndex, ObjectRef, RegistryHost, Service, ServiceEntry, ServiceEntryPort, Workload } from "../model/mod.ts";
+import type { ClientTls, HttpRoute, ModelIndex, RegistryHost, Service, ServiceEntry, ServiceEntryPort, Workload } from "../model/mod.ts";
+import { entryOfService, entryService } from "../model/mod.ts";
+import { routesForServiceEntry } from "../route/mod.ts";
 import { readText } from "../platform/mod.ts";
 import { type ByteStream, dialTcp, SocketStream, socketHandlers } from "../stream/mod.ts";
-
-const NETWORKING_GROUP = "networking.istio.io";
 
 /** What a tunnel to a ServiceEntry address carries beside its (synthetic) Service. */
 export interface ExternalDestination {
@@ -28,42 +28,13 @@ export interface ExternalDestination {
   tls?: ClientTls;
 }
 
-const services = new WeakMap<ServiceEntry, Map<string, Service>>();
-const origins = new WeakMap<Service, RegistryHost>();
 const workloads = new WeakMap<ServiceEntry, Workload>();
 
-/** The Service the request path sees for a ServiceEntry host (one object per entry and host). */
-export function externalService(at: RegistryHost): Service {
-  let byHost = services.get(at.entry);
-  if (!byHost) services.set(at.entry, (byHost = new Map()));
-  let svc = byHost.get(at.host);
-  if (!svc) {
-    const se = at.entry;
-    svc = {
-      name: se.name,
-      namespace: se.namespace,
-      hostname: at.host,
-      ports: se.ports.map((p) => ({
-        port: p.number,
-        ...(p.name ? { name: p.name } : {}),
-        targetPort: p.targetPort ?? p.number,
-        protocol: "TCP" as const,
-        appProtocol: p.protocol.toLowerCase(),
-      })),
-      endpoints: [],
-      labels: se.labels,
-      ...(se.waypoint ? { waypoint: se.waypoint } : {}),
-    };
-    byHost.set(at.host, svc);
-    origins.set(svc, at);
-  }
-  return svc;
-}
+/** The Service the request path sees for a ServiceEntry host (model entryService). */
+export const externalService: (at: RegistryHost) => Service = entryService;
 
 /** The ServiceEntry host behind a Service of the request path, when it is one. */
-export function externalOf(svc: Service | undefined): RegistryHost | undefined {
-  return svc && origins.get(svc);
-}
+export const externalOf: (svc: Service | undefined) => RegistryHost | undefined = entryOfService;
 
 /** The destination of an endpoint outside the mesh: never ambient, so it is dialed as plain TCP (or TLS). */
 function externalWorkload(se: ServiceEntry): Workload {
@@ -116,52 +87,30 @@ export function externalEndpoint(at: RegistryHost, servicePort: number, dialed: 
   }
 }
 
-/** Who policy is evaluated for: a ServiceEntry's targetRefs policies, never a workload's. */
+/**
+ * Who policy is evaluated for: for an external host, the policies attached to its ServiceEntry (and to
+ * the waypoint), never a workload's or a Service's; otherwise the endpoint's workload and the Service.
+ */
 export function policyDestination(endpoint: { workload: Workload } | undefined, svc: Service | undefined): {
   workload?: Workload;
   service?: Service;
   serviceEntry?: ServiceEntry;
 } {
   const ext = externalOf(svc);
-  return ext ? { service: svc, serviceEntry: ext.entry } : { workload: endpoint?.workload, service: svc };
+  return ext ? { serviceEntry: ext.entry } : { workload: endpoint?.workload, service: svc };
 }
 
 const routeMemo = new WeakMap<ModelIndex, Map<string, HttpRoute[]>>();
 
-function namesEntry(ref: { group?: string; kind?: string; name: string; namespace?: string }, ns: string, se: ServiceEntry): boolean {
-  return ref.kind === "ServiceEntry" && ref.group === NETWORKING_GROUP && ref.name === se.name && (ref.namespace || ns) === se.namespace;
-}
-
-/**
- * HTTPRoutes attached to the entry (parentRef kind ServiceEntry), restated as routes of its Service:
- * the parentRef names the Service, and a backendRef naming the entry (or a rule with none) goes to it,
- * on the port the client dialed unless it names another.
- */
+/** The HTTPRoutes attached to the entry behind `svc`, as routes of `svc` (route routesForServiceEntry), per version. */
 export function externalRoutes(index: ModelIndex, svc: Service, port: number): HttpRoute[] {
   const at = externalOf(svc);
   if (!at) return [];
-  let byService = routeMemo.get(index);
-  if (!byService) routeMemo.set(index, (byService = new Map()));
+  let memo = routeMemo.get(index);
+  if (!memo) routeMemo.set(index, (memo = new Map()));
   const key = `${at.entry.namespace}/${at.entry.name}/${at.host}:${port}`;
-  let routes = byService.get(key);
-  if (routes) return routes;
-  const se = at.entry;
-  const asService: ObjectRef = { group: "", kind: "Service", name: svc.name, namespace: svc.namespace };
-  routes = index.model.httpRoutes
-    .filter((r) => r.parentRefs.some((p) => namesEntry(p, r.namespace, se)))
-    .map((r) => ({
-      ...r,
-      parentRefs: r.parentRefs.filter((p) => namesEntry(p, r.namespace, se)).map((p) => ({ ...asService, ...(p.port ? { port: p.port } : {}), ...(p.sectionName ? { sectionName: p.sectionName } : {}) })),
-      rules: r.rules.map((rule) => ({
-        ...rule,
-        backendRefs: (rule.backendRefs.length ? rule.backendRefs : [{ kind: "ServiceEntry", group: NETWORKING_GROUP, name: se.name, namespace: se.namespace }]).map((b) =>
-          (b.kind === "ServiceEntry" && namesEntry(b, r.namespace, se)) || (b.kind === "Hostname" && b.name === at.host)
-            ? { ...b, group: "", kind: "Service", name: svc.name, namespace: svc.namespace, port: b.port ?? port }
-            : b
-        ),
-      })),
-    }));
-  byService.set(key, routes);
+  let routes = memo.get(key);
+  if (!routes) memo.set(key, (routes = routesForServiceEntry(index.model.httpRoutes, at, svc, port)));
   return routes;
 }
 
