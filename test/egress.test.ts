@@ -8,29 +8,13 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeLabCertificates } from "../src/lab/mod.ts";
 import { ensureBuilt, forceDown, isRoot, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
 import { curl, eventually, inNs, labInfo, type LabInfo, metricValue, nodeOf, podNetns } from "./ztunnel_helpers.ts";
 
 if (!isRoot) console.log("test/egress.test.ts: skipped, the lab needs root");
 
 const DNS_SERVER = "10.99.0.3";
-
-/**
- * A CA and two servers' certificates for the external HTTPS hosts: secure.partner.example signed by the
- * CA, impostor.partner.example self-signed (the CA does not vouch for it).
- */
-function makeCertificates(dir: string): void {
-  const run = (args: string[]) => {
-    const r = Bun.spawnSync(["openssl", ...args], { cwd: dir, stdout: "pipe", stderr: "pipe" });
-    if (r.exitCode !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr.toString()}`);
-  };
-  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  run(["req", "-x509", ...key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=partner-ca"]);
-  run(["req", ...key, "-keyout", "secure.key", "-out", "secure.csr", "-subj", "/CN=secure.partner.example"]);
-  writeFileSync(join(dir, "san.cnf"), "subjectAltName=DNS:secure.partner.example\n");
-  run(["x509", "-req", "-in", "secure.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "secure.pem", "-days", "2", "-extfile", "san.cnf"]);
-  run(["req", "-x509", ...key, "-keyout", "impostor.key", "-out", "impostor.pem", "-days", "2", "-subj", "/CN=impostor.partner.example", "-addext", "subjectAltName=DNS:impostor.partner.example"]);
-}
 
 /** IPv4 answers for a name, through the pod's resolver (glibc: real DNS packets to its nameserver). */
 async function resolve(netns: string, name: string, env: Record<string, string> = {}): Promise<string[]> {
@@ -47,7 +31,8 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
 
   beforeAll(async () => {
     ensureBuilt();
-    makeCertificates(certs);
+    // secure.partner.example is signed by the CA the DestinationRule names; impostor.partner.example is not.
+    writeLabCertificates(certs, [{ name: "secure", host: "secure.partner.example" }, { name: "impostor", host: "impostor.partner.example", selfSigned: true }]);
     // The certificates' directory is only known now: the lab's file names it.
     const config = join(certs, "egress-lab.yaml");
     writeFileSync(config, readFileSync(join(ROOT, "test", "testdata", "egress-lab.yaml"), "utf8").replaceAll("@CERTS@", certs));
