@@ -143,7 +143,12 @@ export class DnsProxy {
     tcp.on("connection", (s) => proxy.#serveTcp(s));
     await new Promise<void>((resolve, reject) => {
       tcp.once("error", reject);
-      tcp.listen({ host: opts.hostname, port: opts.port }, () => resolve());
+      // Shared with an overlapping restart of the ztunnel, as its other listeners are (UDP: reuseAddr).
+      tcp.listen({ host: opts.hostname, port: opts.port, reusePort: true } as Parameters<Server["listen"]>[0], () => {
+        tcp.off("error", reject);
+        tcp.on("error", (e) => log.warn("DNS proxy TCP listener error", { error: e.message }));
+        resolve();
+      });
     });
     try {
       await proxy.#bindUdp(opts.hostname);
