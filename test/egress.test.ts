@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeLabCertificates } from "../src/lab/mod.ts";
+import { writeServerCertificates } from "../src/platform/mod.ts";
 import { ensureBuilt, forceDown, isRoot, mesh, ROOT, uniquePrefix } from "./lab_helpers.ts";
 import { curl, eventually, inNs, labInfo, type LabInfo, metricValue, nodeOf, podNetns } from "./ztunnel_helpers.ts";
 
@@ -32,7 +32,7 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
   beforeAll(async () => {
     ensureBuilt();
     // secure.partner.example is signed by the CA the DestinationRule names; impostor.partner.example is not.
-    writeLabCertificates(certs, [{ name: "secure", host: "secure.partner.example" }, { name: "impostor", host: "impostor.partner.example", selfSigned: true }]);
+    writeServerCertificates(certs, [{ name: "secure", host: "secure.partner.example" }, { name: "impostor", host: "impostor.partner.example", selfSigned: true }]);
     // The certificates' directory is only known now: the lab's file names it.
     const config = join(certs, "egress-lab.yaml");
     writeFileSync(config, readFileSync(join(ROOT, "test", "testdata", "egress-lab.yaml"), "utf8").replaceAll("@CERTS@", certs));

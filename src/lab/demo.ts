@@ -19,7 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { writeLabCertificates } from "./certs.ts";
+import { writeServerCertificates } from "../platform/mod.ts";
 
 export interface DemoOptions {
   /** path to the mesh executable */
@@ -321,7 +321,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     heading("Step 5 (egress): ServiceEntry, the ztunnel's DNS proxy, outboundTrafficPolicy deny, an egress waypoint");
     say(`Hosts outside the cluster and a DNS server that knows them (${rel(egressFile)}), with outboundTrafficPolicy deny;`);
     say(`the HTTPS host's certificates are made in ${EGRESS_CERTS}:`);
-    writeLabCertificates(EGRESS_CERTS, [{ name: "payments", host: "payments.partner.example" }]);
+    writeServerCertificates(EGRESS_CERTS, [{ name: "payments", host: "payments.partner.example" }]);
     await meshCmd(["lab", "apply", egressLab, ...P], ["lab", "apply", "/tmp/egress.yaml", ...P]);
     const inViewer = (cmd: string[]) => ["lab", "exec", ...P, VIEWER, "--", ...cmd];
     show(`mesh lab exec${shownP} ${VIEWER} -- getent hosts api.partner.example`);

@@ -22,4 +22,3 @@ export { type Progress } from "./reconcile.ts";
 export { type LabState, loadState } from "./state.ts";
 export { formatStatus, type LabStatus, type LabStatusEntry, labStatus } from "./status.ts";
 export { REFUSED, egressConfig, l4OnlyConfig, missingRoles, runDemo } from "./demo.ts";
-export { type LabCertificate, writeLabCertificates } from "./certs.ts";

@@ -1,14 +1,14 @@
 /**
- * Certificates for the lab's HTTPS external hosts (openssl, as a partner's server would have them): a CA
- * (`ca.pem`), and per host `<name>.pem` and `<name>.key`, either signed by that CA or self-signed (a
- * server the CA does not vouch for). Short-lived: they exist for one lab.
+ * Server certificates as an HTTPS server outside the mesh has them (openssl): a CA (`ca.pem`), and per host
+ * `<name>.pem` and `<name>.key`, either signed by that CA or self-signed (a server the CA does not vouch
+ * for). Short-lived: for the lab's external hosts and for tests.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ErrorCode, MeshError } from "../core/mod.ts";
-import { runCommand } from "../platform/mod.ts";
+import { runCommand } from "./exec.ts";
 
-export interface LabCertificate {
+export interface ServerCertificate {
   /** File name stem: `<name>.pem`, `<name>.key`. */
   name: string;
   /** The DNS name in its subjectAltName. */
@@ -17,7 +17,7 @@ export interface LabCertificate {
   selfSigned?: boolean;
 }
 
-export function writeLabCertificates(dir: string, certs: LabCertificate[]): void {
+export function writeServerCertificates(dir: string, certs: ServerCertificate[]): void {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const at = (f: string) => join(dir, f);
   const openssl = (args: string[]) => {
