@@ -16,6 +16,12 @@ if (!isRoot) console.log("test/egress.test.ts: skipped, the lab needs root");
 
 const DNS_SERVER = "10.99.0.3";
 
+/** Waits until the log of lab process `id` has a line matching `pattern` (logs reach their file a moment later). */
+async function logShows(info: LabInfo, id: string, pattern: RegExp): Promise<void> {
+  const file = info.processes.find((p) => p.id === id)!.log;
+  await eventually(`${id}'s log to match ${pattern}`, async () => pattern.test(readFileSync(file, "utf8")));
+}
+
 /** IPv4 answers for a name, through the pod's resolver (glibc: real DNS packets to its nameserver). */
 async function resolve(netns: string, name: string, env: Record<string, string> = {}): Promise<string[]> {
   const r = await inNs(netns, ["env", ...Object.entries(env).map(([k, v]) => `${k}=${v}`), "getent", "ahostsv4", name], 10_000);
@@ -65,9 +71,8 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
     expect(await resolve(client, "other.partner.example")).toEqual(["198.51.100.20"]);
     expect(await resolve(client, "nowhere.partner.example")).toEqual([]);
     expect(await metricValue(node, "istio_dns_requests_total", { source_workload: "client", answer: "forwarded" })).toBeGreaterThanOrEqual(2);
-    const dnsLog = readFileSync(info.processes.find((p) => p.id === "external/.dns")!.log, "utf8");
     // dnsmasq saw the query from the node (the ztunnel), not from the pod: it went through the proxy.
-    expect(dnsLog).toMatch(new RegExp(`query\\[A\\] other\\.partner\\.example from ${nodeOf(info, "node-a").address.replace(/\./g, "\\.")}`));
+    await logShows(info, "external/.dns", new RegExp(`query\\[A\\] other\\.partner\\.example from ${nodeOf(info, "node-a").address.replace(/\./g, "\\.")}`));
   });
 
   test("connections by name: DNS resolution and STATIC endpoints reach the external hosts; metrics and logs name the host", async () => {
@@ -80,11 +85,9 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
       (await metricValue(node, "istio_tcp_connections_closed_total", { destination_service: "api.partner.example", response_flags: "-" })) >= 1 &&
       (await metricValue(node, "istio_tcp_connections_closed_total", { destination_service: "billing.partner.example", destination_service_namespace: "shop" })) >= 1
     );
-    const log = readFileSync(info.processes.find((p) => p.id === "ztunnel/node-a")!.log, "utf8");
-    expect(log).toMatch(/"service":"api\.partner\.example".*"result":"ok"/);
+    await logShows(info, "ztunnel/node-a", /"service":"api\.partner\.example".*"result":"ok"/);
     // The billing host listens on 8080 only: the entry's targetPort took the connection there.
-    const billingLog = readFileSync(info.processes.find((p) => p.id === "external/billing")!.log, "utf8");
-    expect(billingLog).toContain("/get");
+    await logShows(info, "external/billing", /\/get/);
   });
 
   test("outboundTrafficPolicy deny: an address outside the registry is refused with a log line and a metric", async () => {
@@ -92,8 +95,7 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
     const before = await metricValue(node, "istio_tcp_connections_closed_total", denied);
     expect((await curl(client, "http://other.partner.example/get")).status).toBe("000");
     await eventually("the refusal counted", async () => (await metricValue(node, "istio_tcp_connections_closed_total", denied)) > before);
-    const log = readFileSync(info.processes.find((p) => p.id === "ztunnel/node-a")!.log, "utf8");
-    expect(log).toContain("198.51.100.20:80 is outside the mesh and MeshConfig outboundPolicy is deny");
+    await logShows(info, "ztunnel/node-a", /198\.51\.100\.20:80 is outside the mesh and MeshConfig outboundPolicy is deny/);
   });
 
   test("DNS fuzz: random and cut packets from a pod are dropped and counted; the proxy keeps answering", async () => {
@@ -135,8 +137,7 @@ describe.skipIf(!isRoot)("egress: ServiceEntry, DNS proxy, outbound policy", () 
     test("a server whose certificate the CA does not sign is refused with 503", async () => {
       const r = await curl(client, "http://impostor.partner.example/");
       expect(r.status).toBe("503");
-      const log = readFileSync(info.processes.find((p) => p.id === "waypoint/shop/egress")!.log, "utf8");
-      expect(log).toMatch(/"authority":"impostor\.partner\.example".*"status":503/);
+      await logShows(info, "waypoint/shop/egress", /"authority":"impostor\.partner\.example".*"status":503/);
     });
 
     test("an HTTPRoute with a ServiceEntry parent applies its filters", async () => {
