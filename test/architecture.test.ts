@@ -20,7 +20,7 @@ import { dirname, join, normalize, relative } from "node:path";
 /** The layers of src/, lowest first. A folder imports only folders of a lower layer. */
 export const LAYERS: string[][] = [
   ["core"],
-  ["model", "telemetry", "stream"],
+  ["model", "telemetry", "stream", "dns"],
   ["config", "policy", "route", "hbone"],
   ["platform", "identity", "admin", "xds"],
   ["explain", "describe", "kube", "proxy"],

@@ -142,6 +142,11 @@ describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
       "describe-after",
       "follow-denied",
       "observe",
+      "egress-dns",
+      "egress-by-name",
+      "egress-deny",
+      "egress-tls",
+      "egress-post",
     ]);
   });
   const steps: [string, string][] = [
@@ -157,6 +162,11 @@ describe.skipIf(demoSkip)("npm run demo: the article's walkthrough", () => {
     ["describe-after", "troubleshooting: mesh describe shows the waypoint, its label and where the policy is enforced"],
     ["follow-denied", "troubleshooting: a denied request is found in the waypoint's log by its trace id"],
     ["observe", "see the mesh: mesh observe --denied lists the request with its policy and trace id"],
+    ["egress-dns", "egress: the ztunnel's DNS proxy answers a ServiceEntry host with its VIP"],
+    ["egress-by-name", "egress: a ServiceEntry host (resolution DNS) is reached by name"],
+    ["egress-deny", "egress: outboundTrafficPolicy deny refuses a host in no ServiceEntry"],
+    ["egress-tls", "egress: the egress waypoint originates TLS to an HTTPS-only host"],
+    ["egress-post", "egress: the egress waypoint's ServiceEntry policy denies POST"],
   ];
   for (const [step, title] of steps) {
     test(title, () => {

@@ -21,6 +21,9 @@ export interface KindValues {
   HTTPRoute: v.InferOutput<typeof schema.httpRouteSchema>;
   ReferenceGrant: v.InferOutput<typeof schema.referenceGrantSchema>;
   MeshConfig: v.InferOutput<typeof schema.meshConfigSchema>;
+  ServiceEntry: v.InferOutput<typeof schema.serviceEntrySchema>;
+  DestinationRule: v.InferOutput<typeof schema.destinationRuleSchema>;
+  ExternalHost: v.InferOutput<typeof schema.externalHostSchema>;
 }
 
 export type KindName = keyof KindValues;
@@ -80,6 +83,9 @@ export function byKind(entries: readonly Entry[]): EntriesByKind {
     HTTPRoute: [],
     ReferenceGrant: [],
     MeshConfig: [],
+    ServiceEntry: [],
+    DestinationRule: [],
+    ExternalHost: [],
   };
   for (const e of entries) add(out, e);
   return out;

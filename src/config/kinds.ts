@@ -6,6 +6,8 @@
 import type * as v from "valibot";
 import {
   authorizationPolicySchema,
+  destinationRuleSchema,
+  externalHostSchema,
   gatewaySchema,
   httpRouteSchema,
   meshConfigSchema,
@@ -15,6 +17,7 @@ import {
   referenceGrantSchema,
   requestAuthenticationSchema,
   serviceAccountSchema,
+  serviceEntrySchema,
   serviceSchema,
   workloadEntrySchema,
 } from "./schema/mod.ts";
@@ -84,7 +87,21 @@ export const KINDS: readonly KindInfo[] = [
     schema: referenceGrantSchema,
     namespaced: true,
   },
+  {
+    kind: "ServiceEntry",
+    apiVersions: ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"],
+    schema: serviceEntrySchema,
+    namespaced: true,
+  },
+  {
+    kind: "DestinationRule",
+    apiVersions: ["networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3"],
+    schema: destinationRuleSchema,
+    namespaced: true,
+  },
   { kind: "MeshConfig", apiVersions: [MESH_API_VERSION], schema: meshConfigSchema, namespaced: false },
+  // For `mesh lab` only: a machine outside the cluster. Read by the lab, not part of the mesh's model.
+  { kind: "ExternalHost", apiVersions: [MESH_API_VERSION], schema: externalHostSchema, namespaced: false },
 ];
 
 export const KIND_BY_NAME: ReadonlyMap<string, KindInfo> = new Map(KINDS.map((k) => [k.kind, k]));
@@ -118,8 +135,6 @@ const OTHER_KUBERNETES = [
 /** Istio and Gateway API kinds mesh does not implement. */
 const UNSUPPORTED = [
   "VirtualService",
-  "DestinationRule",
-  "ServiceEntry",
   "Sidecar",
   "EnvoyFilter",
   "Telemetry",

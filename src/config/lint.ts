@@ -3,7 +3,7 @@
  * Schema-level rules (unknown kind/field, apiVersion, duplicates, ignored kinds) live in ./load.ts; the
  * list of every rule id with its meaning is RULES in ./rules.ts.
  */
-import type { Labels, MeshModel, PolicyScope, Service, Waypoint, Workload } from "../model/mod.ts";
+import type { Labels, MeshModel, PolicyScope, Service, ServiceEntry, Waypoint, Workload } from "../model/mod.ts";
 import type { Diagnostic } from "./diagnostic.ts";
 import type { ControllerEntry, Entry, KindName } from "./entry.ts";
 import { isKind } from "./entry.ts";
@@ -21,6 +21,7 @@ import {
 import { policyEnforcement, resolveTargetPort, scopeSelectsWorkload } from "../model/mod.ts";
 import { isIpAddress, isIpBlock, isPortValue } from "./schema/mod.ts";
 import { LabelIndex, selectorEvaluations } from "./label_index.ts";
+import { egressRules } from "./lint_egress.ts";
 
 type Path = (string | number)[];
 
@@ -63,6 +64,7 @@ export function lint(normalized: Normalized, entries: readonly Entry[], opts: Li
   waypointAccountRules(r, model, find);
   routeRules(r, model, find, lookups);
   if (opts.fileMode) workloadRules(r, model, find);
+  egressRules(r, model, find, entries);
   return r.out;
 }
 
@@ -72,6 +74,7 @@ type Find = <K extends KindName>(modelObject: object, kind: K) => Extract<Entry,
 class Lookups {
   #servicesOf?: Map<string, Service[]>;
   #services?: Map<string, Service>;
+  #serviceEntries?: Map<string, ServiceEntry>;
   #waypoints?: Set<string>;
   #firstWaypointIn?: Map<string, Waypoint>;
   readonly #reach = new Map<string, Reach>();
@@ -98,6 +101,11 @@ class Lookups {
   service(namespace: string, name: string): Service | undefined {
     this.#services ??= firstByKey(this.model.services);
     return this.#services.get(`${namespace}/${name}`);
+  }
+
+  serviceEntry(namespace: string, name: string): ServiceEntry | undefined {
+    this.#serviceEntries ??= firstByKey(this.model.serviceEntries ?? []);
+    return this.#serviceEntries.get(`${namespace}/${name}`);
   }
 
   isWaypoint(namespace: string, name: string): boolean {
@@ -277,7 +285,7 @@ function gatewayRules(r: Reporter, entries: readonly Entry[]): void {
 
 // ---- istio.io/use-waypoint labels ----
 
-const LABELLED_KINDS = new Set(["Namespace", "Service", "Pod", "WorkloadEntry"]);
+const LABELLED_KINDS = new Set(["Namespace", "Service", "Pod", "WorkloadEntry", "ServiceEntry"]);
 
 function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Entry[]): void {
   const waypoints = new Map(model.waypoints.map((w) => [`${w.namespace}/${w.name}`, w]));
@@ -307,7 +315,7 @@ function waypointLabelRules(r: Reporter, model: MeshModel, entries: readonly Ent
         r.at(e, at, "error", "missing-waypoint", `${who} is labelled ${LABEL_USE_WAYPOINT}=${value}, but ${why}`);
         continue;
       }
-      const target = e.kind === "Service" ? "service" : e.kind === "Namespace" ? undefined : "workload";
+      const target = e.kind === "Service" || e.kind === "ServiceEntry" ? "service" : e.kind === "Namespace" ? undefined : "workload";
       if (target && w.waypointFor !== "all" && w.waypointFor !== target) {
         r.at(e, at, "warning", "waypoint-for", `${who} is labelled ${LABEL_USE_WAYPOINT}=${value}, but waypoint ${key} serves ${w.waypointFor === "none" ? "no traffic" : `${w.waypointFor}s only`} (label istio.io/waypoint-for); the label has no effect`);
       }
@@ -356,12 +364,16 @@ function policyRules(r: Reporter, model: MeshModel, entries: readonly Entry[], f
           const s = lookups.service(ns, ref.name);
           if (!s) r.at(e, path, "warning", "policy-selects-nothing", `${name} targets Service ${ns}/${ref.name}, which does not exist`);
           else if (!s.waypoint) unservedRefs.push({ path, what: `Service ${ns}/${ref.name}` });
+        } else if (ref.kind === "ServiceEntry" && ref.group === "networking.istio.io") {
+          const se = lookups.serviceEntry(ns, ref.name);
+          if (!se) r.at(e, path, "warning", "policy-selects-nothing", `${name} targets ServiceEntry ${ns}/${ref.name}, which does not exist`);
+          else if (!se.waypoint) unservedRefs.push({ path, what: `ServiceEntry ${ns}/${ref.name}` });
         } else if (ref.kind === "Gateway" && ref.group === "gateway.networking.k8s.io") {
           if (!lookups.isWaypoint(ns, ref.name)) {
             r.at(e, path, "warning", "policy-selects-nothing", `${name} targets Gateway ${ns}/${ref.name}, which is not a waypoint in this configuration`);
           }
         } else if (!(ref.kind === "GatewayClass" && ref.name === WAYPOINT_CLASS)) {
-          r.at(e, path, "warning", "policy-selects-nothing", `${name} targets ${ref.group ? `${ref.group}/` : ""}${ref.kind} ${ref.name}: mesh attaches policies to a Service (group "") or a waypoint Gateway (group gateway.networking.k8s.io) only`);
+          r.at(e, path, "warning", "policy-selects-nothing", `${name} targets ${ref.group ? `${ref.group}/` : ""}${ref.kind} ${ref.name}: mesh attaches policies to a Service (group ""), a ServiceEntry (group networking.istio.io) or a waypoint Gateway (group gateway.networking.k8s.io) only`);
         }
       });
     } else if (p.scope.kind === "selector") {
@@ -578,6 +590,10 @@ function routeRules(r: Reporter, model: MeshModel, find: Find, lookups: Lookups)
         } else if (!s.waypoint) {
           r.at(e, ["spec", "parentRefs", i], "warning", "route-parent", `HTTPRoute ${rt.namespace}/${rt.name} attaches to Service ${p.namespace}/${p.name}, which no waypoint serves: the route has no effect until the Service (or its namespace) is labelled ${LABEL_USE_WAYPOINT}=<gateway>`);
         }
+      } else if (p.kind === "ServiceEntry" && p.group === "networking.istio.io") {
+        const se = lookups.serviceEntry(p.namespace, p.name);
+        const why = !se ? "which does not exist" : !se.waypoint ? `which no egress waypoint serves: the route has no effect until the ServiceEntry is labelled ${LABEL_USE_WAYPOINT}=<gateway>` : undefined;
+        if (why) r.at(e, ["spec", "parentRefs", i], "warning", "route-parent", `HTTPRoute ${rt.namespace}/${rt.name} attaches to ServiceEntry ${p.namespace}/${p.name}, ${why}`);
       }
     });
   }

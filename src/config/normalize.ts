@@ -41,12 +41,14 @@ import type { Entry, KindValues, SpecOf } from "./entry.ts";
 import { byKind } from "./entry.ts";
 import { LabelIndex } from "./label_index.ts";
 import { hasL7 } from "./l7.ts";
+import { destinationRule, type EgressContext, serviceEntries } from "./egress.ts";
 
 export const LABEL_DATAPLANE_MODE = "istio.io/dataplane-mode";
 export const LABEL_USE_WAYPOINT = "istio.io/use-waypoint";
 export const LABEL_USE_WAYPOINT_NAMESPACE = "istio.io/use-waypoint-namespace";
 export const LABEL_WAYPOINT_FOR = "istio.io/waypoint-for";
 export const LABEL_NODE = "mesh.dev/node";
+export const DNS_CAPTURE = "ambient.istio.io/dns-capture";
 export const WAYPOINT_CLASS = "istio-waypoint";
 export const GATEWAY_GROUP = "gateway.networking.k8s.io";
 export const CLUSTER_DOMAIN = "cluster.local";
@@ -96,6 +98,11 @@ export function normalize(entries: readonly Entry[]): Normalized {
   model.peerAuthentications = of.PeerAuthentication.map(built((e) => peerAuthentication(e, root)));
   model.httpRoutes = of.HTTPRoute.map(built(httpRoute));
   model.referenceGrants = of.ReferenceGrant.map(built(referenceGrant));
+  const egress: EgressContext = { bind: (labels, ns) => bind(labels, ns, "service", "serviceentry-label", ctx), sourceOf };
+  const ses = serviceEntries(of.ServiceEntry, egress);
+  ses.forEach((se, i) => origins.set(se, of.ServiceEntry[i]!));
+  if (ses.length) model.serviceEntries = ses;
+  if (of.DestinationRule.length) model.destinationRules = of.DestinationRule.map(built((e) => destinationRule(e, egress)));
   return { model, diagnostics, origins, workloads };
 }
 
@@ -150,6 +157,7 @@ function namespace(e: Entry<"Namespace">): Namespace {
   const ns: Namespace = { name: e.name, labels, ambient: labels[LABEL_DATAPLANE_MODE] === "ambient" };
   const use = labels[LABEL_USE_WAYPOINT];
   if (use && use !== "none") ns.useWaypoint = waypointKey(use, labels, e.name);
+  if (dnsOptOut(e)) ns.dnsCapture = false;
   return withSource(e, ns);
 }
 
@@ -262,7 +270,14 @@ function pod(e: Entry<"Pod">, trustDomain: string, ctx: BindContext): Workload {
   const wp = bind(labels, e.namespace, "workload", "pod-label", ctx);
   if (wp) w.waypoint = wp;
   if (command) w.command = command;
+  if (dnsOptOut(e) || ctx.nsByName.get(e.namespace)?.dnsCapture === false) w.dnsCapture = false;
   return withSource(e, w);
+}
+
+/** ambient.istio.io/dns-capture: "false", as a label or an annotation (Istio reads both). */
+function dnsOptOut(e: Entry<"Pod"> | Entry<"Namespace">): boolean {
+  const m = e.value.metadata;
+  return m.labels?.[DNS_CAPTURE] === "false" || m.annotations?.[DNS_CAPTURE] === "false";
 }
 
 function podReady(status: { phase?: string; conditions?: { type: string; status: string }[] }): boolean {

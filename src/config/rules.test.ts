@@ -66,8 +66,8 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
     says: { 0: ['port named "admin"'], 1: ["port 9090", "http:8080"] },
   },
   "policy-selects-nothing": {
-    expect: ["7:3 warning policy-selects-nothing", "21:5 warning policy-selects-nothing"],
-    says: { 0: ["app=nowhere"], 1: ["Service shop/missing"] },
+    expect: ["7:3 warning policy-selects-nothing", "21:5 warning policy-selects-nothing", "34:5 warning policy-selects-nothing"],
+    says: { 0: ["app=nowhere"], 1: ["Service shop/missing"], 2: ["ServiceEntry shop/partner", "does not exist"] },
   },
   "l7-without-waypoint": {
     expect: ["40:9 error l7-without-waypoint", "55:7 error l7-without-waypoint"],
@@ -84,8 +84,8 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
   "waypoint-listener": { expect: ["8:3 warning waypoint-listener"] },
   "policy-attachment": { expect: ["2:7 error policy-attachment"], says: { 0: ["istio.io/use-waypoint", "istio-waypoint"] } },
   "missing-waypoint": {
-    expect: ["7:28 error missing-waypoint", "15:28 error missing-waypoint", "26:21 warning gateway-class"],
-    says: { 0: ["Namespace shop", "not a waypoint"], 1: ["Service shop/api", "no Gateway shop/api-waypoint"] },
+    expect: ["7:28 error missing-waypoint", "15:28 error missing-waypoint", "26:21 warning gateway-class", "35:28 error missing-waypoint"],
+    says: { 0: ["Namespace shop", "not a waypoint"], 1: ["Service shop/api", "no Gateway shop/api-waypoint"], 3: ["ServiceEntry shop/partner", "no Gateway shop/egress"] },
   },
   "waypoint-for": { expect: ["16:35 warning waypoint-for"], says: { 0: ["workloads only"] } },
   "unknown-condition": { expect: ["10:12 warning unknown-condition"], says: { 0: ['"request.header[x-debug]"'] } },
@@ -108,6 +108,16 @@ const CASES: Record<string, { expect: string[]; says?: Record<number, string[]> 
   },
   "undeclared-namespace": { expect: ["5:14 warning undeclared-namespace"], says: { 0: ["Namespace legacy-ns", "istio.io/dataplane-mode: ambient"] } },
   "pod-placement": { expect: ["4:9 warning pod-placement", "6:1 warning pod-placement"], says: { 0: ["status.podIP"], 1: ["spec.nodeName"] } },
+  "duplicate-host": {
+    expect: ["17:32 error duplicate-host", "36:11 error duplicate-host"],
+    says: { 0: ['"api.partner.example"', "ServiceEntry shop/partner"], 1: ["name of a Service"] },
+  },
+  "dns-wildcard": { expect: ["7:32 error dns-wildcard"], says: { 0: ['"*.partner.example"', "resolution NONE"] } },
+  "serviceentry-ports": { expect: ["7:3 error serviceentry-ports"], says: { 0: ["ServiceEntry shop/partner", "no ports"] } },
+  "unsupported-field": {
+    expect: ["9:5 warning unsupported-field", "15:7 warning unsupported-field", "18:13 warning unsupported-field", "19:3 warning unsupported-field"],
+    says: { 0: ["trafficPolicy.connectionPool"], 1: ["insecureSkipVerify"], 2: ["MUTUAL"], 3: ["subsets"] },
+  },
   "route-parent": {
     expect: ["17:5 warning route-parent", "18:5 warning route-parent", "22:13 warning unsupported-filter"],
     says: { 0: ["no waypoint serves"], 1: ["shop/gone", "does not exist"], 2: ["CORS"] },

@@ -31,5 +31,9 @@ export const RULES: Readonly<Record<string, { severity: "error" | "warning"; sum
   "undeclared-namespace": { severity: "warning", summary: "Workloads in a namespace no Namespace object declares: they are outside the mesh (file mode)." },
   "pod-placement": { severity: "warning", summary: "A Pod without spec.nodeName, or a workload without an address (file mode)." },
   "unsupported-filter": { severity: "warning", summary: "An HTTPRoute filter mesh does not implement (ExtensionRef, CORS); ignored." },
-  "route-parent": { severity: "warning", summary: "An HTTPRoute attached to a Service that does not exist or that no waypoint serves." },
+  "duplicate-host": { severity: "error", summary: "Two ServiceEntries (or a ServiceEntry and a Service) declare the same host." },
+  "dns-wildcard": { severity: "error", summary: "A ServiceEntry with resolution DNS declares a wildcard host, which cannot be looked up." },
+  "serviceentry-ports": { severity: "error", summary: "A ServiceEntry declares no ports." },
+  "unsupported-field": { severity: "warning", summary: "A DestinationRule field mesh accepts but does not read (only trafficPolicy.tls mode SIMPLE, sni and caCertificates are read)." },
+  "route-parent": { severity: "warning", summary: "An HTTPRoute attached to a Service or ServiceEntry that does not exist or that no waypoint serves." },
 };

@@ -7,6 +7,7 @@
  *
  * Pure: the same placement and attachment functions the proxies run, no I/O.
  */
+import { describeServiceEntry, type ServiceEntryDescription } from "./service_entry.ts";
 import { ErrorCode, MeshError } from "../core/mod.ts";
 import type { MeshModel, ModelIndex, Service, Workload } from "../model/mod.ts";
 import { indexModel, peerAuthenticationChain, peerAuthenticationModeFor } from "../model/mod.ts";
@@ -29,7 +30,8 @@ export const DATAPLANE_LABEL = "istio.io/dataplane-mode";
 
 export type DescribeTarget =
   | { kind: "Pod" | "WorkloadEntry"; namespace: string; name: string }
-  | { kind: "Service"; namespace: string; name: string };
+  | { kind: "Service"; namespace: string; name: string }
+  | { kind: "ServiceEntry"; namespace: string; name: string };
 
 export interface DescribeOptions {
   live?: LiveFacts;
@@ -50,6 +52,11 @@ export function parseTarget(kind: string, ref: string): DescribeTarget {
     if (!m) throw new MeshError(ErrorCode.Usage, `Invalid ${what} "${ref}": expected NAMESPACE/NAME, e.g. ambient-ns/product-api`);
     return { kind: what, namespace: m[1]!, name: m[2]! };
   }
+  if (k === "serviceentry" || k === "serviceentries" || k === "se") {
+    const m = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-.a-z0-9]*)$/.exec(ref);
+    if (!m) throw new MeshError(ErrorCode.Usage, `Invalid ServiceEntry "${ref}": expected NAMESPACE/NAME, e.g. shop/partner-api`);
+    return { kind: "ServiceEntry", namespace: m[1]!, name: m[2]! };
+  }
   if (k === "service" || k === "services" || k === "svc") {
     const slash = /^([a-z0-9][-a-z0-9]*)\/([a-z0-9][-a-z0-9]*)$/.exec(ref);
     if (slash) return { kind: "Service", namespace: slash[1]!, name: slash[2]! };
@@ -57,12 +64,17 @@ export function parseTarget(kind: string, ref: string): DescribeTarget {
     if (!m) throw new MeshError(ErrorCode.Usage, `Invalid Service "${ref}": expected NAME.NAMESPACE, e.g. product-api.ambient-ns`);
     return { kind: "Service", namespace: m[2]!, name: m[1]! };
   }
-  throw new MeshError(ErrorCode.Usage, `Cannot describe "${kind}": use pod NAMESPACE/NAME, service NAME.NAMESPACE or workloadentry NAMESPACE/NAME`);
+  throw new MeshError(ErrorCode.Usage, `Cannot describe "${kind}": use pod NAMESPACE/NAME, service NAME.NAMESPACE, workloadentry NAMESPACE/NAME or serviceentry NAMESPACE/NAME`);
 }
 
 /** Describes a target of a model (indexed once per call when given a model). */
-export function describe(model: MeshModel | ModelIndex, target: DescribeTarget, opts: DescribeOptions = {}): WorkloadDescription | ServiceDescription {
+export function describe(model: MeshModel | ModelIndex, target: DescribeTarget, opts: DescribeOptions = {}): WorkloadDescription | ServiceDescription | ServiceEntryDescription {
   const index = "workloadByUid" in model ? model : indexModel(model);
+  if (target.kind === "ServiceEntry") {
+    const se = (index.model.serviceEntries ?? []).find((x) => x.namespace === target.namespace && x.name === target.name);
+    if (!se) throw notFound(index, target);
+    return describeServiceEntry(index, se);
+  }
   if (target.kind === "Service") {
     const s = index.serviceByName(target.namespace, target.name);
     if (!s) throw notFound(index, target);
@@ -74,7 +86,9 @@ export function describe(model: MeshModel | ModelIndex, target: DescribeTarget, 
 }
 
 function notFound(index: ModelIndex, t: DescribeTarget): MeshError {
-  const names = t.kind === "Service"
+  const names = t.kind === "ServiceEntry"
+    ? (index.model.serviceEntries ?? []).map((s) => `${s.namespace}/${s.name}`)
+    : t.kind === "Service"
     ? index.model.services.map((s) => `${s.name}.${s.namespace}`)
     : index.model.workloads.filter((w) => w.kind === t.kind).map((w) => `${w.namespace}/${w.name}`);
   const shown = t.kind === "Service" ? `${t.name}.${t.namespace}` : `${t.namespace}/${t.name}`;

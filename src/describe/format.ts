@@ -1,4 +1,5 @@
 /** The text form of a description (`mesh describe --format text`). */
+import { formatServiceEntry, type ServiceEntryDescription } from "./service_entry.ts";
 import type { ConnectionRow, PolicyPlacementRow, ServiceDescription, WorkloadDescription } from "./types.ts";
 
 const row = (lines: string[], k: string, v: string) => lines.push(`  ${k.padEnd(14)}${v}`);
@@ -98,8 +99,8 @@ export function formatService(d: ServiceDescription): string {
   return footer(l, d);
 }
 
-export function formatDescription(d: WorkloadDescription | ServiceDescription): string {
-  return d.kind === "Service" ? formatService(d) : formatWorkload(d);
+export function formatDescription(d: WorkloadDescription | ServiceDescription | ServiceEntryDescription): string {
+  return d.kind === "ServiceEntry" ? formatServiceEntry(d) : d.kind === "Service" ? formatService(d) : formatWorkload(d);
 }
 
 /** Warnings and the source of the description, last in every description. */

@@ -5,6 +5,7 @@
  */
 export { DATAPLANE_LABEL, describe, type DescribeOptions, describeService, type DescribeTarget, describeWorkload, parseTarget } from "./describe.ts";
 export { formatDescription, formatService, formatWorkload } from "./format.ts";
+export { describeServiceEntry, formatServiceEntry, type ServiceEntryDescription } from "./service_entry.ts";
 export { type AccessLogEntry, type LiveFacts, parseAccessLog, type ProxyFact, type ReadinessFact } from "./live.ts";
 export { connectionsFor, type ConnectionFilter } from "./connections.ts";
 export { relative } from "./facts.ts";

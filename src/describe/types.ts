@@ -1,4 +1,5 @@
 /** What `mesh describe` answers: JSON-serializable, printed as-is by `--format json`. */
+import type { WaypointBinding } from "../model/mod.ts";
 
 /** The ztunnel that manages a workload (its node's), as far as the configuration and the control plane know. */
 export interface ZtunnelSummary {
@@ -60,7 +61,7 @@ export interface WaypointRef {
   gateway: string;
   /** The label that bound it: "istio.io/use-waypoint on Service ambient-ns/product-api" ... */
   via: string;
-  binding: "namespace-label" | "service-label" | "pod-label" | "workloadentry-label";
+  binding: WaypointBinding["via"];
   /** What it serves this workload for: "Service product-api.ambient-ns" or "the workload itself". */
   servesFor: string;
   exists: boolean;

@@ -22,6 +22,7 @@ const VIA: Record<WaypointBinding["via"], string> = {
   "service-label": "istio.io/use-waypoint on Service",
   "pod-label": "istio.io/use-waypoint on Pod",
   "workloadentry-label": "istio.io/use-waypoint on WorkloadEntry",
+  "serviceentry-label": "istio.io/use-waypoint on ServiceEntry",
 };
 
 export function waypointRef(

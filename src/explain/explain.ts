@@ -11,8 +11,9 @@
  *    (a bypass is refused), else it enforces the L4 policies itself (L7 ones fail closed).
  * A client outside the mesh reaches the destination ztunnel directly, as plaintext.
  */
-import type { MeshModel, ModelIndex, Service, Waypoint, Workload } from "../model/mod.ts";
-import { authorizationPoliciesFor, indexModel, readyEndpoints, requestAuthenticationsFor } from "../model/mod.ts";
+import type { MeshModel, ModelIndex, RegistryHost, Service, ServiceEntry, Waypoint, Workload } from "../model/mod.ts";
+import { authorizationPoliciesFor, entryService, indexModel, readyEndpoints, requestAuthenticationsFor } from "../model/mod.ts";
+import { entryName, externalLeg } from "./external.ts";
 import {
   admitRequest,
   authorizeAtZtunnel,
@@ -24,7 +25,7 @@ import {
   waypointBindingFor,
 } from "../policy/mod.ts";
 import { ErrorCode, MeshError } from "../core/mod.ts";
-import { normalizeHeaders, routeRequest, routesForService } from "../route/mod.ts";
+import { normalizeHeaders, routeRequest, routesForService, routesForServiceEntry } from "../route/mod.ts";
 import type { AppliedFilter, RouteDecision } from "../route/mod.ts";
 import type { ExplainQuery } from "./query.ts";
 
@@ -168,6 +169,15 @@ interface ResolvedTarget {
   workload?: Workload;
   address?: string;
   targetPort?: number;
+  /** A ServiceEntry host (`service` is then the Service made from it). */
+  external?: RegistryHost;
+}
+
+function externalTarget(index: ModelIndex, at: RegistryHost, port: number, address?: string): ResolvedTarget {
+  if (!at.entry.ports.some((p) => p.number === port)) {
+    throw new MeshError(ErrorCode.ConfigInvalid, `${entryName(at)} has no port ${port} (ports: ${at.entry.ports.map((p) => p.number).join(", ")}): check --to`);
+  }
+  return { service: entryService(at), port, address: address ?? index.registry.addressesOf(at)[0], external: at };
 }
 
 /**
@@ -180,8 +190,16 @@ function endpointOf(index: ModelIndex, service: Service, port: number): { worklo
 }
 
 function resolveTarget(index: ModelIndex, q: ExplainQuery): ResolvedTarget {
+  if (q.to.kind === "host") {
+    const at = index.registry.byHost(q.to.host);
+    if (!at) throw new MeshError(ErrorCode.ConfigInvalid, `No Service or ServiceEntry host "${q.to.host}" in the configuration: check --to`);
+    return externalTarget(index, at, q.to.port);
+  }
   if (q.to.kind === "service") {
     const s = index.serviceByName(q.to.namespace, q.to.name);
+    // "partner.example:80" reads like NAME.NAMESPACE too: a ServiceEntry host of that name is what is meant.
+    const at = s ? undefined : index.registry.byHost(`${q.to.name}.${q.to.namespace}`);
+    if (at) return externalTarget(index, at, q.to.port);
     if (!s) {
       throw new MeshError(ErrorCode.ConfigInvalid, `No Service "${q.to.namespace}/${q.to.name}" in the configuration: check --to`);
     }
@@ -200,6 +218,8 @@ function resolveTarget(index: ModelIndex, q: ExplainQuery): ResolvedTarget {
   }
   const w = index.workloadByAddress(address);
   if (w) return { workload: w, port, targetPort: port, address };
+  const at = index.registry.byAddress(address);
+  if (at) return externalTarget(index, at, port, address);
   return { port, address };
 }
 
@@ -220,7 +240,11 @@ export async function explainRequest(model: MeshModel, query: ExplainQuery, opti
   const method = (query.method ?? "GET").toUpperCase();
   const path = query.path ?? "/";
   const headers = normalizeHeaders(query.headers ?? {});
-  const host = headers["host"]?.[0] ?? (query.to.kind === "service"
+  const host = headers["host"]?.[0] ?? (dst.external
+    ? dst.external.host
+    : query.to.kind === "host"
+    ? `${query.to.host}:${query.to.port}`
+    : query.to.kind === "service"
     ? `${query.to.name}.${query.to.namespace}:${query.to.port}`
     : `${query.to.address.includes(":") ? `[${query.to.address}]` : query.to.address}:${query.to.port}`);
   delete headers["host"];
@@ -252,7 +276,7 @@ export async function explainRequest(model: MeshModel, query: ExplainQuery, opti
       inMesh: src.inMesh,
     },
     destination: {
-      service: dst.service ? svcName(dst.service) : null,
+      service: dst.external ? entryName(dst.external) : dst.service ? svcName(dst.service) : null,
       port: dst.port,
       address: dst.service?.vip ?? dst.address ?? null,
       workload: dst.workload ? wl(dst.workload) : null,
@@ -266,6 +290,8 @@ export async function explainRequest(model: MeshModel, query: ExplainQuery, opti
   if (src.inMesh) {
     const next = binding
       ? `waypoint ${binding.gateway}${waypoint?.addresses[0] ? ` (${waypoint.addresses[0]}:${waypoint.port})` : ""}`
+      : dst.external
+      ? `${entryName(dst.external)}: ${externalLeg(index, dst.external, dst.port, false).target}`
       : dst.workload
       ? `${wl(dst.workload)} (${dst.address}:15008)`
       : `${dst.address ?? "the destination"}:${dst.port}`;
@@ -302,6 +328,15 @@ export async function explainRequest(model: MeshModel, query: ExplainQuery, opti
   if (binding && src.inMesh) {
     return await throughWaypoint(index, out, { binding, waypoint, src, dst, authzReq, options });
   }
+  if (dst.external) {
+    // No waypoint: the source ztunnel lets a registered host out (outbound policy deny or not); no policy applies.
+    const leg = externalLeg(index, dst.external, dst.port, false);
+    out.enforcedBy = src.inMesh ? "ztunnel" : "none";
+    out.reason = `${entryName(dst.external)} is in the mesh's registry: the source ztunnel ${leg.steps.join(", ")}`;
+    out.backend = { service: entryName(dst.external), port: dst.port, workload: null, address: dst.address ?? null, targetPort: leg.targetPort };
+    if (hops[0]) hops[0].decided = true;
+    return out;
+  }
   return directToWorkload(index, out, { src, dst, authzReq, routed: false });
 }
 
@@ -328,7 +363,10 @@ async function throughWaypoint(index: ModelIndex, out: Explanation, c: WaypointC
     return out;
   }
   hop.steps.push(`receives the request over HBONE; bound by ${c.binding.via}; the client is ${c.src.identity}`);
-  const dest = { workload: dst.workload, service: dst.service };
+  // An external host: the policies attached to its ServiceEntry (and the waypoint) decide, as at the waypoint.
+  const dest: { workload?: Workload; service?: Service; serviceEntry?: ServiceEntry } = dst.external
+    ? { serviceEntry: dst.external.entry }
+    : { workload: dst.workload, service: dst.service };
   const keys: KeyResolver = c.options.keys ?? defaultKeys;
   const http = authzReq.http!;
   const admission = await admitRequest(index, waypoint, dest, { ...authzReq, http }, keys, c.options.now);
@@ -376,12 +414,14 @@ async function throughWaypoint(index: ModelIndex, out: Explanation, c: WaypointC
     hop.steps.push(`routing: no Service addressed, forwarded to ${out.destination.workload}`);
     return directToWorkload(index, out, { src: c.src, dst, authzReq, routed: true, waypoint });
   }
+  const ext = dst.external ? dst.service : undefined;
+  const services = (ns: string, n: string) => (ext && ns === ext.namespace && n === ext.name ? ext : index.serviceByName(ns, n));
   const rd = routeRequest({
-    routes: index.model.httpRoutes,
+    routes: ext && dst.external ? routesForServiceEntry(index.model.httpRoutes, dst.external, ext, dst.port) : index.model.httpRoutes,
     service: dst.service,
     port: dst.port,
     request: { method: http.method, path: http.path, host: http.host, headers },
-    services: (ns, n) => index.serviceByName(ns, n),
+    services,
     referenceGrants: index.model.referenceGrants ?? [],
     // Deterministic: the first backend by weight and every mirror with a percent above zero.
     random: () => 0,
@@ -403,7 +443,17 @@ async function throughWaypoint(index: ModelIndex, out: Explanation, c: WaypointC
     hop.decided = true;
     return out;
   }
-  const backendSvc = index.serviceByName(rd.backend.namespace, rd.backend.name)!;
+  const backendSvc = services(rd.backend.namespace, rd.backend.name)!;
+  if (dst.external && backendSvc === dst.service) {
+    const leg = externalLeg(index, dst.external, rd.backend.port, true);
+    hop.steps.push(...leg.steps);
+    out.backend = { service: entryName(dst.external), port: rd.backend.port, workload: null, address: dst.address ?? null, targetPort: leg.targetPort };
+    out.decision = "allow";
+    out.enforcedBy = "waypoint";
+    out.reason = `allowed at waypoint ${wpName(waypoint)}${out.policy ? ` by ${out.policy}` : ""}; it ${leg.steps.join(", ")}`;
+    hop.decided = true;
+    return out;
+  }
   const ep = endpointOf(index, backendSvc, rd.backend.port);
   const target: ResolvedTarget = { service: backendSvc, port: rd.backend.port, ...ep };
   out.backend = {
@@ -517,7 +567,7 @@ function describeAuthz(
   out: Explanation,
   d: EnforcedDecision,
   waypoint: Waypoint,
-  dest: { workload?: Workload; service?: Service },
+  dest: { workload?: Workload; service?: Service; serviceEntry?: ServiceEntry },
 ): void {
   out.rule = d.ruleIndex ?? null;
   if (d.policy) {
@@ -536,7 +586,7 @@ function describeAuthz(
 function raNamesFor(
   index: ModelIndex,
   waypoint: Waypoint,
-  dest: { workload?: Workload; service?: Service },
+  dest: { workload?: Workload; service?: Service; serviceEntry?: ServiceEntry },
   rule?: unknown,
 ): string[] {
   const ras = requestAuthenticationsFor(index, { ...dest, waypoint });

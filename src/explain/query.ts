@@ -11,7 +11,9 @@ export type ExplainSource =
 /** Where to: a Service port by name, or an address and port (a Service VIP, a workload, or outside the mesh). */
 export type ExplainTarget =
   | { kind: "service"; name: string; namespace: string; port: number }
-  | { kind: "address"; address: string; port: number };
+  | { kind: "address"; address: string; port: number }
+  /** A ServiceEntry host such as api.partner.example. */
+  | { kind: "host"; host: string; port: number };
 
 export interface ExplainQuery {
   from: ExplainSource;
@@ -44,8 +46,8 @@ export function parseSource(text: string): ExplainSource {
 }
 
 /**
- * Parses --to: "SERVICE.NAMESPACE:PORT" (also with ".svc" or ".svc.cluster.local") or "ADDRESS:PORT"
- * ("[v6]:PORT" for IPv6).
+ * Parses --to: "SERVICE.NAMESPACE:PORT" (also with ".svc" or ".svc.cluster.local"), "ADDRESS:PORT"
+ * ("[v6]:PORT" for IPv6), or a ServiceEntry host "HOST:PORT".
  *
  * @example
  * parseTarget("product-api.ambient-ns:8000") // { kind: "service", name: "product-api", namespace: "ambient-ns", port: 8000 }
@@ -61,9 +63,8 @@ export function parseTarget(text: string): ExplainTarget {
   if (isIpAddress(host)) return { kind: "address", address: host, port };
   const parts = host.toLowerCase().split(".");
   const rest = parts.slice(2).join(".");
-  if (parts.length < 2 || (rest !== "" && rest !== "svc" && !rest.startsWith("svc."))) {
-    throw usage(`--to "${text}": write the Service as NAME.NAMESPACE:PORT (or give an IP address)`);
-  }
+  if (parts.length < 2) throw usage(`--to "${text}": write the Service as NAME.NAMESPACE:PORT (or give an IP address or a ServiceEntry host)`);
+  if (rest !== "" && rest !== "svc" && !rest.startsWith("svc.")) return { kind: "host", host: host.toLowerCase(), port };
   return { kind: "service", name: parts[0]!, namespace: parts[1]!, port };
 }
 

@@ -37,6 +37,8 @@ import {
   SERVICES,
   TOKEN_REVIEWS,
   WORKLOAD_ENTRIES,
+  SERVICE_ENTRIES,
+  DESTINATION_RULES,
 } from "./resources.ts";
 
 
@@ -117,6 +119,8 @@ const SERVED: readonly (ResourceType & { also?: string[] })[] = [
   CONFIG_MAPS,
   DEPLOYMENTS,
   { ...WORKLOAD_ENTRIES, also: ["v1beta1", "v1alpha3"] },
+  { ...SERVICE_ENTRIES, also: ["v1beta1", "v1alpha3"] },
+  { ...DESTINATION_RULES, also: ["v1beta1", "v1alpha3"] },
   { ...AUTHORIZATION_POLICIES, also: ["v1beta1"] },
   { ...REQUEST_AUTHENTICATIONS, also: ["v1beta1"] },
   { ...PEER_AUTHENTICATIONS, also: ["v1beta1"] },

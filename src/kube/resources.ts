@@ -8,6 +8,8 @@ export const SERVICE_ACCOUNTS: ResourceType = { group: "", version: "v1", plural
 export const CONFIG_MAPS: ResourceType = { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true };
 export const DEPLOYMENTS: ResourceType = { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true };
 export const WORKLOAD_ENTRIES: ResourceType = { group: "networking.istio.io", version: "v1", plural: "workloadentries", kind: "WorkloadEntry", namespaced: true };
+export const SERVICE_ENTRIES: ResourceType = { group: "networking.istio.io", version: "v1", plural: "serviceentries", kind: "ServiceEntry", namespaced: true };
+export const DESTINATION_RULES: ResourceType = { group: "networking.istio.io", version: "v1", plural: "destinationrules", kind: "DestinationRule", namespaced: true };
 export const AUTHORIZATION_POLICIES: ResourceType = { group: "security.istio.io", version: "v1", plural: "authorizationpolicies", kind: "AuthorizationPolicy", namespaced: true };
 export const REQUEST_AUTHENTICATIONS: ResourceType = { group: "security.istio.io", version: "v1", plural: "requestauthentications", kind: "RequestAuthentication", namespaced: true };
 export const PEER_AUTHENTICATIONS: ResourceType = { group: "security.istio.io", version: "v1", plural: "peerauthentications", kind: "PeerAuthentication", namespaced: true };
@@ -30,6 +32,8 @@ export const MODEL_RESOURCES: readonly ResourceType[] = [
   SERVICES,
   SERVICE_ACCOUNTS,
   WORKLOAD_ENTRIES,
+  SERVICE_ENTRIES,
+  DESTINATION_RULES,
   AUTHORIZATION_POLICIES,
   REQUEST_AUTHENTICATIONS,
   PEER_AUTHENTICATIONS,

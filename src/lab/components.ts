@@ -135,7 +135,8 @@ export function startZtunnel(state: LabState, node: string): ProcessRecord {
     kind: "ztunnel",
     netns: rec.netns,
     healthAddress: rec.address,
-    argv: inNetns(rec.netns, proxyArgv(state, tokenFile, ["--role", "ztunnel", "--node", node], ["--redirect", "node", "--data-dir", dataDir])),
+    // The lab's DNS server, when it runs, is the upstream of the ztunnel's DNS proxy.
+    argv: inNetns(rec.netns, proxyArgv(state, tokenFile, ["--role", "ztunnel", "--node", node], ["--redirect", "node", "--data-dir", dataDir, "--dns-upstream", ADDRESSES.dns])),
   });
 }
 
@@ -169,6 +170,13 @@ export function startPod(state: LabState, pod: LabPod, netns: string): ProcessRe
   );
 }
 
+/** An ExternalHost's command or the lab's DNS server, in its namespace (ready when its ports listen). */
+export function startExternal(state: LabState, rec: { id: string; netns: string; argv: string[]; ports: number[] }): ProcessRecord {
+  const cwd = join(state.stateDir, "external", rec.id.replace(/\//g, "_"));
+  mkdirSync(cwd, { recursive: true });
+  return start(state, { ...rec, kind: "external" }, {}, cwd);
+}
+
 export async function stopRecorded(state: LabState, id: string): Promise<void> {
   const p = state.processes.find((x) => x.id === id);
   if (!p) return;
@@ -186,7 +194,7 @@ export function isReady(p: ProcessRecord): boolean {
   if (!isAlive(p)) return false;
   // The relay is ready once it wrote where it listens.
   if (p.kind === "ui") return existsSync(p.argv[p.argv.indexOf("--address-file") + 1] ?? "");
-  if (p.kind === "pod") {
+  if (p.kind === "pod" || p.kind === "external") {
     if (!p.ports?.length) return true;
     const open = listeningPorts(p.netns);
     return p.ports.every((port) => open.has(port));

@@ -9,13 +9,17 @@
  *   4. Troubleshooting: `mesh describe pod` of product-api before the waypoint (step 2) and with it, and a
  *      denied request followed through the proxies' access logs: the waypoint's by the request's trace
  *      id, the source ztunnel's by the trace id of the connection (tunnel) it came in.
+ *   5. Egress (config/egress.yaml added, outboundTrafficPolicy deny): the ztunnel's DNS proxy answers a
+ *      ServiceEntry host with its VIP, the host is reached by name, a host in no ServiceEntry is refused,
+ *      and through the egress waypoint plain HTTP reaches an HTTPS-only host (TLS originated), GET only.
  *
- * It leaves the lab up (config/mesh.yaml) and prints how to explore it and take it down.
+ * It leaves the lab up (config/mesh.yaml with config/egress.yaml) and prints how to explore it and take it down.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { writeServerCertificates } from "../platform/mod.ts";
 
 export interface DemoOptions {
   /** path to the mesh executable */
@@ -114,6 +118,14 @@ export function tamper(token: string): string {
   return token.slice(0, i) + c + token.slice(i + 1);
 }
 
+/** Where config/egress.yaml expects the HTTPS host's certificates. */
+export const EGRESS_CERTS = "/tmp/mesh-egress-certs";
+
+/** config/mesh.yaml with outboundTrafficPolicy deny, and config/egress.yaml after it (README "Egress"). */
+export function egressConfig(mesh: string, egress: string): string {
+  return mesh.replace("outboundTrafficPolicy: allow", "outboundTrafficPolicy: deny").replace(/\n*$/, "\n") + egress;
+}
+
 export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const { mesh, root, print } = opts;
   const P = opts.prefix ? ["--prefix", opts.prefix] : [];
@@ -131,6 +143,9 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const scratch = mkdtempSync(join(tmpdir(), "mesh-demo-"));
   const l4 = join(scratch, "step1-l4-only.yaml");
   writeFileSync(l4, l4OnlyConfig(readFileSync(noWaypoint, "utf8")));
+  const egressFile = join(root, "config", "egress.yaml");
+  const egressLab = join(scratch, "egress.yaml");
+  writeFileSync(egressLab, egressConfig(readFileSync(config, "utf8"), readFileSync(egressFile, "utf8")));
 
   const heading = (t: string) => print(`\n${paint("1", `== ${t}`)}\n`);
   const say = (t: string) => print(`${t}\n`);
@@ -313,6 +328,26 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       observed.stdout.split("\n").some((l) => l.includes(traceId) && l.includes("ambient-ns/require-get-on-products")),
       `exit ${observed.code}`,
     );
+    heading("Step 5 (egress): ServiceEntry, the ztunnel's DNS proxy, outboundTrafficPolicy deny, an egress waypoint");
+    say(`Hosts outside the cluster and a DNS server that knows them (${rel(egressFile)}), with outboundTrafficPolicy deny;`);
+    say(`the HTTPS host's certificates are made in ${EGRESS_CERTS}:`);
+    writeServerCertificates(EGRESS_CERTS, [{ name: "payments", host: "payments.partner.example" }]);
+    await meshCmd(["lab", "apply", egressLab, ...P], ["lab", "apply", "/tmp/egress.yaml", ...P]);
+    const inViewer = (cmd: string[]) => ["lab", "exec", ...P, VIEWER, "--", ...cmd];
+    show(`mesh lab exec${shownP} ${VIEWER} -- getent hosts api.partner.example`);
+    const dns = await until(inViewer(["getent", "hosts", "api.partner.example"]), (r) => r.stdout.startsWith("240.240."));
+    output(dns.stdout || `(no answer; exit ${dns.code})`);
+    verdict("egress-dns", "the ztunnel's DNS proxy answers the ServiceEntry host with its VIP from 240.240.0.0/16", dns.stdout.startsWith("240.240."), dns.stdout.trim() || `exit ${dns.code}`);
+    const byName = async (step: string, why: string, args: string[], shownArgs: string, want: string) => {
+      show(`mesh lab exec${shownP} ${VIEWER} -- curl -s -o /dev/null -w '%{http_code}' ${shownArgs}`);
+      const r = await until(inViewer(["curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", ...args]), (x) => code(x) === want);
+      output(code(r));
+      verdict(step, `${want}: ${why}`, code(r) === want, `got ${code(r)}`);
+    };
+    await byName("egress-by-name", "api.partner.example, resolution DNS: the ztunnel connects to its real address", ["http://api.partner.example/get"], "http://api.partner.example/get", "200");
+    await byName("egress-deny", "unlisted.partner.example is in no ServiceEntry: outboundTrafficPolicy deny refuses it (no HTTP response)", ["http://unlisted.partner.example/get"], "http://unlisted.partner.example/get", "000");
+    await byName("egress-tls", "plain HTTP to payments.partner.example; the egress waypoint originates TLS to its port 443", ["http://payments.partner.example/"], "http://payments.partner.example/", "200");
+    await byName("egress-post", "the egress waypoint's policy (targetRefs ServiceEntry) allows GET only", ["-X", "POST", "http://payments.partner.example/"], "-X POST http://payments.partner.example/", "403");
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -324,11 +359,12 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await meshCmd(["lab", "down", ...P]);
   } else {
     const cli = `sudo ${rel(mesh)}`;
-    say(`The lab is still up with ${rel(config)}. Explore it:`);
+    say(`The lab is still up with ${rel(config)} and ${rel(join(root, "config", "egress.yaml"))}. Explore it:`);
     say(`  ${cli} lab status${shownP}                  what runs where, health, log paths`);
     say(`  ${cli} lab exec${shownP} ${VIEWER} -- curl -s ${URL_BASE}/headers`);
     say(`  ${cli} lab exec${shownP} node/node-b -- curl -s localhost:15020/metrics    the ztunnel's metrics`);
     say(`  ${cli} lab exec${shownP} node/node-a -- iptables -t nat -S                capture rules`);
+    say(`  ${cli} describe serviceentry ambient-ns/payments${opts.prefix ? ` --lab ${opts.prefix}` : ""}       the egress waypoint, its policy and TLS`);
     say(`  ${cli} lab apply${shownP} FILE                  push a changed configuration`);
     const lab = JSON.parse((await run([mesh, "lab", "status", ...P, "--format", "json"])).stdout || "null") as { uiUrl?: string; uiTokenFile?: string } | null;
     if (lab?.uiUrl) {

@@ -6,7 +6,8 @@ import { childEnv, requireRoot } from "./runtime.ts";
 import type { LabState } from "./state.ts";
 
 /**
- * The namespace a target names: `[NAMESPACE/]POD`, `node/NAME`, `waypoint/NAMESPACE/NAME`, `control`.
+ * The namespace a target names: `[NAMESPACE/]POD`, `node/NAME`, `waypoint/NAMESPACE/NAME`, `control`,
+ * `external/NAME` (an ExternalHost; `external/.dns` is the lab's DNS server).
  * A bare pod name is accepted when exactly one pod has it; otherwise it means namespace "default".
  */
 export function resolveTarget(state: LabState, target: string): string {
@@ -16,6 +17,7 @@ export function resolveTarget(state: LabState, target: string): string {
       ...state.nodes.map((n) => `node/${n.name}`),
       ...state.endpoints.filter((e) => e.kind === "waypoint").map((e) => `waypoint/${e.key}`),
       ...(state.namespaces.some((n) => n.kind === "control") ? ["control"] : []),
+      ...state.endpoints.filter((e) => e.kind === "external").map((e) => e.key),
     ].join(", ");
   const fail = (why: string): never => {
     throw new MeshError(ErrorCode.Usage, `${why}; this lab has: ${known()}`);
@@ -27,6 +29,10 @@ export function resolveTarget(state: LabState, target: string): string {
   if (target.startsWith("node/")) {
     const node = state.nodes.find((n) => n.name === target.slice(5));
     return node ? node.netns : fail(`No node "${target.slice(5)}"`);
+  }
+  if (target.startsWith("external/")) {
+    const ext = state.endpoints.find((e) => e.kind === "external" && e.key === target);
+    return ext ? ext.netns : fail(`No external host "${target.slice(9)}"`);
   }
   if (target.startsWith("waypoint/")) {
     const wp = state.endpoints.find((e) => e.kind === "waypoint" && e.key === target.slice(9));

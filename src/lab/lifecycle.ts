@@ -234,7 +234,7 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
   const t0 = Date.now();
   // Pods first, then waypoints and ztunnels, the control plane last (it serves the others until then). The
   // ztunnels leave their capture rules (fail closed); the node namespaces, removed below, take them along.
-  const order = ["ui", "pod", "waypoint", "ztunnel", "control"] as const;
+  const order = ["ui", "pod", "external", "waypoint", "ztunnel", "control"] as const;
   for (const kind of order) {
     const list = state.processes.filter((p) => p.kind === kind && p.pid !== undefined && p.startTime !== undefined);
     const stopped = await Promise.all(list.map((p) => stopProcess({ pid: p.pid!, startTime: p.startTime! })));
@@ -243,7 +243,7 @@ export async function labDown(opts: DownOptions): Promise<DownReport> {
   state.processes = [];
   saveState(state);
   // Leaves before the fabric; each namespace's leftover processes (children, `lab exec` shells) go first.
-  const rank = { pod: 0, waypoint: 0, node: 1, control: 1, fabric: 2 } as const;
+  const rank = { pod: 0, waypoint: 0, external: 0, node: 1, control: 1, fabric: 2 } as const;
   const namespaces = [...state.namespaces].sort((a, b) => rank[a.kind] - rank[b.kind]);
   for (const ns of namespaces) {
     const existed = netnsExists(ns.name);

@@ -21,5 +21,5 @@ export { ADDRESSES, hostsFile, type LabPlan, type LabPod, type LabService, type 
 export { type Progress } from "./reconcile.ts";
 export { type LabState, loadState } from "./state.ts";
 export { formatStatus, type LabStatus, type LabStatusEntry, labStatus } from "./status.ts";
-export { REFUSED, l4OnlyConfig, missingRoles, runDemo } from "./demo.ts";
+export { REFUSED, egressConfig, l4OnlyConfig, missingRoles, runDemo } from "./demo.ts";
 export { DEFAULT_UI_LISTEN, labUiUrl, runUiRelay } from "./ui_relay.ts";

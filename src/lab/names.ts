@@ -20,6 +20,10 @@ export interface LabNames {
   /** Kubernetes namespaces have no dots, so "<namespace>.<pod>" cannot be read two ways. */
   pod(namespace: string, name: string): string;
   waypoint(namespace: string, name: string): string;
+  /** an ExternalHost's namespace */
+  external(name: string): string;
+  /** the lab's DNS server's namespace */
+  dns: string;
 }
 
 export function labNames(prefix?: string): LabNames {
@@ -35,6 +39,8 @@ export function labNames(prefix?: string): LabNames {
     node: (name) => `${p}node-${name}`,
     pod: (namespace, name) => `${p}pod-${namespace}.${name}`,
     waypoint: (namespace, name) => `${p}wp-${namespace}.${name}`,
+    external: (name) => `${p}ext-${name}`,
+    dns: `${p}dns`,
   };
 }
 
@@ -57,4 +63,8 @@ export const LINK = {
   fabricControlSide: "control",
   /** control plane's link to the fabric */
   controlUplink: "fabric",
+  /** fabric side of an external host's link, named after its address (8 hex digits) */
+  fabricExternalSide: (ip: string) => `x${ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join("")}`,
+  /** fabric side of the DNS server's link */
+  fabricDnsSide: "dns",
 } as const;

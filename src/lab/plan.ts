@@ -32,12 +32,26 @@ export interface LabService {
   clusterIP?: string;
 }
 
+/** A machine outside the cluster (ExternalHost): on the lab network, not a pod, not meshed. */
+export interface LabExternalHost {
+  name: string;
+  /** "" : cluster-scoped (keys and diffs treat it like a pod's namespace) */
+  namespace: "";
+  ip: string;
+  /** names the lab's DNS server answers with its address */
+  hostnames: string[];
+  command: string[];
+  ports: number[];
+}
+
 export interface LabPlan {
   /** node names in order of first appearance */
   nodes: string[];
   pods: LabPod[];
   waypoints: LabWaypoint[];
   services: LabService[];
+  /** Absent in the state of a lab made before external hosts existed: none. */
+  externalHosts?: LabExternalHost[];
 }
 
 /** Addresses the lab takes for itself; pods and waypoints must stay out of them. */
@@ -47,6 +61,8 @@ export const ADDRESSES = {
   /** node k (0-based, in order of creation) sits at 10.99.0.(10+k) */
   node: (k: number) => `10.99.0.${10 + k}`,
   maxNodes: 240,
+  /** the lab's DNS server (dnsmasq), which knows the external hosts' names */
+  dns: "10.99.0.3",
   /** every pod's default gateway: the node side of its link (one address on all of them, as Calico does) */
   podGateway: "169.254.1.1",
   /** the fabric /24 and link-local range are the lab's own */
@@ -89,6 +105,7 @@ export function planFromYaml(text: string, file = "mesh.yaml"): LabPlan {
   const pods: LabPod[] = [];
   const gateways: { name: string; namespace: string; ip?: string }[] = [];
   const services: LabService[] = [];
+  const externals: LabExternalHost[] = [];
   for (const doc of docs) {
     if (doc.errors.length) {
       const e = doc.errors[0]!;
@@ -112,9 +129,18 @@ export function planFromYaml(text: string, file = "mesh.yaml"): LabPlan {
     } else if (o.kind === "Service" && apiVersion === "v1") {
       const vip = str(spec.clusterIP);
       services.push({ name, namespace, clusterIP: vip && vip !== "None" ? vip : undefined });
+    } else if (o.kind === "ExternalHost" && apiVersion === "mesh.dev/v1alpha1") {
+      externals.push(readExternal(name, spec, problems));
     }
   }
   const plan = assemble(pods, gateways, services, problems);
+  for (const x of externals) {
+    const other = plan.pods.find((p) => p.ip === x.ip) ?? plan.waypoints.find((w) => w.ip === x.ip) ?? externals.find((e) => e !== x && e.ip === x.ip);
+    if (other) problems.push(`ExternalHost ${x.name}: address ${x.ip} is also ${"node" in other ? `${other.namespace}/${other.name}'s` : `ExternalHost ${other.name}'s`}`);
+    const r = ADDRESSES.reserved.find((c) => inCidr(x.ip, c));
+    if (r) problems.push(`ExternalHost ${x.name}: address ${x.ip} is in ${r}, which the lab keeps for itself`);
+  }
+  if (externals.length) plan.externalHosts = externals;
   if (problems.length) {
     throw new MeshError(ErrorCode.ConfigInvalid, `${file}: the lab cannot build this topology:\n  ${problems.join("\n  ")}`);
   }
@@ -144,6 +170,15 @@ function readPod(name: string, namespace: string, spec: Obj, status: Obj, proble
     }
   }
   return { name, namespace, node, ip: ip ?? "", command, ports };
+}
+
+function readExternal(name: string, spec: Obj, problems: string[]): LabExternalHost {
+  const ip = str(spec.address) ?? "";
+  if (parseIPv4(ip) === undefined) problems.push(`ExternalHost ${name}: spec.address "${ip}" is not an IPv4 address`);
+  const strs = (v: unknown) => (Array.isArray(v) ? v.map((x) => String(x)) : []);
+  const hostnames = strs(spec.hostnames);
+  const ports = Array.isArray(spec.ports) ? spec.ports.filter((p): p is number => typeof p === "number") : [];
+  return { name, namespace: "", ip, hostnames: hostnames.length ? hostnames : [name], command: strs(spec.command), ports };
 }
 
 function assemble(

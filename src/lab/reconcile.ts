@@ -15,10 +15,13 @@ import {
   waitReady,
 } from "./components.ts";
 import { createEndpoint, createNode, removeEndpoint, removeNamespace, writeHosts } from "./topology.ts";
+import { labNameserver, reconcileOutsideNetwork, startOutside } from "./outside.ts";
 
 export type Progress = (line: string) => void;
 
 export interface PlanDiff {
+  /** ExternalHosts added or changed, and whether the DNS server's names changed (./outside.ts). */
+  outside?: Awaited<ReturnType<typeof reconcileOutsideNetwork>>;
   addNodes: string[];
   removeNodes: string[];
   addPods: LabPod[];
@@ -91,10 +94,12 @@ export async function reconcileNetwork(state: LabState, plan: LabPlan, progress:
   for (const w of diff.addWaypoints) {
     createEndpoint(state, "waypoint", podKey(w), names.waypoint(w.namespace, w.name), w.node, w.ip);
   }
-  for (const n of state.nodes) writeHosts(state, n.netns, hostsFile(plan, { name: n.name, ip: n.address }));
+  diff.outside = await reconcileOutsideNetwork(state, plan);
+  const nameserver = labNameserver(plan);
+  for (const n of state.nodes) writeHosts(state, n.netns, hostsFile(plan, { name: n.name, ip: n.address }), nameserver);
   for (const e of state.endpoints) {
     const [namespace, name] = e.key.split("/") as [string, string];
-    writeHosts(state, e.netns, hostsFile(plan, { name, namespace, ip: e.ip }));
+    writeHosts(state, e.netns, hostsFile(plan, { name, namespace, ip: e.ip }), nameserver);
   }
   const counts = `${plan.nodes.length} node(s), ${plan.pods.length} pod(s)` +
     (plan.waypoints.length ? `, ${plan.waypoints.length} waypoint address(es)` : "");
@@ -111,6 +116,8 @@ export async function reconcileProcesses(
   timeoutMs: number,
 ): Promise<void> {
   const names = labNames(state.prefix);
+  // Outside the cluster first: the DNS server must answer before the ztunnels forward to it.
+  if (diff.outside) await startOutside(state, plan, diff.outside, timeoutMs, progress);
   if (state.mode === "mesh") {
     // Restart the ztunnel of any node that lacks a live one (new node, or one that crashed).
     const ztunnels: ProcessRecord[] = [];

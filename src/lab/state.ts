@@ -9,9 +9,9 @@ import { ErrorCode, MeshError, writeFileAtomic } from "../core/mod.ts";
 import type { ProcessIdentity } from "../platform/mod.ts";
 import type { LabPlan } from "./plan.ts";
 
-export type NamespaceKind = "fabric" | "control" | "node" | "pod" | "waypoint";
-/** "ui": the host-side relay of the traffic map (in the host's namespace: netns ""). */
-export type ProcessKind = "control" | "ztunnel" | "waypoint" | "pod" | "ui";
+export type NamespaceKind = "fabric" | "control" | "node" | "pod" | "waypoint" | "external";
+/** "ui": the host-side relay of the traffic map (in the host's namespace: netns ""); "external": an ExternalHost's command or the lab's DNS server. */
+export type ProcessKind = "control" | "ztunnel" | "waypoint" | "pod" | "ui" | "external";
 
 export interface NamespaceRecord {
   name: string;
@@ -46,7 +46,8 @@ export interface NodeRecord {
 export interface EndpointRecord {
   /** "<ns>/<name>" */
   key: string;
-  kind: "pod" | "waypoint";
+  /** "external": an ExternalHost or the DNS server, hanging off the fabric (node "", link on the fabric side) */
+  kind: "pod" | "waypoint" | "external";
   netns: string;
   node: string;
   ip: string;

@@ -9,7 +9,7 @@ import type { LabState } from "./state.ts";
 export interface LabStatusEntry {
   /** "control", "ztunnel/<node>", "waypoint/<ns>/<name>", "pod/<ns>/<name>", "node/<name>" */
   id: string;
-  kind: "control" | "ztunnel" | "waypoint" | "pod" | "node" | "ui";
+  kind: "control" | "ztunnel" | "waypoint" | "pod" | "node" | "ui" | "external";
   netns: string;
   netnsExists: boolean;
   address?: string;
@@ -90,20 +90,24 @@ export function labStatus(loc: LabLocation): LabStatus {
     });
   }
   for (const e of state.endpoints) {
-    const p = proc(`${e.kind}/${e.key}`);
+    // An external host's key already says "external/".
+    const id = e.kind === "external" ? e.key : `${e.kind}/${e.key}`;
+    const p = proc(id);
     const pod = e.kind === "pod" ? state.plan.pods.find((x) => `${x.namespace}/${x.name}` === e.key) : undefined;
     const exists = netnsExists(e.netns);
     entries.push({
-      id: `${e.kind}/${e.key}`,
+      id,
       kind: e.kind,
       netns: e.netns,
       netnsExists: exists,
       address: e.ip,
       node: e.node,
       pid: p?.pid,
-      running: p ? isAlive(p) : exists && (e.kind === "pod" ? !pod?.command.length : state.mode === "no-mesh"),
-      ready: p ? isReady(p) : exists && (e.kind === "pod" ? !pod?.command.length : state.mode === "no-mesh"),
-      check: e.kind === "pod"
+      running: p ? isAlive(p) : exists && (e.kind === "pod" ? !pod?.command.length : e.kind === "external" || state.mode === "no-mesh"),
+      ready: p ? isReady(p) : exists && (e.kind === "pod" ? !pod?.command.length : e.kind === "external" || state.mode === "no-mesh"),
+      check: e.kind === "external"
+        ? p?.ports?.length ? `running, listening on ${p.ports.join(", ")}` : "namespace exists"
+        : e.kind === "pod"
         ? pod?.command.length ? (pod.ports.length ? `running, listening on ${pod.ports.join(", ")}` : "running") : "no command: namespace exists"
         : state.mode === "mesh" ? "GET :15021/healthz/ready" : "namespace exists (--no-mesh: no waypoint runs)",
       log: p?.log,

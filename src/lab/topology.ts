@@ -60,7 +60,7 @@ function createNamespace(state: LabState, name: string, kind: NamespaceKind, for
 }
 
 /** Writes /etc/netns/<ns>/hosts, which `ip netns exec` mounts over /etc/hosts for that namespace. */
-export function writeHosts(state: LabState, netns: string, content: string): void {
+export function writeHosts(state: LabState, netns: string, content: string, nameserver?: string): void {
   const rec = state.namespaces.find((n) => n.name === netns);
   const dir = `${ETC_NETNS}/${netns}`;
   if (rec && !rec.etcDir) {
@@ -75,9 +75,14 @@ export function writeHosts(state: LabState, netns: string, content: string): voi
   mkdirSync(dir, { recursive: true });
   // Written in place (same inode): running processes see the new names, since the bind mount follows it.
   writeFileSync(`${dir}/hosts`, content);
-  // The lab is offline: no resolver to wait for. 127.0.0.1 has no DNS server, so a name that is not in
-  // the hosts file fails at once instead of after the host resolver's timeout.
-  writeFileSync(`${dir}/resolv.conf`, "# mesh lab: names come from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
+  // The lab is offline: without a DNS server of its own (no ExternalHost), 127.0.0.1 answers nothing, so
+  // a name that is not in the hosts file fails at once instead of after the host resolver's timeout.
+  writeFileSync(
+    `${dir}/resolv.conf`,
+    nameserver
+      ? `# mesh lab: its DNS server knows the external hosts\nnameserver ${nameserver}\noptions timeout:2 attempts:1\n`
+      : "# mesh lab: names come from /etc/hosts\nnameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+  );
 }
 
 export function createFabric(state: LabState): void {
@@ -144,11 +149,12 @@ export function createEndpoint(
 }
 
 /** Removes one pod or waypoint namespace (its processes first) and the fabric's route to it. */
-export async function removeEndpoint(state: LabState, key: string, kind: "pod" | "waypoint"): Promise<void> {
+export async function removeEndpoint(state: LabState, key: string, kind: EndpointRecord["kind"]): Promise<void> {
   const ep = state.endpoints.find((e) => e.key === key && e.kind === kind);
   if (!ep) return;
   await removeNamespace(state, ep.netns);
   runCommand(["ip", "-n", names(state).fabric, "route", "del", `${ep.ip}/32`]);
+  // An external host's link ends in the fabric; its namespace took the other end with it.
   state.endpoints = state.endpoints.filter((e) => e !== ep);
   saveState(state);
 }
@@ -194,4 +200,24 @@ export function removeEtcNetnsIfOurs(): void {
   if (left.length) return;
   rmSync(ETC_NETNS_MARKER);
   rmdirSync(ETC_NETNS);
+}
+
+/**
+ * A namespace hanging off the fabric: an external host or the lab's DNS server. Not behind any node, so
+ * nothing of the mesh captures its traffic; pods reach it through their node's default route.
+ */
+export function createOutsideEndpoint(state: LabState, key: string, netns: string, ip: string, fabricLink: string): EndpointRecord {
+  const ep: EndpointRecord = { key, kind: "external", netns, node: "", ip, link: fabricLink };
+  state.endpoints.push(ep);
+  createNamespace(state, netns, "external", false);
+  const fabric = names(state).fabric;
+  createVeth(
+    { name: LINK.podSide, netns, address: `${ip}/32` },
+    { name: fabricLink, netns: fabric, address: `${ADDRESSES.fabric}/32` },
+  );
+  addRoute(netns, `${ADDRESSES.fabric}/32`, { dev: LINK.podSide });
+  addRoute(netns, "default", { gateway: ADDRESSES.fabric, dev: LINK.podSide });
+  addRoute(fabric, `${ip}/32`, { dev: fabricLink });
+  saveState(state);
+  return ep;
 }

@@ -10,7 +10,8 @@
  *   (pilot fetches selector policies from the workload's namespace and from the root namespace).
  * - targetRefs name a Service (group "") or a Gateway (gateway.networking.k8s.io) and apply only at the
  *   waypoint serving it; they never select a workload directly. A GatewayClass `istio-waypoint` ref in the
- *   root namespace selects every waypoint.
+ *   root namespace selects every waypoint. A ServiceEntry (group networking.istio.io) is named the same
+ *   way, for the egress waypoint that serves it.
  */
 import type { ModelIndex } from "./index.ts";
 import type {
@@ -23,11 +24,13 @@ import type {
   PolicyScope,
   RequestAuthentication,
   Service,
+  ServiceEntry,
   Waypoint,
   Workload,
 } from "./types.ts";
 
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
+const NETWORKING_GROUP = "networking.istio.io";
 
 /** True when every pair of `matchLabels` is present in `labels` (an empty selector selects everything). */
 export function labelsMatch(matchLabels: Labels, labels: Labels): boolean {
@@ -62,15 +65,25 @@ function refNamespace(ref: ObjectRef, policyNamespace: string): string {
   return ref.namespace || policyNamespace;
 }
 
-/** Does this ObjectRef name the given Service or waypoint Gateway? */
+/** A policy or route target: a Service, a ServiceEntry or a waypoint. */
+export interface RefTarget {
+  service?: Service;
+  serviceEntry?: ServiceEntry;
+  waypoint?: Waypoint;
+}
+
+/** Does this ObjectRef name the given Service, ServiceEntry or waypoint Gateway? */
 export function refSelects(
   ref: ObjectRef,
   policyNamespace: string,
-  target: { service?: Service; waypoint?: Waypoint },
+  target: RefTarget,
   rootNamespace?: string,
 ): boolean {
   const ns = refNamespace(ref, policyNamespace);
   const group = ref.group ?? "";
+  if (target.serviceEntry && ref.kind === "ServiceEntry" && group === NETWORKING_GROUP) {
+    if (ref.name === target.serviceEntry.name && ns === target.serviceEntry.namespace) return true;
+  }
   if (target.service && ref.kind === "Service" && group === "") {
     if (ref.name === target.service.name && ns === target.service.namespace) return true;
   }
@@ -93,7 +106,7 @@ export function refSelects(
 export function targetRefsSelect(
   scope: PolicyScope,
   policyNamespace: string,
-  target: { service?: Service; waypoint?: Waypoint },
+  target: RefTarget,
   rootNamespace?: string,
 ): boolean {
   if (scope.kind !== "targetRefs") return false;
@@ -104,6 +117,8 @@ export function targetRefsSelect(
 export interface PolicyDestination {
   workload?: Workload;
   service?: Service;
+  /** An external host reached through an egress waypoint. */
+  serviceEntry?: ServiceEntry;
   waypoint?: Waypoint;
 }
 
@@ -115,7 +130,7 @@ function attached<T extends { namespace: string; scope: PolicyScope }>(
   const mc = index.model.meshConfig;
   return list.filter((p) =>
     (dest.workload !== undefined && scopeSelectsWorkload(p.scope, p.namespace, dest.workload, mc)) ||
-    targetRefsSelect(p.scope, p.namespace, { service: dest.service, waypoint: dest.waypoint }, mc.rootNamespace)
+    targetRefsSelect(p.scope, p.namespace, { service: dest.service, serviceEntry: dest.serviceEntry, waypoint: dest.waypoint }, mc.rootNamespace)
   );
 }
 

@@ -8,6 +8,7 @@
  * `forwarded for=` naming that IP believable for the entry's identity. (The Kubernetes source also drops
  * such WorkloadEntries, with a diagnostic.)
  */
+import { buildRegistry, type Registry } from "./registry.ts";
 import type { MeshModel, Namespace, Service, Waypoint, Workload } from "./types.ts";
 
 export interface ModelIndex {
@@ -26,6 +27,8 @@ export interface ModelIndex {
   waypointByAddress(ip: string): Waypoint | undefined;
   workloadsOnNode(node: string): Workload[];
   servicesOfWorkload(uid: string): Service[];
+  /** ServiceEntry hosts, addresses and DestinationRules (./registry.ts). */
+  readonly registry: Registry;
 }
 
 export function indexModel(model: MeshModel): ModelIndex {
@@ -78,5 +81,6 @@ export function indexModel(model: MeshModel): ModelIndex {
     waypointByAddress: (ip) => wpByAddr.get(ip),
     workloadsOnNode: (node) => byNode.get(node) ?? [],
     servicesOfWorkload: (uid) => svcOfWl.get(uid) ?? [],
+    registry: buildRegistry(model),
   };
 }

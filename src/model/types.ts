@@ -43,6 +43,8 @@ export interface Namespace {
   ambient: boolean;
   /** istio.io/use-waypoint on the namespace, resolved to "ns/name" (may point at a missing Gateway). */
   useWaypoint?: string;
+  /** ambient.istio.io/dns-capture: "false" (label or annotation): its pods' DNS is not captured. */
+  dnsCapture?: false;
   source?: SourceRef;
 }
 
@@ -71,6 +73,8 @@ export interface Workload {
   command?: string[];
   /** Pod readiness; WorkloadEntries are always ready. */
   ready: boolean;
+  /** ambient.istio.io/dns-capture: "false" on the pod or its namespace: its DNS is not sent to the ztunnel. */
+  dnsCapture?: false;
   source?: SourceRef;
 }
 
@@ -109,7 +113,7 @@ export interface Service {
 export interface WaypointBinding {
   /** "<namespace>/<gateway name>" */
   gateway: string;
-  via: "namespace-label" | "service-label" | "pod-label" | "workloadentry-label";
+  via: "namespace-label" | "service-label" | "pod-label" | "workloadentry-label" | "serviceentry-label";
 }
 
 /** A Gateway of class istio-waypoint. */
@@ -338,6 +342,67 @@ export interface ReferenceGrant {
   source?: SourceRef;
 }
 
+// ---- networking.istio.io ServiceEntry, DestinationRule ----
+
+export interface ServiceEntryPort {
+  number: number;
+  name?: string;
+  /** HTTP, HTTPS, TCP, TLS... as written; TCP when unset. */
+  protocol: string;
+  /** The endpoints' port for this port, when it differs (STATIC endpoints' own `ports` map wins). */
+  targetPort?: number;
+}
+
+export interface ServiceEntryEndpoint {
+  address: string;
+  /** port name -> the endpoint's port */
+  ports?: Record<string, number>;
+  labels: Labels;
+}
+
+/**
+ * A ServiceEntry: hosts outside (MESH_EXTERNAL) or inside (MESH_INTERNAL) the mesh that workloads may
+ * reach by name. Its addresses are `spec.addresses` when written (every host shares them), otherwise one
+ * VIP per non-wildcard host, allocated from 240.240.0.0/16 (see ./vip.ts), which the ztunnel's DNS proxy
+ * answers and its outbound path recognises.
+ */
+export interface ServiceEntry {
+  name: string;
+  namespace: string;
+  hosts: string[];
+  /** spec.addresses as written: addresses or CIDR blocks. */
+  addresses: string[];
+  /** The VIP mesh allocated to each host (only when `addresses` is empty; wildcard hosts get none). */
+  vips: { host: string; address: string }[];
+  ports: ServiceEntryPort[];
+  /** DNS_ROUND_ROBIN is read as DNS. */
+  resolution: "NONE" | "STATIC" | "DNS";
+  location: "MESH_EXTERNAL" | "MESH_INTERNAL";
+  endpoints: ServiceEntryEndpoint[];
+  labels: Labels;
+  /** The egress waypoint (istio.io/use-waypoint on the ServiceEntry or its namespace). */
+  waypoint?: WaypointBinding;
+  source?: SourceRef;
+}
+
+/** DestinationRule ClientTLSSettings: what a waypoint originates towards the host. */
+export interface ClientTls {
+  mode: "DISABLE" | "SIMPLE" | "MUTUAL" | "ISTIO_MUTUAL";
+  sni?: string;
+  /** A file with the CA certificates that must sign the server's certificate (PEM). */
+  caCertificates?: string;
+}
+
+export interface DestinationRule {
+  name: string;
+  namespace: string;
+  host: string;
+  tls?: ClientTls;
+  /** portLevelSettings[].tls by port number: wins over `tls` for that port. */
+  portTls?: Record<number, ClientTls>;
+  source?: SourceRef;
+}
+
 /** The whole normalized configuration. JSON-serializable; build indexes with indexModel(). */
 export interface MeshModel {
   meshConfig: MeshConfig;
@@ -352,6 +417,9 @@ export interface MeshModel {
   httpRoutes: HttpRoute[];
   /** Optional so older producers of MeshModel stay valid; absent means none. */
   referenceGrants?: ReferenceGrant[];
+  /** Optional for the same reason; absent means none. */
+  serviceEntries?: ServiceEntry[];
+  destinationRules?: DestinationRule[];
 }
 
 export const DEFAULT_MESH_CONFIG: MeshConfig = {

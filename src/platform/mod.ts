@@ -34,3 +34,4 @@ export {
 export { getOriginalDestination, type OriginalDestination } from "./original_dst.ts";
 export { configFilePaths, readConfigFiles } from "./config_files.ts";
 export { readText } from "./files.ts";
+export { type ServerCertificate, writeServerCertificates } from "./certs.ts";

@@ -4,7 +4,7 @@
  * authorization with the authenticated principal (403 when denied). The same function serves the
  * waypoint and `mesh explain`; key fetching is injected, so it does no I/O of its own.
  */
-import type { JwtRule, ModelIndex, Service, Waypoint, Workload } from "../model/mod.ts";
+import type { JwtRule, ModelIndex, Service, ServiceEntry, Waypoint, Workload } from "../model/mod.ts";
 import { requestAuthenticationsFor } from "../model/mod.ts";
 import type { AuthnResult, KeyResolver, VerifiedTokens } from "./jwt.ts";
 import { authenticate } from "./jwt.ts";
@@ -30,7 +30,7 @@ export interface Admission {
 export function jwtRulesFor(
   index: ModelIndex,
   waypoint: Waypoint,
-  dest: { workload?: Workload; service?: Service },
+  dest: { workload?: Workload; service?: Service; serviceEntry?: ServiceEntry },
 ): JwtRule[] {
   return requestAuthenticationsFor(index, { ...dest, waypoint }).flatMap((r) => r.jwtRules);
 }
@@ -43,7 +43,7 @@ export function jwtRulesFor(
 export async function admitRequest(
   index: ModelIndex,
   waypoint: Waypoint,
-  dest: { workload?: Workload; service?: Service },
+  dest: { workload?: Workload; service?: Service; serviceEntry?: ServiceEntry },
   req: AuthzRequest & { http: NonNullable<AuthzRequest["http"]> },
   keys: KeyResolver,
   now?: Date,

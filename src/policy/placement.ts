@@ -23,6 +23,7 @@ import type {
   ModelIndex,
   RequestAuthentication,
   Service,
+  ServiceEntry,
   Waypoint,
   WaypointBinding,
   Workload,
@@ -307,12 +308,12 @@ export function authorizeAtZtunnel(index: ModelIndex, workload: Workload, req: A
 export function authorizeAtWaypoint(
   index: ModelIndex,
   waypoint: Waypoint,
-  dest: { workload?: Workload; service?: Service },
+  dest: { workload?: Workload; service?: Service; serviceEntry?: ServiceEntry },
   req: AuthzRequest,
 ): EnforcedDecision {
   const key = `${waypoint.namespace}/${waypoint.name}|${dest.workload?.uid ?? ""}|${
     dest.service ? `${dest.service.namespace}/${dest.service.name}` : ""
-  }`;
+  }|${dest.serviceEntry ? `${dest.serviceEntry.namespace}/${dest.serviceEntry.name}` : ""}`;
   const policies = memo(waypointMemo, index, key, () => authorizationPoliciesFor(index, { ...dest, waypoint }));
   return { ...authorize(policies, req), enforcedBy: "waypoint", waypoint: `${waypoint.namespace}/${waypoint.name}` };
 }

@@ -9,7 +9,7 @@
  * - No route attached: the request goes to the Service itself (the "default"). Routes attached but none
  *   matching: 404.
  */
-import type { HttpRoute, ObjectRef, Service } from "../model/mod.ts";
+import type { HttpRoute, ObjectRef, RegistryHost, Service, ServiceEntry } from "../model/mod.ts";
 
 /** Does this parentRef (of a route in `routeNamespace`) attach the route to `service` port `port`? */
 export function parentRefAttaches(ref: ObjectRef, routeNamespace: string, service: Service, port: number): boolean {
@@ -45,4 +45,39 @@ export function routesForService(
     if (consumer.length > 0) return consumer;
   }
   return attached.filter((r) => r.namespace === service.namespace);
+}
+
+const NETWORKING_GROUP = "networking.istio.io";
+
+function namesEntry(ref: { group?: string; kind?: string; name: string; namespace?: string }, ns: string, se: ServiceEntry): boolean {
+  return ref.kind === "ServiceEntry" && ref.group === NETWORKING_GROUP && ref.name === se.name && (ref.namespace || ns) === se.namespace;
+}
+
+/**
+ * The HTTPRoutes attached to a ServiceEntry (a parentRef of kind ServiceEntry, group networking.istio.io),
+ * restated as routes of `svc`, the Service made from it (model entryService): the parentRef names that
+ * Service, and a backendRef naming the entry (kind ServiceEntry, or kind Hostname with the host), or a
+ * rule with none, goes to it, on `port` unless the backendRef names another.
+ */
+export function routesForServiceEntry(routes: HttpRoute[], at: RegistryHost, svc: Service, port: number): HttpRoute[] {
+  const se = at.entry;
+  const asService: ObjectRef = { group: "", kind: "Service", name: svc.name, namespace: svc.namespace };
+  return routes
+    .filter((r) => r.parentRefs.some((p) => namesEntry(p, r.namespace, se)))
+    .map((r) => ({
+      ...r,
+      parentRefs: r.parentRefs.filter((p) => namesEntry(p, r.namespace, se)).map((p) => ({
+        ...asService,
+        ...(p.port ? { port: p.port } : {}),
+        ...(p.sectionName ? { sectionName: p.sectionName } : {}),
+      })),
+      rules: r.rules.map((rule) => ({
+        ...rule,
+        backendRefs: (rule.backendRefs.length ? rule.backendRefs : [{ kind: "ServiceEntry", group: NETWORKING_GROUP, name: se.name, namespace: se.namespace }]).map((b) =>
+          namesEntry(b, r.namespace, se) || (b.kind === "Hostname" && b.name === at.host)
+            ? { ...b, group: "", kind: "Service", name: svc.name, namespace: svc.namespace, port: b.port ?? port }
+            : b
+        ),
+      })),
+    }));
 }

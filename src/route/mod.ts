@@ -18,7 +18,7 @@ export type {
   RouteRequest,
 } from "./types.ts";
 export { type CompiledRoutes, compileRoutes, routeRequest } from "./engine.ts";
-export { parentRefAttaches, routesForService } from "./attach.ts";
+export { parentRefAttaches, routesForService, routesForServiceEntry } from "./attach.ts";
 export { applyHeaderModifier, headerValue, normalizeHeaders } from "./headers.ts";
 export {
   fullMatchRegex,

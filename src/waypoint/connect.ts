@@ -2,7 +2,7 @@
  * How the waypoint reaches an endpoint: HBONE to `endpointIP:15008` with `endpointIP:port` as the
  * CONNECT target, presenting the waypoint's own certificate and expecting the workload's identity (the
  * destination ztunnel admits only a waypoint that serves the workload); plain TCP for a workload outside
- * the mesh. The CONNECT carries the client's address (forwarded for=), the Service it addressed
+ * the mesh; an egress destination (a ServiceEntry) as plain TCP or originated TLS (./egress.ts). The CONNECT carries the client's address (forwarded for=), the Service it addressed
  * (host=, for the destination's telemetry), its baggage and the trace context.
  */
 import { formatForwarded, formatHostPort } from "../core/mod.ts";
@@ -12,6 +12,7 @@ import { type ByteStream, dialTcp } from "../stream/mod.ts";
 import type { Endpoint } from "./state.ts";
 import type { Service } from "../model/mod.ts";
 import { newTraceparent } from "../telemetry/mod.ts";
+import { dialExternal, externalOf } from "./egress.ts";
 
 export interface UpstreamConnector {
   /**
@@ -44,6 +45,14 @@ export function hboneConnector(o: HboneConnectorOptions): UpstreamConnector {
   return {
     async connect(endpoint, via) {
       const w = endpoint.workload;
+      const external = via.tunnel.destination.external;
+      if (external && externalOf(via.service)) {
+        try {
+          return await dialExternal(endpoint, external.at.host, external.tls, timeout);
+        } catch (e) {
+          throw new ConnectFailure(`connect to ${external.at.host} (${formatHostPort(endpoint.ip || external.at.host, endpoint.port)}) failed: ${(e as Error).message}`, "UF");
+        }
+      }
       if (!w.ambient) {
         try {
           return await dialTcp(endpoint.ip, endpoint.port, { timeoutMs: timeout });

@@ -7,6 +7,7 @@ import { parseIpPort } from "../core/mod.ts";
 import type { ModelIndex, MeshModel, Service, Waypoint, Workload } from "../model/mod.ts";
 import { emptyModel, indexModel, readyEndpoints } from "../model/mod.ts";
 import { compileRoutes, type CompiledRoutes } from "../route/mod.ts";
+import { type ExternalDestination, externalEndpoint, externalOf, externalRoutes, externalService } from "./egress.ts";
 
 /** Where a tunnel is going, as its CONNECT authority names it. */
 export interface TunnelDestination {
@@ -17,6 +18,8 @@ export interface TunnelDestination {
   ip: string;
   /** The port the client dialed: a Service port, or the workload's port. */
   port: number;
+  /** A ServiceEntry host this waypoint serves as egress waypoint (`service` is then made from it: ./egress.ts). */
+  external?: ExternalDestination;
 }
 
 /** One workload to send a request to. */
@@ -81,6 +84,18 @@ export class WaypointState {
     }
     const w = this.#index.workloadByAddress(a.ip);
     if (w && w.waypoint?.gateway === this.gateway) return { ok: true, destination: { workload: w, ip: a.ip, port: a.port } };
+    const at = this.#index.registry.byAddress(a.ip);
+    if (at) {
+      const se = at.entry;
+      if (se.waypoint?.gateway !== this.gateway) {
+        return { ok: false, status: 503, reason: `ServiceEntry ${se.namespace}/${se.name} is not served by waypoint ${this.gateway}` };
+      }
+      const port = se.ports.find((p) => p.number === a.port);
+      if (!port) return { ok: false, status: 503, reason: `ServiceEntry ${se.namespace}/${se.name} has no port ${a.port}` };
+      const tls = this.#index.registry.clientTls(at.host, a.port)?.tls;
+      const external: ExternalDestination = tls ? { at, port, tls } : { at, port };
+      return { ok: true, destination: { service: externalService(at), ip: a.ip, port: a.port, external } };
+    }
     return { ok: false, status: 503, reason: `${authority} is not a destination served by waypoint ${this.gateway}` };
   }
 
@@ -95,7 +110,16 @@ export class WaypointState {
   }
 
   /** The next ready endpoint of `svc` port `port` (round robin), skipping `avoid` when another exists. */
-  pickEndpoint(svc: Service, port: number, avoid?: Endpoint): Endpoint | undefined {
+  pickEndpoint(svc: Service, port: number, avoid?: Endpoint, dialed = avoid?.ip ?? ""): Endpoint | undefined {
+    const at = externalOf(svc);
+    if (at) {
+      const key = `se/${svc.namespace}/${svc.name}:${port}`;
+      return externalEndpoint(at, port, dialed, (n) => {
+        const i = this.#rr.get(key) ?? 0;
+        this.#rr.set(key, (i + 1) % 1_000_000_007);
+        return i % n;
+      });
+    }
     const list = this.endpoints(svc, port);
     if (list.length === 0) return undefined;
     const key = `${svc.namespace}/${svc.name}:${port}`;
@@ -111,7 +135,7 @@ export class WaypointState {
     const key = `${svc.namespace}/${svc.name}:${port}`;
     let c = this.#routes.get(key);
     if (!c) {
-      c = compileRoutes(this.#index.model.httpRoutes, svc, port);
+      c = compileRoutes(externalOf(svc) ? externalRoutes(this.#index, svc, port) : this.#index.model.httpRoutes, svc, port);
       this.#routes.set(key, c);
     }
     return c;

@@ -15,6 +15,7 @@ import { type Admission, admitRequest, jwtRulesFor, type KeyResolver, type Verif
 import { logger } from "../core/mod.ts";
 import type { ForwardPlan, LocalReply, RequestContext } from "./context.ts";
 import { accessDenied, noRoute, notServing, redirect, routeError, unauthenticated } from "./local_reply.ts";
+import { externalRoutes, policyDestination } from "./egress.ts";
 import type { Endpoint, WaypointState } from "./state.ts";
 
 const log = logger("waypoint");
@@ -33,7 +34,7 @@ export type Step = (ctx: RequestContext, inputs: StepInputs) => LocalReply | und
 /** The endpoint policy is evaluated for: the next ready one of the addressed Service, or the addressed workload. */
 export const chooseEndpoint: Step = (ctx, { state }) => {
   const d = ctx.tunnel.destination;
-  if (d.service) ctx.endpoint = state.pickEndpoint(d.service, d.port);
+  if (d.service) ctx.endpoint = state.pickEndpoint(d.service, d.port, undefined, d.ip);
   else if (d.workload) ctx.endpoint = { workload: d.workload, ip: d.ip, port: d.port };
   return undefined;
 };
@@ -99,7 +100,7 @@ export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
   const waypoint = state.waypoint;
   if (!waypoint) return notServing(`the Gateway ${state.gateway} is no longer in the configuration`);
   const d = ctx.tunnel.destination;
-  const dest = { workload: ctx.endpoint?.workload, service: d.service };
+  const dest = policyDestination(ctx.endpoint, d.service);
   const reserved = jwtOutputHeaders(state.index);
   const tokenHeaders = new Set<string>();
   if (reserved.size) {
@@ -133,7 +134,7 @@ export const admit: Step = async (ctx, { state, keys, tokens, now }) => {
   ctx.admission = admission;
   const refused = refusal(ctx, admission);
   if (refused) return refused;
-  admitted.set(ctx, { headers: clean, allowed: new Set([admissionKey(dest.workload?.uid, d.service, ctx.endpoint?.port ?? d.port)]) });
+  admitted.set(ctx, { headers: clean, allowed: new Set([admissionKey(ctx.endpoint?.workload.uid, d.service, ctx.endpoint?.port ?? d.port)]) });
   if (admission.stripHeaders.length || Object.keys(admission.addHeaders).length) {
     const h: HeaderMap = { ...clean };
     for (const name of admission.stripHeaders) delete h[name];
@@ -180,7 +181,7 @@ export async function admitEndpoint(
   const admission = await admitRequest(
     state.index,
     waypoint,
-    { workload: endpoint.workload, service: svc },
+    policyDestination(endpoint, svc),
     {
       source: { principal: ctx.tunnel.peerIdentity, ip: ctx.tunnel.sourceIp },
       destination: { ip: endpoint.ip, port: endpoint.port },
@@ -225,13 +226,16 @@ export const route: Step = async (ctx, inputs) => {
     return undefined;
   }
   const index = state.index;
+  // An egress destination's routes name its ServiceEntry; restated as routes of its Service (./egress.ts).
+  const external = d.external ? d.service : undefined;
+  const services = (ns: string, n: string) => (external && ns === external.namespace && n === external.name ? external : index.serviceByName(ns, n));
   const rd = routeRequest(
     {
-      routes: index.model.httpRoutes,
+      routes: external ? externalRoutes(index, external, d.port) : index.model.httpRoutes,
       service: d.service,
       port: d.port,
       request: { method: ctx.method, path: ctx.path, host: ctx.host, headers: ctx.headers },
-      services: (ns, n) => index.serviceByName(ns, n),
+      services,
       referenceGrants: index.model.referenceGrants ?? [],
     },
     state.routes(d.service, d.port),
@@ -241,7 +245,7 @@ export const route: Step = async (ctx, inputs) => {
   if (rd.kind === "redirect") {
     return redirect(rd.status, rd.location, locationHeaders(rd.responseHeaderModifiers), `redirect to ${rd.location}`);
   }
-  const svc = index.serviceByName(rd.backend.namespace, rd.backend.name);
+  const svc = services(rd.backend.namespace, rd.backend.name);
   if (!svc) return routeError(500, `backend ${rd.backend.namespace}/${rd.backend.name} is not a known Service`);
   let headers = rd.requestHeaders;
   let host = rd.host;

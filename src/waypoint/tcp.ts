@@ -10,6 +10,7 @@ import type { UpstreamConnector } from "./connect.ts";
 import type { Tunnel } from "./context.ts";
 import { type ByteStream, copyBidirectional } from "../stream/mod.ts";
 import type { Endpoint, WaypointState } from "./state.ts";
+import { policyDestination } from "./egress.ts";
 
 const log = logger("waypoint");
 
@@ -40,8 +41,8 @@ export function authorizeConnection(inp: TcpInputs, tunnel: Tunnel): { decision:
   // A configuration update can remove the Gateway while a connection is being sniffed: nothing decides, so nothing passes.
   if (!waypoint) return { decision: { allowed: false, reason: GATEWAY_GONE, enforcedBy: "waypoint" } };
   const d = tunnel.destination;
-  const endpoint = d.service ? inp.state.pickEndpoint(d.service, d.port) : d.workload && { workload: d.workload, ip: d.ip, port: d.port };
-  const decision = authorizeAtWaypoint(inp.state.index, waypoint, { workload: endpoint?.workload, service: d.service }, {
+  const endpoint = d.service ? inp.state.pickEndpoint(d.service, d.port, undefined, d.ip) : d.workload && { workload: d.workload, ip: d.ip, port: d.port };
+  const decision = authorizeAtWaypoint(inp.state.index, waypoint, policyDestination(endpoint, d.service), {
     source: { principal: tunnel.peerIdentity, ip: tunnel.sourceIp },
     destination: { ip: endpoint?.ip, port: endpoint?.port ?? d.port },
   });

@@ -6,6 +6,7 @@
 import * as v from "valibot";
 import type {
   AuthorizationPolicy,
+  DestinationRule,
   HttpRoute,
   MeshConfig,
   Namespace,
@@ -13,6 +14,7 @@ import type {
   ReferenceGrant,
   RequestAuthentication,
   Service,
+  ServiceEntry,
   Waypoint,
   Workload,
 } from "../model/mod.ts";
@@ -36,7 +38,7 @@ const objectRef = v.looseObject({
 
 const waypointBinding = v.looseObject({
   gateway: str,
-  via: v.picklist(["namespace-label", "service-label", "pod-label", "workloadentry-label"]),
+  via: v.picklist(["namespace-label", "service-label", "pod-label", "workloadentry-label", "serviceentry-label"]),
 });
 
 export const MeshConfigSchema: v.GenericSchema<unknown, MeshConfig> = v.looseObject({
@@ -208,3 +210,33 @@ export const ReferenceGrantSchema: v.GenericSchema<unknown, ReferenceGrant> = v.
   to: v.array(v.looseObject({ group: str, kind: str, name: v.optional(str) })),
   source: sourceRef,
 });
+
+export const ServiceEntrySchema: v.GenericSchema<unknown, ServiceEntry> = v.looseObject({
+  name: str,
+  namespace: str,
+  hosts: strings,
+  addresses: strings,
+  vips: v.array(v.looseObject({ host: str, address: str })),
+  ports: v.array(v.looseObject({ number: port, name: v.optional(str), protocol: str, targetPort: v.optional(port) })),
+  resolution: v.picklist(["NONE", "STATIC", "DNS"]),
+  location: v.picklist(["MESH_EXTERNAL", "MESH_INTERNAL"]),
+  endpoints: v.array(v.looseObject({ address: str, ports: v.optional(v.record(v.string(), port)), labels })),
+  labels,
+  waypoint: v.optional(waypointBinding),
+  source: sourceRef,
+});
+
+const clientTls = v.looseObject({
+  mode: v.picklist(["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]),
+  sni: v.optional(str),
+  caCertificates: v.optional(str),
+});
+
+export const DestinationRuleSchema: v.GenericSchema<unknown, DestinationRule> = v.looseObject({
+  name: str,
+  namespace: str,
+  host: str,
+  tls: v.optional(clientTls),
+  portTls: v.optional(v.record(v.string(), clientTls)),
+  source: sourceRef,
+}) as unknown as v.GenericSchema<unknown, DestinationRule>;

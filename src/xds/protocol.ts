@@ -23,6 +23,7 @@ import * as v from "valibot";
 import type { MeshConfig, MeshModel } from "../model/mod.ts";
 import {
   AuthorizationPolicySchema,
+  DestinationRuleSchema,
   HttpRouteSchema,
   MeshConfigSchema,
   NamespaceSchema,
@@ -30,6 +31,7 @@ import {
   ReferenceGrantSchema,
   RequestAuthenticationSchema,
   ServiceAccountSchema,
+  ServiceEntrySchema,
   ServiceSchema,
   WaypointSchema,
   WorkloadSchema,
@@ -55,6 +57,8 @@ export const COLLECTIONS = [
   "peerAuthentications",
   "httpRoutes",
   "referenceGrants",
+  "serviceEntries",
+  "destinationRules",
 ] as const;
 export type Collection = (typeof COLLECTIONS)[number];
 export type Resource<C extends Collection> = NonNullable<MeshModel[C]>[number];
@@ -99,6 +103,8 @@ const collectionLists = {
   peerAuthentications: v.array(PeerAuthenticationSchema),
   httpRoutes: v.array(HttpRouteSchema),
   referenceGrants: v.optional(v.array(ReferenceGrantSchema), []),
+  serviceEntries: v.optional(v.array(ServiceEntrySchema), []),
+  destinationRules: v.optional(v.array(DestinationRuleSchema), []),
 };
 const version = v.pipe(v.number(), v.integer(), v.minValue(0));
 

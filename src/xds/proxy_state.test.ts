@@ -34,6 +34,11 @@ const make: { [C in Collection]: (name: string, rev: string) => Resource<C> } = 
     name, namespace: "shop", from: [{ group: "gateway.networking.k8s.io", kind: "HTTPRoute", namespace: "web" }],
     to: [{ group: "", kind: "Service", name: `backend-${rev}` }],
   }),
+  serviceEntries: (name, rev) => ({
+    name, namespace: "shop", hosts: [`${name}.example`], addresses: [], vips: [{ host: `${name}.example`, address: `240.240.0.${rev}` }],
+    ports: [{ number: 80, protocol: "HTTP" }], resolution: "DNS", location: "MESH_EXTERNAL", endpoints: [], labels: {},
+  }),
+  destinationRules: (name, rev) => ({ name, namespace: "shop", host: `${name}.example`, tls: { mode: "SIMPLE", sni: `v${rev}.example` } }),
 };
 const key = <C extends Collection>(c: C, name: string) => resourceKey(c, make[c](name, "1"));
 type Lists = { [C in Collection]?: Resource<C>[] };

@@ -9,7 +9,7 @@
  * - a waypoint gets the AuthorizationPolicies and RequestAuthentications whose targetRefs name it or a
  *   Service it serves, or whose scope selects a workload it serves (L7 rules are enforced there whether
  *   the policy uses a selector or targetRefs), and the HTTPRoutes whose parentRefs name such a Service or
- *   its Gateway.
+ *   its Gateway, and those naming a ServiceEntry it serves as egress waypoint.
  */
 import {
   type MeshModel,
@@ -31,6 +31,8 @@ export const GLOBAL_COLLECTIONS = [
   "services",
   "waypoints",
   "referenceGrants",
+  "serviceEntries",
+  "destinationRules",
 ] as const;
 /** Filtered per proxy. */
 export const PLACED_COLLECTIONS = [
@@ -89,6 +91,7 @@ export function placeAll(model: MeshModel): Map<string, Placement> {
     const gw = `${wp.namespace}/${wp.name}`;
     const placement = forKey(proxyKey({ kind: "waypoint", namespace: wp.namespace, name: wp.name }));
     const services = model.services.filter((s) => s.waypoint?.gateway === gw);
+    const entries = (model.serviceEntries ?? []).filter((s) => s.waypoint?.gateway === gw);
     const served = new Set<Workload>(model.workloads.filter((w) => w.waypoint?.gateway === gw));
     for (const s of services) {
       for (const e of s.endpoints) {
@@ -98,7 +101,8 @@ export function placeAll(model: MeshModel): Map<string, Placement> {
     }
     const applies = (scope: PolicyScope, ns: string) =>
       scope.kind === "targetRefs"
-        ? targetsWaypoint(scope, ns, wp, services, root)
+        ? targetsWaypoint(scope, ns, wp, services, root) ||
+          entries.some((se) => targetRefsSelect(scope, ns, { serviceEntry: se }, root))
         : [...served].some((w) => scopeSelectsWorkload(scope, ns, w, model.meshConfig));
     for (const p of model.authorizationPolicies) {
       if (applies(p.scope, p.namespace)) placement.authorizationPolicies.add(resourceKey("authorizationPolicies", p));
@@ -109,7 +113,8 @@ export function placeAll(model: MeshModel): Map<string, Placement> {
     for (const r of model.httpRoutes) {
       const attached = r.parentRefs.some((ref) =>
         refSelects(ref, r.namespace, { waypoint: wp }, root) ||
-        services.some((s) => refSelects(ref, r.namespace, { service: s }, root))
+        services.some((s) => refSelects(ref, r.namespace, { service: s }, root)) ||
+        entries.some((se) => refSelects(ref, r.namespace, { serviceEntry: se }, root))
       );
       if (attached) placement.httpRoutes.add(resourceKey("httpRoutes", r));
     }

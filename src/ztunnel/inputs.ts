@@ -3,6 +3,7 @@
  * dialer, the original-destination lookup, telemetry and connection tracking. Tests swap any part.
  */
 import type { ConnectionTracker } from "./connections.ts";
+import type { HostResolver } from "./dns/mod.ts";
 import type { RoundRobin } from "./outbound_plan.ts";
 import type { ZtunnelState } from "./state.ts";
 import { type ByteStream, type CopyOwner, type SocketStream, StreamCopy } from "../stream/mod.ts";
@@ -38,6 +39,8 @@ export interface ProxyInputs {
   rr: RoundRobin;
   /** False before readiness and while draining: captured connections are refused. */
   accepting(): boolean;
+  /** Addresses of ServiceEntry hosts resolved by DNS (absent: such destinations are refused). */
+  resolver?: HostResolver;
 }
 
 /** The HTTP status an HBONE refusal carried, if any. */

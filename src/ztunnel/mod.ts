@@ -19,6 +19,7 @@ import { ProxyAgent } from "../proxy/mod.ts";
 import type { XdsView } from "../xds/mod.ts";
 import { registerAdminRoutes } from "./admin.ts";
 import { CaptureRules, DEFAULT_CAPTURE_PORTS, localRunner, removeRules } from "./capture/mod.ts";
+import { startDns, type ZtunnelDns } from "./dns_role.ts";
 import { ConnectionTracker } from "./connections.ts";
 import { Dataplane, poolClient, socketDestination } from "./dataplane.ts";
 import type { ProxyInputs } from "./inputs.ts";
@@ -67,6 +68,10 @@ export interface ZtunnelOptions {
   cleanupOnExit?: boolean;
   /** Pooled HBONE connections without streams for this long are closed (default HBONE.poolIdleTimeoutMs). */
   poolIdleMs?: number;
+  /** The DNS proxy's listen address (UDP and TCP); "none" runs none. Default 0.0.0.0:15053 in node mode, none otherwise. */
+  dnsAddr?: string;
+  /** Upstream resolvers ("ip[:port],..."); default the nameservers of /etc/resolv.conf. */
+  dnsUpstream?: string;
 }
 
 export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Promise<RoleHandle> {
@@ -89,6 +94,8 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
   const state = new ZtunnelState(opts.node);
   const telemetry = new ConnectionTelemetry(ctx.metrics);
   telemetry.onFlow = (v, o) => agent.flows.record(() => flowOfConnection(`ztunnel/${opts.node}`, v, o));
+  const dnsAddr = opts.dnsAddr ?? (opts.redirect === "node" ? "0.0.0.0:15053" : "none");
+  const dns: ZtunnelDns = startDns({ addr: dnsAddr, upstream: opts.dnsUpstream, index: () => state.index, registry: ctx.metrics });
   const tracker = new ConnectionTracker();
   const instances = new InstanceRegistry(opts.runDir ?? "/run/mesh", opts.node);
   const capture = opts.redirect === "none" ? undefined : new CaptureRules(localRunner, opts.node, {
@@ -98,6 +105,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       outbound: splitAddr(opts.outboundAddr, 15001).port,
       inboundPlaintext: splitAddr(opts.inboundPlaintextAddr, 15006).port,
       hbone: splitAddr(opts.hboneAddr, 15008).port,
+      ...(dns.port !== undefined ? { dns: dns.port } : {}),
     },
     exemptGid: captureGid,
   });
@@ -119,6 +127,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
     tracker,
     rr: new RoundRobin(),
     accepting: () => listening && !stopping,
+    resolver: dns.resolver,
   };
 
   const isReady = () => listening && !stopping;
@@ -137,6 +146,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
 
   const onUpdate = (view: XdsView, version: number) => {
     state.replace(view.model, version);
+    dns.refreshAddresses();
     log.info("configuration applied", { version, localWorkloads: state.localWorkloads().map((w) => `${w.namespace}/${w.name}`) });
     if (initialized) {
       applyView();
@@ -146,7 +156,8 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
 
   let dataplane: Dataplane | undefined;
   let ruleCheck: ReturnType<typeof setInterval> | undefined;
-  const listen = () => {
+  const listen = async () => {
+    await dns.listen();
     dataplane = new Dataplane(inputs, certs, {
       outbound: splitAddr(opts.outboundAddr, 15001),
       inboundPlaintext: splitAddr(opts.inboundPlaintextAddr, 15006),
@@ -172,7 +183,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       if (certsPending.length) await refreshCerts();
     }
     if (stopping) return;
-    listen();
+    await listen();
     log.info("ready", { node: opts.node, redirect: opts.redirect, workloads: state.localWorkloads().length });
     if (capture) {
       // Rules someone removed or changed (an iptables flush, another tool) are put back.
@@ -222,7 +233,7 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
       if (ruleCheck) clearInterval(ruleCheck);
       const drainMs = stopOpts?.drainMs ?? opts.drainMs;
       log.info("draining", { openConnections: tracker.size, drainMs });
-      const [drained] = await Promise.all([tracker.drain(drainMs), dataplane?.stop(drainMs)]);
+      const [drained] = await Promise.all([tracker.drain(drainMs), dataplane?.stop(drainMs), dns.stop()]);
       log.info("drained", { ...drained });
       await initDone;
       await pool.close(1000).catch(() => {});

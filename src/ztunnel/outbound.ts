@@ -10,9 +10,10 @@ import type { Workload } from "../model/mod.ts";
 import { newTraceparent, traceIdOf } from "../telemetry/mod.ts";
 import { decideHboneInbound } from "./inbound_decision.ts";
 import { type ProxyInputs, proxy, refuse, statusOf } from "./inputs.ts";
-import { type HbonePlan, planOutbound } from "./outbound_plan.ts";
+import { type ExternalPlan, type HbonePlan, planOutbound } from "./outbound_plan.ts";
 import type { SocketStream } from "../stream/mod.ts";
-import type { ConnectionView } from "./telemetry.ts";
+import type { ConnectionView, ExternalDestination } from "./telemetry.ts";
+import type { RegistryHost } from "../model/mod.ts";
 
 const log = logger("ztunnel");
 
@@ -64,10 +65,12 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
     ...base,
     srcWorkload: src,
     srcIdentity: src.identity,
-    dstWorkload: plan.workload,
-    service: plan.service,
+    dstWorkload: plan.kind === "external" ? undefined : plan.workload,
+    service: plan.kind === "external" ? undefined : plan.service,
+    external: "external" in plan && plan.external ? externalOf(plan.external) : undefined,
   };
   if (plan.kind === "deny") return refuse(inputs, client, [view], "DENY", plan.reason, started);
+  if (plan.kind === "external") return external(inputs, client, plan, view, started);
   if (plan.kind === "passthrough") {
     inputs.dial(plan.address, plan.port).then(
       (upstream) => proxy(inputs, client, upstream, [view], started),
@@ -89,7 +92,7 @@ export function handleOutbound(inputs: ProxyInputs, client: SocketStream): void 
     authority: plan.authority,
     headers: {
       // host= names the Service the client addressed (telemetry only: the destination trusts nothing else in it).
-      forwarded: formatForwarded({ ip: srcAddress, port: client.socket.remotePort }, plan.service?.hostname),
+      forwarded: formatForwarded({ ip: srcAddress, port: client.socket.remotePort }, plan.service?.hostname ?? plan.external?.host),
       baggage: baggageOf(src),
       traceparent,
     },
@@ -129,5 +132,37 @@ function sameNode(
   inputs.dial(d.ip, d.port).then(
     (upstream) => proxy(inputs, client, upstream, [view, inbound], started),
     (e) => refuse(inputs, client, [view, inbound], "UF", `connect to ${plan.authority} failed: ${(e as Error).message}`, started),
+  );
+}
+
+function externalOf(at: RegistryHost): ExternalDestination {
+  return { host: at.host, name: at.entry.name, namespace: at.entry.namespace };
+}
+
+/**
+ * A ServiceEntry destination without a waypoint: plain TCP from the ztunnel to a STATIC endpoint, the
+ * original address (NONE), or the host's addresses from the upstream resolver (DNS, cached for the
+ * record's TTL), tried in order.
+ */
+function external(inputs: ProxyInputs, client: SocketStream, plan: ExternalPlan, view: ConnectionView, started: number): void {
+  const addresses = plan.address
+    ? Promise.resolve([plan.address])
+    : inputs.resolver
+    ? inputs.resolver.resolve(plan.resolveHost!)
+    : Promise.reject(new Error("this ztunnel has no resolver"));
+  addresses.then(
+    async (list) => {
+      let last: unknown;
+      for (const address of list) {
+        try {
+          const upstream = await inputs.dial(address, plan.port);
+          return proxy(inputs, client, upstream, [view], started);
+        } catch (e) {
+          last = e;
+        }
+      }
+      refuse(inputs, client, [view], "UF", `connect to ${plan.external.host} (${list.join(", ")}) port ${plan.port} failed: ${(last as Error)?.message}`, started);
+    },
+    (e) => refuse(inputs, client, [view], "UF", `cannot resolve ${plan.resolveHost}: ${(e as Error).message}`, started),
   );
 }

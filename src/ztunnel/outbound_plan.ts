@@ -7,13 +7,18 @@
  * - A workload address (given, or resolved) served by a waypoint (its own) goes to that waypoint; an
  *   ambient workload gets HBONE to `podIP:15008` with `podIP:targetPort` as the CONNECT target and the
  *   workload's identity as the expected server identity; a workload outside ambient is reached directly.
+ * - A ServiceEntry address (its host's VIP, one of its `addresses`, or a STATIC endpoint) goes to the
+ *   entry's egress waypoint when it has one (the VIP as the CONNECT target); otherwise straight out: to a
+ *   STATIC endpoint (round robin), to the host's DNS addresses (the caller resolves them), or, for
+ *   resolution NONE, to the original destination. The port must be one of the entry's ports; the
+ *   endpoint's port is its own for that port name, else the port's targetPort, else the port.
  * - An address the mesh does not know is passed through, or refused when MeshConfig's outbound policy is
- *   "deny".
+ *   "deny" (Istio's REGISTRY_ONLY: Services, ServiceEntries and mesh workloads are the registry).
  * The waypoint choice follows policy placement (Service's waypoint, else the workload's), so traffic
  * goes exactly where the destination ztunnel expects it from (it refuses a bypass).
  */
 import { formatHostPort } from "../core/mod.ts";
-import type { ModelIndex, ReadyEndpoint } from "../model/mod.ts";
+import type { ModelIndex, ReadyEndpoint, RegistryHost } from "../model/mod.ts";
 import { readyEndpoints } from "../model/mod.ts";
 import type { Service, Waypoint, Workload } from "../model/mod.ts";
 
@@ -38,6 +43,18 @@ export interface HbonePlan {
   sameNode: boolean;
   /** The workload's target port (when the workload is known). */
   targetPort?: number;
+  /** The ServiceEntry host, for a connection to an egress waypoint. */
+  external?: RegistryHost;
+}
+
+/** Straight out to a ServiceEntry destination, as plain TCP from the ztunnel. */
+export interface ExternalPlan {
+  kind: "external";
+  external: RegistryHost;
+  /** Where to connect: an address, or a host name to resolve first (resolution DNS). */
+  address?: string;
+  resolveHost?: string;
+  port: number;
 }
 
 export interface PassthroughPlan {
@@ -54,9 +71,10 @@ export interface DenyPlan {
   reason: string;
   workload?: Workload;
   service?: Service;
+  external?: RegistryHost;
 }
 
-export type OutboundPlan = HbonePlan | PassthroughPlan | DenyPlan;
+export type OutboundPlan = HbonePlan | PassthroughPlan | DenyPlan | ExternalPlan;
 
 /** Picks endpoints in turn, per Service. */
 export class RoundRobin {
@@ -73,7 +91,7 @@ function toWaypoint(
   index: ModelIndex,
   gateway: string,
   authority: string,
-  extra: { workload?: Workload; service?: Service; targetPort?: number },
+  extra: { workload?: Workload; service?: Service; targetPort?: number; external?: RegistryHost },
 ): OutboundPlan {
   const wp = index.waypointByKey(gateway);
   if (!wp) return { kind: "deny", reason: `waypoint ${gateway} does not exist (fail closed)`, ...extra };
@@ -161,8 +179,35 @@ export function planOutbound(
   }
   const w = index.workloadByAddress(dst.address);
   if (w) return toWorkload(index, node, w, dst.address, dst.port, undefined);
+  const external = index.registry.byAddress(dst.address);
+  if (external) return toExternal(index, external, dst, rr);
   if (index.model.meshConfig.outboundPolicy === "deny") {
     return { kind: "deny", reason: `${formatHostPort(dst.address, dst.port)} is outside the mesh and MeshConfig outboundPolicy is deny` };
   }
   return { kind: "passthrough", address: dst.address, port: dst.port, reason: "destination is outside the mesh" };
+}
+
+function toExternal(index: ModelIndex, at: RegistryHost, dst: { address: string; port: number }, rr: RoundRobin): OutboundPlan {
+  const se = at.entry;
+  const name = `ServiceEntry ${se.namespace}/${se.name}`;
+  const port = se.ports.find((p) => p.number === dst.port);
+  if (!port) return { kind: "deny", reason: `${name} (${at.host}) has no port ${dst.port}`, external: at };
+  if (se.waypoint) return toWaypoint(index, se.waypoint.gateway, formatHostPort(dst.address, dst.port), { external: at });
+  if (ILLEGAL_TARGET_PORTS.has(port.targetPort ?? port.number)) {
+    return { kind: "deny", reason: `port ${port.targetPort ?? port.number} is a ztunnel port and cannot be a destination`, external: at };
+  }
+  const target = port.targetPort ?? port.number;
+  switch (se.resolution) {
+    case "STATIC": {
+      // A client that dialed an endpoint itself gets that endpoint; the VIP is balanced over all of them.
+      const ep = se.endpoints.find((e) => e.address === dst.address) ?? rr.pick(`se/${se.namespace}/${se.name}:${port.number}`, se.endpoints);
+      if (!ep) return { kind: "deny", reason: `${name} has no endpoint`, external: at };
+      return { kind: "external", external: at, address: ep.address, port: (port.name && ep.ports?.[port.name]) || target };
+    }
+    case "DNS":
+      if (at.host.startsWith("*.")) return { kind: "deny", reason: `${name}: the wildcard host ${at.host} cannot be resolved`, external: at };
+      return { kind: "external", external: at, resolveHost: at.host, port: target };
+    case "NONE":
+      return { kind: "external", external: at, address: dst.address, port: target };
+  }
 }

@@ -29,6 +29,13 @@ export const TCP_LABELS = [
 ] as const;
 
 export type Reporter = "source" | "destination";
+
+/** A ServiceEntry host as telemetry names it. */
+export interface ExternalDestination {
+  host: string;
+  name: string;
+  namespace: string;
+}
 export type SecurityPolicy = "mutual_tls" | "none";
 /** "-" ok; "DENY" refused by policy, capture rules or readiness; "UF" upstream connect failure. */
 export type ResponseFlags = "-" | "DENY" | "UF";
@@ -48,6 +55,8 @@ export interface ConnectionView {
   dstWorkload?: Workload;
   dstIdentity?: string;
   service?: Service;
+  /** The ServiceEntry host reached (an external destination), named as destination_service. */
+  external?: ExternalDestination;
   /** The waypoint the connection went through, "ns/name". */
   waypoint?: string;
   securityPolicy: SecurityPolicy;
@@ -95,9 +104,9 @@ export function tcpLabels(v: ConnectionView, flags: ResponseFlags): Record<(type
     destination_principal: principalLabel(v.dstIdentity),
     destination_app: d?.labels.app ?? UNKNOWN,
     destination_canonical_service: canonical(d),
-    destination_service: v.service?.hostname ?? (d ? UNKNOWN : v.dstAddress.replace(/:\d+$/, "")),
-    destination_service_name: v.service?.name ?? UNKNOWN,
-    destination_service_namespace: v.service?.namespace ?? UNKNOWN,
+    destination_service: v.service?.hostname ?? v.external?.host ?? (d ? UNKNOWN : v.dstAddress.replace(/:\d+$/, "")),
+    destination_service_name: v.service?.name ?? v.external?.host ?? UNKNOWN,
+    destination_service_namespace: v.service?.namespace ?? v.external?.namespace ?? UNKNOWN,
     request_protocol: "tcp",
     response_flags: flags,
     connection_security_policy: v.securityPolicy,
@@ -145,7 +154,7 @@ export class ConnectionTelemetry {
       v.srcIdentity ?? "",
       v.dstWorkload?.uid ?? v.dstAddress,
       v.dstIdentity ?? "",
-      v.service ? `${v.service.namespace}/${v.service.name}` : "",
+      v.service ? `${v.service.namespace}/${v.service.name}` : v.external ? `${v.external.namespace}/${v.external.host}` : "",
       flags,
       v.securityPolicy,
     ].join("|");
@@ -195,7 +204,7 @@ export class ConnectionTelemetry {
       dst: {
         addr: v.dstAddress,
         hbone_addr: v.hboneAddress,
-        service: v.service?.hostname,
+        service: v.service?.hostname ?? v.external?.host,
         workload: v.dstWorkload?.name,
         namespace: v.dstWorkload?.namespace,
         identity: v.dstIdentity,

@@ -29,7 +29,7 @@ import {
 export const describe: Command = {
   name: "describe",
   summary: "everything about one pod, service or workloadentry: captured? ztunnel, waypoint, policies, connections",
-  usage: "mesh describe pod NAMESPACE/NAME | service NAME.NAMESPACE | workloadentry NAMESPACE/NAME [--config FILE | --data-dir DIR | --token-file FILE --ca-cert FILE] [--format text|json]",
+  usage: "mesh describe pod NAMESPACE/NAME | service NAME.NAMESPACE | workloadentry NAMESPACE/NAME | serviceentry NAMESPACE/NAME [--config FILE | --data-dir DIR | --token-file FILE --ca-cert FILE] [--format text|json]",
   flags: [
     { name: "config", kind: "string", help: "offline: mesh.yaml file or directory (nothing running is asked)" },
     ...CONTROL_FLAGS,
@@ -58,7 +58,7 @@ Exit status: 0 when described, 1 when the target or the control plane cannot be 
   async run(args, io) {
     const [kind, ref, ...extra] = args.positionals;
     if (!kind || !ref || extra.length) {
-      throw new MeshError(ErrorCode.Usage, "Expected: mesh describe pod NAMESPACE/NAME | service NAME.NAMESPACE | workloadentry NAMESPACE/NAME (see mesh describe --help)");
+      throw new MeshError(ErrorCode.Usage, "Expected: mesh describe pod NAMESPACE/NAME | service NAME.NAMESPACE | workloadentry NAMESPACE/NAME | serviceentry NAMESPACE/NAME (see mesh describe --help)");
     }
     const target = parseTarget(kind, ref);
     const format = formatOf(args);

@@ -10,7 +10,7 @@ export const explain: Command = {
   name: "explain",
   summary: "what the mesh would do with one request, and why",
   usage:
-    "mesh explain --config FILE --from NS/SA|ip:ADDR --to SERVICE.NS:PORT|ADDR:PORT [--method M --path P --header K=V... --jwt TOKEN] [--format text|json]",
+    "mesh explain --config FILE --from NS/SA|ip:ADDR --to SERVICE.NS:PORT|ADDR:PORT|HOST:PORT [--method M --path P --header K=V... --jwt TOKEN] [--format text|json]",
   flags: [
     { name: "config", kind: "string", help: "mesh.yaml file or directory of *.yaml" },
     { name: "from", kind: "string", help: "the client: NAMESPACE/SERVICEACCOUNT, or ip:ADDRESS" },

@@ -88,6 +88,8 @@ Control and proxies in one process (--role control,ztunnel, control,waypoint, al
     { name: "capture-check", kind: "string", help: "ztunnel: how often the capture rules are checked and repaired", default: "10s" },
     { name: "cleanup-on-exit", kind: "boolean", help: "ztunnel: remove the capture rules on a clean stop (uninstall); without it they stay and captured traffic is refused until a ztunnel is back" },
     { name: "pool-idle-timeout", kind: "string", help: "ztunnel: close pooled HBONE connections idle this long", default: "10s" },
+    { name: "dns-addr", kind: "string", help: "ztunnel: DNS proxy listen address, UDP and TCP (default *:15053 with --redirect node; none: no DNS proxy)" },
+    { name: "dns-upstream", kind: "string", help: "ztunnel: upstream resolvers IP[:PORT],... (default: the nameservers of /etc/resolv.conf)" },
     { name: "metrics-addr", kind: "string", help: "Prometheus /metrics listen address", default: "0.0.0.0:15020" },
     { name: "ready-addr", kind: "string", help: "/healthz/ready listen address", default: "0.0.0.0:15021" },
     { name: "admin-addr", kind: "string", help: "admin API listen address (localhost only)", default: "127.0.0.1:15000" },
@@ -275,6 +277,8 @@ function ztunnelAddrs(args: Parsed) {
     ruleCheckMs: parseDuration(str(args, "capture-check") ?? "10s"),
     cleanupOnExit: args.flags["cleanup-on-exit"] === true,
     poolIdleMs: parseDuration(str(args, "pool-idle-timeout") ?? "10s"),
+    dnsAddr: str(args, "dns-addr"),
+    dnsUpstream: str(args, "dns-upstream"),
   };
 }
 

@@ -4,3 +4,5 @@ export { namespaceSchema, podSchema, serviceAccountSchema, serviceSchema } from 
 export { gatewaySchema, httpRouteSchema, referenceGrantSchema } from "./gateway.ts";
 export { authorizationPolicySchema, peerAuthenticationSchema, requestAuthenticationSchema, workloadEntrySchema } from "./istio.ts";
 export { meshConfigSchema } from "./mesh.ts";
+export { destinationRuleSchema, isServiceEntryHost, serviceEntrySchema } from "./networking.ts";
+export { externalHostSchema } from "./lab.ts";

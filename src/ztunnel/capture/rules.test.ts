@@ -34,6 +34,19 @@ describe("node mode", () => {
     expect(rules.length).toBe(6);
   });
 
+  test("with the DNS proxy: UDP and TCP to port 53 from each pod go to 15053, before its outbound rule; an opted-out pod keeps its DNS", () => {
+    const quiet = workload("quiet", "shop", "10.244.1.20", "node-a", { dnsCapture: false });
+    const i = indexModel(meshModel({ workloads: [a, quiet] }));
+    const [v4] = captureRules(captureSpecFor(i, "node-a", { mode: "node", ports: { ...ports, dns: 15053 }, exemptGid: 0 }));
+    expect(v4!.chains["MESH-PREROUTING"]!.slice(0, 4)).toEqual([
+      "-A MESH-PREROUTING -s 10.244.1.10/32 -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053",
+      "-A MESH-PREROUTING -s 10.244.1.10/32 -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053",
+      "-A MESH-PREROUTING -s 10.244.1.10/32 -p tcp -j REDIRECT --to-ports 15001",
+      "-A MESH-PREROUTING -s 10.244.1.20/32 -p tcp -j REDIRECT --to-ports 15001",
+    ]);
+    expect(v4!.chains["MESH-PREROUTING"]!.filter((r) => r.includes("10.244.1.20") && r.includes("53"))).toEqual([]);
+  });
+
   test("a node with no ambient pods gets an empty chain (and still its jump)", () => {
     const [v4] = captureRules(captureSpecFor(idx, "node-c", { mode: "node", ports, exemptGid: 0 }));
     expect(v4!.chains["MESH-PREROUTING"]).toEqual([]);

@@ -22,15 +22,20 @@ export interface CapturePorts {
   outbound: number; // 15001
   inboundPlaintext: number; // 15006
   hbone: number; // 15008
+  /** The DNS proxy (15053); absent: DNS is not captured. */
+  dns?: number;
 }
 
 export const DEFAULT_CAPTURE_PORTS: CapturePorts = { outbound: 15001, inboundPlaintext: 15006, hbone: 15008 };
+export const DNS_PROXY_PORT = 15053;
 
 /** A workload whose traffic is captured on this node or host. */
 export interface CapturedWorkload {
   address: string;
   /** host mode: the workload ports inbound capture applies to; empty = every TCP port but the mesh's own. */
   ports: number[];
+  /** node mode: its DNS (UDP and TCP to port 53) goes to the DNS proxy (unless it opted out). */
+  dns?: boolean;
 }
 
 export interface NodeCaptureSpec {
@@ -96,21 +101,24 @@ function uniqueSorted(ports: number[]): number[] {
 }
 
 function uniqueAddresses(workloads: CapturedWorkload[], family: 4 | 6): CapturedWorkload[] {
-  const byAddr = new Map<string, Set<number>>();
+  const byAddr = new Map<string, { ports: Set<number>; dns: boolean }>();
   for (const w of workloads) {
     if (familyOf(w.address) !== family) continue;
-    const set = byAddr.get(w.address) ?? new Set<number>();
-    for (const p of w.ports) set.add(p);
-    byAddr.set(w.address, set);
+    const a = byAddr.get(w.address) ?? { ports: new Set<number>(), dns: false };
+    for (const p of w.ports) a.ports.add(p);
+    if (w.dns) a.dns = true;
+    byAddr.set(w.address, a);
   }
   return [...byAddr.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([address, ports]) => ({ address, ports: uniqueSorted([...ports]) }));
+    .map(([address, a]) => (a.dns ? { address, ports: uniqueSorted([...a.ports]), dns: true } : { address, ports: uniqueSorted([...a.ports]) }));
 }
 
 /**
  * Node mode (a Kubernetes node or a lab node; the ztunnel runs in the node's namespace and pods are
  * routed through it, so every pod packet crosses nat PREROUTING here):
+ * - DNS from a captured pod (UDP and TCP to port 53) goes to the DNS proxy, when the ztunnel runs one
+ *   and the pod did not opt out. Matched before the outbound rule, which would take its TCP.
  * - TCP from a captured pod, to anywhere, goes to the outbound listener. Matched first, so pod-to-pod
  *   traffic on one node is outbound traffic of its source.
  * - TCP to a captured pod on the HBONE port goes to the ztunnel's HBONE listener (its port is kept, so the
@@ -123,6 +131,12 @@ function nodeRules(spec: NodeCaptureSpec, family: 4 | 6): RuleSet {
   const p = spec.ports;
   const pre: string[] = [];
   const workloads = uniqueAddresses(spec.workloads, family);
+  for (const w of workloads) {
+    if (!w.dns || p.dns === undefined) continue;
+    for (const proto of ["udp", "tcp"]) {
+      pre.push(`-A ${CHAINS.prerouting} -s ${hostPrefix(w.address)} -p ${proto} -m ${proto} --dport 53 -j REDIRECT --to-ports ${p.dns}`);
+    }
+  }
   for (const w of workloads) {
     pre.push(`-A ${CHAINS.prerouting} -s ${hostPrefix(w.address)} -p tcp -j REDIRECT --to-ports ${p.outbound}`);
   }

@@ -31,8 +31,13 @@ export interface CaptureChoice {
 }
 
 export function captureSpecFor(index: ModelIndex, node: string, choice: CaptureChoice): CaptureSpec {
+  const dns = choice.mode === "node" && choice.ports.dns !== undefined;
   const workloads: CapturedWorkload[] = capturedWorkloads(index, node).flatMap((w) =>
-    w.addresses.map((address) => ({ address, ports: choice.mode === "host" ? workloadPorts(index, w) : [] }))
+    w.addresses.map((address) => {
+      const c: CapturedWorkload = { address, ports: choice.mode === "host" ? workloadPorts(index, w) : [] };
+      if (dns && w.dnsCapture !== false) c.dns = true;
+      return c;
+    })
   );
   if (choice.mode === "node") return { mode: "node", ports: choice.ports, workloads };
   return { mode: "host", ports: choice.ports, workloads, exemptGid: choice.exemptGid, exemptUid: choice.exemptUid };
