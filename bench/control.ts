@@ -37,7 +37,7 @@ function parseOpts(args: string[]): Opts {
 }
 
 /** One namespace file: its pods (spread over the nodes), a Service per 10 pods, and policies. */
-function namespaceFile(ns: number, podsPerNs: number, firstPod: number, nodes: number, marker = ""): string {
+export function namespaceFile(ns: number, podsPerNs: number, firstPod: number, nodes: number, marker = ""): string {
   const name = `ns-${String(ns).padStart(3, "0")}`;
   const docs: string[] = [
     `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels:\n    istio.io/dataplane-mode: ambient`,
@@ -85,7 +85,7 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
   const p = s.port;
   s.stop(true);
