@@ -261,8 +261,11 @@ async function measureScale(pods: number, dir: string): Promise<{ rssMb: number;
     await Bun.sleep(2000);
     return { rssMb: rssKb(z.pid) / 1024, anonMb: rssKb(z.pid, "RssAnon") / 1024, readyMs };
   } finally {
-    for (const p of procs) p.kill();
-    await Promise.all(procs.map((p) => p.exited));
+    // The ztunnel first: it would log the loss of its control plane.
+    for (const p of procs.reverse()) {
+      p.kill();
+      await p.exited;
+    }
   }
 }
 
