@@ -375,7 +375,7 @@ export async function main(args: string[]): Promise<number> {
     ["RTT p99 <= 1.2x HAProxy's", r.p99 <= 1.2, `${r.p99.toFixed(2)}x (${m.p99} vs ${h.p99} us)`],
     ["new connections/s >= 4x HAProxy's", r.cps >= 4, `${r.cps.toFixed(2)}x`],
     ["<= 0.06 vCPU per 1000 req/s (both ztunnels)", (m.vcpuPer1k ?? 1) <= 0.06, fmt(m.vcpuPer1k, 3)],
-    ["idle RSS <= 45 MB per ztunnel", perNodeRss <= 45, `${perNodeRss.toFixed(1)} MB (private ${((m.anonIdleMb ?? 0) / 2).toFixed(1)} MB, HAProxy ${((h.rssIdleMb ?? 0) / 2).toFixed(1)} MB)`],
+    ["idle RSS <= 45 MB per ztunnel", perNodeRss <= 45, `${perNodeRss.toFixed(1)} MB (private ${((m.anonIdleMb ?? 0) / 2).toFixed(1)} MB; HAProxy RSS ${((h.rssIdleMb ?? 0) / 2).toFixed(1)} MB)`],
     ["<= 4 KB per connection per ztunnel", (m.kbPerConn ?? 99) / 2 <= 4, `${fmt((m.kbPerConn ?? 0) / 2, 2)} KB`],
     ...(scale ? [[`<= 80 MB holding ${o["scale-pods"]} Pods`, scale.rssMb <= 80, `${scale.rssMb.toFixed(1)} MB`] as [string, boolean, string]] : []),
   ];
