@@ -5,7 +5,7 @@
  * the one asked for.
  */
 import { helpText, parseArgs } from "./args.ts";
-import type { Command, CommandIO } from "./command.ts";
+import type { CommandIO } from "./command.ts";
 import { MeshError } from "../core/mod.ts";
 import { commands } from "./commands/mod.ts";
 

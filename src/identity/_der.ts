@@ -2,7 +2,7 @@
  * The little DER the proxies need, without an ASN.1 library (private to src/identity): building a PKCS#10
  * request and reading the fields of a certificate that node:crypto's X509Certificate does not expose
  * (validity as dates, key usage bits, basic constraints, URI SANs). @peculiar/x509 does all of this too, but
- * costs about 18 MB of RSS once loaded; only the CA (the control role) loads it.
+ * costs about 15 MB of RSS once loaded; only the CA (the control role) loads it.
  */
 
 /** A TLV read from DER: its tag byte and where its content lies in the buffer. */
@@ -111,11 +111,12 @@ export function certificateFields(der: Uint8Array): CertificateFields {
       const len = bc.find((t) => t.tag === TAG.integer);
       out.basicConstraints = { ca, pathLength: len ? intOf(der, len) : undefined };
     } else if (oid === "2.5.29.15") {
+      // BIT STRING: one byte of unused-bit count, then bit 0 is the high bit of the next byte.
       const bits = readTlv(der, value.start, value.end);
       let ku = 0;
       for (let bit = 0; bit < 9; bit++) {
-        const byte = der[bits.start + 1 + (bit >> 3)];
-        if (bits.start + 1 + (bit >> 3) < bits.end && byte !== undefined && byte & (0x80 >> (bit & 7))) ku |= 1 << bit;
+        const at = bits.start + 1 + (bit >> 3);
+        if (at < bits.end && der[at]! & (0x80 >> (bit & 7))) ku |= 1 << bit;
       }
       out.keyUsage = ku;
     } else if (oid === "2.5.29.17") {

@@ -30,11 +30,12 @@ import { certificatePems, joinPem } from "./_pem.ts";
 import { parseSpiffeId, trustDomainError } from "../model/mod.ts";
 import { keyMatchesCertificate, verifyChain } from "./validate.ts";
 import type * as X from "@peculiar/x509";
+import { KeyUsage } from "./_der.ts";
 
 /**
  * @peculiar/x509, loaded by CertificateAuthority.open: only the CA (the control role) builds certificates,
- * and the library costs about 18 MB of RSS, which the proxies must not pay (they make CSRs and read
- * certificates with ./_der.ts).
+ * and the library costs about 15 MB of RSS (a compiled binary importing it against an empty one), which
+ * the proxies must not pay (they make CSRs and read certificates with ./_der.ts).
  */
 let x509: typeof X;
 
@@ -91,7 +92,7 @@ interface Signer {
 }
 
 const DAY = 86400;
-const LEAF_EXTENSIONS_KU = 1; // digitalSignature
+const LEAF_EXTENSIONS_KU = KeyUsage.digitalSignature;
 
 /** The mesh CA. Create with `await CertificateAuthority.open(dataDir)`. */
 export class CertificateAuthority {
