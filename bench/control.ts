@@ -38,7 +38,7 @@ function parseOpts(args: string[]): Opts {
 }
 
 /** One namespace file: its pods (spread over the nodes), a Service per 10 pods, and policies. */
-function namespaceFile(ns: number, podsPerNs: number, firstPod: number, nodes: number, marker = ""): string {
+export function namespaceFile(ns: number, podsPerNs: number, firstPod: number, nodes: number, marker = ""): string {
   const name = `ns-${String(ns).padStart(3, "0")}`;
   const docs: string[] = [
     `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n  labels:\n    istio.io/dataplane-mode: ambient`,

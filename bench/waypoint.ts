@@ -1,17 +1,20 @@
 /**
- * `npm run bench -- waypoint [--duration S] [--connections N] [--rounds N] [--keep]`
+ * `npm run bench -- waypoint [--duration S] [--connections N] [--rounds N] [--keep]` (5 rounds by default)
  *
- * The waypoint against HAProxy's jwt_verify, in one lab, in one run. Both do the same work per request:
- * verify an RS256 JWT (Istio's demo token: signature, issuer, expiry), authorize (POST to /anything*
- * only, for that issuer's principals), route by path to the app, strip the token. Load: wrk from a pod,
- * fixed concurrency, 1 KB POST bodies, keep-alive connections.
+ * The waypoint against HAProxy's jwt_verify, in one lab, in one run. Both L7 proxies do the same work per
+ * request: terminate mTLS from a client-side tunnel, verify an RS256 JWT (Istio's demo token: signature,
+ * issuer, expiry), authorize (POST to /anything* only, for that issuer's principals), route by path to
+ * the app, strip the token, and originate mTLS to a server-side tunnel in front of the app. Load: wrk
+ * from a pod, fixed concurrency, 1 KB POST bodies, keep-alive connections.
  *
  *   waypoint path: client pod -> ztunnel (node-a) -> HBONE -> waypoint -> HBONE -> ztunnel (node-b) -> httpbin
- *   HAProxy path:  client pod (outside the mesh) -> HAProxy pod -> httpbin pod (plain HTTP)
+ *   HAProxy path:  client pod -> HAProxy TCP tunnel (node-a) -> mTLS -> HAProxy L7 (node-b) -> mTLS ->
+ *                  HAProxy TCP tunnel (node-b) -> httpbin pod
  *
- * Reported per proxy: requests/s, p50/p99 latency (wrk), the proxy process's own CPU (utime+stime from
- * /proc over the run), requests/s per core, vCPU per 1000 rps, and RSS at the end of the run. The
- * waypoint also terminates and originates mTLS (HBONE) on both sides; HAProxy here speaks plain HTTP.
+ * Reported per L7 proxy (the waypoint; the L7 HAProxy, not its tunnels): requests/s, p50/p99 latency
+ * (wrk), the process's own CPU (utime+stime from /proc over the run), requests/s per CPU-second, vCPU
+ * per 1000 rps, and RSS at the end of the run; then the median over the rounds of each round's
+ * waypoint/HAProxy ratio of requests per CPU-second, the load average, and the goals.
  *
  * First, without the lab (no root needed, `--codec-only` stops there): the HTTP/1.1 server layer alone,
  * ours (src/waypoint/http1) against Bun's node:http Server fed a Duplex (`server.emit("connection")`,
@@ -22,7 +25,8 @@ import http from "node:http";
 import { Duplex } from "node:stream";
 import { Http1Downstream } from "../src/waypoint/mod.ts";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
+import { CertificateAuthority, createCsr } from "../src/identity/mod.ts";
 import { join, resolve } from "node:path";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -38,7 +42,7 @@ interface Opts {
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { duration: 10, connections: 32, rounds: 2, keep: false, codecOnly: false };
+  const o: Opts = { duration: 10, connections: 32, rounds: 5, keep: false, codecOnly: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--keep") o.keep = true;
@@ -173,22 +177,52 @@ function run(argv: string[], timeoutMs = 120_000): { code: number; out: string; 
   return { code: r.exitCode ?? -1, out: r.stdout.toString(), err: r.stderr.toString() };
 }
 
-function config(dir: string, pubPem: string): string {
-  const haproxyCfg = join(dir, "haproxy.cfg");
+/**
+ * The HAProxy baseline: three processes, so the L7 one does what the waypoint does between two HBONE
+ * legs. A TCP tunnel on node-a wraps the client's connection in mTLS (what the client's ztunnel does);
+ * the L7 HAProxy terminates mTLS, checks the token, and re-originates mTLS to a tunnel on node-b, which
+ * hands plain TCP to the app (what the destination's ztunnel does). Every hop verifies the peer's
+ * certificate against the mesh's root.
+ */
+async function haproxyConfigs(dir: string, pubPem: string): Promise<void> {
+  const ca = await CertificateAuthority.open(join(dir, "ca"));
+  const issue = async (name: string, id: string) => {
+    const { csrPem, keyPem } = await createCsr(id);
+    const c = await ca.signCsr(csrPem, { identity: id });
+    writeFileSync(join(dir, name), c.chainPem + keyPem);
+  };
+  writeFileSync(join(dir, "root.pem"), ca.trustBundlePem);
+  await issue("client.pem", "spiffe://cluster.local/ns/plain/sa/plain-client");
+  await issue("l7.pem", "spiffe://cluster.local/ns/plain/sa/haproxy");
+  await issue("app.pem", "spiffe://cluster.local/ns/plain/sa/plain-app");
   writeFileSync(join(dir, "demo-pub.pem"), pubPem);
-  writeFileSync(
-    haproxyCfg,
-    `global
+  const tls = (crt: string) => `ssl crt ${join(dir, crt)} ca-file ${join(dir, "root.pem")} verify required`;
+  const head = `global
   nbthread 1
   maxconn 4000
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-server-options ssl-min-ver TLSv1.3
 defaults
-  mode http
   timeout connect 5s
   timeout client 60s
   timeout server 60s
+`;
+  writeFileSync(join(dir, "tunnel-a.cfg"), `${head}listen tunnel
+  mode tcp
+  bind 10.244.1.12:8080
+  server l7 10.244.2.12:8443 ${tls("client.pem")}
+`);
+  writeFileSync(join(dir, "tunnel-b.cfg"), `${head}listen tunnel
+  mode tcp
+  bind 10.244.2.13:8443 ${tls("app.pem")}
+  server app 10.244.2.11:80
+`);
+  writeFileSync(
+    join(dir, "haproxy.cfg"),
+    `${head}  mode http
   option http-keep-alive
 frontend fe
-  bind 10.244.2.12:8080
+  bind 10.244.2.12:8443 ${tls("l7.pem")}
   # Authentication: an RS256 token of testing@secure.istio.io, signature verified, not expired.
   http-request set-var(txn.bearer) http_auth_bearer
   http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('$.alg')
@@ -207,9 +241,12 @@ frontend fe
   default_backend app
 backend app
   http-reuse always
-  server app 10.244.2.11:80
+  server app 10.244.2.13:8443 ${tls("l7.pem")}
 `,
   );
+}
+
+function config(dir: string): string {
   const jwks = JSON.stringify(JSON.parse(readFileSync(join(JWT, "demo-jwks.json"), "utf8")));
   const pod = (name: string, ns: string, node: string, ip: string, command: string[], ports: number[]) => `apiVersion: v1
 kind: Pod
@@ -236,7 +273,9 @@ status:
     pod("app", "bench", "node-b", "10.244.2.10", ["mesh", "httpbin", "--port", "80"], [80]),
     pod("plain-client", "plain", "node-a", "10.244.1.11", ["sleep", "infinity"], []),
     pod("plain-app", "plain", "node-b", "10.244.2.11", ["mesh", "httpbin", "--port", "80"], [80]),
-    pod("haproxy", "plain", "node-b", "10.244.2.12", ["/usr/sbin/haproxy", "-db", "-f", haproxyCfg], [8080]),
+    pod("haproxy-tunnel-a", "plain", "node-a", "10.244.1.12", ["/usr/sbin/haproxy", "-db", "-f", join(dir, "tunnel-a.cfg")], [8080]),
+    pod("haproxy", "plain", "node-b", "10.244.2.12", ["/usr/sbin/haproxy", "-db", "-f", join(dir, "haproxy.cfg")], [8443]),
+    pod("haproxy-tunnel-b", "plain", "node-b", "10.244.2.13", ["/usr/sbin/haproxy", "-db", "-f", join(dir, "tunnel-b.cfg")], [8443]),
     `apiVersion: v1
 kind: Service
 metadata:
@@ -390,7 +429,8 @@ export async function main(args: string[]): Promise<number> {
   const lua = join(dir, "post.lua");
   writeFileSync(lua, `wrk.method = "POST"\nwrk.body = string.rep("x", 1024)\nwrk.headers["Authorization"] = "Bearer ${token}"\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
   const file = join(dir, "bench.yaml");
-  writeFileSync(file, config(dir, pubPem));
+  await haproxyConfigs(dir, pubPem);
+  writeFileSync(file, config(dir));
   try {
     console.log(`lab up (prefix ${prefix}) ...`);
     const up = run([MESH, "lab", "up", file, ...P, "--timeout", "60"], 150_000);
@@ -402,7 +442,7 @@ export async function main(args: string[]): Promise<number> {
     const pidOf = (id: string) => state.processes.find((p) => p.id === id)!.pid;
     const targets = [
       { name: "waypoint (mesh)", pid: pidOf("waypoint/bench/waypoint"), pod: "bench/client", url: "http://10.96.0.20:8000/anything/bench" },
-      { name: "HAProxy 2.6 jwt_verify", pid: pidOf("pod/plain/haproxy"), pod: "plain/plain-client", url: "http://10.244.2.12:8080/anything/bench" },
+      { name: "HAProxy 2.6 jwt_verify, mTLS both legs", pid: pidOf("pod/plain/haproxy"), pod: "plain/plain-client", url: "http://10.244.1.12:8080/anything/bench" },
     ];
     // Sanity: both answer 200 with the token, and refuse without it.
     for (const t of targets) {
@@ -416,6 +456,7 @@ export async function main(args: string[]): Promise<number> {
       }
     }
     const rows: Row[] = [];
+    const load0 = loadavg()[0]!;
     const idle = new Map(targets.map((t) => [t.name, rssMb(t.pid)]));
     for (let round = 0; round < o.rounds; round++) {
       for (const t of targets) {
@@ -428,11 +469,11 @@ export async function main(args: string[]): Promise<number> {
         const cpu = (cpuSeconds(t.pid) - cpu0) / elapsed;
         const wrk = parseWrk(w.out);
         rows.push({ name: t.name, wrk, cpu, rss: rssMb(t.pid), idleRss: idle.get(t.name)! });
-        console.log(`round ${round + 1} ${t.name}: ${wrk.rps.toFixed(0)} rps, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms, cpu ${cpu.toFixed(2)} cores, rss ${rssMb(t.pid).toFixed(0)} MB${wrk.non2xx || wrk.errors ? `, NON-2xx ${wrk.non2xx} errors ${wrk.errors}` : ""}`);
+        console.log(`round ${round + 1} ${t.name}: ${wrk.rps.toFixed(0)} rps, p50 ${wrk.p50.toFixed(2)} ms, p99 ${wrk.p99.toFixed(2)} ms, cpu ${cpu.toFixed(2)} cores, rss ${rssMb(t.pid).toFixed(0)} MB, load ${loadavg()[0]!.toFixed(2)}${wrk.non2xx || wrk.errors ? `, NON-2xx ${wrk.non2xx} errors ${wrk.errors}` : ""}`);
       }
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    console.log(`\n| proxy | req/s | p50 ms | p99 ms | proxy CPU (cores) | req/s per core | vCPU per 1000 rps | RSS MB (idle) | RSS MB per 1000 rps |`);
+    console.log(`\n| L7 proxy | req/s | p50 ms | p99 ms | proxy CPU (cores) | req/s per CPU-second | vCPU per 1000 rps | RSS MB (idle) | RSS MB per 1000 rps |`);
     console.log(`| --- | --- | --- | --- | --- | --- | --- | --- | --- |`);
     for (const t of targets) {
       const rs = rows.filter((r) => r.name === t.name);
@@ -447,6 +488,21 @@ export async function main(args: string[]): Promise<number> {
       );
     }
     console.log(`\n${o.connections} connections, wrk -t1, ${o.duration} s per run, median of ${o.rounds} round(s); 1 KB POST bodies with the JWT; 2 vCPUs shared by everything.`);
+    // Each round's ratio, then the median: a round measures the two proxies back to back.
+    const [w, h] = targets.map((t) => rows.filter((r) => r.name === t.name));
+    const perCpu = (r: Row) => r.wrk.rps / r.cpu;
+    const ratio = median(w!.map((r, i) => perCpu(r) / perCpu(h![i]!)));
+    const vcpu = median(w!.map((r) => r.cpu / (r.wrk.rps / 1000)));
+    const rssPerK = median(w!.map((r) => r.rss / (r.wrk.rps / 1000)));
+    console.log(`waypoint / HAProxy requests per CPU-second, median of the ${o.rounds} per-round ratios: ${ratio.toFixed(2)}x; ` +
+      `req/s ${median(w!.map((r, i) => r.wrk.rps / h![i]!.wrk.rps)).toFixed(2)}x, p50 ${median(w!.map((r, i) => r.wrk.p50 / h![i]!.wrk.p50)).toFixed(2)}x`);
+    console.log(`load average (1 min) ${load0.toFixed(2)} -> ${loadavg()[0]!.toFixed(2)} on ${navigator.hardwareConcurrency} CPUs`);
+    console.log("\nGoals (data plane issue, second pass):");
+    for (const [what, ok, val] of [
+      [">= 1.0x HAProxy's requests per CPU-second", ratio >= 1, `${ratio.toFixed(2)}x`],
+      ["<= 0.25 vCPU per 1000 rps", vcpu <= 0.25, vcpu.toFixed(3)],
+      ["<= 60 MB RSS per 1000 rps", rssPerK <= 60, `${rssPerK.toFixed(0)} MB`],
+    ] as const) console.log(`  ${ok ? "met    " : "NOT MET"}  ${what}: ${val}`);
     return 0;
   } finally {
     if (!o.keep) run([MESH, "lab", "down", ...P], 60_000);

@@ -1,55 +1,29 @@
 #!/usr/bin/env bun
 /**
  * The mesh executable's entry point: picks the subcommand, parses its flags, prints help.
- * Each subcommand lives in ./commands/<name>.ts and is listed once below.
+ * Each subcommand lives in ./commands/<name>.ts and is listed once in ./commands/mod.ts, which loads only
+ * the one asked for.
  */
 import { helpText, parseArgs } from "./args.ts";
-import type { Command, CommandIO } from "./command.ts";
+import type { CommandIO } from "./command.ts";
 import { MeshError } from "../core/mod.ts";
-import { check } from "./commands/mod.ts";
-import { describe } from "./commands/mod.ts";
-import { explain } from "./commands/mod.ts";
-import { httpbin } from "./commands/mod.ts";
-import { iptables } from "./commands/mod.ts";
-import { lab } from "./commands/mod.ts";
-import { observe } from "./commands/mod.ts";
-import { proxyConfigCommand } from "./commands/mod.ts";
-import { proxyStatusCommand } from "./commands/mod.ts";
-import { run } from "./commands/mod.ts";
-import { status } from "./commands/mod.ts";
-import { token } from "./commands/mod.ts";
-import { version } from "./commands/mod.ts";
-// One line per command; keep sorted.
-const commands: Command[] = [
-  check,
-  describe,
-  explain,
-  httpbin,
-  iptables,
-  lab,
-  observe,
-  proxyConfigCommand,
-  proxyStatusCommand,
-  run,
-  status,
-  token,
-  version,
-];
+import { commands } from "./commands/mod.ts";
 
 const io: CommandIO = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
 };
 
-function usage(): string {
-  const w = Math.max(...commands.map((c) => c.name.length));
+async function usage(): Promise<string> {
+  const all = await Promise.all(Object.values(commands).map((load) => load()));
+  const w = Math.max(...all.map((c) => c.name.length));
   return [
     "mesh: a zero-trust service mesh (ztunnel, waypoint and control roles in one binary)",
     "",
     "Usage: mesh COMMAND [flags]   (mesh COMMAND --help for details)",
     "",
     "Commands:",
-    ...commands.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
+    ...all.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`),
     "",
   ].join("\n");
 }
@@ -57,14 +31,15 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    io.stdout(usage());
+    io.stdout(await usage());
     return name ? 0 : 2;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
-    io.stderr(`mesh: unknown command "${name}"\n\n${usage()}`);
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!load) {
+    io.stderr(`mesh: unknown command "${name}"\n\n${await usage()}`);
     return 2;
   }
+  const cmd = await load();
   const dd = rest.indexOf("--");
   const own = dd >= 0 ? rest.slice(0, dd) : rest;
   if (own.includes("--help") || own.includes("-h")) {

@@ -3,4 +3,7 @@
  * this door is for tests that drive a subcommand in-process.
  */
 export { closest, envName, parseArgs } from "./args.ts";
-export { run, status } from "./commands/mod.ts";
+import { commands } from "./commands/mod.ts";
+
+export const run = await commands.run!();
+export const status = await commands.status!();

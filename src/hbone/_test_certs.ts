@@ -4,7 +4,7 @@
  * do not depend on the real CA. Never used outside tests and benches.
  */
 // @peculiar/x509 as src/identity loads it (after the Reflect metadata shim it needs).
-import { x509 } from "../identity/mod.ts";
+import { x509 } from "../identity/_test_x509.ts";
 
 const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 

@@ -127,10 +127,10 @@ export class ScriptedPeer {
     this.headers(stream, [":method", "CONNECT", ":authority", authority, ...extra]);
   }
 
-  /** Frames the connection wrote since the last call (after the microtask flush). */
+  /** Frames the connection wrote since the last call (after its flush at the end of the event-loop turn). */
   async frames(): Promise<Frame[]> {
     await Promise.resolve();
-    await Promise.resolve();
+    await new Promise((r) => setImmediate(r));
     const t = this.transport;
     while (this.#read < t.out.length) this.#parser.push(t.out[this.#read++]);
     const f = this.#collector.frames;

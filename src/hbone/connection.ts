@@ -66,6 +66,8 @@ export interface PeerInfo {
 const OUT_HIGH = 1 << 20;
 /** Above this (control frames piling up because the peer does not read), we stop reading. */
 const OUT_HARD = 4 << 20;
+/** Bytes waiting from which a flush does not wait for the end of the event-loop turn (see #scheduleFlush). */
+const BULK_FLUSH = 16 * 1024;
 /** Largest header block (HEADERS + CONTINUATION) we assemble before giving up on the peer. */
 const MAX_HEADER_BLOCK = 256 * 1024;
 
@@ -715,14 +717,42 @@ export class H2Connection implements FrameHandler, PeerInfo {
     }
   }
 
+  /**
+   * Small frames go out once per turn of the event loop, for every connection at once: the streams of one
+   * connection written during that turn (a ztunnel's many client sockets that each got a request) share
+   * one TLS write and record instead of one each. Flushing at each microtask checkpoint instead (after
+   * every socket callback) cost 30% more CPU per 1 KB request and no better round trip. Bulk data
+   * (BULK_FLUSH bytes waiting) goes at the next microtask checkpoint: it fills TLS records by itself, and
+   * waiting for the end of the turn only delays it (bench/README.md).
+   */
   #scheduleFlush(): void {
+    if (this.#out.length >= BULK_FLUSH) {
+      if (!this.#bulkQueued) {
+        this.#bulkQueued = true;
+        queueMicrotask(this.#flushBulk);
+      }
+      return;
+    }
     if (this.#flushQueued) return;
     this.#flushQueued = true;
-    queueMicrotask(() => {
-      this.#flushQueued = false;
-      this.#flush();
-    });
+    if (H2Connection.#dirty.push(this) === 1) setImmediate(H2Connection.#flushDirty);
   }
+
+  #bulkQueued = false;
+  #flushBulk = (): void => {
+    this.#bulkQueued = false;
+    this.#flush();
+  };
+
+  static #dirty: H2Connection[] = [];
+  static #flushDirty = (): void => {
+    const dirty = H2Connection.#dirty;
+    H2Connection.#dirty = [];
+    for (const c of dirty) {
+      c.#flushQueued = false;
+      c.#flush();
+    }
+  };
 
   #flush(): void {
     const out = this.#out;

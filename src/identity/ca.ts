@@ -29,8 +29,15 @@ import { readIfExists, writeFileAtomic } from "./_fs.ts";
 import { certificatePems, joinPem } from "./_pem.ts";
 import { parseSpiffeId, trustDomainError } from "../model/mod.ts";
 import { keyMatchesCertificate, verifyChain } from "./validate.ts";
-import { x509 } from "./_x509.ts";
 import type * as X from "@peculiar/x509";
+import { KeyUsage } from "./_der.ts";
+
+/**
+ * @peculiar/x509, loaded by CertificateAuthority.open: only the CA (the control role) builds certificates,
+ * and the library costs about 15 MB of RSS (a compiled binary importing it against an empty one), which
+ * the proxies must not pay (they make CSRs and read certificates with ./_der.ts).
+ */
+let x509: typeof X;
 
 /** Options of CertificateAuthority.open. */
 export interface CertificateAuthorityOptions {
@@ -85,7 +92,7 @@ interface Signer {
 }
 
 const DAY = 86400;
-const LEAF_EXTENSIONS_KU = x509.KeyUsageFlags.digitalSignature;
+const LEAF_EXTENSIONS_KU = KeyUsage.digitalSignature;
 
 /** The mesh CA. Create with `await CertificateAuthority.open(dataDir)`. */
 export class CertificateAuthority {
@@ -132,6 +139,7 @@ export class CertificateAuthority {
    * const { chainPem } = await ca.signCsr(csrPem, { identity: "spiffe://cluster.local/ns/shop/sa/api" });
    */
   static async open(dataDir: string, opts: CertificateAuthorityOptions = {}): Promise<CertificateAuthority> {
+    x509 ??= (await import("./_x509.ts")).x509;
     const trustDomain = opts.trustDomain ?? "cluster.local";
     const tdErr = trustDomainError(trustDomain);
     if (tdErr) throw new MeshError(ErrorCode.ConfigInvalid, `Invalid trust domain "${trustDomain}": ${tdErr}`);

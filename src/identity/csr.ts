@@ -1,6 +1,9 @@
 /** PKCS#10 certificate requests for SVIDs: what a ztunnel or waypoint sends to the CA. */
-import { EC_P256, generateP256, privateKeyPem } from "./_keys.ts";
-import { x509 } from "./_x509.ts";
+import { certificationRequest, type GeneralName } from "./_der.ts";
+import { generateP256, privateKeyPem } from "./_keys.ts";
+import { toPem } from "./_pem.ts";
+
+export type { GeneralName };
 
 /** A CSR and the private key it was made with. */
 export interface CsrWithKey {
@@ -12,15 +15,12 @@ export interface CsrWithKey {
 }
 
 /**
- * Creates a fresh EC P-256 key and a CSR for `identity` (one URI SAN, empty subject).
+ * Creates a fresh EC P-256 key and a CSR for `identity` (one URI SAN, empty subject). Built with the
+ * runtime's WebCrypto and a few lines of DER, so the proxies never load an X.509 library.
  * @example const { csrPem, keyPem } = await createCsr("spiffe://cluster.local/ns/shop/sa/api");
  */
-export async function createCsr(identity: string, opts: { sans?: { type: "url" | "dns" | "ip"; value: string }[] } = {}): Promise<CsrWithKey> {
+export async function createCsr(identity: string, opts: { sans?: GeneralName[] } = {}): Promise<CsrWithKey> {
   const keys = await generateP256();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    keys,
-    signingAlgorithm: EC_P256,
-    extensions: [new x509.SubjectAlternativeNameExtension(opts.sans ?? [{ type: "url", value: identity }], true)],
-  });
-  return { csrPem: csr.toString("pem") + "\n", keyPem: await privateKeyPem(keys.privateKey), keys };
+  const der = await certificationRequest(keys, opts.sans ?? [{ type: "url", value: identity }]);
+  return { csrPem: toPem("CERTIFICATE REQUEST", der), keyPem: await privateKeyPem(keys.privateKey), keys };
 }

@@ -14,5 +14,3 @@ export * from "./csr.ts";
 export * from "./validate.ts";
 export * from "./token.ts";
 export * from "./cert_client.ts";
-/** @peculiar/x509, loaded once with the Reflect shim it needs (for tests that make certificates). */
-export { x509 } from "./_x509.ts";

@@ -9,8 +9,7 @@
 import { createPrivateKey, createPublicKey, X509Certificate as NodeX509 } from "node:crypto";
 import { certificatePems, pemBlocks } from "./_pem.ts";
 import { trySpiffeId } from "../model/mod.ts";
-import { x509 } from "./_x509.ts";
-import type * as X from "@peculiar/x509";
+import { certificateFields, type CertificateFields, KeyUsage } from "./_der.ts";
 
 /** Options of validateSvid. */
 export interface ValidateSvidOptions {
@@ -32,7 +31,8 @@ export type CertificatesInput = string | readonly (string | Uint8Array)[];
 
 interface Parsed {
   node: NodeX509;
-  px: X.X509Certificate;
+  /** What node:crypto does not expose, read from the DER (./_der.ts). */
+  fields: CertificateFields;
   der: Uint8Array;
 }
 
@@ -53,7 +53,8 @@ export function validateSvid(chain: CertificatesInput, trustBundle: Certificates
   let trustDomain = "";
 
   // Leaf rules (X.509-SVID §2, §4, §5.2).
-  const uris = uriSansOf(leaf.px, errors);
+  if (leaf.fields.sanError) errors.push(`cannot parse the subject alternative names: ${leaf.fields.sanError}`);
+  const uris = leaf.fields.uris;
   if (uris.length === 0) errors.push("certificate contains no URI SAN");
   else if (uris.length > 1) errors.push(`certificate contains more than one URI SAN (${uris.length})`);
   else {
@@ -68,19 +69,17 @@ export function validateSvid(chain: CertificatesInput, trustBundle: Certificates
       }
     }
   }
-  const bc = leaf.px.getExtension(x509.BasicConstraintsExtension);
-  if (bc?.ca) errors.push("leaf certificate must not have CA flag set to true");
-  const ku = leaf.px.getExtension(x509.KeyUsagesExtension)?.usages ?? 0;
-  if (!(ku & x509.KeyUsageFlags.digitalSignature)) errors.push("leaf certificate must have 'digitalSignature' set as key usage");
-  if (ku & x509.KeyUsageFlags.keyCertSign) errors.push("leaf certificate must not have 'keyCertSign' set as key usage");
-  if (ku & x509.KeyUsageFlags.cRLSign) errors.push("leaf certificate must not have 'cRLSign' set as key usage");
+  if (leaf.fields.basicConstraints?.ca) errors.push("leaf certificate must not have CA flag set to true");
+  const ku = leaf.fields.keyUsage ?? 0;
+  if (!(ku & KeyUsage.digitalSignature)) errors.push("leaf certificate must have 'digitalSignature' set as key usage");
+  if (ku & KeyUsage.keyCertSign) errors.push("leaf certificate must not have 'keyCertSign' set as key usage");
+  if (ku & KeyUsage.cRLSign) errors.push("leaf certificate must not have 'cRLSign' set as key usage");
 
   // Signing-certificate rules (§4.1, §4.3).
   for (const c of parsed.slice(1)) {
-    if (!c.px.getExtension(x509.BasicConstraintsExtension)?.ca) errors.push("signing certificate must have CA flag set to true");
-    const cku = c.px.getExtension(x509.KeyUsagesExtension);
-    if (cku && !(cku.usages & x509.KeyUsageFlags.keyCertSign)) errors.push("signing certificate must have 'keyCertSign' set as key usage");
-    if (!cku) errors.push("signing certificate must have 'keyCertSign' set as key usage");
+    if (!c.fields.basicConstraints?.ca) errors.push("signing certificate must have CA flag set to true");
+    const cku = c.fields.keyUsage;
+    if (cku === undefined || !(cku & KeyUsage.keyCertSign)) errors.push("signing certificate must have 'keyCertSign' set as key usage");
   }
 
   if (opts.keyPem !== undefined) errors.push(...keyErrors(leaf.node, opts.keyPem));
@@ -90,7 +89,7 @@ export function validateSvid(chain: CertificatesInput, trustBundle: Certificates
     errors.push(...verifyParsedChain(parsed, anchors, opts.now ?? new Date()));
   }
   if (errors.length || !spiffeId) return { ok: false, errors: errors.length ? errors : ["certificate has no SPIFFE ID"] };
-  return { ok: true, spiffeId, trustDomain, notBefore: leaf.px.notBefore, notAfter: leaf.px.notAfter, serial: leaf.px.serialNumber.toUpperCase() };
+  return { ok: true, spiffeId, trustDomain, notBefore: leaf.fields.notBefore, notAfter: leaf.fields.notAfter, serial: leaf.fields.serial };
 }
 
 /**
@@ -151,23 +150,10 @@ function parseCertificates(input: CertificatesInput, errors: string[]): Parsed[]
   const out: Parsed[] = [];
   for (const der of ders) {
     try {
-      out.push({ node: new NodeX509(der), px: new x509.X509Certificate(der as Uint8Array<ArrayBuffer>), der });
+      out.push({ node: new NodeX509(der), fields: certificateFields(der), der });
     } catch (e) {
       errors.push(`cannot parse PEM encoded certificate: malformed certificate (${(e as Error).message})`);
       return undefined;
-    }
-  }
-  return out;
-}
-
-function uriSansOf(px: X.X509Certificate, errors: string[]): string[] {
-  const out: string[] = [];
-  for (const ext of px.extensions) {
-    if (ext.type !== "2.5.29.17") continue;
-    try {
-      for (const n of new x509.SubjectAlternativeNameExtension(ext.rawData).names.items) if (n.type === "url") out.push(n.value);
-    } catch (e) {
-      errors.push(`cannot parse the subject alternative names: ${(e as Error).message}`);
     }
   }
   return out;
@@ -178,8 +164,8 @@ function label(c: Parsed, i: number): string {
 }
 
 function timeErrors(c: Parsed, what: string, now: Date): string[] {
-  if (now < c.px.notBefore) return [`${what} is not valid before ${c.px.notBefore.toISOString()}`];
-  if (now > c.px.notAfter) return [`${what} expired at ${c.px.notAfter.toISOString()}`];
+  if (now < c.fields.notBefore) return [`${what} is not valid before ${c.fields.notBefore.toISOString()}`];
+  if (now > c.fields.notAfter) return [`${what} expired at ${c.fields.notAfter.toISOString()}`];
   return [];
 }
 
@@ -198,10 +184,10 @@ function sameDer(a: Uint8Array, b: Uint8Array): boolean {
 /** The CA checks RFC 5280 §6.1.4 makes of each issuer: cA, keyCertSign, pathLenConstraint. */
 function issuerErrors(issuer: Parsed, what: string, intermediatesBelow: number): string[] {
   const out: string[] = [];
-  const bc = issuer.px.getExtension(x509.BasicConstraintsExtension);
+  const bc = issuer.fields.basicConstraints;
   if (!bc?.ca) out.push(`${what} signs certificates but is not a CA`);
-  const ku = issuer.px.getExtension(x509.KeyUsagesExtension);
-  if (ku && !(ku.usages & x509.KeyUsageFlags.keyCertSign)) out.push(`${what} signs certificates but lacks keyCertSign`);
+  const ku = issuer.fields.keyUsage;
+  if (ku !== undefined && !(ku & KeyUsage.keyCertSign)) out.push(`${what} signs certificates but lacks keyCertSign`);
   if (bc?.pathLength !== undefined && intermediatesBelow > bc.pathLength) {
     out.push(`${what} allows ${bc.pathLength} intermediate(s) below it (pathLenConstraint), the chain has ${intermediatesBelow}`);
   }
@@ -215,7 +201,7 @@ function verifyParsedChain(chain: Parsed[], anchorsIn: readonly (string | Uint8A
     const list = typeof a === "string" ? pemBlocks(a).filter((b) => b.label === "CERTIFICATE").map((b) => b.der) : [a];
     for (const der of list) {
       try {
-        anchors.push({ node: new NodeX509(der), px: new x509.X509Certificate(der as Uint8Array<ArrayBuffer>), der });
+        anchors.push({ node: new NodeX509(der), fields: certificateFields(der), der });
       } catch {
         errors.push("the trust bundle holds a certificate that cannot be parsed");
       }

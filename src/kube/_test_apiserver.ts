@@ -20,7 +20,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import { writeFileSync } from "node:fs";
 import { exportJWK, importJWK, jwtVerify, SignJWT } from "jose";
-import { x509 } from "../identity/mod.ts";
+import { x509 } from "../identity/_test_x509.ts";
 import type { KubeObject, ResourceType } from "./client.ts";
 import {
   AUTHORIZATION_POLICIES,

@@ -31,7 +31,8 @@ export class SocketStream implements ByteStream {
   #early: Uint8Array[] | undefined;
   /** The peer's FIN came before any consumer could be told. */
   #endUntold = false;
-  #queue: Uint8Array[] = [];
+  /** What the socket did not take yet; null while nothing waits (most connections never need one). */
+  #queue: Uint8Array[] | null = null;
   #endRequested = false;
   #shutdown = false;
   #peerEnded = false;
@@ -60,25 +61,25 @@ export class SocketStream implements ByteStream {
     if (this.#closed || this.#endRequested) return true;
     // Chunks are kept by reference: Bun hands each received buffer over for good (sockets and HBONE
     // streams alike), so nothing reuses their memory after the data event.
-    if (this.#queue.length) {
+    if (this.#queue !== null) {
       this.#queue.push(chunk);
       return false;
     }
     const n = this.socket.write(chunk);
     if (n >= chunk.length) return true;
-    this.#queue.push(n > 0 ? chunk.subarray(n) : chunk);
+    this.#queue = [n > 0 ? chunk.subarray(n) : chunk];
     return false;
   }
 
   end(): void {
     if (this.#closed || this.#endRequested) return;
     this.#endRequested = true;
-    if (!this.#queue.length) this.#doShutdown();
+    if (this.#queue === null) this.#doShutdown();
   }
 
   reset(): void {
     if (this.#closed) return;
-    this.#queue.length = 0;
+    this.#queue = null;
     this.socket.terminate();
   }
 
@@ -140,7 +141,7 @@ export class SocketStream implements ByteStream {
 
   onDrain(): void {
     const q = this.#queue;
-    while (q.length) {
+    while (q !== null && q.length) {
       const head = q[0]!;
       const n = this.socket.write(head);
       if (n < head.length) {
@@ -149,6 +150,7 @@ export class SocketStream implements ByteStream {
       }
       q.shift();
     }
+    this.#queue = null;
     if (this.#endRequested) this.#doShutdown();
     this.#events?.drain();
   }
@@ -165,7 +167,7 @@ export class SocketStream implements ByteStream {
     // After our shutdown() the peer's FIN shows up as an error-free close with no `end`.
     if (!error && !this.#peerEnded) this.onEnd();
     this.#closed = true;
-    this.#queue.length = 0;
+    this.#queue = null;
     this.#events?.close(error);
   }
 }

@@ -15,13 +15,18 @@ import { ErrorCode, MeshError } from "../../core/mod.ts";
 import { logger, setLevel, splitAddr, type Level } from "../../core/mod.ts";
 import { type RoleContext, type RoleHandle, startAdminServers } from "../../admin/mod.ts";
 import { Registry } from "../../telemetry/mod.ts";
-import { type ControlHandle, startControl } from "../../control/mod.ts";
+import type * as Control from "../../control/mod.ts";
+import type { ControlHandle } from "../../control/mod.ts";
 import { verifyBootstrapToken } from "../../identity/mod.ts";
-import { startZtunnel } from "../../ztunnel/mod.ts";
-import { startWaypoint } from "../../waypoint/mod.ts";
 import { defaultDataDir, defaultNode, type LocalControl, type LocalProxy, localControlPlane, planWaypoints, prepareLocalProxy, ztunnelRunDir } from "./_run_local.ts";
 
 const log = logger("run");
+
+// Each role's module graph is loaded when that role starts: a ztunnel process does not hold the control
+// plane's (configuration parsing, the CA's X.509 library, the xDS server) nor the waypoint's in memory.
+const startControl: typeof Control.startControl = async (...a) => (await import("../../control/mod.ts")).startControl(...a);
+const startZtunnel = async (...a: Parameters<typeof import("../../ztunnel/mod.ts").startZtunnel>) => (await import("../../ztunnel/mod.ts")).startZtunnel(...a);
+const startWaypoint = async (...a: Parameters<typeof import("../../waypoint/mod.ts").startWaypoint>) => (await import("../../waypoint/mod.ts")).startWaypoint(...a);
 const ROLES = ["control", "ztunnel", "waypoint"] as const;
 type RoleName = (typeof ROLES)[number];
 
@@ -221,7 +226,7 @@ function checkAllFlags(args: Parsed): void {
   }
 }
 
-function controlOptions(args: Parsed, dataDir: string | undefined): Parameters<typeof startControl>[0] {
+function controlOptions(args: Parsed, dataDir: string | undefined): Parameters<typeof Control.startControl>[0] {
   const kubernetes = args.flags.kubernetes === true;
   if (!kubernetes && !str(args, "config")) {
     throw new MeshError(ErrorCode.Usage, "--role control needs --config FILE|DIR or --kubernetes");
