@@ -3,7 +3,7 @@
  * in this folder when no name is given. Each benchmark prints its own table and the numbers that
  * bench/README.md records.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 type Bench = { main(args: string[]): Promise<number | void> };
@@ -22,6 +22,12 @@ if (name === "--help" || name === "-h") {
 if (name && !names.includes(name)) {
   console.error(`Unknown benchmark "${name}": use one of ${names.join(", ")}`);
   process.exit(2);
+}
+if (name && (rest.includes("--help") || rest.includes("-h"))) {
+  // A benchmark's usage is the comment it opens with (its command line, options and what it measures).
+  const head = /^\/\*\*([\s\S]*?)\*\//.exec(readFileSync(join(here, `${name}.ts`), "utf8"))?.[1] ?? "";
+  console.log(head.split("\n").map((l) => l.replace(/^\s*\* ?/, "")).join("\n").trim());
+  process.exit(0);
 }
 let failed = 0;
 for (const n of name ? [name] : names) {
