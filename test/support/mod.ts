@@ -18,16 +18,21 @@ export * from "./ztunnel_lab.ts";
 export * from "./k8s.ts";
 export { flowRecord } from "./flows.ts";
 export {
+  destinationRuleYaml,
   meshConfigYaml,
   meshModel,
   namespaceYaml,
   podYaml,
   service,
   serviceAccountYaml,
+  serviceEntry,
+  serviceEntryPolicyYaml,
+  serviceEntryRouteYaml,
+  serviceEntryYaml,
   serviceYaml,
   waypoint,
   waypointYaml,
   workload,
   yamlFile,
 } from "./model.ts";
-export type { PodYaml, ServiceYaml, WaypointYaml } from "./model.ts";
+export type { DestinationRuleYaml, PodYaml, ServiceEntryYaml, ServiceYaml, WaypointYaml } from "./model.ts";
