@@ -10,21 +10,20 @@ import { adminSecretDirs } from "../src/admin/mod.ts";
 import { l4OnlyConfig } from "../src/lab/mod.ts";
 import {
   forceDown,
-  labUnavailable,
+  type KilledZtunnel,
+  killLabZtunnel,
+  labInfo,
   mesh,
   netnsInodes,
   netnsNames,
-  pidAlive,
-  removeZtunnelRecord,
+  removeKilledZtunnel,
   ROOT,
+  skipLab,
   uniquePrefix,
   waitFor,
-  ztunnelRecord,
 } from "./support/mod.ts";
 
-const unavailable = await labUnavailable(["control", "ztunnel"]);
-const skip = unavailable !== undefined;
-if (skip) console.log(`test/lab_admin_secrets.test.ts: SKIPPED: ${unavailable}`);
+const skip = await skipLab("test/lab_admin_secrets.test.ts", ["control", "ztunnel"]);
 
 /** Secret files (and creation leftovers) in every admin secret directory, by the namespace inode they name. */
 function secretsOf(inodes: Set<number>): string[] {
@@ -44,8 +43,8 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
   const P = ["--prefix", prefix];
   let tmp = "";
   const dummies: string[] = [];
-  /** The instance record the killed ztunnel leaves (/run/mesh/ztunnel/<netns inode>-<node>/<pid>). */
-  let leftRecord: string | undefined;
+  /** What the killed ztunnel leaves (its instance record; its secret is down's to remove). */
+  let killed: KilledZtunnel | undefined;
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), "mesh-lab-secrets-"));
@@ -57,7 +56,7 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
   afterAll(async () => {
     await forceDown(prefix);
     for (const d of dummies) rmSync(d, { force: true });
-    if (leftRecord) removeZtunnelRecord(leftRecord);
+    removeKilledZtunnel(killed);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 150_000);
 
@@ -65,15 +64,12 @@ describe.skipIf(skip)("mesh lab down and the proxies' admin secrets", () => {
     const mine = netnsNames().filter((n) => n.startsWith(`mlab.${prefix}-`));
     const inodes = netnsInodes(mine);
     expect(inodes.size).toBe(mine.length);
-    const state = JSON.parse(readFileSync(`/run/mesh-lab/${prefix}/state.json`, "utf8"));
-    const zt = state.processes.find((p: { id: string }) => p.id === "ztunnel/node-a") as { pid: number; netns: string };
-    const ztInode = netnsInodes([zt.netns]);
+    const info = labInfo(prefix);
+    const ztInode = netnsInodes([info.processes.find((p) => p.id === "ztunnel/node-a")!.netns]);
     // The running ztunnel's admin API has its secret, named after its node's namespace.
     await waitFor("the ztunnel's admin secret", () => secretsOf(ztInode).length > 0, 10_000);
 
-    leftRecord = ztunnelRecord([...ztInode][0]!, "node-a", zt.pid);
-    process.kill(zt.pid, "SIGKILL");
-    await waitFor("the ztunnel is gone", () => !pidAlive(zt.pid), 10_000);
+    killed = await killLabZtunnel(info, "node-a");
     // It could not clean up after itself.
     const left = secretsOf(ztInode);
     expect(left.length).toBeGreaterThan(0);

@@ -7,23 +7,12 @@
  * proxy-status with a NACK made on purpose and a ztunnel killed with SIGKILL.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  forceDown,
-  labUnavailable,
-  mesh,
-  removeZtunnelRecord,
-  ROOT,
-  uniquePrefix,
-  waitFor,
-  ztunnelRecord,
-} from "./support/mod.ts";
+import { forceDown, type KilledZtunnel, killLabZtunnel, labInfo, mesh, removeKilledZtunnel, ROOT, skipLab, uniquePrefix, waitFor } from "./support/mod.ts";
 
-const unavailable = await labUnavailable();
-const skip = unavailable !== undefined;
-if (skip) console.log(`test/troubleshoot_lab.test.ts: SKIPPED: ${unavailable}`);
+const skip = await skipLab("test/troubleshoot_lab.test.ts");
 
 /** A namespace that is not enrolled, with a pod on node-a. */
 const LEGACY = `---
@@ -43,10 +32,8 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
   let withWaypoint = "";
   let noWaypoint = "";
   let nackPid: number | undefined;
-  /** The admin secret a ztunnel killed with SIGKILL could not remove (named after its namespace). */
-  let leftSecret: string | undefined;
-  /** And its instance record (/run/mesh/ztunnel/<netns inode>-<node>/<pid>). */
-  let leftRecord: string | undefined;
+  /** What a ztunnel killed with SIGKILL could not remove. */
+  let killed: KilledZtunnel | undefined;
   const state = () => JSON.parse(readFileSync(`/run/mesh-lab/${prefix}/state.json`, "utf8")) as { stateDir: string; processes: LabProc[]; namespaces: { name: string; kind: string }[] };
   const proc = (id: string) => state().processes.find((p) => p.id === id)!;
   const exec = (target: string, ...cmd: string[]) => mesh(["lab", "exec", "--prefix", prefix, target, "--", ...cmd], 30_000);
@@ -74,8 +61,7 @@ describe.skipIf(skip)("troubleshooting in the lab", () => {
       } catch { /* gone */ }
     }
     await forceDown(prefix);
-    if (leftSecret) rmSync(leftSecret, { force: true });
-    if (leftRecord) removeZtunnelRecord(leftRecord);
+    removeKilledZtunnel(killed);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }, 90_000);
 
@@ -229,11 +215,7 @@ setInterval(() => {}, 1000);
     expect(text.stdout).toMatch(/ztunnel\/nack-node +nack-node +NACK/);
     expect(text.stdout).toContain("refused on purpose");
 
-    const killed = proc("ztunnel/node-a");
-    const inode = statSync(`/run/netns/${killed.netns}`).ino;
-    leftSecret = `/run/mesh/admin/${inode}-15000.secret`;
-    leftRecord = ztunnelRecord(inode, "node-a", killed.pid);
-    process.kill(killed.pid, "SIGKILL");
+    killed = await killLabZtunnel(labInfo(prefix), "node-a");
     await waitFor("the killed ztunnel flagged", async () => {
       s = await json(["proxy-status"]);
       return row("ztunnel/node-a")?.state === "NOT CONNECTED";

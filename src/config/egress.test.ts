@@ -1,55 +1,32 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "./mod.ts";
+import { destinationRuleYaml, namespaceYaml, serviceEntryYaml, waypointYaml, yamlFile } from "../../test/support/mod.ts";
 
-const yaml = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: shop}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-  addresses: [{value: 10.0.9.9}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: partner, namespace: shop, labels: {istio.io/use-waypoint: egress}}
-spec:
-  hosts: [api.partner.example, www.partner.example]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 8080}]
-  resolution: DNS_ROUND_ROBIN
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: db, namespace: shop}
-spec:
-  hosts: [db.example]
-  ports: [{number: 5432, name: tcp}]
-  resolution: STATIC
-  endpoints: [{address: 192.0.2.5, labels: {zone: a}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: legacy, namespace: shop}
-spec:
-  hosts: [legacy.example]
-  addresses: [198.51.100.0/24]
-  ports: [{number: 443, name: tls, protocol: TLS}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: partner, namespace: shop}
-spec:
-  host: api.partner.example
-  trafficPolicy:
-    tls: {mode: SIMPLE, sni: api.partner.example, caCertificates: /etc/ca.pem}
-    portLevelSettings:
-    - port: {number: 8443}
-      tls: {mode: DISABLE}
-`;
+const yaml = yamlFile(
+  namespaceYaml("shop"),
+  waypointYaml({ name: "egress", addresses: ["10.0.9.9"] }),
+  serviceEntryYaml({
+    name: "partner",
+    hosts: ["api.partner.example", "www.partner.example"],
+    ports: [{ number: 80, name: "http", protocol: "HTTP", targetPort: 8080 }],
+    resolution: "DNS_ROUND_ROBIN",
+    waypoint: "egress",
+  }),
+  serviceEntryYaml({
+    name: "db",
+    hosts: ["db.example"],
+    ports: [{ number: 5432, name: "tcp" }],
+    resolution: "STATIC",
+    endpoints: [{ address: "192.0.2.5", labels: { zone: "a" } }],
+  }),
+  serviceEntryYaml({ name: "legacy", hosts: ["legacy.example"], addresses: ["198.51.100.0/24"], ports: [{ number: 443, name: "tls", protocol: "TLS" }] }),
+  destinationRuleYaml({
+    name: "partner",
+    host: "api.partner.example",
+    tls: { mode: "SIMPLE", sni: "api.partner.example", caCertificates: "/etc/ca.pem" },
+    portTls: { 8443: { mode: "DISABLE" } },
+  }),
+);
 
 describe("ServiceEntry and DestinationRule in the model", () => {
   const { model, diagnostics } = parseConfig([{ path: "mesh.yaml", text: yaml }]);

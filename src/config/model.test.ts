@@ -493,14 +493,17 @@ spec:
     })]);
   });
 
-  test("a RequestMirror filter without requestMirror is an error at the filter, not a crash", () => {
-    const { model, diagnostics } = load(`
+  /** HTTPRoute shop/r with `rules` (the lines under spec.rules): its first rule is on line 7. */
+  const route = (rules: string) => load(`
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: r, namespace: shop}
 spec:
   rules:
-  - filters:
+${rules}`);
+
+  test("a RequestMirror filter without requestMirror is an error at the filter, not a crash", () => {
+    const { model, diagnostics } = route(`  - filters:
     - type: RequestMirror
     backendRefs:
     - name: api
@@ -515,13 +518,7 @@ spec:
   });
 
   test("a RequestMirror filter with a misspelt requestMirror: the unknown field is reported, the filter left out", () => {
-    const { model, diagnostics } = load(`
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: r, namespace: shop}
-spec:
-  rules:
-  - filters:
+    const { model, diagnostics } = route(`  - filters:
     - type: RequestMirror
       requestMirorr: {backendRef: {name: shadow}}
 `);

@@ -7,14 +7,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { callJson, FLOWS_PATH, type FlowRecord, FrameReader, openSession, type XdsClient } from "../xds/mod.ts";
 import { client, meshYaml, tempDir, writeMesh } from "./_test_env.ts";
-import { bootstrapToken as token, startTestControl, type TestControl, waitFor } from "../../test/support/mod.ts";
+import { bootstrapToken as token, flowRecord, startTestControl, type TestControl, waitFor } from "../../test/support/mod.ts";
 
 function flow(status: number, traceId: string): FlowRecord {
-  return {
-    time: Date.now(),
+  return flowRecord({
     proxy: "somebody-else",
-    reporter: "destination",
-    l7: false,
     src: { workload: "default/client", namespace: "default" },
     dst: { workload: "default/server", namespace: "default", port: 80 },
     bytesIn: 1,
@@ -22,9 +19,8 @@ function flow(status: number, traceId: string): FlowRecord {
     durationMs: 3,
     verdict: status === 200 ? "allowed" : "denied",
     policy: status === 200 ? undefined : "default/deny-it",
-    mtls: true,
     traceId,
-  };
+  });
 }
 
 describe("flows on 15012", () => {

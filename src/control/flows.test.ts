@@ -1,13 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import type { FlowRecord } from "../xds/mod.ts";
 import { FlowStore } from "./flows.ts";
+import { flowRecord } from "../../test/support/mod.ts";
 
 const VIEWER = "spiffe://cluster.local/ns/ambient-ns/sa/product-viewer-sa";
 const WAYPOINT = "spiffe://cluster.local/ns/ambient-ns/sa/product-api-waypoint";
 
 function l7(status: number, over: Partial<FlowRecord> = {}): FlowRecord {
-  return {
-    time: Date.now(),
+  return flowRecord({
     proxy: "waypoint/ambient-ns/product-api-waypoint",
     reporter: "waypoint",
     l7: true,
@@ -22,10 +22,9 @@ function l7(status: number, over: Partial<FlowRecord> = {}): FlowRecord {
     durationMs: status === 200 ? 8 : 0.5,
     verdict: status === 200 ? "allowed" : "denied",
     policy: status === 403 ? "ambient-ns/require-get-on-products" : undefined,
-    mtls: true,
     traceId: "a".repeat(32),
     ...over,
-  };
+  });
 }
 
 describe("FlowStore", () => {

@@ -105,18 +105,11 @@ function quantile(hist: Uint32Array, q: number): number | undefined {
   return LAT_BOUNDS[LAT_BOUNDS.length - 1];
 }
 
-interface EdgeCounters {
+/** An edge while its bucket fills: the graph's counts, with sets and maps where the graph has lists and records. */
+interface EdgeCounters extends Pick<GraphEdge, "l7" | "flows" | "bytes" | "allowed" | "denied" | "errors" | "mtls" | "plaintext"> {
   source: GraphNode;
   target: GraphNode;
   waypoints: Set<string>;
-  l7: boolean;
-  flows: number;
-  bytes: number;
-  allowed: number;
-  denied: number;
-  errors: number;
-  mtls: number;
-  plaintext: number;
   latency?: Uint32Array;
   statuses: Map<string, number>;
   deniedBy: Map<string, number>;

@@ -1,40 +1,21 @@
 import { expect, test } from "bun:test";
 import { parseConfig } from "../config/mod.ts";
 import { describe as describeTarget, formatDescription, parseTarget } from "./mod.ts";
+import { destinationRuleYaml, serviceEntryPolicyYaml, serviceEntryRouteYaml, serviceEntryYaml, waypointYaml, yamlFile } from "../../test/support/mod.ts";
 
-const yaml = `
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: shop}
-spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}], addresses: [{value: 10.244.1.50}]}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: partner, namespace: shop, labels: {istio.io/use-waypoint: egress}}
-spec:
-  hosts: [api.partner.example, "*.eu.partner.example"]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 443}]
-  resolution: DNS
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: partner, namespace: shop}
-spec: {host: api.partner.example, trafficPolicy: {tls: {mode: SIMPLE, sni: api.partner.example}}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: get-only, namespace: shop}
-spec:
-  targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
-  rules: [{to: [{operation: {methods: [GET]}}]}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: partner, namespace: shop}
-spec:
-  parentRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
-  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-a, value: b}]}}]}]
-`;
+const yaml = yamlFile(
+  waypointYaml({ name: "egress", addresses: ["10.244.1.50"] }),
+  serviceEntryYaml({
+    name: "partner",
+    hosts: ["api.partner.example", "*.eu.partner.example"],
+    ports: [{ number: 80, name: "http", protocol: "HTTP", targetPort: 443 }],
+    resolution: "DNS",
+    waypoint: "egress",
+  }),
+  destinationRuleYaml({ name: "partner", host: "api.partner.example", tls: { mode: "SIMPLE", sni: "api.partner.example" } }),
+  serviceEntryPolicyYaml({ name: "get-only", serviceEntry: "partner", methods: ["GET"] }),
+  serviceEntryRouteYaml({ name: "partner", serviceEntry: "partner", set: { name: "x-a", value: "b" } }),
+);
 
 test("describe serviceentry: addresses the DNS proxy answers, waypoint, policies, routes and TLS", () => {
   const { model } = parseConfig([{ path: "mesh.yaml", text: yaml }]);

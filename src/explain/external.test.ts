@@ -1,61 +1,28 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../config/mod.ts";
 import { explainRequest, parseSource, parseTarget } from "./mod.ts";
+import {
+  destinationRuleYaml,
+  meshConfigYaml,
+  namespaceYaml,
+  podYaml,
+  serviceEntryPolicyYaml,
+  serviceEntryYaml,
+  waypointYaml,
+  yamlFile,
+} from "../../test/support/mod.ts";
 
-const yaml = `
-apiVersion: mesh.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: mesh}
-spec: {outboundTrafficPolicy: deny}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: client, namespace: shop}
-spec: {nodeName: node-a, containers: [{name: c}]}
-status: {podIP: 10.244.1.10}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: egress, namespace: shop}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-  addresses: [{value: 10.244.1.50}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: partner-api, namespace: shop}
-spec:
-  hosts: [api.partner.example]
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  resolution: DNS
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure, namespace: shop, labels: {istio.io/use-waypoint: egress}}
-spec:
-  hosts: [secure.partner.example]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 443}]
-  resolution: DNS
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: secure, namespace: shop}
-spec:
-  host: secure.partner.example
-  trafficPolicy: {tls: {mode: SIMPLE, caCertificates: ca.pem}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: get-only, namespace: shop}
-spec:
-  targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: secure}]
-  rules: [{to: [{operation: {methods: [GET]}}]}]
-`;
+const HTTP = { number: 80, name: "http", protocol: "HTTP" };
+const yaml = yamlFile(
+  meshConfigYaml({ outboundTrafficPolicy: "deny" }),
+  namespaceYaml("shop"),
+  podYaml({ name: "client", ip: "10.244.1.10", serviceAccount: "default" }),
+  waypointYaml({ name: "egress", addresses: ["10.244.1.50"] }),
+  serviceEntryYaml({ name: "partner-api", hosts: ["api.partner.example"], ports: [HTTP], resolution: "DNS" }),
+  serviceEntryYaml({ name: "secure", hosts: ["secure.partner.example"], ports: [{ ...HTTP, targetPort: 443 }], resolution: "DNS", waypoint: "egress" }),
+  destinationRuleYaml({ name: "secure", host: "secure.partner.example", tls: { mode: "SIMPLE", caCertificates: "ca.pem" } }),
+  serviceEntryPolicyYaml({ name: "get-only", serviceEntry: "secure", methods: ["GET"] }),
+);
 
 describe("mesh explain for ServiceEntry hosts", () => {
   const { model } = parseConfig([{ path: "mesh.yaml", text: yaml }]);

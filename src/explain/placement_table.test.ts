@@ -9,6 +9,7 @@ import { parseConfig } from "../config/mod.ts";
 import { indexModel } from "../model/mod.ts";
 import { authorizeAtWaypoint, authorizeAtZtunnel, placement } from "../policy/mod.ts";
 import { explainRequest, parseSource, parseTarget } from "./mod.ts";
+import { waypointYaml } from "../../test/support/mod.ts";
 
 type Attachment = "selector" | "namespace" | "root" | "Service" | "Gateway" | "GatewayClass";
 type WaypointState = "present" | "absent" | "not ready";
@@ -40,14 +41,8 @@ function attach(kind: Attachment): { namespace: string; scope: string } {
 function config(kind: Attachment, wp: WaypointState, layer: Layer): string {
   const a = attach(kind);
   const label = wp === "absent" ? "" : "\n  labels: {istio.io/use-waypoint: wp}";
-  const gateway = wp === "absent" ? "" : `---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: wp, namespace: shop}
-spec:
-  gatewayClassName: istio-waypoint
-  listeners: [{name: mesh, port: 15008, protocol: HBONE}]
-${wp === "present" ? "  addresses: [{value: 10.244.2.20}]\n" : ""}`;
+  // Not ready: the Gateway has no address yet.
+  const gateway = wp === "absent" ? "" : `---\n${waypointYaml({ name: "wp", addresses: wp === "present" ? ["10.244.2.20"] : [] })}\n`;
   return `apiVersion: v1
 kind: Namespace
 metadata: {name: shop, labels: {istio.io/dataplane-mode: ambient}}

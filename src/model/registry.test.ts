@@ -1,12 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { allocateVips, buildRegistry, emptyModel, hostMatches, isAutoVip, type ServiceEntry } from "./mod.ts";
+import { serviceEntry } from "../../test/support/mod.ts";
 
-function entry(over: Partial<ServiceEntry>): ServiceEntry {
-  return {
-    name: "e", namespace: "shop", hosts: [], addresses: [], vips: [], ports: [{ number: 80, protocol: "HTTP" }],
-    resolution: "DNS", location: "MESH_EXTERNAL", endpoints: [], labels: {}, ...over,
-  };
-}
+const entry = (over: Partial<ServiceEntry>): ServiceEntry => serviceEntry("e", "shop", [], over);
 
 describe("VIP allocation", () => {
   test("a host's VIP depends only on the set of hosts, not their order, and lies in 240.240.0.0/16", () => {

@@ -2,23 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { Registry } from "../telemetry/mod.ts";
 import type { FlowBatch, FlowRecord } from "../xds/mod.ts";
 import { FlowRing, policyOfReason } from "./flows.ts";
+import { flowRecord } from "../../test/support/mod.ts";
 
 function flow(i: number, over: Partial<FlowRecord> = {}): FlowRecord {
-  return {
-    time: Date.now(),
-    proxy: "ztunnel/node-a",
-    reporter: "destination",
-    l7: false,
-    src: { workload: `ns/client-${i % 3}`, namespace: "ns" },
-    dst: { workload: "ns/server", namespace: "ns", port: 8000 },
-    bytesIn: 10,
-    bytesOut: 20,
-    durationMs: 1,
-    verdict: "allowed",
-    mtls: true,
-    traceId: i.toString(16).padStart(32, "0"),
-    ...over,
-  };
+  return flowRecord({ src: { workload: `ns/client-${i % 3}`, namespace: "ns" }, traceId: i.toString(16).padStart(32, "0"), ...over });
 }
 
 describe("FlowRing", () => {

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeServerCertificates } from "../platform/mod.ts";
 import { type Seen, startEchoApp, startTestWaypoint, type TestWaypoint } from "./_test_env.ts";
+import { destinationRuleYaml, serviceEntryPolicyYaml, serviceEntryRouteYaml, serviceEntryYaml, yamlFile } from "../../test/support/mod.ts";
 
 const PLAIN = "127.0.0.7";
 const SECURE = "127.0.0.8";
@@ -48,79 +49,27 @@ describe("egress waypoint", () => {
     securePort = s.port!;
     impostorPort = i.port!;
     misnamedPort = m.port!;
-    wp.configure(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: partner, namespace: shop, labels: {istio.io/use-waypoint: wp}}
-spec:
-  hosts: [api.partner.example]
-  addresses: [240.240.9.9]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${plain.port}}]
-  resolution: STATIC
-  endpoints: [{address: ${PLAIN}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: secure, namespace: shop, labels: {istio.io/use-waypoint: wp}}
-spec:
-  hosts: [secure.partner.example]
-  addresses: [240.240.9.10]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${securePort}}]
-  resolution: STATIC
-  endpoints: [{address: ${SECURE}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: impostor, namespace: shop, labels: {istio.io/use-waypoint: wp}}
-spec:
-  hosts: [impostor.partner.example]
-  addresses: [240.240.9.11]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${impostorPort}}]
-  resolution: STATIC
-  endpoints: [{address: ${IMPOSTOR}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: misnamed, namespace: shop, labels: {istio.io/use-waypoint: wp}}
-spec:
-  hosts: [misnamed.partner.example]
-  addresses: [240.240.9.13]
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: ${misnamedPort}}]
-  resolution: STATIC
-  endpoints: [{address: ${MISNAMED}}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: secure, namespace: shop}
-spec:
-  host: "*.partner.example"
-  trafficPolicy:
-    portLevelSettings:
-    - port: {number: 80}
-      tls: {mode: SIMPLE, caCertificates: ${join(certs, "ca.pem")}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: plain, namespace: shop}
-spec:
-  host: api.partner.example
-  trafficPolicy: {tls: {mode: DISABLE}}
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: partner-get-only, namespace: shop}
-spec:
-  targetRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
-  rules: [{to: [{operation: {methods: [GET]}}]}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: partner, namespace: shop}
-spec:
-  parentRefs: [{kind: ServiceEntry, group: networking.istio.io, name: partner}]
-  rules:
-  - filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [{name: x-egress, value: yes}]}}]
-`);
+    // Each host's entry: its own VIP, and one STATIC endpoint (a server on loopback) bound to the waypoint.
+    const entry = (name: string, host: string, vip: string, targetPort: number, endpoint: string) =>
+      serviceEntryYaml({
+        name,
+        hosts: [host],
+        addresses: [vip],
+        ports: [{ number: 80, name: "http", protocol: "HTTP", targetPort }],
+        resolution: "STATIC",
+        endpoints: [{ address: endpoint }],
+        waypoint: "wp",
+      });
+    wp.configure(yamlFile(
+      entry("partner", "api.partner.example", "240.240.9.9", plain.port, PLAIN),
+      entry("secure", "secure.partner.example", "240.240.9.10", securePort, SECURE),
+      entry("impostor", "impostor.partner.example", "240.240.9.11", impostorPort, IMPOSTOR),
+      entry("misnamed", "misnamed.partner.example", "240.240.9.13", misnamedPort, MISNAMED),
+      destinationRuleYaml({ name: "secure", host: "*.partner.example", portTls: { 80: { mode: "SIMPLE", caCertificates: join(certs, "ca.pem") } } }),
+      destinationRuleYaml({ name: "plain", host: "api.partner.example", tls: { mode: "DISABLE" } }),
+      serviceEntryPolicyYaml({ name: "partner-get-only", serviceEntry: "partner", methods: ["GET"] }),
+      serviceEntryRouteYaml({ name: "partner", serviceEntry: "partner", set: { name: "x-egress", value: "yes" } }),
+    ));
   });
 
   afterAll(async () => {
@@ -161,16 +110,13 @@ spec:
   });
 
   test("an entry not bound to this waypoint is refused at CONNECT", async () => {
-    wp.configure(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: elsewhere, namespace: shop}
-spec:
-  hosts: [elsewhere.example]
-  addresses: [240.240.9.12]
-  ports: [{number: 80, name: http}]
-  resolution: NONE
-`);
+    wp.configure(serviceEntryYaml({
+      name: "elsewhere",
+      hosts: ["elsewhere.example"],
+      addresses: ["240.240.9.12"],
+      ports: [{ number: 80, name: "http" }],
+      resolution: "NONE",
+    }));
     await expect(wp.tunnel({ authority: "240.240.9.12:80" })).rejects.toThrow(/503/);
   });
 });

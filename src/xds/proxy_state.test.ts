@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { DEFAULT_MESH_CONFIG, type MeshConfig } from "../model/mod.ts";
 import { COLLECTIONS, type Collection, type Resource, resourceKey, type SnapshotMessage } from "./protocol.ts";
 import { decideFrame, decideSnapshot, type FrameDecision, type ProxyState, refusal, snapshotOf, type Validate } from "./proxy_state.ts";
+import { serviceEntry } from "../../test/support/mod.ts";
 
 // One valid resource of every kind; `rev` lands in a field the proxy reads, so an update is visible.
 const make: { [C in Collection]: (name: string, rev: string) => Resource<C> } = {
@@ -34,10 +35,7 @@ const make: { [C in Collection]: (name: string, rev: string) => Resource<C> } = 
     name, namespace: "shop", from: [{ group: "gateway.networking.k8s.io", kind: "HTTPRoute", namespace: "web" }],
     to: [{ group: "", kind: "Service", name: `backend-${rev}` }],
   }),
-  serviceEntries: (name, rev) => ({
-    name, namespace: "shop", hosts: [`${name}.example`], addresses: [], vips: [{ host: `${name}.example`, address: `240.240.0.${rev}` }],
-    ports: [{ number: 80, protocol: "HTTP" }], resolution: "DNS", location: "MESH_EXTERNAL", endpoints: [], labels: {},
-  }),
+  serviceEntries: (name, rev) => serviceEntry(name, "shop", [`${name}.example`], { vips: [{ host: `${name}.example`, address: `240.240.0.${rev}` }] }),
   destinationRules: (name, rev) => ({ name, namespace: "shop", host: `${name}.example`, tls: { mode: "SIMPLE", sni: `v${rev}.example` } }),
 };
 const key = <C extends Collection>(c: C, name: string) => resourceKey(c, make[c](name, "1"));

@@ -1,15 +1,12 @@
 /** Where connections to ServiceEntry destinations go, and what outboundTrafficPolicy deny admits. */
 import { describe, expect, test } from "bun:test";
 import { indexModel, type MeshConfig, type ServiceEntry, type Waypoint } from "../model/mod.ts";
-import { meshModel as model, service, workload as pod } from "../../test/support/mod.ts";
+import { meshModel as model, service, serviceEntry, workload as pod } from "../../test/support/mod.ts";
 import { planOutbound, RoundRobin } from "./outbound_plan.ts";
 
 const viewer = pod("viewer", "shop", "10.244.1.10", "node-a");
 const api = service("api", "shop", "10.96.0.20", [{ port: 80, targetPort: 8080 }], []);
-const se = (over: Partial<ServiceEntry>): ServiceEntry => ({
-  name: "x", namespace: "shop", hosts: [], addresses: [], vips: [], ports: [{ number: 80, name: "http", protocol: "HTTP" }],
-  resolution: "DNS", location: "MESH_EXTERNAL", endpoints: [], labels: {}, ...over,
-});
+const se = (over: Partial<ServiceEntry>): ServiceEntry => serviceEntry("x", "shop", [], { ports: [{ number: 80, name: "http", protocol: "HTTP" }], ...over });
 const dnsEntry = se({ name: "partner", hosts: ["api.partner.example"], vips: [{ host: "api.partner.example", address: "240.240.1.2" }], ports: [{ number: 80, name: "http", protocol: "HTTP", targetPort: 8080 }] });
 const staticEntry = se({
   name: "db", hosts: ["db.example"], resolution: "STATIC", vips: [{ host: "db.example", address: "240.240.3.4" }],

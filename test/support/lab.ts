@@ -30,6 +30,13 @@ export async function labUnavailable(roles?: string[]): Promise<string | undefin
   return missing.length ? `this build lacks the ${missing.join(", ")} role(s)` : undefined;
 }
 
+/** Whether a lab test file (`what`) must skip, said on the console with the reason: for describe.skipIf. */
+export async function skipLab(what: string, roles?: string[]): Promise<boolean> {
+  const why = await labUnavailable(roles);
+  if (why) console.log(`${what}: SKIPPED: ${why}`);
+  return why !== undefined;
+}
+
 /** A prefix no other test run uses (lowercase letters and digits). */
 export function uniquePrefix(tag: string): string {
   return `${tag}${(process.pid % 100000).toString(36)}${Math.random().toString(36).slice(2, 6)}`.slice(0, 16);

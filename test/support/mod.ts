@@ -5,7 +5,8 @@
  * - wait: waitFor, the one way to poll for a condition;
  * - lab, ztunnel_lab: dist/mesh, the lab and what it leaves on the machine, for the end-to-end tests;
  * - model: a mesh as model objects or as YAML documents;
- * - k8s: the manifests of k8s/ and their RBAC.
+ * - k8s: the manifests of k8s/ and their RBAC;
+ * - flows: flow records as the proxies report them.
  */
 export { bootstrapToken, replaceFile, startInProcessMesh, startTestControl } from "./roles.ts";
 export type { InProcessMesh, InProcessMeshOptions, ProxySpec, TestControl, TestControlOptions } from "./roles.ts";
@@ -15,17 +16,23 @@ export { fixedPort } from "../../src/platform/_test_ports.ts";
 export * from "./lab.ts";
 export * from "./ztunnel_lab.ts";
 export * from "./k8s.ts";
+export { flowRecord } from "./flows.ts";
 export {
+  destinationRuleYaml,
   meshConfigYaml,
   meshModel,
   namespaceYaml,
   podYaml,
   service,
   serviceAccountYaml,
+  serviceEntry,
+  serviceEntryPolicyYaml,
+  serviceEntryRouteYaml,
+  serviceEntryYaml,
   serviceYaml,
   waypoint,
   waypointYaml,
   workload,
   yamlFile,
 } from "./model.ts";
-export type { PodYaml, ServiceYaml, WaypointYaml } from "./model.ts";
+export type { DestinationRuleYaml, PodYaml, ServiceEntryYaml, ServiceYaml, WaypointYaml } from "./model.ts";

@@ -1,10 +1,19 @@
 /**
  * Builders of a mesh for tests, in both forms the code reads: model objects (MeshModel, Workload,
- * Service, Waypoint) for the pure parts, and Kubernetes YAML documents for whatever parses
+ * Service, Waypoint, ServiceEntry) for the pure parts, and Kubernetes YAML documents for whatever parses
  * configuration (the control role, `mesh check`, the lab). Defaults are those of a small ambient mesh
  * in the trust domain cluster.local; a test states only what it is about.
  */
-import { emptyModel, type MeshModel, type Service, type Waypoint, type Workload } from "../../src/model/mod.ts";
+import {
+  type ClientTls,
+  emptyModel,
+  type MeshModel,
+  type Service,
+  type ServiceEntry,
+  type ServiceEntryPort,
+  type Waypoint,
+  type Workload,
+} from "../../src/model/mod.ts";
 
 const TD = "cluster.local";
 const identityOf = (namespace: string, serviceAccount: string) => `spiffe://${TD}/ns/${namespace}/sa/${serviceAccount}`;
@@ -64,6 +73,23 @@ export function waypoint(name: string, namespace: string, address: string | stri
   };
 }
 
+/** A ServiceEntry outside the mesh for `hosts`, resolved by DNS, on port 80 (HTTP), with no VIPs unless `extra` gives them. */
+export function serviceEntry(name: string, namespace: string, hosts: string[], extra: Partial<ServiceEntry> = {}): ServiceEntry {
+  return {
+    name,
+    namespace,
+    hosts,
+    addresses: [],
+    vips: [],
+    ports: [{ number: 80, protocol: "HTTP" }],
+    resolution: "DNS",
+    location: "MESH_EXTERNAL",
+    endpoints: [],
+    labels: {},
+    ...extra,
+  };
+}
+
 /** A model of `parts`; without namespaces, those of the workloads, each enrolled in ambient. */
 export function meshModel(parts: Partial<MeshModel>): MeshModel {
   const m = emptyModel();
@@ -76,6 +102,17 @@ export function meshModel(parts: Partial<MeshModel>): MeshModel {
 }
 
 // ---- the same as YAML documents ----
+
+/** A value in YAML flow style as people write it ({number: 80, name: http}); a string that could read as another type is quoted. */
+function flow(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(flow).join(", ")}]`;
+  if (value && typeof value === "object") {
+    const fields = Object.entries(value).filter(([, v]) => v !== undefined);
+    return `{${fields.map(([k, v]) => `${k}: ${flow(v)}`).join(", ")}}`;
+  }
+  const plain = typeof value === "string" && /^[A-Za-z][\w./-]*$/.test(value) && !/^(true|false|null|yes|no|on|off|y|n)$/i.test(value);
+  return plain ? String(value) : JSON.stringify(value);
+}
 
 const labelLines = (labels: Record<string, string>, indent: string) =>
   Object.entries(labels).map(([k, v]) => `${indent}${k}: ${JSON.stringify(v)}\n`).join("");
@@ -154,4 +191,60 @@ export function waypointYaml(w: WaypointYaml): string {
 export function meshConfigYaml(spec: Record<string, string | number>): string {
   return `apiVersion: mesh.dev/v1alpha1\nkind: MeshConfig\nmetadata:\n  name: mesh\nspec:\n` +
     Object.entries(spec).map(([k, v]) => `  ${k}: ${v}`).join("\n");
+}
+
+export interface ServiceEntryYaml {
+  name: string;
+  namespace?: string;
+  hosts: string[];
+  /** spec.addresses (none: mesh allocates one VIP per host). */
+  addresses?: string[];
+  ports: (Omit<ServiceEntryPort, "protocol"> & { protocol?: string })[];
+  /** spec.resolution as written (none: Istio's default, NONE). */
+  resolution?: "NONE" | "STATIC" | "DNS" | "DNS_ROUND_ROBIN";
+  endpoints?: { address: string; labels?: Record<string, string> }[];
+  /** The egress waypoint (Gateway name) its istio.io/use-waypoint label names. */
+  waypoint?: string;
+}
+
+/** A ServiceEntry (networking.istio.io/v1), in flow style as short entries are usually written. */
+export function serviceEntryYaml(e: ServiceEntryYaml): string {
+  const labels = e.waypoint ? `, labels: {istio.io/use-waypoint: ${e.waypoint}}` : "";
+  const field = (name: string, value: unknown) => (value === undefined ? "" : `\n  ${name}: ${flow(value)}`);
+  return `apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ${e.name}, namespace: ${e.namespace ?? "shop"}${labels}}\nspec:` +
+    field("hosts", e.hosts) + field("addresses", e.addresses) + field("ports", e.ports) +
+    (e.resolution ? `\n  resolution: ${e.resolution}` : "") + field("endpoints", e.endpoints);
+}
+
+export interface DestinationRuleYaml {
+  name: string;
+  namespace?: string;
+  host: string;
+  /** trafficPolicy.tls */
+  tls?: ClientTls;
+  /** trafficPolicy.portLevelSettings: port number -> its tls. */
+  portTls?: Record<number, ClientTls>;
+}
+
+/** A DestinationRule (networking.istio.io/v1) with the TLS settings mesh reads. */
+export function destinationRuleYaml(r: DestinationRuleYaml): string {
+  const portLevelSettings = r.portTls ? Object.entries(r.portTls).map(([port, tls]) => ({ port: { number: Number(port) }, tls })) : undefined;
+  return `apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ${r.name}, namespace: ${r.namespace ?? "shop"}}\n` +
+    `spec: ${flow({ host: r.host, trafficPolicy: { tls: r.tls, portLevelSettings } })}`;
+}
+
+/** The targetRef or parentRef of a ServiceEntry. */
+const serviceEntryRef = (name: string) => `{kind: ServiceEntry, group: networking.istio.io, name: ${name}}`;
+
+/** An AuthorizationPolicy attached to the ServiceEntry `serviceEntry` (its egress waypoint enforces it) that allows only `methods`. */
+export function serviceEntryPolicyYaml(p: { name: string; namespace?: string; serviceEntry: string; methods: string[] }): string {
+  return `apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ${p.name}, namespace: ${p.namespace ?? "shop"}}\nspec:\n` +
+    `  targetRefs: [${serviceEntryRef(p.serviceEntry)}]\n  rules: [{to: [{operation: {methods: ${flow(p.methods)}}}]}]`;
+}
+
+/** An HTTPRoute whose parent is the ServiceEntry `serviceEntry`, setting the header `set` on every request. */
+export function serviceEntryRouteYaml(r: { name: string; namespace?: string; serviceEntry: string; set: { name: string; value: string } }): string {
+  return `apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: ${r.name}, namespace: ${r.namespace ?? "shop"}}\nspec:\n` +
+    `  parentRefs: [${serviceEntryRef(r.serviceEntry)}]\n` +
+    `  rules: [{filters: [{type: RequestHeaderModifier, requestHeaderModifier: {set: [${flow(r.set)}]}}]}]`;
 }

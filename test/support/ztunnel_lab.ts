@@ -1,11 +1,12 @@
 /**
  * Shared by the ztunnel's end-to-end tests and its benchmark: a lab built from
  * test/testdata/ztunnel-lab.yaml, and ways to act inside it directly (ip netns exec), to read a node's
- * metrics and rules, to capture packets on a node's links, and to start or kill its ztunnel.
+ * metrics and rules, to capture packets on a node's links, and to start or kill its ztunnel (any lab's).
  */
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { MESH, mesh, ROOT } from "./lab.ts";
+import { adminSecretDirs } from "../../src/admin/mod.ts";
+import { MESH, mesh, pidAlive, removeZtunnelRecord, ROOT, ztunnelRecord } from "./lab.ts";
 import { waitFor } from "./wait.ts";
 
 export const ZTUNNEL_FIXTURE = join(ROOT, "test", "testdata", "ztunnel-lab.yaml");
@@ -157,14 +158,19 @@ export async function labApply(prefix: string, file: string): Promise<void> {
   if (r.code !== 0) throw new Error(`lab apply failed: ${r.stdout}${r.stderr}`);
 }
 
+/** The file of the secret the admin server on 15000 keeps for a namespace (/run/mesh/admin/<netns inode>-15000.secret). */
+function adminSecretFile(netnsInode: number): string {
+  return join(adminSecretDirs()[0]!, `${netnsInode}-15000.secret`);
+}
+
 /**
- * GET on a proxy's admin API (localhost:15000 inside its namespace), with the secret the admin server
- * keeps in /run/mesh/admin/<netns inode>-15000.secret. Undefined when it cannot be read or answered.
+ * GET on a proxy's admin API (localhost:15000 inside its namespace), with the secret its admin server
+ * keeps. Undefined when it cannot be read or answered.
  */
 export async function adminGet(netns: string, path: string): Promise<unknown> {
   let secret = "";
   try {
-    secret = readFileSync(`/run/mesh/admin/${statSync(`/run/netns/${netns}`).ino}-15000.secret`, "utf8").trim();
+    secret = readFileSync(adminSecretFile(statSync(`/run/netns/${netns}`).ino), "utf8").trim();
   } catch {
     return undefined;
   }
@@ -179,4 +185,36 @@ export async function adminGet(netns: string, path: string): Promise<unknown> {
 /** Open file descriptors of a process (sockets included). */
 export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** What a ztunnel killed with SIGKILL leaves behind, both named after its node's namespace. */
+export interface KilledZtunnel {
+  pid: number;
+  /** The inode of its node's network namespace. */
+  netnsInode: number;
+  /** Its instance record (/run/mesh/ztunnel/<netns inode>-<node>/<pid>). */
+  record: string;
+  /** Its admin secret. */
+  secret: string;
+}
+
+/**
+ * Kills a lab's ztunnel on `node` with SIGKILL, so it cannot clean up after itself, and waits until it
+ * is gone. What it leaves is the test's to check; removeKilledZtunnel (in afterAll) takes it away.
+ */
+export async function killLabZtunnel(info: LabInfo, node: string): Promise<KilledZtunnel> {
+  const p = info.processes.find((x) => x.id === `ztunnel/${node}`);
+  if (!p) throw new Error(`no ztunnel/${node} in the lab`);
+  const netnsInode = statSync(`/run/netns/${p.netns}`).ino;
+  const killed = { pid: p.pid, netnsInode, record: ztunnelRecord(netnsInode, node, p.pid), secret: adminSecretFile(netnsInode) };
+  process.kill(p.pid, "SIGKILL");
+  await waitFor(`ztunnel/${node} gone`, () => !pidAlive(p.pid), 10_000);
+  return killed;
+}
+
+/** Removes what a killed ztunnel left (undefined: none was killed). */
+export function removeKilledZtunnel(killed: KilledZtunnel | undefined): void {
+  if (!killed) return;
+  rmSync(killed.secret, { force: true });
+  removeZtunnelRecord(killed.record);
 }

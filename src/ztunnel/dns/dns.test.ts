@@ -15,17 +15,13 @@ import {
   RCODE,
   TYPE,
 } from "../../dns/mod.ts";
-import { indexModel, type ServiceEntry } from "../../model/mod.ts";
+import { indexModel } from "../../model/mod.ts";
 import { Registry } from "../../telemetry/mod.ts";
-import { meshModel as model, service, workload as pod } from "../../../test/support/mod.ts";
+import { meshModel as model, service, serviceEntry, workload as pod } from "../../../test/support/mod.ts";
 import { CachingResolver, DnsMetrics, DnsProxy, parseUpstreams, resolvConfServers, Upstream } from "./mod.ts";
 
 const client = pod("web", "shop", "127.0.0.1", "n1");
-const partner: ServiceEntry = {
-  name: "partner", namespace: "shop", hosts: ["api.partner.example"], addresses: [],
-  vips: [{ host: "api.partner.example", address: "240.240.7.7" }], ports: [{ number: 80, protocol: "HTTP" }],
-  resolution: "DNS", location: "MESH_EXTERNAL", endpoints: [], labels: {},
-};
+const partner = serviceEntry("partner", "shop", ["api.partner.example"], { vips: [{ host: "api.partner.example", address: "240.240.7.7" }] });
 const index = indexModel(model({
   workloads: [client],
   services: [service("api", "shop", "10.96.0.5", [{ port: 80, targetPort: 8080 }], [])],
