@@ -17,6 +17,7 @@
  * if (d.kind === "apply") held = d.state; // after the proxy applied d.state.view, ACK d.state.version
  */
 import type { MeshConfig, MeshModel } from "../model/mod.ts";
+import { Interner } from "./_intern.ts";
 import {
   COLLECTIONS,
   type Collection,
@@ -113,9 +114,13 @@ export function snapshotOf(s: ProxyState): SnapshotMessage {
 
 function stateOfSnapshot(s: SnapshotMessage): ProxyState {
   const resources = {} as Record<Collection, Map<string, Resource<Collection>>>;
+  const interner = new Interner();
   for (const c of COLLECTIONS) {
     const m = new Map<string, Resource<Collection>>();
-    for (const r of s.resources[c] ?? []) m.set(resourceKey(c, r), r);
+    for (const r of s.resources[c] ?? []) {
+      const shared = interner.intern(r);
+      m.set(resourceKey(c, shared), shared);
+    }
     resources[c] = m;
   }
   return stateOf({ version: s.version, epoch: s.epoch, meshConfig: s.meshConfig, trustBundlePem: s.trustBundlePem, resources: resources as ResourceMaps });
@@ -124,13 +129,17 @@ function stateOfSnapshot(s: SnapshotMessage): ProxyState {
 /** `d` on top of `held`; the caller has checked that d.base and d.epoch are what is held. */
 function mergeDelta(held: ProxyState, d: DeltaMessage): ProxyState {
   const resources: Record<Collection, ReadonlyMap<string, Resource<Collection>>> = { ...held.resources };
+  const interner = new Interner();
   for (const c of COLLECTIONS) {
     const up = d.upsert[c] as Resource<Collection>[] | undefined;
     const rm = d.remove[c];
     if (!up?.length && !rm?.length) continue;
     const m = new Map(held.resources[c] as ReadonlyMap<string, Resource<Collection>>);
     for (const k of rm ?? []) m.delete(k);
-    for (const r of up ?? []) m.set(resourceKey(c, r), r);
+    for (const r of up ?? []) {
+      const shared = interner.intern(r);
+      m.set(resourceKey(c, shared), shared);
+    }
     resources[c] = m;
   }
   return stateOf({
