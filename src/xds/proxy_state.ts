@@ -92,7 +92,10 @@ export function decideFrame(held: ProxyState | undefined, frame: string, validat
   return { kind: "resync", reason: `unknown frame type ${JSON.stringify(type)}` };
 }
 
-/** A parsed snapshot, checked: also how a proxy takes its last-known-good file back at start. */
+/**
+ * A parsed snapshot, checked: also how a proxy takes its last-known-good file back at start. Its resources
+ * are taken over, not copied: repeated values in them are replaced by shared ones (./_intern.ts).
+ */
 export function decideSnapshot(s: SnapshotMessage, validate?: Validate): { kind: "apply"; state: ProxyState } | Refusal {
   return decided(stateOfSnapshot(s), validate);
 }
