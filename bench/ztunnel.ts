@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- ztunnel [--rounds N] [--seconds S] [--conns N] [--scale-pods N]` (root: it builds labs;
- * 5 rounds by default)
+ * `npm run bench -- ztunnel [--rounds N] [--seconds S] [--conns N] [--scale-pods N] [--scale-only 1]` (root:
+ * it builds labs; 5 rounds by default; --scale-only 1 measures only the large configuration below, no lab)
  *
  * Pod to pod across two lab nodes (product-viewer on node-a -> product-api on node-b, pod IP), three
  * ways in one run:
@@ -51,6 +51,7 @@ interface Opts {
   seconds: number;
   conns: number;
   "scale-pods": number;
+  "scale-only": number;
 }
 
 interface PathResult {
@@ -68,10 +69,10 @@ interface PathResult {
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { rounds: 5, seconds: 5, conns: 4000, "scale-pods": 10_000 };
+  const o: Opts = { rounds: 5, seconds: 5, conns: 4000, "scale-pods": 10_000, "scale-only": 0 };
   for (let i = 0; i < args.length; i += 2) {
     const k = args[i]!.replace(/^--/, "") as keyof Opts;
-    if (!(k in o)) throw new Error(`Unknown option ${args[i]}: use --rounds, --seconds, --conns, --scale-pods`);
+    if (!(k in o)) throw new Error(`Unknown option ${args[i]}: use --rounds, --seconds, --conns, --scale-pods, --scale-only`);
     o[k] = Number(args[i + 1]);
   }
   return o;
@@ -303,6 +304,7 @@ export async function main(args: string[]): Promise<number> {
       scale = await measureScale(o["scale-pods"], dir);
       console.log(`one ztunnel holding ${o["scale-pods"]} Pods: RSS ${scale.rssMb.toFixed(1)} MB (private ${scale.anonMb.toFixed(1)} MB), ready in ${Math.round(scale.readyMs)} ms`);
     }
+    if (o["scale-only"]) return 0;
     // Both labs at once (separate namespaces), so every round measures the three paths back to back
     // under the same conditions: this machine is shared, and its load changes from minute to minute.
     const [pInfo, mInfo] = await Promise.all([labUp(plain, true), labUp(meshed, false)]);

@@ -89,6 +89,27 @@ describe("decideFrame: snapshots", () => {
   });
 });
 
+describe("decideFrame: what repeats in a frame is held once", () => {
+  test("equal label sets, port lists and endpoint port maps are one object; the resources read the same", () => {
+    const w = (name: string) => ({ ...make.workloads(name, "1"), ports: [{ port: 8080 }] });
+    const svc = { ...make.services("s", "1"), endpoints: ["a", "b"].map((n) => ({ workloadUid: `Pod/shop/${n}`, ports: { "80": 8080 } })) };
+    const s = applied(decideFrame(undefined, snapshot(1, { workloads: [w("a"), w("b")], services: [svc] })));
+    const [a, b] = s.view.model.workloads;
+    expect(a!.labels).toBe(b!.labels);
+    expect(a!.ports).toBe(b!.ports);
+    expect(a!.node).toBe("n1");
+    const [e1, e2] = s.view.model.services[0]!.endpoints;
+    expect(e1!.ports).toBe(e2!.ports);
+    expect(s.view.model.workloads).toEqual([w("a"), w("b")]);
+    expect(s.view.model.services).toEqual([svc]);
+    // A delta's upserts share among themselves too, and the held state reads as sent.
+    const d = applied(decideFrame(s, delta(1, 2, { upsert: { workloads: [w("c"), w("d")] } })));
+    const byName = new Map(d.view.model.workloads.map((x) => [x.name, x]));
+    expect(byName.get("c")!.labels).toBe(byName.get("d")!.labels);
+    expect(d.view.model.workloads).toEqual([w("a"), w("b"), w("c"), w("d")]);
+  });
+});
+
 describe("decideFrame: deltas, for every resource kind", () => {
   for (const c of COLLECTIONS) {
     describe(c, () => {

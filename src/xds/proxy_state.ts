@@ -17,6 +17,7 @@
  * if (d.kind === "apply") held = d.state; // after the proxy applied d.state.view, ACK d.state.version
  */
 import type { MeshConfig, MeshModel } from "../model/mod.ts";
+import { Interner } from "./_intern.ts";
 import {
   COLLECTIONS,
   type Collection,
@@ -91,7 +92,10 @@ export function decideFrame(held: ProxyState | undefined, frame: string, validat
   return { kind: "resync", reason: `unknown frame type ${JSON.stringify(type)}` };
 }
 
-/** A parsed snapshot, checked: also how a proxy takes its last-known-good file back at start. */
+/**
+ * A parsed snapshot, checked: also how a proxy takes its last-known-good file back at start. Its resources
+ * are taken over, not copied: repeated values in them are replaced by shared ones (./_intern.ts).
+ */
 export function decideSnapshot(s: SnapshotMessage, validate?: Validate): { kind: "apply"; state: ProxyState } | Refusal {
   return decided(stateOfSnapshot(s), validate);
 }
@@ -113,9 +117,13 @@ export function snapshotOf(s: ProxyState): SnapshotMessage {
 
 function stateOfSnapshot(s: SnapshotMessage): ProxyState {
   const resources = {} as Record<Collection, Map<string, Resource<Collection>>>;
+  const interner = new Interner();
   for (const c of COLLECTIONS) {
     const m = new Map<string, Resource<Collection>>();
-    for (const r of s.resources[c] ?? []) m.set(resourceKey(c, r), r);
+    for (const r of s.resources[c] ?? []) {
+      const shared = interner.intern(r);
+      m.set(resourceKey(c, shared), shared);
+    }
     resources[c] = m;
   }
   return stateOf({ version: s.version, epoch: s.epoch, meshConfig: s.meshConfig, trustBundlePem: s.trustBundlePem, resources: resources as ResourceMaps });
@@ -124,13 +132,17 @@ function stateOfSnapshot(s: SnapshotMessage): ProxyState {
 /** `d` on top of `held`; the caller has checked that d.base and d.epoch are what is held. */
 function mergeDelta(held: ProxyState, d: DeltaMessage): ProxyState {
   const resources: Record<Collection, ReadonlyMap<string, Resource<Collection>>> = { ...held.resources };
+  const interner = new Interner();
   for (const c of COLLECTIONS) {
     const up = d.upsert[c] as Resource<Collection>[] | undefined;
     const rm = d.remove[c];
     if (!up?.length && !rm?.length) continue;
     const m = new Map(held.resources[c] as ReadonlyMap<string, Resource<Collection>>);
     for (const k of rm ?? []) m.delete(k);
-    for (const r of up ?? []) m.set(resourceKey(c, r), r);
+    for (const r of up ?? []) {
+      const shared = interner.intern(r);
+      m.set(resourceKey(c, shared), shared);
+    }
     resources[c] = m;
   }
   return stateOf({
