@@ -25,7 +25,20 @@
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { adminGet, ensureBuilt, fdCount, forceDown, labInfo, type LabInfo, mesh, podNetns, uniquePrefix, ZTUNNEL_FIXTURE } from "../test/support/mod.ts";
+import {
+  adminGet,
+  ensureBuilt,
+  fdCount,
+  forceDown,
+  labInfo,
+  type LabInfo,
+  mesh,
+  meshConfigYaml,
+  podNetns,
+  uniquePrefix,
+  waypointYaml,
+  ZTUNNEL_FIXTURE,
+} from "../test/support/mod.ts";
 
 const TOOLS = join(import.meta.dir, "_reliability_tools.ts");
 const BUN = process.execPath;
@@ -38,27 +51,9 @@ const WAYPOINT = "shop/api-waypoint";
  * the waypoint, so product-api (node-b) stays without one for the direct path.
  */
 const EXTRA = `
-apiVersion: mesh.dev/v1alpha1
-kind: MeshConfig
-metadata:
-  name: mesh
-spec:
-  certificateTTL: 1m
+${meshConfigYaml({ certificateTTL: "1m" })}
 ---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: api-waypoint
-  namespace: shop
-spec:
-  gatewayClassName: istio-waypoint
-  listeners:
-  - name: mesh
-    port: 15008
-    protocol: HBONE
-  addresses:
-  - type: IPAddress
-    value: 10.244.2.20
+${waypointYaml({ name: "api-waypoint", namespace: "shop", addresses: ["10.244.2.20"] })}
 `;
 
 /** A policy in a namespace outside the mesh that selects nothing: each save is a real change, harmless. */

@@ -28,6 +28,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { loadavg, tmpdir } from "node:os";
 import { CertificateAuthority, createCsr } from "../src/identity/mod.ts";
 import { join, resolve } from "node:path";
+import { waypointYaml } from "../test/support/mod.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 const MESH = join(ROOT, "dist", "mesh");
@@ -291,20 +292,7 @@ spec:
   - name: http
     port: 8000
     targetPort: 80`,
-    `apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: waypoint
-  namespace: bench
-spec:
-  gatewayClassName: istio-waypoint
-  listeners:
-  - name: mesh
-    port: 15008
-    protocol: HBONE
-  addresses:
-  - type: IPAddress
-    value: 10.244.2.20`,
+    waypointYaml({ name: "waypoint", namespace: "bench", addresses: ["10.244.2.20"] }),
     `apiVersion: security.istio.io/v1
 kind: RequestAuthentication
 metadata:
