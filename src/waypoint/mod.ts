@@ -86,8 +86,9 @@ export async function startWaypoint(opts: WaypointOptions, ctx: RoleContext): Pr
   const state = new WaypointState(opts.gateway);
   const keys = new JwksKeys();
   const telemetry = new RequestTelemetry(ctx.metrics, { accessLog: opts.accessLog ?? true });
-  telemetry.onFlow = (rc, o, ms) => agent.flows.record(() => flowOfRequest(`waypoint/${opts.gateway}`, opts.gateway, rc, o, ms));
-  telemetry.onTcpFlow = (t, o) => agent.flows.record(() => flowOfTcp(`waypoint/${opts.gateway}`, opts.gateway, t, o));
+  const reporter = `waypoint/${opts.gateway}`;
+  telemetry.onFlow = (rc, o, ms) => agent.flows.record(() => flowOfRequest(reporter, opts.gateway, rc, o, ms));
+  telemetry.onTcpFlow = (t, o) => agent.flows.record(() => flowOfTcp(reporter, opts.gateway, t, o));
   const identity = () => state.waypoint?.identity;
   const material = () => {
     const id = identity();

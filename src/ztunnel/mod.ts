@@ -93,7 +93,8 @@ export async function startZtunnel(opts: ZtunnelOptions, ctx: RoleContext): Prom
 
   const state = new ZtunnelState(opts.node);
   const telemetry = new ConnectionTelemetry(ctx.metrics);
-  telemetry.onFlow = (v, o) => agent.flows.record(() => flowOfConnection(`ztunnel/${opts.node}`, v, o));
+  const reporter = `ztunnel/${opts.node}`;
+  telemetry.onFlow = (v, o) => agent.flows.record(() => flowOfConnection(reporter, v, o));
   const dnsAddr = opts.dnsAddr ?? (opts.redirect === "node" ? "0.0.0.0:15053" : "none");
   const dns: ZtunnelDns = startDns({ addr: dnsAddr, upstream: opts.dnsUpstream, index: () => state.index, registry: ctx.metrics });
   const tracker = new ConnectionTracker();
